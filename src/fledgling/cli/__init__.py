@@ -1,0 +1,70 @@
+"""The `fledgling` command. Thin: parse, call one library function, present."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from fledgling import __version__
+from fledgling.cli import session
+from fledgling.cli.contracts import app as contracts_app
+from fledgling.cli.demo import app as demo_app
+from fledgling.cli.imports import app as import_app
+from fledgling.cli.traces import app as traces_app
+from fledgling.errors import FledglingError
+
+app = typer.Typer(
+    name="fledgling",
+    help="Capture your agent's LLM calls, prove a small specialist model does them as well, "
+         "then switch traffic safely.\n\nStart with `fledgling demo`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+app.add_typer(import_app, name="import")
+app.add_typer(traces_app, name="traces")
+app.add_typer(contracts_app, name="contracts")
+app.add_typer(demo_app, name="demo")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"fledgling {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    config: Path | None = typer.Option(
+        None, "--config", "-c", envvar="FLEDGLING_CONFIG",
+        help="fledgling.toml to read (default: ./fledgling.toml, else built-in defaults)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    session.set_config_path(config)
+
+
+def main() -> None:
+    """Entry point: every FledglingError becomes one line on stderr and a non-zero exit."""
+    try:
+        app(standalone_mode=False)
+    except FledglingError as exc:
+        session.err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        session.err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        session.err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,110 @@
+"""`fledgling traces list|show|stats`: look at what has been captured."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import typer
+from rich.syntax import Syntax
+from rich.table import Table
+
+from fledgling.cli.session import console, store
+from fledgling.errors import InputError
+from fledgling.store import CallFilter
+
+app = typer.Typer(no_args_is_help=True, help="List, show and summarise captured calls.")
+
+
+def _filter(task: str | None, model: str | None, source: str | None, status: str | None,
+            since: str | None, until: str | None) -> CallFilter:
+    return CallFilter(task=task, model=model, source=source, status=status,
+                      since=_when(since, "--since"), until=_when(until, "--until"))
+
+
+def _when(value: str | None, flag: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{flag} {value!r} is not a date; use ISO format, e.g. 2026-11-25 or "
+                         "2026-11-25T14:00") from None
+
+
+TaskOpt = typer.Option(None, "--task", "-t", help="Only this task.")
+ModelOpt = typer.Option(None, "--model", "-m", help="Only calls to this model.")
+SourceOpt = typer.Option(None, "--source", help="Only calls from this source (gateway, langfuse, otel, openai-jsonl, demo).")
+StatusOpt = typer.Option(None, "--status", help="ok or error.")
+SinceOpt = typer.Option(None, "--since", help="From this time (ISO, inclusive).")
+UntilOpt = typer.Option(None, "--until", help="Up to this time (ISO, exclusive).")
+
+
+@app.command("list")
+def list_calls(task: str | None = TaskOpt, model: str | None = ModelOpt,
+               source: str | None = SourceOpt, status: str | None = StatusOpt,
+               since: str | None = SinceOpt, until: str | None = UntilOpt,
+               limit: int = typer.Option(20, "--limit", "-n", min=1, max=1000),
+               page: int = typer.Option(1, "--page", min=1, help="Page number (newest first).")) -> None:
+    """The newest calls, one line each."""
+    flt = _filter(task, model, source, status, since, until)
+    result = store().query_calls(flt, limit=limit, offset=(page - 1) * limit)
+    table = Table(title=f"calls {result.offset + 1}-{result.offset + len(result.items)} of {result.total}")
+    for col in ("id", "created", "task", "model", "source", "status", "answer", "ms", "$"):
+        table.add_column(col, no_wrap=col in ("id", "created"), justify="right" if col in ("ms", "$") else "left")
+    for c in result.items:
+        if c.status == "error":
+            answer = f"[red]{(c.error or '')[:40]}[/]"
+        elif c.response and c.response.tool_calls:
+            answer = ", ".join(tc.name for tc in c.response.tool_calls)
+        else:
+            answer = ((c.response.content if c.response else "") or "").replace("\n", " ")[:40]
+        table.add_row(c.id, c.created_at.strftime("%Y-%m-%d %H:%M:%S"), c.task, c.model or "",
+                      c.source, c.status, answer,
+                      f"{c.latency_ms:.0f}" if c.latency_ms is not None else "",
+                      f"{c.cost_usd:.5f}" if c.cost_usd is not None else "")
+    console.print(table)
+    if result.has_more:
+        console.print(f"[dim]more: --page {page + 1}[/]")
+
+
+@app.command("show")
+def show(call_id: str = typer.Argument(..., help="The call id (see `fledgling traces list`).")) -> None:
+    """One call in full: request, answer, usage, metadata."""
+    call = store().get_call(call_id)
+    if call is None:
+        raise InputError(f"no call with id {call_id}; list ids with `fledgling traces list`")
+    console.print(Syntax(json.dumps(call.model_dump(mode="json", exclude_none=True), indent=2,
+                                    ensure_ascii=False), "json", word_wrap=True))
+
+
+@app.command("stats")
+def stats(task: str | None = TaskOpt, model: str | None = ModelOpt,
+          source: str | None = SourceOpt, since: str | None = SinceOpt,
+          until: str | None = UntilOpt) -> None:
+    """Counts, error rates, latency percentiles and cost per task, model and source."""
+    groups = store().stats(_filter(task, model, source, None, since, until))
+    console.print(stats_table(groups))
+
+
+def stats_table(groups: list) -> Table:
+    table = Table(title="captured calls")
+    for col in ("task", "model", "source"):
+        table.add_column(col)
+    for col in ("calls", "errors", "p50 ms", "p95 ms", "p99 ms", "tokens in", "tokens out", "cost $"):
+        table.add_column(col, justify="right")
+    total_calls = total_cost = 0.0
+    for g in groups:
+        pct = [g.latency_percentile(q) for q in (50, 95, 99)]
+        table.add_row(str(g.key.get("task", "")), str(g.key.get("model") or ""),
+                      str(g.key.get("source", "")), f"{g.calls:,}",
+                      f"{g.errors:,} ({g.error_rate:.1%})",
+                      *[f"{p:,.0f}" if p is not None else "-" for p in pct],
+                      f"{g.input_tokens:,}", f"{g.output_tokens:,}", f"{g.cost_usd:,.4f}")
+        total_calls += g.calls
+        total_cost += g.cost_usd
+    if len(groups) > 1:
+        table.add_section()
+        table.add_row("[bold]all[/]", "", "", f"[bold]{int(total_calls):,}[/]", "", "", "", "", "", "",
+                      f"[bold]{total_cost:,.4f}[/]")
+    return table

@@ -1,0 +1,187 @@
+"""Settings from `fledgling.toml`: the one file every command and the gateway read.
+
+Lookup order for the file: `--config PATH`, then `$FLEDGLING_CONFIG`, then `./fledgling.toml`;
+with none of them, the embedded defaults apply. `$FLEDGLING_DB_URL` overrides the store URL.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from fledgling.errors import ConfigError
+
+DEFAULT_DB_URL = "sqlite:///.fledgling/fledgling.db"
+DEFAULT_CONFIG_NAME = "fledgling.toml"
+
+Mode = Literal["record", "shadow", "canary", "swapped"]
+ModelKind = Literal["openai", "hf", "gguf", "recorded"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StoreSettings(_Strict):
+    url: str = DEFAULT_DB_URL
+
+
+class ModelSettings(_Strict):
+    """How to reach a model, and what it costs."""
+
+    kind: ModelKind
+    base_url: str | None = None
+    api_key_env: str | None = None
+    api_version: str | None = None
+    model: str | None = Field(default=None, description="model name sent upstream (openai kind)")
+    base: str | None = None
+    path: str | None = None
+    adapter: str | None = None
+    usd_per_mtok_in: float | None = Field(default=None, ge=0)
+    usd_per_mtok_out: float | None = Field(default=None, ge=0)
+    timeout_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> ModelSettings:
+        if self.kind == "openai" and not self.base_url:
+            raise ValueError("kind 'openai' needs base_url (e.g. \"https://api.openai.com/v1\")")
+        if self.kind == "gguf" and not (self.path or self.base):
+            raise ValueError("kind 'gguf' needs path to a .gguf file (or base)")
+        if self.kind == "hf" and not (self.path or self.base):
+            raise ValueError("kind 'hf' needs base (a checkpoint directory or a known base name)")
+        return self
+
+    def api_key(self) -> str | None:
+        """The secret, read from the environment at use time, never stored."""
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+class TaskMatch(_Strict):
+    """How a call is recognised as belonging to a task (first rule that matches wins)."""
+
+    header: str | None = None
+    model: str | None = None
+    path: str | None = None
+    system_prompt_contains: str | None = None
+
+
+class Gate(_Strict):
+    min: float | None = None
+    max: float | None = None
+    non_inferior: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Gate:
+        if self.min is None and self.max is None and self.non_inferior is None:
+            raise ValueError("a gate needs min, max or non_inferior")
+        return self
+
+
+class TaskSettings(_Strict):
+    match: TaskMatch = Field(default_factory=TaskMatch)
+    upstream: str | None = Field(default=None, description="model name in [models] the gateway forwards to")
+    reference: str | None = None
+    candidate: str | None = None
+    mode: Mode = "record"
+    canary_percent: float = Field(default=0.0, ge=0, le=100)
+    fallback_on: list[Literal["error", "timeout", "contract", "low_confidence"]] = Field(
+        default_factory=lambda: ["error", "timeout", "contract"])
+    gates: dict[str, Gate] = Field(default_factory=dict)
+
+
+class Settings(_Strict):
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    models: dict[str, ModelSettings] = Field(default_factory=dict)
+    tasks: dict[str, TaskSettings] = Field(default_factory=dict)
+    gateway: dict[str, Any] = Field(default_factory=dict)
+    source_path: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> Settings:
+        for name, task in self.tasks.items():
+            for role in ("upstream", "reference", "candidate"):
+                ref = getattr(task, role)
+                if ref is not None and ref not in self.models:
+                    known = ", ".join(sorted(self.models)) or "none defined"
+                    raise ValueError(f"tasks.{name}.{role} = '{ref}' is not a model in [models] "
+                                     f"(known: {known})")
+        return self
+
+    @property
+    def db_url(self) -> str:
+        return os.environ.get("FLEDGLING_DB_URL") or self.store.url
+
+
+def find_config_path(explicit: str | Path | None = None) -> Path | None:
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; pass an existing file to --config")
+        return path
+    env = os.environ.get("FLEDGLING_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"FLEDGLING_CONFIG={env} does not exist; unset it or point it at a file")
+        return path
+    local = Path.cwd() / DEFAULT_CONFIG_NAME
+    return local if local.is_file() else None
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read and validate the config; a problem becomes one `ConfigError` line naming key and fix."""
+    found = find_config_path(path)
+    if found is None:
+        return Settings()
+    try:
+        raw = tomllib.loads(found.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{found}: not valid TOML ({exc}); fix the syntax at that line") from None
+    return parse_settings(raw, source=found)
+
+
+def parse_settings(raw: dict[str, Any], source: Path | str = DEFAULT_CONFIG_NAME) -> Settings:
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc)}") from None
+    settings.source_path = Path(source)
+    return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    key = ".".join(loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        hint = difflib.get_close_matches(loc[-1], allowed, n=1)
+        fix = f"did you mean '{hint[0]}'?" if hint else f"allowed keys: {', '.join(allowed)}" if allowed else "remove it"
+        return f"unknown key '{key}'; {fix}"
+    if err["type"] == "missing":
+        return f"'{key}' is required; add it"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"'{key}': {msg}" if loc else msg
+
+
+def _allowed_keys(loc: list[str]) -> list[str]:
+    model: type[BaseModel] | None = Settings
+    i = 0
+    while model is not None and i < len(loc):
+        field = model.model_fields.get(loc[i])
+        if field is None:
+            return []
+        ann = field.annotation
+        inner = getattr(ann, "__args__", None)
+        if inner and isinstance(inner[-1], type) and issubclass(inner[-1], BaseModel):  # dict[str, Model]
+            model, i = inner[-1], i + 2
+        elif isinstance(ann, type) and issubclass(ann, BaseModel):
+            model, i = ann, i + 1
+        else:
+            return []
+    return sorted(model.model_fields) if model else []

@@ -1,0 +1,72 @@
+"""The trace store's tables, as SQLAlchemy Core. Plain names, one row per thing.
+
+The Alembic revisions in `migrations/versions/` create exactly these tables; a test checks that
+the two never drift apart.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (JSON, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String,
+                        Table, Text)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+calls = Table(
+    "calls", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("task", String(200), nullable=False),
+    Column("trace_id", String(200)),
+    Column("session_id", String(200)),
+    Column("source", String(40), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("provider", String(100)),
+    Column("model", String(200)),
+    Column("status", String(10), nullable=False),
+    Column("error", Text),
+    Column("finish_reason", String(40)),
+    Column("input_tokens", Integer, nullable=False, default=0),
+    Column("output_tokens", Integer, nullable=False, default=0),
+    Column("latency_ms", Float),
+    Column("cost_usd", Float),
+    Column("request", Json, nullable=False),
+    Column("response", Json),
+    Column("feedback", Json),
+    Column("metadata", Json, nullable=False),
+    Index("ix_calls_task_created_at", "task", "created_at"),
+    Index("ix_calls_created_at", "created_at"),
+    Index("ix_calls_model", "model"),
+    Index("ix_calls_source", "source"),
+    Index("ix_calls_status", "status"),
+    Index("ix_calls_session_id", "session_id"),
+)
+
+tool_calls = Table(
+    "tool_calls", metadata,
+    Column("call_id", String(64), ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("arguments", Text, nullable=False),
+    Index("ix_tool_calls_name", "name"),
+)
+
+contracts = Table(
+    "contracts", metadata,
+    Column("task", String(200), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("n_calls", Integer, nullable=False),
+    Column("tools", Json, nullable=False),
+    Column("output_schema", Json),
+    Column("stats", Json, nullable=False),
+)
+
+import_cursors = Table(
+    "import_cursors", metadata,
+    Column("source", String(500), primary_key=True),
+    Column("cursor", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
