@@ -156,3 +156,19 @@ def cost_usd(usage: Usage, usd_per_mtok_in: float | None, usd_per_mtok_out: floa
         return None
     return (usage.input_tokens * (usd_per_mtok_in or 0.0)
             + usage.output_tokens * (usd_per_mtok_out or 0.0)) / 1_000_000
+
+
+def default_task(messages: list[dict[str, Any]]) -> str:
+    """The stable task name for a call nobody labelled: derived from its system prompt.
+
+    Calls of one agent share a system prompt, so they land in one task; with no system prompt
+    the call goes to `default`.
+    """
+    for msg in messages:
+        if msg.get("role") in ("system", "developer"):
+            content = msg.get("content")
+            if isinstance(content, list):
+                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            if content:
+                return "task-" + hashlib.sha256(str(content).strip().encode()).hexdigest()[:10]
+    return "default"

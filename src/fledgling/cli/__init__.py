@@ -10,7 +10,9 @@ import typer
 from fledgling import __version__
 from fledgling.cli import session
 from fledgling.cli.contracts import app as contracts_app
+from fledgling.cli.curate import app as curate_app
 from fledgling.cli.demo import app as demo_app
+from fledgling.cli.gateway import app as gateway_app
 from fledgling.cli.imports import app as import_app
 from fledgling.cli.traces import app as traces_app
 from fledgling.errors import FledglingError
@@ -27,6 +29,8 @@ app.add_typer(import_app, name="import")
 app.add_typer(traces_app, name="traces")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(demo_app, name="demo")
+app.add_typer(gateway_app, name="gateway")
+app.add_typer(curate_app, name="curate")
 
 
 def _version(value: bool) -> None:
