@@ -94,11 +94,26 @@ class TaskSettings(_Strict):
     gates: dict[str, Gate] = Field(default_factory=dict)
 
 
+class GatewaySettings(_Strict):
+    """`[gateway]`: where the recording proxy listens, where it forwards, how it spools."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8787, ge=0, le=65535)
+    upstream: str | None = Field(
+        default=None, description="model name in [models] (or a base URL) for calls no task claims")
+    spool_dir: str = ".fledgling/spool"
+    spool_fsync_ms: float = Field(default=10.0, ge=0, le=10_000,
+                                  description="group-commit window: the most a crash can lose")
+    spool_fsync_records: int = Field(default=512, ge=1)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    writer_batch: int = Field(default=500, ge=1)
+
+
 class Settings(_Strict):
     store: StoreSettings = Field(default_factory=StoreSettings)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     tasks: dict[str, TaskSettings] = Field(default_factory=dict)
-    gateway: dict[str, Any] = Field(default_factory=dict)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     source_path: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
