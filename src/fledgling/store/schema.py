@@ -6,8 +6,8 @@ the two never drift apart.
 
 from __future__ import annotations
 
-from sqlalchemy import (JSON, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String,
-                        Table, Text)
+from sqlalchemy import (JSON, Column, DateTime, Float, ForeignKey, ForeignKeyConstraint, Index,
+                        Integer, MetaData, String, Table, Text)
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
@@ -69,4 +69,31 @@ import_cursors = Table(
     Column("source", String(500), primary_key=True),
     Column("cursor", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+datasets = Table(
+    "datasets", metadata,
+    Column("task", String(200), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("contract_version", String(64)),
+    Column("format", String(20), nullable=False),
+    Column("seed", Integer, nullable=False),
+    Column("params", Json, nullable=False),
+    Column("report", Json, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("n_train", Integer, nullable=False),
+    Column("n_val", Integer, nullable=False),
+    Column("n_test", Integer, nullable=False),
+)
+
+dataset_items = Table(
+    "dataset_items", metadata,
+    Column("task", String(200), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("split", String(10), primary_key=True),
+    Column("line", Integer, primary_key=True),
+    Column("call_id", String(64), nullable=False),
+    ForeignKeyConstraint(["task", "version"], ["datasets.task", "datasets.version"], ondelete="CASCADE"),
+    Index("ix_dataset_items_call_id", "call_id"),
 )
