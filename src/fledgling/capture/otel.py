@@ -1,26 +1,63 @@
 """OpenTelemetry GenAI spans (OTLP JSON or protobuf) -> `Call`s.
 
-Filled in below; the two public functions are the agreed interface the gateway codes against.
+An inference span (`gen_ai.operation.name` = chat / text_completion / generate_content, or an
+older span with `gen_ai.prompt.*` attributes) is one LLM call. Messages are read from, in order:
+the `gen_ai.input.messages` / `gen_ai.output.messages` attributes (parts-based JSON), the
+`gen_ai.client.inference.operation.details` event, the older per-message events
+(`gen_ai.user.message`, `gen_ai.choice`, ...), the `gen_ai.content.prompt/completion` events, and
+OpenLLMetry's `gen_ai.prompt.N.*` / `gen_ai.completion.N.*` attributes. Tool-execution spans
+(`execute_tool {name}`), embeddings and agent spans are not LLM calls and are skipped.
 """
 
 from __future__ import annotations
 
+import base64
+import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from fledgling.calls import Call
+import orjson
+
+from fledgling.calls import Call, Request, Response, ToolCall, Usage, default_task, stable_id
+from fledgling.capture import coerce, messages
+from fledgling.capture.coerce import BadField
+from fledgling.capture.records import Tally, reading, records
 from fledgling.errors import InputError
 
+SOURCE = "otel"
+_LLM_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
+_MESSAGE_EVENTS = {"gen_ai.system.message": "system", "gen_ai.user.message": "user",
+                   "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool"}
+_INDEXED = re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(.+)$")
+_FUNCTION = re.compile(r"^llm\.request\.functions\.(\d+)\.(.+)$")
+_FLOAT_PARAMS = {"gen_ai.request.temperature": "temperature", "gen_ai.request.top_p": "top_p",
+                 "gen_ai.request.frequency_penalty": "frequency_penalty",
+                 "gen_ai.request.presence_penalty": "presence_penalty"}
+_INT_PARAMS = {"gen_ai.request.max_tokens": "max_tokens", "gen_ai.request.seed": "seed",
+               "gen_ai.request.choice.count": "n", "gen_ai.request.top_k": "top_k"}
 
-def calls_from_otlp_json(payload: dict[str, Any], *, source_name: str = "otel") -> list[Call]:
-    """The LLM calls in one OTLP/JSON `ExportTraceServiceRequest` payload."""
-    if not isinstance(payload, dict):
-        raise InputError("an OTLP payload must be a JSON object with 'resourceSpans'",
-                         source=source_name, field="resourceSpans")
-    return []
+
+def calls_from_otlp_json(payload: dict[str, Any], *, source_name: str = "otel",
+                         origin: str = "OTLP payload", task: str | None = None) -> list[Call]:
+    """The LLM calls in one OTLP/JSON `ExportTraceServiceRequest` payload.
+
+    `source_name` becomes `Call.source`; `origin` names the payload in error messages. Ids are
+    `stable_id("otel", traceId, spanId)`, so a span sent twice is stored once.
+    """
+    return [call for _, call in _calls(payload, source_name=source_name, origin=origin, task=task,
+                                       where_prefix="", tally=Tally())]
 
 
-def calls_from_otlp_protobuf(body: bytes) -> list[Call]:
+def calls_from_otlp_protobuf(body: bytes, *, source_name: str = "otel",
+                             task: str | None = None) -> list[Call]:
     """The LLM calls in one protobuf-encoded `ExportTraceServiceRequest` body."""
+    return calls_from_otlp_json(payload_from_protobuf(body), source_name=source_name,
+                                origin="OTLP protobuf body", task=task)
+
+
+def payload_from_protobuf(body: bytes) -> dict[str, Any]:
+    """An `ExportTraceServiceRequest` body as the OTLP/JSON dict (ids as hex, enums as ints)."""
     from google.protobuf.json_format import MessageToDict
     from google.protobuf.message import DecodeError
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -28,7 +65,400 @@ def calls_from_otlp_protobuf(body: bytes) -> list[Call]:
     req = ExportTraceServiceRequest()
     try:
         req.ParseFromString(body)
-    except DecodeError as exc:
-        raise InputError(f"not a protobuf ExportTraceServiceRequest ({exc})",
-                         source="otlp protobuf body") from None
-    return calls_from_otlp_json(MessageToDict(req), source_name="otlp protobuf body")
+        payload = MessageToDict(req, use_integers_for_enums=True)
+    except (DecodeError, ValueError, TypeError, RecursionError) as exc:
+        raise InputError(f"not a protobuf ExportTraceServiceRequest ({str(exc)[:120]})",
+                         source="OTLP protobuf body") from None
+    for rs in payload.get("resourceSpans", []):
+        for ss in rs.get("scopeSpans", []):
+            for span in ss.get("spans", []):
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
+    return payload
+
+
+def calls_in_file(path: Path, task: str | None, tally: Tally) -> Iterator[Call]:
+    """Calls in an OTLP JSON file (one payload) or JSONL (one payload per line, as the
+    collector's file exporter writes)."""
+    for where, payload, suspect in records(path, tally):
+        if suspect:
+            with reading(str(path), where):
+                if coerce.unstorable(payload):
+                    raise BadField(None, "holds a NUL character, which the store cannot keep")
+        for _, call in _calls(payload, source_name=SOURCE, origin=str(path), task=task,
+                              where_prefix=f"{where} ", tally=tally):
+            yield call
+
+
+def _calls(payload: Any, *, source_name: str, origin: str, task: str | None, where_prefix: str,
+           tally: Tally) -> Iterator[tuple[str, Call]]:
+    with reading(origin, where_prefix.strip() or "payload"):
+        spans = list(_spans(payload))
+    for loc, span, resource in spans:
+        with reading(origin, f"{where_prefix}{loc}"):
+            call = call_from_span(span, resource, source_name=source_name, task=task)
+        if call is None:
+            tally.ignored += 1
+            continue
+        yield loc, call
+
+
+def _spans(payload: Any) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    if not isinstance(payload, dict):
+        raise BadField(None, f"an OTLP payload must be an object, got {coerce.type_name(payload)}")
+    if "resourceSpans" not in payload:
+        if payload:
+            raise BadField("resourceSpans", "is missing; is this an OTLP trace export?")
+        return
+    for i, rs in enumerate(coerce.array(payload["resourceSpans"], "resourceSpans")):
+        rs = coerce.obj(rs, f"resourceSpans[{i}]", required=True)
+        resource = coerce.obj(rs.get("resource"), f"resourceSpans[{i}].resource")
+        res_attrs = attributes(resource.get("attributes"), f"resourceSpans[{i}].resource.attributes")
+        scopes = rs.get("scopeSpans", rs.get("instrumentationLibrarySpans"))
+        for j, ss in enumerate(coerce.array(scopes, f"resourceSpans[{i}].scopeSpans")):
+            ss = coerce.obj(ss, f"resourceSpans[{i}].scopeSpans[{j}]", required=True)
+            for k, span in enumerate(coerce.array(ss.get("spans"), f"resourceSpans[{i}].scopeSpans[{j}].spans")):
+                loc = f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]"
+                if not isinstance(span, dict):
+                    raise BadField(loc, f"must be a span object, got {coerce.type_name(span)}")
+                yield loc, span, res_attrs
+
+
+# -- attribute values ------------------------------------------------------------------------
+
+def attributes(raw: Any, field: str) -> dict[str, Any]:
+    """OTLP `[{key, value: AnyValue}]` -> {key: python value}."""
+    out: dict[str, Any] = {}
+    for n, kv in enumerate(coerce.array(raw, field)):
+        if not isinstance(kv, dict) or not isinstance(kv.get("key"), str):
+            raise BadField(f"{field}[{n}]", "must be {\"key\": ..., \"value\": ...}")
+        out[kv["key"]] = any_value(kv.get("value"), f"{field}[{kv['key']}]")
+    return out
+
+
+def any_value(raw: Any, field: str) -> Any:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise BadField(field, f"must be an OTLP AnyValue object, got {coerce.type_name(raw)}")
+    if "stringValue" in raw:
+        return coerce.text(raw["stringValue"], field)
+    if "intValue" in raw:
+        value = raw["intValue"]
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise BadField(field, "intValue must be an integer")
+        try:
+            return int(value)
+        except ValueError:
+            raise BadField(field, f"intValue must be an integer, got {value[:40]!r}") from None
+    if "doubleValue" in raw:
+        value = raw["doubleValue"]
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise BadField(field, f"doubleValue must be a number, got {value[:40]!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise BadField(field, "doubleValue must be a number")
+        return float(value)
+    if "boolValue" in raw:
+        if not isinstance(raw["boolValue"], bool):
+            raise BadField(field, "boolValue must be true or false")
+        return raw["boolValue"]
+    if "arrayValue" in raw:
+        arr = coerce.obj(raw["arrayValue"], field)
+        return [any_value(v, f"{field}[{i}]") for i, v in enumerate(coerce.array(arr.get("values"), field))]
+    if "kvlistValue" in raw:
+        kv = coerce.obj(raw["kvlistValue"], field)
+        return attributes(kv.get("values"), field)
+    if "bytesValue" in raw:
+        return coerce.text(raw["bytesValue"], field)
+    return None
+
+
+# -- one span --------------------------------------------------------------------------------
+
+def call_from_span(span: dict[str, Any], resource: dict[str, Any] | None = None, *,
+                   source_name: str = SOURCE, task: str | None = None) -> Call | None:
+    """One span -> `Call`, or None when the span is not an LLM call."""
+    resource = resource or {}
+    attrs = attributes(span.get("attributes"), "attributes")
+    events = _events(span.get("events"))
+    if not _is_inference(span, attrs):
+        return None
+    trace_id = coerce.text(span.get("traceId"), "traceId")
+    span_id = coerce.text(span.get("spanId"), "spanId")
+    if not trace_id or not span_id:
+        raise BadField("traceId" if not trace_id else "spanId", "is missing")
+    start = coerce.unix_nanos(span.get("startTimeUnixNano"), "startTimeUnixNano")
+    end = coerce.unix_nanos(span["endTimeUnixNano"], "endTimeUnixNano") if span.get("endTimeUnixNano") else None
+    inputs, response = _conversation(attrs, events)
+    request = _request(attrs, inputs)
+    if response is not None and response.finish_reason is None:
+        reasons = attrs.get("gen_ai.response.finish_reasons")
+        if isinstance(reasons, list) and reasons and isinstance(reasons[0], str):
+            response.finish_reason = reasons[0]
+        elif isinstance(reasons, str):
+            response.finish_reason = reasons
+    status = coerce.obj(span.get("status"), "status")
+    error = None
+    if status.get("code") in (2, "2", "STATUS_CODE_ERROR"):
+        error = coerce.text(status.get("message"), "status.message") or \
+            coerce.text(attrs.get("error.type"), "error.type") or "error"
+    model = attrs.get("gen_ai.request.model") or attrs.get("gen_ai.response.model")
+    provider = attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system")
+    otel: dict[str, Any] = {"span_id": span_id, "span_name": span.get("name")}
+    for key, name in (("gen_ai.response.id", "response_id"), ("gen_ai.response.model", "response_model"),
+                      ("gen_ai.operation.name", "operation"), ("gen_ai.agent.name", "agent_name")):
+        if attrs.get(key) is not None:
+            otel[name] = attrs[key]
+    if resource.get("service.name") is not None:
+        otel["service_name"] = resource["service.name"]
+    call = Call(
+        id=stable_id("otel", trace_id, span_id),
+        task=task or _task(attrs) or _task(resource) or default_task(request.messages),
+        trace_id=trace_id,
+        session_id=coerce.text(attrs.get("gen_ai.conversation.id") or attrs.get("session.id"),
+                               "gen_ai.conversation.id"),
+        source=source_name,
+        created_at=start,
+        provider=coerce.text(provider, "gen_ai.provider.name"),
+        model=coerce.text(model, "gen_ai.request.model"),
+        request=request,
+        response=response,
+        usage=Usage(
+            input_tokens=coerce.integer(attrs.get("gen_ai.usage.input_tokens",
+                                                  attrs.get("gen_ai.usage.prompt_tokens")),
+                                        "gen_ai.usage.input_tokens", default=0),
+            output_tokens=coerce.integer(attrs.get("gen_ai.usage.output_tokens",
+                                                   attrs.get("gen_ai.usage.completion_tokens")),
+                                         "gen_ai.usage.output_tokens", default=0)),
+        latency_ms=max((end - start).total_seconds() * 1000, 0.0) if end else None,
+        status="error" if error else "ok",
+        error=error,
+        metadata={"otel": otel},
+    )
+    return coerce.check_storable(call)
+
+
+def _is_inference(span: dict[str, Any], attrs: dict[str, Any]) -> bool:
+    op = attrs.get("gen_ai.operation.name")
+    if isinstance(op, str):
+        return op in _LLM_OPERATIONS
+    name = span.get("name")
+    if isinstance(name, str) and name.startswith("execute_tool"):
+        return False
+    if attrs.get("traceloop.span.kind") in ("tool", "workflow", "task", "agent"):
+        return False
+    if attrs.get("llm.request.type") not in (None, "chat", "completion"):
+        return False
+    return any(k.startswith(("gen_ai.prompt.", "gen_ai.completion.", "gen_ai.input.messages",
+                             "gen_ai.request.model")) for k in attrs)
+
+
+def _task(attrs: dict[str, Any]) -> str | None:
+    value = attrs.get("fledgling.task")
+    return value if isinstance(value, str) and value else None
+
+
+def _events(raw: Any) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for n, ev in enumerate(coerce.array(raw, "events")):
+        ev = coerce.obj(ev, f"events[{n}]", required=True)
+        name = ev.get("name")
+        if not isinstance(name, str):
+            raise BadField(f"events[{n}].name", "is missing")
+        attrs = attributes(ev.get("attributes"), f"events[{n}].attributes")
+        if "body" in ev:
+            body = ev["body"]
+            attrs["body"] = any_value(body, f"events[{n}].body") if isinstance(body, dict) and \
+                len(body) == 1 and next(iter(body)).endswith("Value") else body
+        out.append((name, attrs))
+    return out
+
+
+def _request(attrs: dict[str, Any], inputs: list[dict[str, Any]]) -> Request:
+    body: dict[str, Any] = {"messages": inputs}
+    for key, name in _FLOAT_PARAMS.items():
+        if attrs.get(key) is not None:
+            body[name] = coerce.number(attrs[key], key)
+    for key, name in _INT_PARAMS.items():
+        if attrs.get(key) is not None:
+            body[name] = coerce.integer(attrs[key], key)
+    stop = attrs.get("gen_ai.request.stop_sequences")
+    if stop is not None:
+        body["stop"] = stop
+    tools = attrs.get("gen_ai.tool.definitions")
+    if tools is None:
+        tools = _indexed_functions(attrs) or None
+    body["tools"] = messages.tools(tools, "gen_ai.tool.definitions")
+    return Request.model_validate(body)
+
+
+def _indexed_functions(attrs: dict[str, Any]) -> list[dict[str, Any]]:
+    found: dict[int, dict[str, Any]] = {}
+    for key, value in attrs.items():
+        if m := _FUNCTION.match(key):
+            found.setdefault(int(m.group(1)), {})[m.group(2)] = value
+    return [found[i] for i in sorted(found)]
+
+
+# -- messages --------------------------------------------------------------------------------
+
+def _conversation(attrs: dict[str, Any], events: list[tuple[str, dict[str, Any]]]
+                  ) -> tuple[list[dict[str, Any]], Response | None]:
+    details = next((a for n, a in events if n == "gen_ai.client.inference.operation.details"), {})
+    system = attrs.get("gen_ai.system_instructions", details.get("gen_ai.system_instructions"))
+    inputs_raw = attrs.get("gen_ai.input.messages", details.get("gen_ai.input.messages"))
+    outputs_raw = attrs.get("gen_ai.output.messages", details.get("gen_ai.output.messages"))
+    if inputs_raw is not None or outputs_raw is not None:
+        inputs = _parts_messages(inputs_raw, "gen_ai.input.messages")
+        outputs = _parts_messages(outputs_raw, "gen_ai.output.messages", output=True)
+        response = _response_from(outputs)
+    elif any(n in _MESSAGE_EVENTS or n == "gen_ai.choice" for n, _ in events):
+        inputs, response = _from_message_events(events)
+    elif any(n in ("gen_ai.content.prompt", "gen_ai.content.completion") for n, _ in events):
+        inputs, response = _from_content_events(events)
+    else:
+        inputs, response = _from_indexed(attrs)
+    if system is not None:
+        sys_text = _system_text(system)
+        if sys_text and not (inputs and inputs[0].get("role") == "system"):
+            inputs = [{"role": "system", "content": sys_text}, *inputs]
+    return inputs, response
+
+
+def _system_text(raw: Any) -> str | None:
+    raw = coerce.maybe_json(raw)
+    if isinstance(raw, str):
+        return raw
+    parts = coerce.array(raw, "gen_ai.system_instructions")
+    texts = [p.get("content") for p in parts if isinstance(p, dict) and isinstance(p.get("content"), str)]
+    return "\n".join(texts) if texts else None
+
+
+def _parts_messages(raw: Any, field: str, *, output: bool = False) -> list[dict[str, Any]]:
+    """The parts-based messages of the current conventions -> OpenAI chat messages."""
+    out: list[dict[str, Any]] = []
+    for i, msg in enumerate(coerce.array(raw, field)):
+        here = f"{field}[{i}]"
+        msg = coerce.obj(msg, here, required=True)
+        if "parts" not in msg:
+            out.append(messages.message(msg, here))
+            continue
+        role = messages.role_of(coerce.text(msg.get("role"), f"{here}.role") or "", f"{here}.role")
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        for j, part in enumerate(coerce.array(msg["parts"], f"{here}.parts")):
+            part = coerce.obj(part, f"{here}.parts[{j}]", required=True)
+            kind = part.get("type")
+            if kind == "text":
+                texts.append(coerce.text(part.get("content"), f"{here}.parts[{j}].content") or "")
+            elif kind == "tool_call":
+                calls.append(messages.tool_call(part, f"{here}.parts[{j}]"))
+            elif kind == "tool_call_response":
+                result = part.get("response", part.get("result"))
+                out.append({"role": "tool", "tool_call_id": coerce.text(part.get("id"), f"{here}.parts[{j}].id"),
+                            "content": result if isinstance(result, str) else orjson.dumps(result).decode()})
+        if texts or calls or role != "tool":
+            m: dict[str, Any] = {"role": role, "content": "".join(texts) if texts else None}
+            if calls:
+                m["tool_calls"] = [tc.to_openai() for tc in calls]
+            if output and isinstance(msg.get("finish_reason"), str):
+                m["finish_reason"] = msg["finish_reason"]
+            out.append(m)
+    return out
+
+
+def _response_from(outputs: list[dict[str, Any]]) -> Response | None:
+    if not outputs:
+        return None
+    first = outputs[0]
+    return Response(content=first.get("content") if isinstance(first.get("content"), str) else None,
+                    tool_calls=first.get("tool_calls") or [],
+                    finish_reason=first.pop("finish_reason", None))
+
+
+def _event_body(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Old per-message events carry their body as a `body`/`gen_ai.event.content` value, or as
+    plain attributes (`content`, `tool_calls`, `message`, ...)."""
+    for key in ("body", "gen_ai.event.content", "event.body"):
+        if key in attrs:
+            value = coerce.maybe_json(attrs[key])
+            if isinstance(value, dict):
+                return value
+            if isinstance(value, str):
+                return {"content": value}
+    return {k: coerce.maybe_json(v) for k, v in attrs.items() if not k.startswith("gen_ai.")}
+
+
+def _from_message_events(events: list[tuple[str, dict[str, Any]]]
+                         ) -> tuple[list[dict[str, Any]], Response | None]:
+    inputs: list[dict[str, Any]] = []
+    response = None
+    for n, (name, attrs) in enumerate(events):
+        field = f"events[{n}]"
+        body = _event_body(attrs)
+        if name in _MESSAGE_EVENTS:
+            msg = {"role": _MESSAGE_EVENTS[name], **{k: v for k, v in body.items() if k != "role"}}
+            if msg["role"] == "tool" and "id" in msg and "tool_call_id" not in msg:
+                msg["tool_call_id"] = msg.pop("id")
+            inputs.append(messages.message(msg, field))
+        elif name == "gen_ai.choice" and response is None:
+            message = coerce.obj(body.get("message"), f"{field}.message") or \
+                {k: v for k, v in body.items() if k in ("content", "tool_calls")}
+            response = messages.response({"message": message, "finish_reason": body.get("finish_reason")},
+                                         field)
+    return inputs, response
+
+
+def _from_content_events(events: list[tuple[str, dict[str, Any]]]
+                         ) -> tuple[list[dict[str, Any]], Response | None]:
+    inputs: list[dict[str, Any]] = []
+    response = None
+    for name, attrs in events:
+        if name == "gen_ai.content.prompt":
+            inputs = messages.messages(attrs.get("gen_ai.prompt"), "gen_ai.prompt")
+        elif name == "gen_ai.content.completion":
+            response = messages.response(attrs.get("gen_ai.completion"), "gen_ai.completion")
+    return inputs, response
+
+
+def _from_indexed(attrs: dict[str, Any]) -> tuple[list[dict[str, Any]], Response | None]:
+    """OpenLLMetry: `gen_ai.prompt.N.role/content`, `gen_ai.completion.N.tool_calls.M.name`, ..."""
+    groups: dict[str, dict[int, dict[str, Any]]] = {"prompt": {}, "completion": {}}
+    for key, value in attrs.items():
+        if m := _INDEXED.match(key):
+            groups[m.group(1)].setdefault(int(m.group(2)), {})[m.group(3)] = value
+    inputs = [_indexed_message(groups["prompt"][i], f"gen_ai.prompt.{i}") for i in sorted(groups["prompt"])]
+    completions = groups["completion"]
+    response = None
+    if completions:
+        first = min(completions)
+        msg = _indexed_message({"role": "assistant", **completions[first]}, f"gen_ai.completion.{first}")
+        response = messages.response({"message": msg, "finish_reason": completions[first].get("finish_reason")},
+                                     f"gen_ai.completion.{first}")
+    return inputs, response
+
+
+def _indexed_message(flat: dict[str, Any], field: str) -> dict[str, Any]:
+    calls: dict[int, dict[str, Any]] = {}
+    fc: dict[str, Any] = {}
+    msg: dict[str, Any] = {}
+    for key, value in flat.items():
+        parts = key.split(".")
+        if parts[0] == "tool_calls" and len(parts) == 3 and parts[1].isdigit():
+            calls.setdefault(int(parts[1]), {})[parts[2]] = value
+        elif parts[0] == "function_call" and len(parts) == 2:
+            fc[parts[1]] = value
+        elif len(parts) == 1:
+            msg[key] = value
+    if calls:
+        msg["tool_calls"] = [{"id": c.get("id"), "type": "function",
+                              "function": {"name": c.get("name"), "arguments": c.get("arguments", "{}")}}
+                             for _, c in sorted(calls.items())]
+    elif fc:
+        msg["function_call"] = fc
+    msg.pop("finish_reason", None)
+    return messages.message(msg, field)

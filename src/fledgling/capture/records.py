@@ -1,0 +1,155 @@
+"""Records of an input file, streamed one at a time, each with where it was found.
+
+JSONL is read line by line; a JSON file whose records sit in a top-level array (or in
+`{"data": [...]}`, as the Langfuse API pages them) is parsed incrementally with ijson, so memory
+stays bounded by one record, not by the file. Every failure is an `InputError` that names the
+file, the line or record, and (through `BadField`) the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ijson
+import orjson
+from pydantic import ValidationError
+
+from fledgling.capture.coerce import BadField
+from fledgling.errors import InputError
+
+_SINGLE_OBJECT_KEYS = {"id", "traceId", "resourceSpans", "observations", "type", "request", "messages"}
+
+
+@dataclass
+class Tally:
+    """What a reader has got through so far: bytes (for progress) and records that are not calls."""
+
+    offset: int = 0
+    size: int = 0
+    ignored: int = 0
+
+
+@contextmanager
+def reading(source: str, where: str) -> Iterator[None]:
+    """Turn any failure to map one record into an `InputError` that says where it happened."""
+    try:
+        yield
+    except InputError:
+        raise
+    except BadField as exc:
+        raise InputError(exc.message, source=source, record=where, field=exc.field) from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err.get("loc", ())) or None
+        raise InputError(err.get("msg", "invalid value"), source=source, record=where,
+                         field=field) from None
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as exc:
+        raise InputError(f"cannot be read ({type(exc).__name__}: {str(exc)[:200]})",
+                         source=source, record=where) from None
+
+
+def records(path: Path, tally: Tally) -> Iterator[tuple[str, Any, bool]]:
+    """(where, value, suspect) for each record: JSONL lines, or the items of a JSON array or
+    `data` array. `suspect` is False when the raw text cannot hold a NUL character, which
+    spares the mapper a walk over the whole value."""
+    source = str(path)
+    try:
+        tally.size = path.stat().st_size
+        f = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot open the file ({exc.strerror or exc})", source=source) from None
+    with f:
+        if _looks_like_jsonl(f):
+            yield from _lines(f, source, tally)
+        else:
+            yield from _json_items(f, source, tally)
+
+
+def _looks_like_jsonl(f: Any) -> bool:
+    """A file whose first non-blank line is a whole JSON value is read as JSON Lines."""
+    for line in f:
+        if line.strip():
+            f.seek(0)
+            try:
+                orjson.loads(line)
+            except orjson.JSONDecodeError:
+                return False
+            return True
+    f.seek(0)
+    return True
+
+
+def _lines(f: Any, source: str, tally: Tally) -> Iterator[tuple[str, Any, bool]]:
+    for lineno, line in enumerate(f, 1):
+        tally.offset += len(line)
+        if not line.strip():
+            continue
+        where = f"line {lineno}"
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(f"invalid JSON ({_json_reason(exc, line)})", source=source,
+                             record=where) from None
+        yield where, value, b"\\u0000" in line
+
+
+def _json_reason(exc: orjson.JSONDecodeError, line: bytes) -> str:
+    if not line.endswith(b"\n") and line.strip():
+        return f"{exc.msg}; the file looks truncated"
+    return f"{exc.msg} at column {exc.colno}"
+
+
+def _json_items(f: Any, source: str, tally: Tally) -> Iterator[tuple[str, Any, bool]]:
+    head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    f.seek(0)
+    first = head[:1]
+    if first == b"[":
+        prefix = "item"
+    elif first == b"{" and _has_top_level_data(f, source):
+        prefix = "data.item"
+        f.seek(0)
+    elif first == b"{":
+        f.seek(0)
+        yield from _whole(f, source, tally)
+        return
+    else:
+        raise InputError("is neither JSON nor JSON Lines (expected '[', '{' or one JSON value "
+                         "per line)", source=source, record="line 1")
+    index = 0
+    try:
+        for index, value in enumerate(ijson.items(f, prefix, use_float=True), 1):
+            tally.offset = f.tell()
+            yield f"record {index}", value, True
+    except (ijson.JSONError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"invalid JSON after record {index} ({str(exc)[:120]}); the file may be "
+                         "truncated", source=source, record=f"record {index + 1}") from None
+    tally.offset = tally.size
+
+
+def _has_top_level_data(f: Any, source: str) -> bool:
+    """Scan only the top-level keys, up to the first that decides what kind of object this is."""
+    try:
+        for prefix, event, value in ijson.parse(f):
+            if prefix == "" and event == "map_key":
+                if value == "data":
+                    return True
+                if value in _SINGLE_OBJECT_KEYS:
+                    return False
+    except (ijson.JSONError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"invalid JSON ({str(exc)[:120]})", source=source, record="record 1") from None
+    return False
+
+
+def _whole(f: Any, source: str, tally: Tally) -> Iterator[tuple[str, Any, bool]]:
+    data = f.read()
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})",
+                         source=source, record="record 1") from None
+    tally.offset = tally.size
+    yield "record 1", value, b"\\u0000" in data
