@@ -179,12 +179,13 @@ def response(raw: Any, field: str) -> Response | None:
     if isinstance(raw.get("generations"), list):
         return response(raw["generations"], f"{field}.generations")
     finish = raw.get("finish_reason")
+    for key in ("generation_info", "response_metadata"):
+        if not finish and isinstance(raw.get(key), dict):
+            finish = raw[key].get("finish_reason")
     if isinstance(raw.get("message"), dict):
         msg = message({"role": "assistant", **raw["message"]}, f"{field}.message")
     elif "text" in raw and "role" not in raw and "type" not in raw:
         msg = {"content": text(raw["text"], f"{field}.text")}
-        if isinstance(raw.get("generation_info"), dict):
-            finish = finish or raw["generation_info"].get("finish_reason")
     else:
         base = raw if ("role" in raw or "type" in raw or "lc" in raw) else {"role": "assistant", **raw}
         msg = message(base, field)

@@ -1,5 +1,137 @@
-"""`fledgling imports`: filled in by its issue."""
+"""`fledgling import langfuse|otel|openai-jsonl PATH...`: bring captured calls into the store."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
 
 import typer
+from rich.progress import (BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn,
+                           TimeElapsedColumn, TransferSpeedColumn)
+from rich.table import Table
 
-app = typer.Typer(no_args_is_help=True)
+from fledgling.capture import FileResult, import_files
+from fledgling.cli.session import console, err_console, store
+from fledgling.errors import ConfigError, InputError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Import LLM calls captured elsewhere. Each file is imported all-or-nothing; importing "
+         "the same file again adds nothing.",
+)
+
+PathsArg = typer.Argument(..., exists=False, help="Files to import (JSON or JSON Lines).")
+TaskOpt = typer.Option(None, "--task", "-t",
+                       help="Put every call in this task. Default: the task named in the record "
+                            "(metadata `fledgling.task`/`task`, Langfuse trace name), else one "
+                            "derived from the system prompt.")
+
+
+@app.command("openai-jsonl")
+def openai_jsonl(paths: list[Path] = PathsArg, task: str | None = TaskOpt) -> None:
+    """Lines of {"request", "response"} chat-completions pairs, or fine-tuning lines
+    {"messages": [...], "tools": [...]} whose last message is the answer."""
+    _import("openai-jsonl", paths, task)
+
+
+@app.command("otel")
+def otel(paths: list[Path] = PathsArg, task: str | None = TaskOpt) -> None:
+    """OTLP JSON trace exports (one payload, or one per line as the collector's file exporter
+    writes) with OpenTelemetry GenAI spans, current or older conventions."""
+    _import("otel", paths, task)
+
+
+@app.command("langfuse")
+def langfuse(
+    paths: list[Path] = typer.Argument(None, help="Langfuse export files (JSON or JSONL of traces "
+                                                  "or observations). Omit with --host."),
+    task: str | None = TaskOpt,
+    host: str | None = typer.Option(None, "--host",
+                                    help="Pull from this Langfuse host's public API instead, e.g. "
+                                         "https://cloud.langfuse.com. Keys come from "
+                                         "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY."),
+    since: str | None = typer.Option(None, "--since",
+                                     help="With --host: pull calls from this time (ISO). Default: "
+                                          "from the last pull."),
+) -> None:
+    """Langfuse GENERATION observations: from exported files, or live with --host."""
+    if host:
+        if paths:
+            raise InputError("give either export files or --host, not both")
+        _pull(host, task, since)
+        return
+    if not paths:
+        raise InputError("no files given; pass Langfuse export files, or --host URL to pull live")
+    _import("langfuse", paths, task)
+
+
+def _import(kind: str, paths: list[Path], task: str | None) -> None:
+    for p in paths:
+        if not p.is_file():
+            raise InputError("no such file", source=str(p))
+    st = store()
+    done: list[FileResult] = []
+    sizes = {p: p.stat().st_size for p in paths}
+    finished = 0
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                  DownloadColumn(), TransferSpeedColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+        job = bar.add_task(f"importing {kind}", total=sum(sizes.values()) or 1)
+
+        def progress(path: Path, offset: int, _total: int) -> None:
+            bar.update(job, completed=finished + offset, description=f"{path.name}")
+
+        for p in paths:
+            try:
+                done.extend(import_files(st, kind, [p], task=task, progress=progress).files)
+            except InputError as exc:
+                bar.stop()
+                if done:
+                    console.print(_table(kind, done))
+                kept = (f"{len(done)} earlier file(s) were imported" if done else "nothing was imported")
+                raise InputError(f"{exc.reason} (nothing from this file was written; {kept})",
+                                 source=exc.source or str(p), record=exc.record, field=exc.field) from None
+            finished += sizes[p]
+    console.print(_table(kind, done))
+
+
+def _table(kind: str, files: list[FileResult]) -> Table:
+    table = Table(title=f"{kind} import")
+    for col in ("file", "read", "new", "skipped", "not LLM calls"):
+        table.add_column(col, justify="left" if col == "file" else "right",
+                         overflow="fold" if col == "file" else "ellipsis")
+    for f in files:
+        table.add_row(str(f.path), str(f.read), f"[green]{f.inserted}[/]", str(f.skipped), str(f.ignored))
+    if len(files) > 1:
+        table.add_row("[bold]total", *(str(sum(getattr(f, a) for f in files))
+                                       for a in ("read", "inserted", "skipped", "ignored")))
+    return table
+
+
+def _pull(host: str, task: str | None, since: str | None) -> None:
+    from fledgling.capture.langfuse import pull
+
+    public, secret = os.environ.get("LANGFUSE_PUBLIC_KEY"), os.environ.get("LANGFUSE_SECRET_KEY")
+    missing = [n for n, v in (("LANGFUSE_PUBLIC_KEY", public), ("LANGFUSE_SECRET_KEY", secret)) if not v]
+    if missing:
+        raise ConfigError(f"{' and '.join(missing)} not set; export the project's API keys "
+                          "(Langfuse > Settings > API Keys) before `fledgling import langfuse --host`")
+    start = None
+    if since:
+        try:
+            start = datetime.fromisoformat(since)
+        except ValueError:
+            raise InputError(f"--since {since!r} is not a time; use ISO, e.g. 2026-11-25T14:00") from None
+    with Progress(SpinnerColumn(), TextColumn("[bold]pulling from {task.description}"),
+                  TextColumn("{task.completed} calls"), TimeElapsedColumn(),
+                  console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+        job = bar.add_task(host, total=None)
+        result = pull(store(), host, public or "", secret or "", since=start, task=task,
+                      progress=lambda n, _total: bar.update(job, completed=n))
+    table = Table(title=f"langfuse pull ({result.api} API)")
+    for col in ("host", "since", "pages", "read", "new", "skipped", "next pull from"):
+        table.add_column(col)
+    table.add_row(result.host, result.since or "the beginning", str(result.pages), str(result.read),
+                  f"[green]{result.inserted}[/]", str(result.read - result.inserted), result.cursor or "-")
+    console.print(table)
