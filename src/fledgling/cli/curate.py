@@ -1,5 +1,46 @@
-"""`fledgling curate`: filled in by its issue."""
+"""`fledgling curate --task T`: turn a task's captured calls into a versioned training dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-app = typer.Typer(no_args_is_help=True)
+from fledgling.cli.session import console, store
+from fledgling.curate import curate
+from fledgling.curate.report import render
+
+app = typer.Typer(help="Curate a task's calls into train/val/test files with a curation report.")
+
+
+@app.callback(invoke_without_command=True)
+def run(
+    task: str = typer.Option(..., "--task", "-t", help="The task to curate (see `fledgling traces stats`)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split; same seed and calls give byte-identical files."),
+    near_dup_threshold: float = typer.Option(
+        0.9, "--near-dup-threshold", min=0.0, max=1.0,
+        help="Estimated Jaccard similarity (character 5-grams of the conversation, system prompt "
+             "excluded) at which two inputs count as duplicates; 1 keeps near-duplicates."),
+    fmt: str = typer.Option("chat", "--format", "-f",
+                            help="chat: messages+tools JSONL for TRL / Unsloth; openai: OpenAI fine-tuning files."),
+    val: float = typer.Option(0.1, "--val", help="Share of examples for validation."),
+    test: float = typer.Option(0.2, "--test", help="Share of examples for test."),
+    drop_label_noise: bool = typer.Option(
+        False, "--drop-label-noise",
+        help="Drop duplicate clusters whose answers disagree (default: keep the best one, flag it)."),
+    out: Path | None = typer.Option(None, "--out", "-o",
+                                    help="Root directory of datasets (default .fledgling/datasets)."),
+) -> None:
+    """Filter bad calls, redact secrets and PII, remove duplicates, split without leakage, and
+    write `<out>/<task>/v<N>/{train,val,test}.jsonl` with `report.json` and `manifest.json`.
+    The version is recorded in the trace store."""
+    s = store()
+    with Progress(TextColumn("curating [bold]{task.fields[name]}[/]"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
+        job = bar.add_task("curate", total=None, name=task)
+        dataset = curate(s, task, seed=seed, val=val, test=test, near_dup_threshold=near_dup_threshold,
+                         fmt=fmt, drop_label_noise=drop_label_noise, out_dir=out,  # type: ignore[arg-type]
+                         progress=lambda done, total: bar.update(job, completed=done, total=total))
+    console.print(render(dataset.report))
+    console.print(f"[green]dataset {dataset.task} v{dataset.version}[/] -> {dataset.path}")

@@ -1,0 +1,365 @@
+"""`curate`: from a task's calls in the store to a versioned, leak-free, trainer-ready dataset.
+
+The loop, in order: stream the calls (`Store.iter_calls`, keyset batches) -> filter (named
+reasons) -> build the example (request messages + label) -> redact -> spool the formatted line
+to disk and keep a compact record -> cluster duplicates. Then choose one example per cluster,
+group and split, copy the chosen lines from the spool into the split files, and record the
+version in the store.
+
+Memory: the examples themselves live in the spool file, never in memory. What is kept is O(n)
+in compact records (per kept call: its id, session and trace ids, a spool offset, two 8-byte
+digests, its class and a quality rank, about 300 bytes) plus O(clusters) MinHash signatures.
+At 100,000 calls that is tens of megabytes.
+
+Output is byte-identical for the same calls, seed and options: the call order is the store's
+(created_at, id) order, the split order comes from a seeded hash, JSON keys are sorted and no
+timestamp is written into the files (the creation time is in the store).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from array import array
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from fledgling.calls import Call, Response
+from fledgling.contracts import Contract, infer_contract, load_contract, save_contract
+from fledgling.curate import filters, registry
+from fledgling.curate.dedupe import Deduper, digest, normalise
+from fledgling.curate.formats import FORMATS, Format, example_line
+from fledgling.curate.label_noise import Member, choose
+from fledgling.curate.redact import redact_messages
+from fledgling.curate.registry import Dataset
+from fledgling.curate.report import ground_truth
+from fledgling.curate.splits import SPLITS, Groups, assign
+from fledgling.errors import InputError, StoreError
+from fledgling.store import CallFilter, Store
+
+DEFAULT_ROOT = Path(".fledgling") / "datasets"
+QUALITY_CORRECTED, QUALITY_APPROVED, QUALITY_PLAIN = 2, 1, 0
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def curate(store: Store, task: str, *, seed: int = 0, val: float = 0.1, test: float = 0.2,
+           near_dup_threshold: float = 0.9, fmt: Format = "chat", drop_label_noise: bool = False,
+           out_dir: Path | None = None, progress: Callable[[int, int], None] | None = None) -> Dataset:
+    """Curate the calls of `task` into a new dataset version under `out_dir/<task>/v<N>/`.
+
+    `progress(done, total)` is called as calls are read. Raises `InputError` for bad options
+    or a task without calls; on any failure no version directory and no store row is left.
+    """
+    _check_options(val, test, near_dup_threshold, fmt)
+    flt = CallFilter(task=task)
+    total = store.count_calls(flt)
+    if total == 0:
+        known = ", ".join(t for t, _ in store.tasks()) or "none yet"
+        raise InputError(f"task '{task}' has no calls in the store (tasks: {known}); "
+                         "capture or import some first")
+    contract = _contract(store, task, flt)
+    root = Path(out_dir if out_dir is not None else DEFAULT_ROOT) / _SAFE_NAME.sub("_", task)
+    root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    try:
+        run = _Run(contract, fmt, near_dup_threshold)
+        with open(work / "spool.jsonl", "wb") as spool:
+            for call in store.iter_calls(flt):
+                run.add(call, spool)
+                if progress is not None and run.calls_in % 500 == 0:
+                    progress(run.calls_in, total)
+        if progress is not None:
+            progress(run.calls_in, total)
+        params = {"seed": seed, "val": val, "test": test, "near_dup_threshold": near_dup_threshold,
+                  "format": fmt, "drop_label_noise": drop_label_noise}
+        report, items = run.finish(work, task=task, seed=seed, val=val, test=test,
+                                   drop_label_noise=drop_label_noise, params=params)
+        version = max(registry.latest_version(store, task), _latest_dir(root)) + 1
+        final = root / f"v{version}"
+        counts = {s: report["splits"][s]["examples"] for s in SPLITS}
+        dataset = Dataset(task=task, version=version, path=final.resolve(), format=fmt, seed=seed,
+                          contract_version=contract.version if contract else None, counts=counts,
+                          report=report)
+        (work / "spool.jsonl").unlink()
+        try:
+            with store.transaction() as conn:
+                registry.record(conn, dataset, params, items)
+                os.rename(work, final)
+        except Exception as exc:
+            if final.exists():
+                shutil.rmtree(final, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise InputError(f"cannot write the dataset to {final}: {exc.strerror}; check "
+                                 "that the directory is writable") from None
+            raise StoreError(f"cannot record dataset {task} v{version} in the store: {exc}; "
+                             "nothing was written, run curate again") from None
+        return dataset
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _check_options(val: float, test: float, threshold: float, fmt: str) -> None:
+    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+        raise InputError(f"--val {val} and --test {test} must be fractions in [0, 1) that leave "
+                         "room for train (val + test < 1), e.g. --val 0.1 --test 0.2")
+    if not 0 < threshold <= 1:
+        raise InputError(f"--near-dup-threshold {threshold} must be in (0, 1]; 0.9 is a good "
+                         "start, 1 turns near-duplicate detection off")
+    if fmt not in FORMATS:
+        raise InputError(f"--format {fmt!r} is not known; use one of {', '.join(FORMATS)}")
+
+
+def _contract(store: Store, task: str, flt: CallFilter) -> Contract | None:
+    """The task's latest contract; inferred from its calls (and saved) when there is none."""
+    contract = load_contract(store, task)
+    if contract is None:
+        contract = infer_contract(store.iter_calls(flt), task)
+        save_contract(store, contract)
+    return contract
+
+
+def _latest_dir(root: Path) -> int:
+    versions = [int(p.name[1:]) for p in root.glob("v*") if p.name[1:].isdigit()]
+    return max(versions, default=0)
+
+
+class _Run:
+    """The per-call work of one curation, and the compact state it keeps between the passes."""
+
+    def __init__(self, contract: Contract | None, fmt: Format, threshold: float):
+        self.contract = contract
+        self.fmt = fmt
+        self.class_field = _class_field(contract)
+        self.deduper = Deduper(threshold)
+        self.calls_in = 0
+        self.dropped: Counter[str] = Counter()
+        self.redactions: Counter[str] = Counter()
+        self.examples_redacted = 0
+        self.corrected = 0
+        self.truth: dict[str, Any] = {"tp": 0, "fp": 0, "fn": 0, "tn": 0, "by_kind": {}}
+        self.call_ids: list[str] = []
+        self.sessions: list[str | None] = []
+        self.traces: list[str | None] = []
+        self.offsets = array("q")
+        self.clusters: dict[int, list[Member]] = {}
+
+    def add(self, call: Call, spool: Any) -> None:
+        self.calls_in += 1
+        verdict = filters.check(call, self.contract)
+        self._tally_truth(call, verdict.reason is not None)
+        if verdict.label is None:
+            self.dropped[verdict.reason or "unknown"] += 1
+            return
+        self.corrected += verdict.corrected
+        label = verdict.label.message()
+        messages, counts = redact_messages([*call.request.messages, label])
+        if counts:
+            self.examples_redacted += 1
+            self.redactions.update(counts)
+        tools = call.request.tools
+        inputs, answer = messages[:-1], messages[-1]
+        tool_names = sorted(t.get("function", {}).get("name", "") for t in tools or [])
+        exact = digest(orjson.dumps([tool_names, [_canonical_message(m) for m in inputs]],
+                                    option=orjson.OPT_SORT_KEYS))
+        near_text = normalise(" ".join(_message_text(m) for m in inputs if m.get("role") != "system"))
+        item = len(self.call_ids)
+        cluster = self.deduper.add(exact, near_text)
+        member = Member(item, exact, digest(orjson.dumps(_canonical_message(answer), option=orjson.OPT_SORT_KEYS)),
+                        self._class(verdict.label), _quality(call, verdict.corrected))
+        self.clusters.setdefault(cluster, []).append(member)
+        self.call_ids.append(call.id)
+        self.sessions.append(call.session_id)
+        self.traces.append(call.trace_id)
+        self.offsets.append(spool.tell())
+        spool.write(example_line(messages, tools, [call.id], self.fmt))
+
+    def _tally_truth(self, call: Call, dropped: bool) -> None:
+        if "llm_error" not in call.metadata:
+            return
+        kind = call.metadata.get("llm_error")
+        key = ("tp" if dropped else "fn") if kind else ("fp" if dropped else "tn")
+        self.truth[key] += 1
+        if kind:
+            row = self.truth["by_kind"].setdefault(str(kind), {"planted": 0, "caught": 0})
+            row["planted"] += 1
+            row["caught"] += dropped
+
+    def _class(self, label: Response) -> str:
+        if label.tool_calls:
+            return "+".join(sorted({tc.name for tc in label.tool_calls}))
+        if self.contract is None or self.contract.kind == "text":
+            return "text"
+        if self.contract.kind == "toolcall":
+            return "(no tool call)"
+        if self.class_field:
+            try:
+                value = orjson.loads(label.content or "")
+            except orjson.JSONDecodeError:
+                value = None
+            if isinstance(value, dict) and isinstance(value.get(self.class_field), str | bool | int):
+                return f"{self.class_field}={value[self.class_field]}"
+        return "structured"
+
+    def finish(self, work: Path, *, task: str, seed: int, val: float, test: float,
+               drop_label_noise: bool, params: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, int, str]]]:
+        """Choose, split and write the files; returns the report and the (split, line, call_id) items."""
+        chosen: list[Member] = []
+        noise_clusters = noise_calls = noise_dropped = multi = 0
+        noise_examples: list[list[str]] = []
+        for cluster in sorted(self.clusters):
+            members = self.clusters[cluster]
+            multi += len(members) > 1
+            choice = choose(members)
+            if choice.noisy:
+                noise_clusters += 1
+                noise_calls += len(choice.disagreeing)
+                if len(noise_examples) < 20:
+                    noise_examples.append([self.call_ids[m.item] for m in members])
+                if drop_label_noise and choice.representative.quality < QUALITY_CORRECTED:
+                    noise_dropped += 1
+                    continue
+            chosen.append(choice.representative)
+        chosen.sort(key=lambda m: m.item)
+
+        groups = Groups()
+        for m in chosen:
+            groups.link(self.call_ids[m.item], self.sessions[m.item], self.traces[m.item])
+        group_classes: dict[str, Counter[str]] = {}
+        for m in chosen:
+            group_classes.setdefault(groups.of(self.call_ids[m.item]), Counter())[m.cls] += 1
+        split_of, warnings = assign(group_classes, seed=seed, val=val, test=test)
+
+        items: list[tuple[str, int, str]] = []
+        lines = dict.fromkeys(SPLITS, 0)
+        classes: dict[str, Counter[str]] = {s: Counter() for s in SPLITS}
+        outs = {s: open(work / f"{s}.jsonl", "wb") for s in SPLITS}
+        ids_out = ({s: open(work / f"{s}.call_ids.txt", "w", encoding="utf-8") for s in SPLITS}
+                   if self.fmt == "openai" else {})
+        try:
+            with open(work / "spool.jsonl", "rb") as spool:
+                for m in chosen:
+                    call_id = self.call_ids[m.item]
+                    split = split_of[groups.of(call_id)]
+                    start = self.offsets[m.item]
+                    end = self.offsets[m.item + 1] if m.item + 1 < len(self.offsets) else None
+                    spool.seek(start)
+                    outs[split].write(spool.read(end - start) if end is not None else spool.read())
+                    if ids_out:
+                        ids_out[split].write(call_id + "\n")
+                    items.append((split, lines[split], call_id))
+                    lines[split] += 1
+                    classes[split][m.cls] += 1
+        finally:
+            for f in (*outs.values(), *ids_out.values()):
+                f.close()
+        for cls in sorted({m.cls for m in chosen}):
+            if lines["test"] and classes["test"][cls] == 0 and not any(cls in w for w in warnings):
+                warnings.append(f"class '{cls}' has no example in test")
+
+        group_count: Counter[str] = Counter(split_of.values())
+        report = {
+            "task": task,
+            "contract_version": self.contract.version if self.contract else None,
+            "params": params,
+            "calls_in": self.calls_in,
+            "dropped": dict(sorted(self.dropped.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "corrected_labels": self.corrected,
+            "redactions": {"examples": self.examples_redacted,
+                           "by_type": dict(sorted(self.redactions.items()))},
+            "duplicates": {"exact": self.deduper.exact_dups, "near": self.deduper.near_dups,
+                           "clusters": multi, "threshold": self.deduper.threshold},
+            "label_noise": {"clusters": noise_clusters, "calls": noise_calls,
+                            "dropped": drop_label_noise, "clusters_dropped": noise_dropped,
+                            "examples": noise_examples},
+            "examples_out": len(chosen),
+            "splits": {s: {"examples": lines[s], "groups": group_count[s],
+                           "classes": dict(sorted(classes[s].items()))} for s in SPLITS},
+            "warnings": warnings,
+            "ground_truth": ground_truth(self.truth),
+        }
+        _write_json(work / "report.json", report)
+        manifest = {"task": task, "format": self.fmt, "seed": seed,
+                    "contract_version": report["contract_version"], "params": params,
+                    "files": {p.name: _file_info(p) for p in sorted(work.glob("*"))
+                              if p.name != "spool.jsonl"}}
+        _write_json(work / "manifest.json", manifest)
+        return report, items
+
+
+def _class_field(contract: Contract | None) -> str | None:
+    """The enum field that names a structured answer's class: the one with most values."""
+    if contract is None or contract.kind != "structured" or not contract.output_schema:
+        return None
+    props = contract.output_schema.get("properties") or {}
+    enums = [(len(s["enum"]), name) for name, s in props.items()
+             if isinstance(s, dict) and isinstance(s.get("enum"), list)]
+    return sorted(enums, key=lambda e: (-e[0], e[1]))[0][1] if enums else None
+
+
+def _quality(call: Call, corrected: bool) -> int:
+    if corrected:
+        return QUALITY_CORRECTED
+    fb = call.feedback
+    if fb is not None and not fb.negative and (
+            (fb.score is not None and fb.score > 0)
+            or (fb.label or "").lower() in {"good", "positive", "correct", "thumbs_up"}):
+        return QUALITY_APPROVED
+    return QUALITY_PLAIN
+
+
+def _message_text(msg: dict[str, Any]) -> str:
+    content = msg.get("content")
+    if isinstance(content, list):
+        content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    parts = [content if isinstance(content, str) else ""]
+    for tc in msg.get("tool_calls") or []:
+        fn = tc.get("function") or {}
+        args = fn.get("arguments")
+        parts.append(f"{fn.get('name', '')} {args if isinstance(args, str) else orjson.dumps(args).decode()}")
+    return " ".join(parts)
+
+
+def _canonical_message(msg: dict[str, Any]) -> list[Any]:
+    """What makes two messages the same: role, normalised text, tool calls with parsed arguments."""
+    content = msg.get("content")
+    if isinstance(content, list):
+        content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    text = content if isinstance(content, str) else ""
+    try:
+        parsed = orjson.loads(text) if text.lstrip()[:1] in ("{", "[") else None
+    except orjson.JSONDecodeError:
+        parsed = None
+    calls = []
+    for tc in msg.get("tool_calls") or []:
+        fn = tc.get("function") or {}
+        args = fn.get("arguments")
+        if isinstance(args, str):
+            try:
+                args = orjson.loads(args or "{}")
+            except orjson.JSONDecodeError:
+                pass
+        calls.append([fn.get("name", ""), args])
+    calls.sort(key=lambda c: orjson.dumps(c, option=orjson.OPT_SORT_KEYS))
+    return [msg.get("role"), parsed if parsed is not None else normalise(text), calls]
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_bytes(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
+                                  | orjson.OPT_APPEND_NEWLINE))
+
+
+def _file_info(path: Path) -> dict[str, Any]:
+    sha, lines, size = hashlib.sha256(), 0, 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            sha.update(chunk)
+            lines += chunk.count(b"\n")
+            size += len(chunk)
+    return {"sha256": sha.hexdigest(), "lines": lines, "bytes": size}

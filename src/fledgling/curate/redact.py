@@ -1,0 +1,294 @@
+"""Redaction: secrets and PII become typed placeholders, consistent within one example.
+
+A training example must not teach a model anyone's email address or API key, but it must still
+teach it to copy the user's email into the tool call. So every detected value is replaced by a
+typed placeholder (`<EMAIL_1>`, `<PHONE_2>`, ...) numbered by first appearance *within one
+example*, and the same value (after normalisation: lower-cased email, E.164 phone, digits of a
+card, compact IBAN) gets the same placeholder in the user message, in tool results, in the tool
+call arguments and in the answer. JSON (tool arguments, tool results, structured answers) is
+redacted after parsing, value by value, so it stays valid JSON.
+
+Detectors, all offline: secret patterns from `detect-secrets` plugins (AWS, GitHub, GitLab, JWT,
+OpenAI, Slack, Stripe, SendGrid, Twilio, Discord, Telegram, Mailchimp, Square, PyPI, Azure,
+basic-auth URLs) plus our own for `sk-...` keys, `Bearer` tokens, PEM private keys and
+`password=`-style assignments; `phonenumbers` for phone numbers; `python-stdnum` for the Luhn
+check of card numbers and the mod-97 check of IBANs; regular expressions for emails and
+street addresses. See docs/curation.md for what is and is not detected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import orjson
+import phonenumbers
+from detect_secrets.plugins.aws import AWSKeyDetector
+from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
+from detect_secrets.plugins.basic_auth import BasicAuthDetector
+from detect_secrets.plugins.discord import DiscordBotTokenDetector
+from detect_secrets.plugins.github_token import GitHubTokenDetector
+from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
+from detect_secrets.plugins.jwt import JwtTokenDetector
+from detect_secrets.plugins.mailchimp import MailchimpDetector
+from detect_secrets.plugins.openai import OpenAIDetector
+from detect_secrets.plugins.pypi_token import PypiTokenDetector
+from detect_secrets.plugins.sendgrid import SendGridDetector
+from detect_secrets.plugins.slack import SlackDetector
+from detect_secrets.plugins.square_oauth import SquareOAuthDetector
+from detect_secrets.plugins.stripe import StripeDetector
+from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
+from detect_secrets.plugins.twilio import TwilioKeyDetector
+from stdnum import iban as stdnum_iban
+from stdnum import luhn
+
+PHONE_REGION = "US"
+"""Region assumed for phone numbers written without a country code (`+...` numbers work anywhere)."""
+
+# Kinds, in the order they win when two detections overlap.
+KINDS = ("PRIVATE_KEY", "PASSWORD", "TOKEN", "API_KEY", "EMAIL", "IBAN", "CARD", "PHONE", "ADDRESS")
+_PRIORITY = {k: i for i, k in enumerate(KINDS)}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One detected value: where it is, what it is, and the normal form that identifies it."""
+
+    start: int
+    end: int
+    kind: str
+    key: str
+
+
+# -- secrets ---------------------------------------------------------------------------------
+
+def _plugin_patterns() -> list[tuple[re.Pattern[str], str]]:
+    kinds = {JwtTokenDetector: "TOKEN", BasicAuthDetector: "PASSWORD"}
+    plugins = (AWSKeyDetector, AzureStorageKeyDetector, BasicAuthDetector, DiscordBotTokenDetector,
+               GitHubTokenDetector, GitLabTokenDetector, JwtTokenDetector, MailchimpDetector,
+               OpenAIDetector, PypiTokenDetector, SendGridDetector, SlackDetector,
+               SquareOAuthDetector, StripeDetector, TelegramBotTokenDetector, TwilioKeyDetector)
+    return [(pattern, kinds.get(plugin, "API_KEY")) for plugin in plugins for pattern in plugin.denylist]
+
+
+_PLUGIN_PATTERNS = _plugin_patterns()
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_\-+/=.]*")
+_SK_KEY = re.compile(r"(?<![\w-])sk-(?:proj-|ant-|live-|test-|svcacct-)?[A-Za-z0-9_-]{20,}")
+_BEARER = re.compile(r"\bBearer\s+([A-Za-z0-9._~+/=-]{16,})")
+_PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY(?: BLOCK)?-----.*?-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----",
+                  re.DOTALL)
+_SECRET_WORD = (r"pass(?:word|wd|phrase)?|pwd|secret|client[_-]?secret|api[_-]?key|access[_-]?key"
+                r"|access[_-]?token|auth[_-]?token|refresh[_-]?token|private[_-]?key")
+_ASSIGNMENT = re.compile(rf"(?i)\b({_SECRET_WORD})[\"']?\s*(?:=>|:=|[:=])\s*[\"']?([^\s\"',;&]{{3,}})")
+_PASSWORD_IS = re.compile(r"(?i)\b(pass(?:word|wd|phrase)?)\s+(?:is|was|=)\s+[\"']?([^\s\"',;]{3,})")
+_SECRET_KEY_NAME = re.compile(rf"(?i)^(?:{_SECRET_WORD}|token|bearer|authorization)$")
+
+
+def _secret_kind(word: str) -> str:
+    word = word.lower()
+    if word.startswith("pass") or word == "pwd":
+        return "PASSWORD"
+    return "TOKEN" if "token" in word else "API_KEY"
+
+
+def _secrets(text: str) -> list[Finding]:
+    out: list[Finding] = []
+    for m in _PEM.finditer(text):
+        out.append(Finding(m.start(), m.end(), "PRIVATE_KEY", m.group(0)))
+    for pattern, kind in _PLUGIN_PATTERNS:
+        for m in pattern.finditer(text):
+            # Patterns with a value group after some context (basic auth, aws secret) redact the value only.
+            g = 1 if m.re.groups and m.start(1) > m.start(0) else 0
+            start, end = m.span(g)
+            if g == 0:  # some patterns stop early (JWT's signature is lazy): take the whole token
+                end = _TOKEN_CHARS.match(text, end).end()
+            out.append(_secret(text, start, end, kind))
+    for m in _SK_KEY.finditer(text):
+        out.append(_secret(text, m.start(), m.end(), "API_KEY"))
+    for m in _BEARER.finditer(text):
+        out.append(_secret(text, m.start(1), m.end(1), "TOKEN"))
+    for rx in (_ASSIGNMENT, _PASSWORD_IS):
+        for m in rx.finditer(text):
+            out.append(_secret(text, m.start(2), m.end(2), _secret_kind(m.group(1))))
+    return out
+
+
+def _secret(text: str, start: int, end: int, kind: str) -> Finding:
+    """A secret span without the sentence's full stop after it."""
+    end = start + len(text[start:end].rstrip("."))
+    return Finding(start, end, kind, text[start:end])
+
+
+# -- PII -------------------------------------------------------------------------------------
+
+_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}")
+_CARD = re.compile(r"(?<![\w-])[3-6](?:[ -]?\d){12,18}(?![\w-])")
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?")
+_DIGIT_RUN = re.compile(r"\d[\d\s().-]{5,}\d")
+_PHONE_CUE = re.compile(r"(?i)(?:phone|tel|telephone|mobile|cell|call|text me|sms|whatsapp|fax)\W{0,3}"
+                        r"(?:\w+\W+){0,3}$")
+_STREET_SUFFIX = (r"Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl"
+                  r"|Terrace|Ter|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Square|Sq|Trail|Trl")
+_US_ADDRESS = re.compile(
+    rf"\b\d{{1,6}}\s+(?:(?:[A-Z][a-z]+|\d+(?:st|nd|rd|th))\.?\s+){{1,4}}(?:{_STREET_SUFFIX})\b\.?"
+    r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|#)\.?\s*[A-Za-z0-9-]+)?")
+_EU_ADDRESS = re.compile(r"\b[A-ZÄÖÜ][a-zäöüß]+(?:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm)"
+                         r"\s+\d{1,4}[a-z]?\b")
+
+
+def _emails(text: str) -> list[Finding]:
+    return [Finding(m.start(), m.end(), "EMAIL", m.group(0).lower()) for m in _EMAIL.finditer(text)]
+
+
+def _cards(text: str) -> list[Finding]:
+    out = []
+    for m in _CARD.finditer(text):
+        digits = re.sub(r"\D", "", m.group(0))
+        if 13 <= len(digits) <= 19 and luhn.is_valid(digits):
+            out.append(Finding(m.start(), m.end(), "CARD", digits))
+    return out
+
+
+def _ibans(text: str) -> list[Finding]:
+    out = []
+    for m in _IBAN.finditer(text):
+        candidate = m.group(0)
+        # The pattern may swallow a following upper-case word; back off group by group.
+        while len(candidate.replace(" ", "")) >= 15:
+            if stdnum_iban.is_valid(candidate):
+                out.append(Finding(m.start(), m.start() + len(candidate), "IBAN",
+                                   stdnum_iban.compact(candidate)))
+                break
+            candidate = candidate[:-1].rstrip()
+    return out
+
+
+def _phones(text: str, cue: bool) -> list[Finding]:
+    if not _DIGIT_RUN.search(text):
+        return []
+    out = []
+    for m in phonenumbers.PhoneNumberMatcher(text, PHONE_REGION):
+        start, end, raw = m.start, m.end, m.raw_string
+        before = text[start - 1] if start else " "
+        after = text[end] if end < len(text) else " "
+        if before.isalnum() or before in "#-_/" or after.isalnum() or after in "-_/":
+            continue  # part of an identifier such as ORD-4155550123 or #4155550123
+        formatted = raw.startswith("+") or bool(re.search(r"[\s().-]", raw))
+        if not (formatted or cue or _PHONE_CUE.search(text[max(0, start - 40):start])):
+            continue  # a bare digit run with no phone context is more likely an id
+        key = phonenumbers.format_number(m.number, phonenumbers.PhoneNumberFormat.E164)
+        out.append(Finding(start, end, "PHONE", key))
+    return out
+
+
+def _addresses(text: str) -> list[Finding]:
+    return [Finding(m.start(), m.end(), "ADDRESS", " ".join(m.group(0).lower().rstrip(".").split()))
+            for rx in (_US_ADDRESS, _EU_ADDRESS) for m in rx.finditer(text)]
+
+
+@lru_cache(maxsize=16384)
+def find(text: str, phone_cue: bool = False) -> tuple[Finding, ...]:
+    """Everything sensitive in `text`, non-overlapping, left to right.
+
+    Cached: a task's system prompt and tool results repeat across thousands of calls.
+    `phone_cue` says the text is a value under a phone-like JSON key, so a bare digit run counts.
+    """
+    found = _secrets(text) + _emails(text) + _ibans(text) + _cards(text) + _phones(text, phone_cue)
+    found += _addresses(text)
+    found.sort(key=lambda f: (_PRIORITY[f.kind], f.start, -(f.end - f.start)))
+    chosen: list[Finding] = []
+    for f in found:
+        if f.end > f.start and all(f.end <= c.start or f.start >= c.end for c in chosen):
+            chosen.append(f)
+    return tuple(sorted(chosen, key=lambda f: f.start))
+
+
+# -- applying placeholders to one example ----------------------------------------------------
+
+_PHONE_KEY = re.compile(r"(?i)phone|mobile|tel$|telephone|cell|fax|msisdn")
+
+
+class Scrubber:
+    """Redacts the strings of ONE example; the same value always gets the same placeholder."""
+
+    def __init__(self) -> None:
+        self._placeholders: dict[tuple[str, str], str] = {}
+        self._next: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()
+
+    def placeholder(self, kind: str, key: str) -> str:
+        ph = self._placeholders.get((kind, key))
+        if ph is None:
+            self._next[kind] += 1
+            ph = self._placeholders[(kind, key)] = f"<{kind}_{self._next[kind]}>"
+        self.counts[kind] += 1
+        return ph
+
+    def text(self, text: str, *, phone_cue: bool = False) -> str:
+        findings = find(text, phone_cue)
+        if not findings:
+            return text
+        parts, pos = [], 0
+        for f in findings:
+            parts.append(text[pos:f.start])
+            parts.append(self.placeholder(f.kind, f.key))
+            pos = f.end
+        parts.append(text[pos:])
+        return "".join(parts)
+
+    def value(self, value: Any, key: str | None = None) -> Any:
+        """A parsed JSON value with every string redacted; secrets under secret-named keys go whole."""
+        if isinstance(value, str):
+            if key is not None and _SECRET_KEY_NAME.match(key) and value:
+                return self.placeholder(_secret_kind(key), value)
+            return self.text(value, phone_cue=key is not None and bool(_PHONE_KEY.search(key)))
+        if isinstance(value, dict):
+            return {k: self.value(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v, key) for v in value]
+        return value
+
+    def json_text(self, text: str) -> str:
+        """Redact text that may hold JSON; JSON is redacted value by value and stays valid."""
+        stripped = text.lstrip()
+        if stripped[:1] in ("{", "["):
+            try:
+                parsed = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                return self.text(text)
+            redacted = self.value(parsed)
+            return text if redacted == parsed else orjson.dumps(redacted).decode()
+        return self.text(text)
+
+    def message(self, message: dict[str, Any]) -> dict[str, Any]:
+        """An OpenAI chat message with its content and tool-call arguments redacted."""
+        out = dict(message)
+        content = message.get("content")
+        if isinstance(content, str):
+            out["content"] = self.json_text(content)
+        elif isinstance(content, list):
+            out["content"] = [{**p, "text": self.json_text(p["text"])}
+                              if isinstance(p, dict) and isinstance(p.get("text"), str) else p
+                              for p in content]
+        if message.get("tool_calls"):
+            out["tool_calls"] = [self._tool_call(tc) for tc in message["tool_calls"]]
+        return out
+
+    def _tool_call(self, tc: dict[str, Any]) -> dict[str, Any]:
+        fn = tc.get("function") or {}
+        args = fn.get("arguments")
+        if isinstance(args, str):
+            args = self.json_text(args)
+        elif args is not None:
+            args = self.value(args)
+        return {**tc, "function": {**fn, "arguments": args}}
+
+
+def redact_messages(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """Redact one example's messages in order (inputs first, then the answer). Returns counts per kind."""
+    scrubber = Scrubber()
+    return [scrubber.message(m) for m in messages], scrubber.counts
