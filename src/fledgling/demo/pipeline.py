@@ -1,0 +1,152 @@
+"""`fledgling demo`: the end-to-end demo as a list of named stages.
+
+Each stage does one step of the loop on the demo traffic, prints what it did, and returns a
+one-line summary. Later steps of the loop (curate, eval, train, report, rollout) are appended to
+`STAGES`. Every stage is safe to rerun: files are rewritten identically, imports and contracts
+are idempotent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from fledgling.store import CallFilter, Store
+
+DEFAULT_OUT = Path(".fledgling/demo")
+
+
+@dataclass
+class DemoContext:
+    store: Store
+    console: Console
+    seed: int = 0
+    calls: int = 2000
+    out_dir: Path = DEFAULT_OUT
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    title: str
+    run: Callable[[DemoContext], str]
+
+
+@dataclass
+class StageOutcome:
+    name: str
+    summary: str
+    seconds: float
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=True)
+
+
+def generate(ctx: DemoContext) -> str:
+    from fledgling.demo.export import write_traffic
+
+    with _progress(ctx.console) as bar:
+        job = bar.add_task("generating calls", total=ctx.calls)
+        files = write_traffic(ctx.out_dir, seed=ctx.seed, n=ctx.calls,
+                              progress=lambda done: bar.update(job, completed=done))
+    ctx.results["files"] = files
+    for f in files:
+        ctx.console.print(f"  {f.path}  {f.calls:,} calls  {f.bytes / 1e6:.1f} MB")
+    return f"{ctx.calls:,} synthetic calls (seed {ctx.seed}) written to {ctx.out_dir}/"
+
+
+def import_traffic(ctx: DemoContext) -> str:
+    from fledgling.capture import import_files
+
+    files = ctx.results.get("files") or sorted(ctx.out_dir.glob("*.jsonl"))
+    paths = [getattr(f, "path", f) for f in files]
+    with Progress(TextColumn("importing {task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=ctx.console, transient=True) as bar:
+        jobs: dict[Path, Any] = {}
+
+        def tick(path: Path, done: int, total: int) -> None:
+            if path not in jobs:
+                jobs[path] = bar.add_task(path.name, total=total or 1)
+            bar.update(jobs[path], completed=done)
+
+        result = import_files(ctx.store, "openai-jsonl", paths, progress=tick)
+    for f in result.files:
+        ctx.console.print(f"  {f.path.name}: read {f.read:,}, new {f.inserted:,}, already stored {f.skipped:,}")
+    ctx.results["import"] = result
+    return (f"{result.inserted:,} new calls imported ({result.read - result.inserted:,} already stored) "
+            f"into {ctx.store.safe_url}")
+
+
+def contracts(ctx: DemoContext) -> str:
+    from fledgling.cli.contracts import contract_summary, contract_tables, infer_and_save
+    from fledgling.demo.traffic import TASKS
+
+    versions = []
+    for task in TASKS:
+        contract, new = infer_and_save(ctx.store, task)
+        ctx.console.print(contract_summary(contract, new))
+        ctx.console.print(contract_tables(contract))
+        ctx.results.setdefault("contracts", {})[task] = contract
+        versions.append(f"{task} {contract.kind} {contract.version}")
+    return "contracts: " + "; ".join(versions)
+
+
+def check(ctx: DemoContext) -> str:
+    from fledgling.cli.contracts import check_table
+    from fledgling.contracts import check_calls
+
+    parts = []
+    for task, contract in ctx.results.get("contracts", {}).items():
+        result = check_calls(ctx.store.iter_calls(CallFilter(task=task)), contract)
+        ctx.console.print(check_table(contract, result, examples=False))
+        parts.append(f"{task} {result.invalid:,} of {result.checked:,} answers break the contract")
+    return "; ".join(parts)
+
+
+def stats(ctx: DemoContext) -> str:
+    from fledgling.cli.traces import stats_table
+
+    groups = ctx.store.stats()
+    ctx.console.print(stats_table(groups))
+    total = sum(g.calls for g in groups)
+    cost = sum(g.cost_usd for g in groups)
+    return f"{total:,} calls in the store, {cost:,.2f} USD of hosted-model spend"
+
+
+STAGES: list[Stage] = [
+    Stage("generate", "Generate synthetic agent traffic", generate),
+    Stage("import", "Import it like a request log (OpenAI JSONL)", import_traffic),
+    Stage("contracts", "Infer each task's contract", contracts),
+    Stage("check", "Check recorded answers against the contracts", check),
+    Stage("stats", "What was captured", stats),
+]
+
+NEXT_STEPS = [
+    "fledgling traces list --task support-agent      # browse the calls",
+    "fledgling contracts show support-agent          # tools, schemas, argument frequencies",
+    "fledgling contracts check --task ticket-triage  # which answers break the schema",
+    "fledgling demo --calls 100000                   # the same at scale",
+]
+
+
+def run_demo(ctx: DemoContext, stages: list[Stage] | None = None) -> list[StageOutcome]:
+    """Run the stages in order, each under a heading, timing each."""
+    outcomes = []
+    stages = STAGES if stages is None else stages
+    for i, stage in enumerate(stages, 1):
+        ctx.console.rule(f"[bold]{i}/{len(stages)} {stage.title}[/]  [dim]({stage.name})[/]")
+        t0 = time.perf_counter()
+        summary = stage.run(ctx)
+        seconds = time.perf_counter() - t0
+        ctx.console.print(f"[green]✓[/] {summary} [dim]({seconds:.1f} s)[/]")
+        outcomes.append(StageOutcome(stage.name, summary, seconds))
+    return outcomes
