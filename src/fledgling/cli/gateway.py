@@ -1,5 +1,58 @@
-"""`fledgling gateway`: filled in by its issue."""
+"""`fledgling gateway`: run the recording proxy in front of the agent's LLM."""
+
+from __future__ import annotations
 
 import typer
 
-app = typer.Typer(no_args_is_help=True)
+from fledgling.cli import session
+from fledgling.errors import ConfigError
+
+app = typer.Typer(invoke_without_command=True)
+
+
+@app.callback(invoke_without_command=True)
+def gateway(
+    host: str = typer.Option(None, "--host", help="Interface to listen on (default: [gateway] host, 127.0.0.1)."),
+    port: int = typer.Option(None, "--port", help="Port to listen on (default: [gateway] port, 8787; 0 picks a free one)."),
+    upstream: str = typer.Option(
+        None, "--upstream",
+        help="Where calls go when no [tasks.X] upstream claims them: a model name from [models] "
+             "or an OpenAI-compatible base URL such as https://api.openai.com/v1."),
+    log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+) -> None:
+    """Serve the OpenAI chat-completions API, forward every call upstream, and record it.
+
+    Point your agent at it by setting the OpenAI client's base_url to the printed address.
+    Calls are spooled to disk first (fsync'd every [gateway] spool_fsync_ms) and written to the
+    trace store in the background; Ctrl-C drains both before exiting.
+    """
+    from fledgling.gateway.pipeline import gateway_keys
+    from fledgling.gateway.server import bind, build_app, serve
+
+    settings = session.settings()
+    gw = settings.gateway
+    host = host or gw.host
+    port = gw.port if port is None else port
+    keys = gateway_keys()
+    app_ = build_app(settings, session.store(), upstream=upstream, keys=keys)
+    try:
+        sock = bind(host, port)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port "
+                          "or stop what is using it") from None
+    bound = sock.getsockname()[1]
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{bound}/v1"
+    con = session.console
+    con.print(f"[bold green]Fledgling gateway[/] listening on [bold]{url}[/]")
+    for u in app_.router.upstreams():
+        con.print(f"  upstream [cyan]{u.name}[/] -> {u.base_url}")
+    con.print(f"  recording to {session.store().safe_url} via spool {gw.spool_dir} "
+              f"(fsync window {gw.spool_fsync_ms:g} ms)")
+    con.print(f"  gateway keys: {'required' if keys else 'off (set FLEDGLING_GATEWAY_KEYS to require them)'}")
+    key_hint = "one of FLEDGLING_GATEWAY_KEYS" if keys else "your upstream API key"
+    con.print(f"  point your agent at it: [bold]OpenAI(base_url=\"{url}\", api_key=<{key_hint}>)[/]"
+              f"  (or OPENAI_BASE_URL={url}); tag calls with the X-Fledgling-Task header")
+    serve(app_, sock, log_level=log_level)
+    stats = app_.recorder.stats()
+    con.print(f"stopped; {stats['stored']} calls stored this run"
+              + (f", {stats['replayed']} replayed from the spool" if stats["replayed"] else ""))

@@ -1,0 +1,109 @@
+"""The gateway as a raw ASGI app: a few routes, no framework on the hot path.
+
+    POST <any prefix>/chat/completions   the recording proxy (see pipeline.py)
+    GET  /v1/models                      the default upstream's model list
+    POST /v1/traces                      OTLP/HTTP receiver (protobuf or JSON)
+    GET  /health                         liveness and recorder counters (spool, store)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+
+from fledgling.config import Settings
+from fledgling.gateway import otlp
+from fledgling.gateway.pipeline import Pipeline, gateway_keys
+from fledgling.gateway.recorder import Recorder
+from fledgling.gateway.responses import Problem, Receive, Send, read_body, send_bytes, send_error, send_json
+from fledgling.gateway.router import Router
+from fledgling.gateway.upstream import UpstreamFault, UpstreamPool, response_headers
+
+log = logging.getLogger("fledgling.gateway")
+
+
+class GatewayApp:
+    def __init__(self, settings: Settings, recorder: Recorder, *, upstream: str | None = None,
+                 keys: frozenset[str] | None = None):
+        self.settings = settings
+        self.recorder = recorder
+        self.router = Router(settings, upstream)
+        self.pool = UpstreamPool()
+        self.pipeline = Pipeline(self.router, self.pool, recorder,
+                                 keys=gateway_keys() if keys is None else keys,
+                                 max_body_bytes=settings.gateway.max_body_bytes)
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                await self.pool.start()
+                self.recorder.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await self.pool.close()
+                await asyncio.to_thread(self.recorder.close)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        path: str = scope["path"]
+        method: str = scope["method"]
+        try:
+            if path.endswith("/chat/completions"):
+                if method != "POST":
+                    raise Problem(405, "method_not_allowed", f"{method} {path}: use POST")
+                await self.pipeline.chat(scope, receive, send, headers)
+            elif path == "/v1/traces":
+                if method != "POST":
+                    raise Problem(405, "method_not_allowed", "POST OTLP spans to /v1/traces")
+                await self._traces(receive, send, headers)
+            elif path in ("/health", "/healthz"):
+                await send_json(send, 200, {"status": "ok", "recorder": self.recorder.stats()})
+            elif path.endswith("/models") and method == "GET":
+                self.pipeline.authenticate(headers)
+                await self._models(send, headers)
+            else:
+                raise Problem(404, "not_found", f"{method} {path} is not served here; the gateway "
+                              "serves POST /v1/chat/completions, GET /v1/models, POST /v1/traces")
+        except Problem as p:
+            if p.status != 499:
+                await send_error(send, p.status, p.code, p.message)
+
+    async def _traces(self, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+        self.pipeline.authenticate(headers)
+        limit = self.settings.gateway.max_body_bytes
+        body = await read_body(receive, limit, headers.get("content-length"))
+        content_type = headers.get("content-type", "")
+        calls = await otlp.decode_calls_off_loop(body, content_type,
+                                                 headers.get("content-encoding"), limit)
+        for call in calls:
+            self.recorder.record(call)
+        reply, reply_type = otlp.empty_response(content_type)
+        await send_bytes(send, 200, reply, content_type=reply_type)
+
+    async def _models(self, send: Send, headers: dict[str, str]) -> None:
+        upstream = self.router.default
+        if upstream is not None:
+            try:
+                resp = await self.pool.send(upstream, "/models", b"", headers,
+                                            self.pipeline.authenticate(headers), method="GET")
+                raw = await self.pool.read(upstream, resp)
+                await send_bytes(send, resp.status, raw, headers=response_headers(resp))
+                return
+            except UpstreamFault as fault:
+                log.info("listing models locally: %s", fault.message)
+        data = [{"id": u.model or u.name, "object": "model", "owned_by": u.provider}
+                for u in self.router.upstreams()]
+        await send_bytes(send, 200, orjson.dumps({"object": "list", "data": data}))

@@ -1,0 +1,83 @@
+"""How the gateway answers on its own behalf: raw ASGI sends and OpenAI-shaped errors.
+
+Errors follow OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, so every
+OpenAI client turns them into its usual exceptions with our message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import orjson
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+JSON = b"application/json"
+
+
+class Problem(Exception):
+    """A request the gateway refuses before (or instead of) forwarding it."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_body(status: int, code: str, message: str) -> bytes:
+    kind = "invalid_request_error" if status < 500 else "upstream_error" if status in (502, 504) else "server_error"
+    if status == 401:
+        kind = "authentication_error"
+    return orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}})
+
+
+async def send_bytes(send: Send, status: int, body: bytes, *, content_type: bytes = JSON,
+                     headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    hdrs = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    hdrs.extend(headers)
+    await send({"type": "http.response.start", "status": status, "headers": hdrs})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_json(send: Send, status: int, obj: Any,
+                    headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    await send_bytes(send, status, orjson.dumps(obj), headers=headers)
+
+
+async def send_error(send: Send, status: int, code: str, message: str,
+                     headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    extra = list(headers)
+    if status == 401:
+        extra.append((b"www-authenticate", b'Bearer realm="fledgling"'))
+    await send_bytes(send, status, error_body(status, code, message), headers=extra)
+
+
+async def read_body(receive: Receive, limit: int, content_length: str | None) -> bytes:
+    """The request body, refusing (413) past `limit` bytes without reading further."""
+    if content_length is not None:
+        try:
+            declared = int(content_length)
+        except ValueError:
+            raise Problem(400, "invalid_content_length", "Content-Length is not a number") from None
+        if declared > limit:
+            raise Problem(413, "request_too_large",
+                          f"request body is {declared} bytes; this gateway accepts at most {limit} "
+                          "(raise [gateway] max_body_bytes to allow more)")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            raise Problem(499, "client_disconnected", "the client went away")
+        chunk = msg.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, "request_too_large",
+                          f"request body exceeds {limit} bytes (raise [gateway] max_body_bytes "
+                          "to allow more)")
+        chunks.append(chunk)
+        if not msg.get("more_body"):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -1,0 +1,135 @@
+"""Which task a request belongs to, and where it goes.
+
+Task: the `X-Fledgling-Task` header, else the first `[tasks.X.match]` rule that matches (by
+model name, request path, or a phrase of the system prompt), else a stable name derived from
+the system prompt (`fledgling.calls.default_task`).
+
+Route: today every task is `record` (answer from its upstream, record the call). The swap
+runner adds `shadow`/`canary`/`swapped` here, by returning other routes from `Router.route`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from fledgling.calls import default_task
+from fledgling.config import ModelSettings, Settings, TaskMatch
+from fledgling.errors import ConfigError
+
+TASK_HEADER = "x-fledgling-task"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One OpenAI-compatible endpoint the gateway forwards to."""
+
+    name: str
+    base_url: str
+    api_key_env: str | None = None
+    api_version: str | None = None
+    model: str | None = None
+    price_in: float | None = None
+    price_out: float | None = None
+    timeout_s: float = 60.0
+
+    @classmethod
+    def from_model(cls, name: str, m: ModelSettings) -> Upstream:
+        return cls(name=name, base_url=(m.base_url or "").rstrip("/"), api_key_env=m.api_key_env,
+                   api_version=m.api_version, model=m.model, price_in=m.usd_per_mtok_in,
+                   price_out=m.usd_per_mtok_out, timeout_s=m.timeout_s)
+
+    @property
+    def azure(self) -> bool:
+        return self.api_version is not None
+
+    @property
+    def provider(self) -> str:
+        host = urlsplit(self.base_url).hostname or ""
+        if self.azure or host.endswith(".azure.com"):
+            return "azure"
+        if host.endswith("openai.com"):
+            return "openai"
+        return host or "unknown"
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+@dataclass(frozen=True)
+class Route:
+    """What the pipeline does with one request: `record` = forward to `upstream`, record."""
+
+    task: str
+    upstream: Upstream
+    mode: Literal["record"] = "record"
+
+
+class Router:
+    def __init__(self, settings: Settings, default_upstream: str | None = None):
+        self._rules: list[tuple[str, TaskMatch]] = [
+            (name, t.match) for name, t in settings.tasks.items()
+            if t.match.model or t.match.path or t.match.system_prompt_contains]
+        self._upstreams: dict[str, Upstream] = {}
+        choice = default_upstream or settings.gateway.upstream
+        self.default = _upstream_named(settings, choice) if choice else None
+        for name, task in settings.tasks.items():
+            if task.upstream:
+                self._upstreams[name] = _upstream_named(settings, task.upstream)
+        if self.default is None and not self._upstreams:
+            raise ConfigError("the gateway has nowhere to forward: set [gateway] upstream (a model "
+                              "name or base URL), a [tasks.X] upstream, or pass --upstream URL")
+
+    def resolve_task(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> str:
+        named = headers.get(TASK_HEADER)
+        if named:
+            return named.strip()
+        model = body.get("model")
+        messages = body.get("messages")
+        messages = messages if isinstance(messages, list) else []
+        for name, rule in self._rules:
+            if rule.model and not (isinstance(model, str) and fnmatch.fnmatchcase(model, rule.model)):
+                continue
+            if rule.path and not (path.startswith(rule.path) or fnmatch.fnmatchcase(path, rule.path)):
+                continue
+            if rule.system_prompt_contains and rule.system_prompt_contains not in _system_prompt(messages):
+                continue
+            return name
+        return default_task([m for m in messages if isinstance(m, dict)])
+
+    def route(self, task: str) -> Route | None:
+        """Where this task's calls go; None when nothing is configured for it."""
+        upstream = self._upstreams.get(task, self.default)
+        return Route(task=task, upstream=upstream) if upstream else None
+
+    def upstreams(self) -> list[Upstream]:
+        seen = {u.name: u for u in ([self.default] if self.default else []) + list(self._upstreams.values())}
+        return list(seen.values())
+
+
+def _upstream_named(settings: Settings, choice: str) -> Upstream:
+    if choice in settings.models:
+        m = settings.models[choice]
+        if m.kind != "openai":
+            raise ConfigError(f"model '{choice}' is kind '{m.kind}'; the gateway forwards only to "
+                              "kind 'openai' models (any OpenAI-compatible base_url)")
+        return Upstream.from_model(choice, m)
+    if choice.startswith(("http://", "https://")):
+        return Upstream(name=choice, base_url=choice.rstrip("/"))
+    known = ", ".join(sorted(settings.models)) or "none defined"
+    raise ConfigError(f"upstream '{choice}' is neither a model in [models] (known: {known}) nor "
+                      "an http(s) base URL")
+
+
+def _system_prompt(messages: list[Any]) -> str:
+    parts: list[str] = []
+    for m in messages:
+        if isinstance(m, dict) and m.get("role") in ("system", "developer"):
+            content = m.get("content")
+            if isinstance(content, list):
+                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            parts.append(str(content or ""))
+    return "\n".join(parts)

@@ -1,0 +1,141 @@
+"""A stand-in upstream: a small, real OpenAI-compatible server that answers from a script.
+
+It speaks the chat-completions protocol (JSON and streaming SSE, tool calls, usage) so the
+gateway can be exercised end to end where no hosted LLM exists: the demo replays recorded
+answers through it, the overhead benchmark uses its instant answer, the tests inject faults
+around it. The answer function gets the request body and returns the assistant message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+
+from fledgling.calls import Call
+from fledgling.gateway.responses import Receive, Send, send_bytes, send_error
+
+Answer = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def fixed_answer(content: str = "ok") -> Answer:
+    return lambda _request: {"role": "assistant", "content": content}
+
+
+def request_key(request: dict[str, Any]) -> str:
+    """What identifies a request for replay: its messages and tools."""
+    raw = orjson.dumps([request.get("messages"), request.get("tools")], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(raw).hexdigest()
+
+
+class RecordedAnswers:
+    """Replays recorded calls' answers: each request gets the answer recorded for it (in order,
+    when the same request was made several times)."""
+
+    def __init__(self, calls: Iterable[Call]):
+        self._answers: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
+        for call in calls:
+            if call.response is not None:
+                req = call.request.model_dump(mode="json", exclude_none=True)
+                self._answers[request_key(req)].append(call.response.message())
+
+    def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
+        queue = self._answers.get(request_key(request))
+        if not queue:
+            raise LookupError("no recorded answer for this request")
+        return queue.popleft() if len(queue) > 1 else queue[0]
+
+
+class StandInUpstream:
+    """ASGI app: `POST */chat/completions` and `GET */models`."""
+
+    def __init__(self, answer: Answer | None = None, *, model: str = "stand-in-llm"):
+        self.answer = answer or fixed_answer()
+        self.model = model
+        self.requests = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                while (msg := await receive())["type"] != "lifespan.shutdown":
+                    await send({"type": "lifespan.startup.complete"})
+                await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        while True:
+            msg = await receive()
+            body += msg.get("body", b"")
+            if not msg.get("more_body"):
+                break
+        path = scope["path"]
+        if path.endswith("/models"):
+            await send_bytes(send, 200, orjson.dumps(
+                {"object": "list", "data": [{"id": self.model, "object": "model", "owned_by": "fledgling"}]}))
+            return
+        if not path.endswith("/chat/completions"):
+            await send_error(send, 404, "not_found", f"{path} not served")
+            return
+        self.requests += 1
+        try:
+            request = orjson.loads(body)
+            message = self.answer(request)
+        except (orjson.JSONDecodeError, LookupError, KeyError, TypeError) as exc:
+            await send_error(send, 400, "bad_request", f"stand-in cannot answer: {exc}")
+            return
+        usage = {"prompt_tokens": _tokens(request.get("messages")),
+                 "completion_tokens": _tokens([message])}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        model = request.get("model") or self.model
+        cid = "chatcmpl-" + hashlib.sha1(body).hexdigest()[:24]
+        if request.get("stream"):
+            include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"text/event-stream")]})
+            for chunk in stream_chunks(cid, model, message, usage if include_usage else None):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        finish = "tool_calls" if message.get("tool_calls") else "stop"
+        await send_bytes(send, 200, orjson.dumps({
+            "id": cid, "object": "chat.completion", "created": 1700000000, "model": model,
+            "choices": [{"index": 0, "message": {"refusal": None, **message},
+                         "logprobs": None, "finish_reason": finish}],
+            "usage": usage}))
+
+
+def stream_chunks(cid: str, model: str, message: dict[str, Any],
+                  usage: dict[str, int] | None) -> list[bytes]:
+    """The SSE events OpenAI sends for `message`: role, content pieces, tool-call pieces
+    (id and name first, then the arguments in two halves), finish, optional usage, [DONE]."""
+    def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        obj = {"id": cid, "object": "chat.completion.chunk", "created": 1700000000, "model": model,
+               "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+               **extra}
+        return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+    out = [event({"role": "assistant", "content": ""})]
+    content = message.get("content") or ""
+    for i in range(0, len(content), 8):
+        out.append(event({"content": content[i:i + 8]}))
+    for idx, tc in enumerate(message.get("tool_calls") or []):
+        fn = tc["function"]
+        args = fn.get("arguments") or ""
+        half = len(args) // 2
+        out.append(event({"tool_calls": [{"index": idx, "id": tc.get("id"), "type": "function",
+                                          "function": {"name": fn["name"], "arguments": args[:half]}}]}))
+        out.append(event({"tool_calls": [{"index": idx, "function": {"arguments": args[half:]}}]}))
+    out.append(event({}, "tool_calls" if message.get("tool_calls") else "stop"))
+    if usage is not None:
+        out.append(b"data: " + orjson.dumps({"id": cid, "object": "chat.completion.chunk",
+                                             "created": 1700000000, "model": model, "choices": [],
+                                             "usage": usage}) + b"\n\n")
+    out.append(b"data: [DONE]\n\n")
+    return out
+
+
+def _tokens(messages: Any) -> int:
+    """A rough token count (4 characters a token) so usage and cost figures are non-trivial."""
+    return max(1, len(orjson.dumps(messages or [])) // 4)
