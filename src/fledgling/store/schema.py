@@ -97,3 +97,50 @@ dataset_items = Table(
     ForeignKeyConstraint(["task", "version"], ["datasets.task", "datasets.version"], ondelete="CASCADE"),
     Index("ix_dataset_items_call_id", "call_id"),
 )
+
+train_runs = Table(
+    "train_runs", metadata,
+    Column("id", String(120), primary_key=True),
+    Column("task", String(200), nullable=False),
+    Column("backend", String(20), nullable=False),
+    Column("base", String(500), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("total_steps", Integer),
+    Column("epoch", Float),
+    Column("loss", Float),
+    Column("eta_s", Float),
+    Column("metrics", Json, nullable=False),
+    Column("message", Text),
+    Column("error", Text),
+    Column("run_dir", Text, nullable=False),
+    Column("spec", Json, nullable=False),
+    Column("model", String(200)),
+    Index("ix_train_runs_task_created_at", "task", "created_at"),
+)
+
+catalog_models = Table(
+    "catalog_models", metadata,
+    Column("name", String(200), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("origin", String(20), nullable=False),
+    Column("task", String(200)),
+    Column("base", String(500)),
+    Column("path", Text),
+    Column("adapter", Text),
+    Column("base_url", Text),
+    Column("model_id", String(300)),
+    Column("run_id", String(120)),
+    Column("manifest", Json, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_catalog_models_task", "task"),
+)
+
+model_selections = Table(
+    "model_selections", metadata,
+    Column("task", String(200), primary_key=True),
+    Column("model", String(200), nullable=False),
+    Column("selected_at", DateTime(timezone=True), nullable=False),
+)
