@@ -46,14 +46,16 @@ def calls_in_file(path: Path, task: str | None, tally: Tally) -> Iterator[Call]:
                 raise BadField(None, "holds a NUL character, which the store cannot keep")
             items = _items(value)
         for i, item in enumerate(items):
-            here = where if len(items) == 1 else f"{where} item {i + 1}"
+            here = where if len(items) == 1 else f"{where} record {i + 1}"
             with reading(source, here):
                 pairs = _observations(item)
-            for obs, trace in pairs:
-                if not _is_generation(obs):
-                    tally.ignored += 1
-                    continue
-                label = f"{here}, observation {str(obs.get('id'))[:80]}"
+            for n, (obs, trace) in enumerate(pairs, 1):
+                with reading(source, f"{here}, observation #{n}"):
+                    if not _is_generation(obs):
+                        tally.ignored += 1
+                        continue
+                obs_id = obs.get("id")
+                label = f"{here}, observation {str(obs_id)[:80] if obs_id else f'#{n}'}"
                 with reading(source, label):
                     call = call_from_observation(obs, trace, task=task)
                 yield call
@@ -184,9 +186,8 @@ def _usage(obs: dict[str, Any]) -> Usage:
         return Usage(input_tokens=_sum_prefixed(details, ("input", "prompt")),
                      output_tokens=_sum_prefixed(details, ("output", "completion")))
     legacy = coerce.obj(obs.get("usage"), "usage")
-    src = legacy or obs
-    inp = src.get("input", src.get("promptTokens"))
-    out = src.get("output", src.get("completionTokens"))
+    inp = legacy.get("input", legacy.get("promptTokens", obs.get("promptTokens")))
+    out = legacy.get("output", legacy.get("completionTokens", obs.get("completionTokens")))
     return Usage(input_tokens=coerce.integer(inp, "usage.input", default=0),
                  output_tokens=coerce.integer(out, "usage.output", default=0))
 

@@ -184,7 +184,7 @@ def _call(rec: dict[str, Any], request: Request, response: Response | None, usag
         latency_ms=coerce.number(rec.get("latency_ms"), "latency_ms"),
         cost_usd=coerce.number(rec.get("cost_usd"), "cost_usd"),
         status=status, error=error,
-        feedback=Feedback.model_validate(coerce.obj(feedback, "feedback")) if feedback else None,
+        feedback=Feedback.model_validate(coerce.obj(feedback, "feedback")) if feedback is not None else None,
         metadata=metadata,
     )
     return coerce.check_storable(call)
