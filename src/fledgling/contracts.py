@@ -54,6 +54,12 @@ class Contract(BaseModel):
 
     _validators: dict[str | None, Draft202012Validator] | None = PrivateAttr(default=None)
 
+    def __eq__(self, other: object) -> bool:
+        """Equal content is an equal contract, whether or not its validators were built yet."""
+        return isinstance(other, Contract) and self.model_dump() == other.model_dump()
+
+    __hash__ = None  # type: ignore[assignment]
+
     def tool(self, name: str) -> ToolSpec | None:
         return next((t for t in self.tools if t.name == name), None)
 
@@ -183,12 +189,14 @@ class _Accumulator:
         tools = {}
         for name in sorted(set(self.tool_calls) | declared):
             n = self.tool_calls.get(name, 0)
+            parsed = n - self.bad_args.get(name, 0)
             present = self.arg_presence.get(name, Counter())
             tools[name] = {
                 "calls": n,
                 "declared": name in declared,
                 "invalid_json_arguments": self.bad_args.get(name, 0),
-                "arguments": {p: round(c / n, 4) for p, c in sorted(present.items())} if n else {},
+                # share of the calls with parseable arguments in which each field is present
+                "arguments": {p: round(c / parsed, 4) for p, c in sorted(present.items())} if parsed else {},
             }
         out: dict[str, Any] = {
             "n": self.n, "answered": self.answered, "errors": self.errors,
