@@ -37,7 +37,7 @@ def decode_calls(body: bytes, content_type: str, content_encoding: str | None, l
                 payload = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
                 raise Problem(400, "invalid_json", f"OTLP/JSON body is not valid JSON: {exc}") from None
-            return calls_from_otlp_json(payload, source_name="otlp/http")
+            return calls_from_otlp_json(payload)
     except InputError as exc:
         raise Problem(400, "invalid_otlp", str(exc)) from None
     raise Problem(415, "unsupported_media_type",
