@@ -8,8 +8,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fledgling.cli.session import console, store
-from fledgling.curate import curate
-from fledgling.curate.report import render
 
 app = typer.Typer(help="Curate a task's calls into train/val/test files with a curation report.")
 
@@ -35,6 +33,9 @@ def run(
     """Filter bad calls, redact secrets and PII, remove duplicates, split without leakage, and
     write `<out>/<task>/v<N>/{train,val,test}.jsonl` with `report.json` and `manifest.json`.
     The version is recorded in the trace store."""
+    from fledgling.curate import curate  # heavy (datasketch, detectors): only when curating
+    from fledgling.curate.report import render
+
     s = store()
     with Progress(TextColumn("curating [bold]{task.fields[name]}[/]"), BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:

@@ -33,7 +33,7 @@ CONTRACT_PREFIX = "contract:"
 
 _FAILED_STATUS = {"error", "failed", "failure", "fail", "exception", "timeout", "timed_out"}
 _FAILED_TEXT = re.compile(
-    r"^\s*(?:error|exception|traceback \(most recent call last\)|failed|failure|fatal)\b"
+    r"^\s*(?:(?:error|exception|failed|failure|fatal)\b|traceback \(most recent call last\))"
     r"|^\s*(?:http\s*)?(?:status\s*)?5\d\d\b[ :-]*(?:internal server error|bad gateway|service unavailable"
     r"|gateway timeout)", re.IGNORECASE)
 

@@ -5,11 +5,11 @@ so a trace that spans two sessions joins them); an example with neither is its o
 group goes to exactly one split.
 
 Assignment is deterministic for a seed: groups are visited in an order given by a hash of
-(seed, group), never by arrival order. First, for every class with at least `min_count`
-examples, rarest first, the first group holding it goes to test, then one to val, when the class
-has enough groups left for train to keep one. Then each remaining group goes to the split whose
-per-class targets it helps most (a greedy stratified fill). Classes rarer than `min_count`
-cannot be spread and produce a warning.
+(seed, group), never by arrival order. First, classes are placed rarest first: a class with
+fewer than `min_count` examples, or held by a single group, goes to train (with a warning: it
+cannot be tested); otherwise the first group holding it goes to test and the next to val, as
+long as a group remains for train. Then each remaining group goes to the split whose per-class
+targets it helps most (a greedy stratified fill).
 """
 
 from __future__ import annotations
@@ -75,20 +75,27 @@ def assign(groups: dict[str, Counter[str]], *, seed: int, val: float, test: floa
         for cls in groups[g]:
             holders.setdefault(cls, []).append(g)
     for cls in sorted(totals, key=lambda c: (totals[c], c)):
+        free = [g for g in holders[cls] if g not in out]
         if totals[cls] < min_count:
             warnings.append(f"class '{cls}' has only {totals[cls]} example(s) (< {min_count}): it "
-                            "cannot be spread over train/val/test; capture more calls of it")
+                            "goes to train only; capture more calls of it to test it")
+            for g in free:
+                put(g, "train")
             continue
         for split in ("test", "val"):
+            free = [g for g in holders[cls] if g not in out]
             if fractions[split] <= 0 or filled[split][cls] > 0:
                 continue
-            free = [g for g in holders[cls] if g not in out]
-            if len(free) < 2:
+            if len(free) < 2 and filled["train"][cls] == 0:
                 if split == "test":
                     warnings.append(f"class '{cls}' ({totals[cls]} examples) sits in too few "
-                                    "sessions/traces to appear in test as well as train")
+                                    "sessions/traces to appear in test as well as train; it "
+                                    "goes to train")
+                for g in free:
+                    put(g, "train")
                 break
-            put(free[0], split)
+            if free:
+                put(free[0], split)
 
     for g in order:
         if g in out:
