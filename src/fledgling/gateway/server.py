@@ -7,6 +7,7 @@ drains the recorder (pending spool -> disk -> store), so a graceful stop loses n
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 import threading
@@ -50,7 +51,18 @@ def serve(app: GatewayApp, sock: socket.socket, *, log_level: str = "warning") -
     # bounds how long their batch work can hold up a request (default is 5 ms).
     sys.setswitchinterval(0.0005)
     server = make_server(app, log_level=log_level)
-    server.run(sockets=[sock])
+    # uvicorn re-raises the stop signal once it has shut down; by then the recorder is drained,
+    # so the signal has done its job and must not turn a clean stop into a kill.
+    previous = {sig: signal.signal(sig, _already_handled) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _already_handled(signum: int, frame: object) -> None:
+    """Placeholder handler for a stop signal uvicorn has already acted on."""
 
 
 class ServerThread:
