@@ -83,17 +83,17 @@ def _upper_outside(text: str, values: dict[str, str]) -> str:
 
 
 def _map_outside(text: str, values: dict[str, str], fn) -> str:
-    protected = sorted({v for v in values.values() if v}, key=len, reverse=True)
-    if not protected:
-        return fn(text)
-    pattern = re.compile("|".join(re.escape(v) for v in protected))
-    out, last = [], 0
-    for m in pattern.finditer(text):
-        out.append(fn(text[last:m.start()]))
-        out.append(m.group(0))
-        last = m.end()
-    out.append(fn(text[last:]))
-    return "".join(out)
+    protected = [v for v in values.values() if v]
+    out, i = [], 0
+    while True:
+        hits = [(pos, -len(v), v) for v in protected if (pos := text.find(v, i)) >= 0]
+        if not hits:
+            out.append(fn(text[i:]))
+            return "".join(out)
+        pos, _, value = min(hits)
+        out.append(fn(text[i:pos]))
+        out.append(value)
+        i = pos + len(value)
 
 
 def _starts_with_value(text: str, values: dict[str, str]) -> bool:
