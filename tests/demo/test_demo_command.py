@@ -82,3 +82,11 @@ def test_demo_through_the_installed_command(tmp_path: Path) -> None:
     assert "0 new calls imported (60 already stored)" in res.stdout
     with Store(f"sqlite:///{tmp_path}/.fledgling/fledgling.db") as s:
         assert s.count_calls() == 60
+
+
+def test_same_seed_writes_byte_identical_files(tmp_path: Path) -> None:
+    first = write_traffic(tmp_path / "a", seed=9, n=200)
+    second = write_traffic(tmp_path / "b", seed=9, n=200)
+    assert [f.path.read_bytes() for f in first] == [f.path.read_bytes() for f in second]
+    other = write_traffic(tmp_path / "c", seed=10, n=200)
+    assert [f.path.read_bytes() for f in other] != [f.path.read_bytes() for f in first]
