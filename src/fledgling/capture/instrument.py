@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from fledgling.calls import default_task
-from fledgling.gateway.exchange import Exchange, new_call_id
+from fledgling.gateway.exchange import Exchange, new_call_id, upstream_error_reason
 from fledgling.gateway.recorder import Recorder
 
 C = TypeVar("C")
@@ -61,32 +61,20 @@ def instrument(client: C, task: str | None = None, *, recorder: Recorder | None 
     provider = urlsplit(str(getattr(client, "base_url", ""))).hostname
     ctx = dict(task=task, session_id=session_id, provider=provider, recorder=rec)
 
-    if inspect.iscoroutinefunction(original):
-        @functools.wraps(original)
-        async def acreate(*args: Any, **kwargs: Any) -> Any:
-            ex, started = _begin(kwargs, ctx)
-            try:
-                result = await original(*args, **kwargs)
-            except Exception as exc:
-                _fail(ex, exc, started, rec)
-                raise
-            return _finish(result, ex, started, rec)
+    @functools.wraps(original)
+    def create(*args: Any, **kwargs: Any) -> Any:
+        ex, started = _begin(kwargs, ctx)
+        try:
+            result = original(*args, **kwargs)
+        except Exception as exc:
+            _fail(ex, exc, started, rec)
+            raise
+        if inspect.isawaitable(result):  # AsyncOpenAI
+            return _finish_later(result, ex, started, rec)
+        return _finish(result, ex, started, rec)
 
-        acreate.__fledgling_instrumented__ = True  # type: ignore[attr-defined]
-        completions.create = acreate
-    else:
-        @functools.wraps(original)
-        def create(*args: Any, **kwargs: Any) -> Any:
-            ex, started = _begin(kwargs, ctx)
-            try:
-                result = original(*args, **kwargs)
-            except Exception as exc:
-                _fail(ex, exc, started, rec)
-                raise
-            return _finish(result, ex, started, rec)
-
-        create.__fledgling_instrumented__ = True  # type: ignore[attr-defined]
-        completions.create = create
+    create.__fledgling_instrumented__ = True  # type: ignore[attr-defined]
+    completions.create = create
     return client
 
 
@@ -103,6 +91,15 @@ def _begin(kwargs: dict[str, Any], ctx: dict[str, Any]) -> tuple[Exchange, float
                   trace_id=headers.get("x-fledgling-trace"),
                   metadata={"stream": request.get("stream") is True})
     return ex, time.perf_counter()
+
+
+async def _finish_later(awaitable: Any, ex: Exchange, started: float, rec: Recorder) -> Any:
+    try:
+        result = await awaitable
+    except Exception as exc:
+        _fail(ex, exc, started, rec)
+        raise
+    return _finish(result, ex, started, rec)
 
 
 def _finish(result: Any, ex: Exchange, started: float, rec: Recorder) -> Any:
@@ -165,7 +162,11 @@ def _fail(ex: Exchange, exc: BaseException, started: float, rec: Recorder) -> No
 
 
 def _reason(exc: BaseException) -> str:
+    """Worded like the gateway's reasons, so both sources of error calls read the same."""
     status = getattr(exc, "status_code", None)
+    body = getattr(exc, "body", None)
+    if status and isinstance(body, dict):
+        return upstream_error_reason(status, body if "error" in body else {"error": body})
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return f"upstream {status}: {message}" if status else f"{type(exc).__name__}: {message}"
 
