@@ -1,0 +1,120 @@
+"""What every trainer backend shares: the spec it is given, and prepare -> run -> artifacts.
+
+`prepare` does everything that needs no GPU and no money — check the data, render it into the
+specialist prompt, write the files and command lines the run would use — and returns a `Plan`.
+`run` executes a plan and returns a `Result` (artifacts and metrics). `--dry-run` on any
+backend stops after `prepare`, so the plan can be read before anything is spent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fledgling.errors import FledglingError
+from fledgling.train.bases import SMOLLM2
+from fledgling.train.dataset import Dataset
+
+BackendName = Literal["lora", "unsloth", "openai", "dry-run"]
+BACKENDS = ("lora", "unsloth", "openai", "dry-run")
+
+
+class TrainingError(FledglingError):
+    """A training run cannot start or did not finish; the message says why and what to do."""
+
+    exit_code = 7
+
+
+class TrainSpec(BaseModel):
+    """The knobs of one training run, all of them recorded in the manifest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str
+    backend: BackendName = "lora"
+    base: str = SMOLLM2
+    epochs: int = Field(default=3, ge=1)
+    lr: float = Field(default=2e-4, gt=0)
+    rank: int = Field(default=16, ge=1)
+    alpha: int | None = Field(default=None, ge=1, description="LoRA alpha; default 2 x rank")
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    batch_size: int = Field(default=8, ge=1)
+    grad_accum: int = Field(default=1, ge=1)
+    max_length: int = Field(default=512, ge=16)
+    seed: int = 0
+    max_examples: int | None = Field(default=None, ge=1)
+    patience: int = Field(default=1, ge=1, description="epochs without val improvement before stopping")
+    merge: bool = False
+    launcher: Literal["none", "accelerate"] = "none"
+    num_processes: int = Field(default=1, ge=1)
+    suffix: str | None = Field(default=None, description="openai: suffix of the fine-tuned model name")
+    poll_s: float = Field(default=10.0, gt=0, description="openai: seconds between job polls")
+
+    @property
+    def lora_alpha(self) -> int:
+        return self.alpha or 2 * self.rank
+
+
+@dataclass
+class Plan:
+    """What a run will do, written down before it does it."""
+
+    spec: TrainSpec
+    data: Dataset
+    run_dir: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    command: list[str] | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    resume: bool = False
+    run_id: str | None = None
+
+
+@dataclass
+class Result:
+    """What a run produced: files, figures, and the catalog entry it adds (if any)."""
+
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] | None = None
+
+
+class Reporter(Protocol):
+    """Where a backend reports progress (the terminal bar and the store's status record)."""
+
+    def update(self, *, step: int | None = None, total_steps: int | None = None,
+               epoch: float | None = None, loss: float | None = None,
+               metrics: dict[str, Any] | None = None, state: str | None = None,
+               message: str | None = None) -> None: ...
+
+
+class Backend(Protocol):
+    name: str
+
+    def prepare(self, spec: TrainSpec, data: Dataset, run_dir: Path) -> Plan: ...
+
+    def run(self, plan: Plan, reporter: Reporter) -> Result: ...
+
+
+def get_backend(name: str) -> Backend:
+    """The backend object; imported on demand, since `lora` pulls in torch and transformers."""
+    if name == "lora":
+        from fledgling.train.lora import LoraBackend
+
+        return LoraBackend()
+    if name == "unsloth":
+        from fledgling.train.unsloth import UnslothBackend
+
+        return UnslothBackend()
+    if name == "openai":
+        from fledgling.train.openai_finetune import OpenAIBackend
+
+        return OpenAIBackend()
+    if name == "dry-run":
+        from fledgling.train.dry_run import DryRunBackend
+
+        return DryRunBackend()
+    raise TrainingError(f"unknown backend '{name}'; use one of {', '.join(BACKENDS)}")

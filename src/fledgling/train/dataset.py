@@ -1,0 +1,124 @@
+"""The curated dataset a trainer reads: `{train,val,test}.jsonl` of chat-with-tools examples.
+
+Curation writes `.fledgling/datasets/<task>/v<N>/` and records each version in the store's
+`datasets` table. One line is `{"messages": [...], "tools": [...]}` (the OpenAI fine-tuning
+shape; the last message is the answer) plus provenance such as `call_id`. Every line is
+checked before any training starts, so a bad file fails in a second, not after an epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from fledgling.errors import InputError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Example:
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] | None = None
+    response_format: dict[str, Any] | None = None
+    call_id: str | None = None
+
+
+@dataclass
+class Dataset:
+    """One dataset version: where it lives, its content hash, and its parsed splits."""
+
+    task: str
+    version: str
+    path: Path
+    sha256: str
+    splits: dict[str, list[Example]] = field(default_factory=dict)
+
+    def split(self, name: str, limit: int | None = None) -> list[Example]:
+        items = self.splits.get(name, [])
+        return items[:limit] if limit is not None else items
+
+    def describe(self) -> dict[str, Any]:
+        return {"task": self.task, "version": self.version, "path": str(self.path),
+                "sha256": self.sha256, "counts": {k: len(v) for k, v in self.splits.items()}}
+
+
+def locate(store: Any, task: str, version: int | None = None) -> tuple[Path, str]:
+    """The directory and version label of a task's curated dataset (the newest by default)."""
+    from fledgling.store.schema import datasets
+
+    q = select(datasets.c.version, datasets.c.path).where(datasets.c.task == task)
+    if version is not None:
+        q = q.where(datasets.c.version == version)
+    with store.engine.connect() as c:
+        row = c.execute(q.order_by(datasets.c.version.desc()).limit(1)).first()
+    if row is None:
+        which = f"version {version} of " if version is not None else ""
+        raise InputError(f"no curated dataset {which}task '{task}' in the store; run "
+                         f"`fledgling curate --task {task}` first, or pass --dataset DIR")
+    return Path(row.path), f"v{row.version}"
+
+
+def load(path: Path, *, task: str, version: str | None = None) -> Dataset:
+    """Read and check every split in `path` (train is required; val and test are optional)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"dataset directory {path} does not exist; run `fledgling curate` or "
+                         "pass the directory that holds train.jsonl")
+    if not (path / "train.jsonl").is_file():
+        raise InputError(f"{path} has no train.jsonl; a curated dataset has train/val/test.jsonl")
+    h = hashlib.sha256()
+    splits: dict[str, list[Example]] = {}
+    for name in SPLITS:
+        file = path / f"{name}.jsonl"
+        if not file.is_file():
+            continue
+        raw = file.read_bytes()
+        h.update(name.encode() + b"\0" + raw)
+        splits[name] = _parse(file, raw)
+    if not splits["train"]:
+        raise InputError(f"{path / 'train.jsonl'} has no examples; curate more calls first")
+    return Dataset(task, version or path.name, path, h.hexdigest(), splits)
+
+
+def _parse(file: Path, raw: bytes) -> list[Example]:
+    out: list[Example] = []
+    for n, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as exc:
+            raise InputError(f"not JSON ({exc})", source=str(file), record=f"line {n}") from None
+        out.append(_example(rec, file, n))
+    return out
+
+
+def _example(rec: Any, file: Path, n: int) -> Example:
+    where = {"source": str(file), "record": f"line {n}"}
+    if not isinstance(rec, dict):
+        raise InputError("expected a JSON object", **where)
+    messages = rec.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InputError("must be a non-empty list of chat messages", field="messages", **where)
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise InputError("each message needs a string 'role'", field=f"messages[{i}]", **where)
+    last = messages[-1]
+    if last["role"] != "assistant":
+        raise InputError("the last message must be the assistant's answer (the training target)",
+                         field=f"messages[{len(messages) - 1}].role", **where)
+    if not last.get("content") and not last.get("tool_calls"):
+        raise InputError("the answer has neither content nor tool_calls",
+                         field=f"messages[{len(messages) - 1}]", **where)
+    tools = rec.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise InputError("must be a list of tools", field="tools", **where)
+    meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
+    call_id = rec.get("call_id") or rec.get("id") or meta.get("call_id")
+    return Example(messages, tools or None, rec.get("response_format"), call_id)

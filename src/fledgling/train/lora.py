@@ -1,0 +1,272 @@
+"""The `lora` backend: transformers + PEFT + TRL's SFTTrainer, on CPU or CUDA.
+
+Importing this module imports transformers (seconds); the CLI imports it only to train.
+
+The run is four visible steps — load, tokenize, train, save — with the knobs in `TrainSpec`.
+Loss falls on the assistant's tokens only (TRL's `assistant_only_loss` with the specialist
+chat template's `{% generation %}` markers). The val split is evaluated every epoch; training
+stops early when val loss stops improving and the best epoch is what gets saved. A checkpoint
+is written every epoch, and `--resume` continues from the newest one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from fledgling.train import manifest
+from fledgling.train.backend import Plan, Reporter, Result, TrainSpec
+from fledgling.train.bases import BaseRef, load_base, resolve_base
+from fledgling.train.dataset import Dataset
+from fledgling.train.prompt import CHAT_TEMPLATE, render_example
+
+PROMPT_FORMAT = "fledgling-specialist-v1"
+ADAPTER_DIR = "adapter"
+MERGED_DIR = "merged"
+CHECKPOINTS_DIR = "checkpoints"
+
+
+class LoraBackend:
+    name = "lora"
+
+    def prepare(self, spec: TrainSpec, data: Dataset, run_dir: Path) -> Plan:
+        """Render the splits into the specialist chat format and write them next to the run."""
+        files = write_chats(spec, data, run_dir / "data")
+        return Plan(spec, data, run_dir, files=files,
+                    details={"device": device_name(), "checkpoints": str(run_dir / CHECKPOINTS_DIR)})
+
+    def run(self, plan: Plan, reporter: Reporter, *, callbacks: list[Any] | None = None) -> Result:
+        spec, run_dir = plan.spec, plan.run_dir
+        quiet_libraries()
+
+        # 1. load: the base model (dequantised to fp32 when it is a GGUF) and its tokenizer
+        reporter.update(state="loading", message=f"loading {spec.base}")
+        base = resolve_base(spec.base)
+        model, tokenizer = load_base(base)
+        tokenizer.chat_template = CHAT_TEMPLATE
+
+        # 2. tokenize: TRL renders each chat with the template and masks all but the answers
+        progress = ProgressCallback(reporter)
+        trainer = build_trainer(plan, model, tokenizer, [progress, *(callbacks or [])])
+        train_tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
+        supervised = sum(sum(1 for t in labels if t != -100) for labels in trainer.train_dataset["labels"])
+
+        # 3. train (from the newest checkpoint when resuming)
+        checkpoint = latest_checkpoint(run_dir) if plan.resume else None
+        reporter.update(state="training",
+                        message=f"resuming from {checkpoint.name}" if checkpoint else "training")
+        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+
+        # 4. save: the adapter (and, when asked, the merged weights) with the manifest
+        reporter.update(state="saving", message="saving adapter")
+        artifacts = save(trainer, tokenizer, run_dir, merge=spec.merge)
+        history = trainer.state.log_history
+        eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
+        losses = [h["loss"] for h in history if "loss" in h]
+        runtime = output.metrics.get("train_runtime") or 0.0
+        metrics = {
+            "global_step": trainer.state.global_step,
+            "epochs_completed": trainer.state.epoch,
+            "steps_this_run": progress.steps_seen,
+            "train_loss_first": losses[0] if losses else None,
+            "train_loss_last": losses[-1] if losses else None,
+            "eval_loss_per_epoch": eval_losses,
+            "best_eval_loss": trainer.state.best_metric,
+            "best_checkpoint": Path(trainer.state.best_model_checkpoint).name
+            if trainer.state.best_model_checkpoint else None,
+            "stopped_early": bool(eval_losses) and trainer.state.epoch < spec.epochs,
+            "train_examples": len(trainer.train_dataset),
+            "val_examples": len(trainer.eval_dataset) if trainer.eval_dataset is not None else 0,
+            "train_tokens_per_epoch": train_tokens,
+            "supervised_tokens_per_epoch": supervised,
+            "train_runtime_s": runtime,
+            "train_tokens_per_s": train_tokens * progress.epochs_seen / runtime if runtime else None,
+            "device": device_name(),
+        }
+        info = build_manifest(plan, base, metrics, artifacts)
+        manifest.write(run_dir, info)
+        return Result(artifacts={**artifacts, "manifest": run_dir / manifest.MANIFEST}, metrics=metrics,
+                      model={"kind": "hf", "origin": "adapter", "base": spec.base,
+                             "adapter": str(artifacts["adapter"].resolve()), "manifest": info})
+
+
+def build_trainer(plan: Plan, model: Any, tokenizer: Any, callbacks: list[Any]) -> Any:
+    """The SFTTrainer for a plan: LoRA on every linear layer, assistant-only loss, eval per epoch."""
+    import torch
+    from datasets import Dataset as HFDataset
+    from peft import LoraConfig
+    from transformers import EarlyStoppingCallback, PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    spec, run_dir = plan.spec, plan.run_dir
+    train_ds = HFDataset.from_list(_read_jsonl(plan.files["train"]))
+    val_ds = HFDataset.from_list(_read_jsonl(plan.files["val"])) if "val" in plan.files else None
+    cuda = torch.cuda.is_available()
+    has_val = val_ds is not None
+    args = SFTConfig(
+        output_dir=str(run_dir / CHECKPOINTS_DIR),
+        num_train_epochs=spec.epochs,
+        learning_rate=spec.lr,
+        per_device_train_batch_size=spec.batch_size,
+        per_device_eval_batch_size=spec.batch_size,
+        gradient_accumulation_steps=spec.grad_accum,
+        lr_scheduler_type="linear",
+        warmup_steps=0,
+        max_length=spec.max_length,
+        assistant_only_loss=True,
+        activation_checkpointing=False,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        fp16=False,
+        use_cpu=not cuda,
+        seed=spec.seed,
+        data_seed=spec.seed,
+        eval_strategy="epoch" if has_val else "no",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=has_val,
+        metric_for_best_model="eval_loss" if has_val else None,
+        greater_is_better=False if has_val else None,
+        logging_steps=1,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    peft_config = LoraConfig(r=spec.rank, lora_alpha=spec.lora_alpha, lora_dropout=spec.dropout,
+                             target_modules=spec.target_modules, bias="none", task_type="CAUSAL_LM")
+    if has_val:
+        callbacks = [*callbacks, EarlyStoppingCallback(early_stopping_patience=spec.patience)]
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
+                         processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def quiet_libraries() -> None:
+    """Our progress bar replaces the libraries' own bars and log prints."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def write_chats(spec: TrainSpec, data: Dataset, out: Path) -> dict[str, Path]:
+    """Each split as `{"messages": [...]}` lines in the specialist prompt format."""
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    for split in ("train", "val"):
+        examples = data.split(split, spec.max_examples if split == "train" else _val_limit(spec))
+        if not examples:
+            continue
+        path = out / f"{split}.jsonl"
+        tmp = path.with_suffix(".jsonl.tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            for ex in examples:
+                chat = render_example(ex.messages, ex.tools, task=spec.task, response_format=ex.response_format)
+                f.write(json.dumps({"messages": chat}, ensure_ascii=False) + "\n")
+        tmp.replace(path)
+        files[split] = path
+    return files
+
+
+def save(trainer: Any, tokenizer: Any, run_dir: Path, *, merge: bool) -> dict[str, Path]:
+    """Adapter (+ tokenizer and chat template) always; merged fp32 weights when asked."""
+    model = trainer.model
+    adapter_dir = run_dir / ADAPTER_DIR
+    model.save_pretrained(adapter_dir)
+    tokenizer.save_pretrained(adapter_dir)
+    (adapter_dir / "chat_template.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")
+    out = {"adapter": adapter_dir}
+    if merge:
+        merged_dir = run_dir / MERGED_DIR
+        merged = model.merge_and_unload()
+        merged.save_pretrained(merged_dir)
+        tokenizer.save_pretrained(merged_dir)
+        (merged_dir / "chat_template.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")
+        out["merged"] = merged_dir
+    return out
+
+
+def load_trained(run_dir: Path, *, merged: bool = False) -> tuple[Any, Any]:
+    """A trained model ready for inference: base + adapter (or the merged weights), eval mode."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    info = manifest.read(run_dir)
+    run_dir = Path(run_dir)
+    if merged:
+        model = AutoModelForCausalLM.from_pretrained(run_dir / MERGED_DIR)
+        tokenizer = AutoTokenizer.from_pretrained(run_dir / MERGED_DIR)
+    else:
+        base, _ = load_base(resolve_base(info["base_model"]["name"]))
+        model = PeftModel.from_pretrained(base, run_dir / ADAPTER_DIR)
+        tokenizer = AutoTokenizer.from_pretrained(run_dir / ADAPTER_DIR)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    model.eval()
+    return model, tokenizer
+
+
+def build_manifest(plan: Plan, base: BaseRef, metrics: dict[str, Any],
+                   artifacts: dict[str, Path]) -> dict[str, Any]:
+    spec = plan.spec
+    return manifest.build(
+        task=spec.task, backend="lora",
+        base_model={"name": spec.base, "files": [p.name for p in base.files], "sha256": base.sha256()},
+        dataset=plan.data.describe(),
+        hyperparameters=spec.model_dump(exclude={"task", "backend", "base", "seed"}),
+        seed=spec.seed, metrics=metrics, prompt_format=PROMPT_FORMAT,
+        artifacts={k: str(v.relative_to(plan.run_dir)) for k, v in artifacts.items()},
+    )
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    ckpts = sorted((run_dir / CHECKPOINTS_DIR).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return ckpts[-1] if ckpts else None
+
+
+def device_name() -> str:
+    import torch
+
+    return f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
+
+
+def _val_limit(spec: TrainSpec) -> int | None:
+    return max(8, spec.max_examples // 4) if spec.max_examples else None
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with Path(path).open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class ProgressCallback(TrainerCallback):
+    """Forwards the trainer's steps, losses and evals to the reporter (bar + status record)."""
+
+    def __init__(self, reporter: Reporter):
+        self.reporter = reporter
+        self.steps_seen = 0
+        self.epochs_seen = 0.0
+        self._start_epoch: float | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self._start_epoch = state.epoch or 0.0
+        self.reporter.update(step=state.global_step, total_steps=state.max_steps, epoch=state.epoch,
+                             state="training")
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.steps_seen += 1
+        self.epochs_seen = (state.epoch or 0.0) - (self._start_epoch or 0.0)
+        self.reporter.update(step=state.global_step, total_steps=state.max_steps, epoch=state.epoch)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+               **kw: Any) -> None:
+        logs = logs or {}
+        if "loss" in logs:
+            self.reporter.update(loss=float(logs["loss"]), epoch=state.epoch)
+        evals = {k: v for k, v in logs.items() if k.startswith("eval_")}
+        if evals:
+            self.reporter.update(metrics=evals, epoch=state.epoch)

@@ -1,0 +1,190 @@
+"""The specialist prompt: what the small model sees instead of the hosted LLM's long prompt.
+
+A hosted LLM needs the agent's full system prompt and every tool's JSON description. A
+specialist trained on one task does not: it learns the task from examples, and the contract is
+enforced on its answers anyway. So the specialist gets one short system line, the tools as
+compact signatures (`refund(order_id: str, amount: num, reason?: "late"|"damaged")`), and the
+conversation; it answers a tool call as one compact JSON object
+`{"name":"refund","arguments":{...}}` (several calls: a JSON list of them), and text as text.
+
+Training (`render_example`) and inference (`compact_request`, then `parse_completion`) use the
+same functions, so the model is always asked in the form it was taught. The rendered chat is
+plain ChatML (`<|im_start|>role ... <|im_end|>`), which SmolLM2's own template produces for the
+same messages; `CHAT_TEMPLATE` is that format with the `{% generation %}` markers TRL needs to
+put the loss on the assistant's tokens only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fledgling.calls import Request, Response, ToolCall
+
+CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{%- if message['role'] == 'assistant' %}"
+    "{{- '<|im_start|>assistant\\n' }}"
+    "{%- generation %}{{- message['content'] + '<|im_end|>' }}{%- endgeneration %}"
+    "{{- '\\n' }}"
+    "{%- else %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+_TYPE_NAMES = {"string": "str", "integer": "int", "number": "num", "boolean": "bool", "null": "null"}
+
+
+def system_line(task: str, tools: list[dict[str, Any]], output_schema: dict[str, Any] | None) -> str:
+    """The one system message the specialist gets: the task, then what it may answer with."""
+    lines = [f"Task: {task}."]
+    if tools:
+        lines.append('Call a tool as {"name":...,"arguments":{...}} (several: a JSON list). Tools:')
+        lines.extend(signature(t) for t in tools)
+    if output_schema is not None:
+        lines.append("Answer with JSON: " + schema_shape(output_schema))
+    return "\n".join(lines)
+
+
+def signature(tool: dict[str, Any]) -> str:
+    """`name(arg: type, optional?: type)` from an OpenAI tool or a contract `ToolSpec` dump."""
+    fn = tool.get("function", tool)
+    params = fn.get("parameters") or {}
+    required = set(params.get("required") or [])
+    args = [f"{name}{'' if name in required else '?'}: {schema_shape(sub)}"
+            for name, sub in (params.get("properties") or {}).items()]
+    return f"{fn.get('name', '')}({', '.join(args)})"
+
+
+def schema_shape(schema: Any) -> str:
+    """A JSON Schema written as a short type expression."""
+    if not isinstance(schema, dict):
+        return "any"
+    if "enum" in schema:
+        return "|".join(json.dumps(v, ensure_ascii=False) for v in schema["enum"])
+    if "const" in schema:
+        return json.dumps(schema["const"], ensure_ascii=False)
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return "|".join(schema_shape(s) for s in schema[key])
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return "|".join(schema_shape({**schema, "type": k}) for k in kind)
+    if kind == "array":
+        return f"[{schema_shape(schema.get('items'))}]"
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        if not props:
+            return "obj"
+        required = set(schema.get("required") or [])
+        inner = ", ".join(f"{k}{'' if k in required else '?'}: {schema_shape(v)}" for k, v in props.items())
+        return "{" + inner + "}"
+    return _TYPE_NAMES.get(kind, "any")
+
+
+def render_response(response: Response) -> str:
+    """The assistant turn as the specialist writes it."""
+    if len(response.tool_calls) == 1:
+        return _dumps(_call_object(response.tool_calls[0]))
+    if response.tool_calls:
+        return _dumps([_call_object(tc) for tc in response.tool_calls])
+    return response.content or ""
+
+
+def parse_completion(text: str, *, structured: bool = False) -> Response:
+    """The specialist's text back as a `Response`: a JSON call object (or list of them) is tool calls.
+
+    With `structured=True` (a response_format task) the text is always content, even when it
+    happens to look like a tool call.
+    """
+    stripped = text.strip()
+    if not structured and stripped[:1] in ("{", "["):
+        try:
+            value = json.loads(stripped)
+        except ValueError:
+            value = None
+        items = value if isinstance(value, list) else [value]
+        calls = [_tool_call(item) for item in items]
+        if items and all(c is not None for c in calls):
+            return Response(content=None, tool_calls=calls, finish_reason="tool_calls")
+    return Response(content=stripped, finish_reason="stop")
+
+
+def compact_request(request: Request, contract: Any = None, *, task: str | None = None) -> Request:
+    """The request rewritten into the specialist prompt (what the SLM is trained on and served).
+
+    The system prompt is replaced by `system_line`; tools come from the contract (an object with
+    `task`, `tools` and `output_schema`, e.g. `fledgling.contracts.Contract`) or else from the
+    request; earlier assistant tool calls and tool results become plain text turns. Render the
+    result's `messages` alone (plain ChatML, no tool injection): everything the model needs is
+    in them. `tools`, `tool_choice` and `response_format` are kept for what comes after the
+    model — parsing its answer, constrained decoding, validation.
+    """
+    if contract is not None:
+        tools = [t.model_dump() if hasattr(t, "model_dump") else dict(t) for t in contract.tools]
+        output_schema = contract.output_schema
+        name = task or contract.task
+    else:
+        tools = list(request.tools or [])
+        output_schema = _response_format_schema(request.response_format)
+        name = task or "assistant"
+    messages = [{"role": "system", "content": system_line(name, tools, output_schema)}]
+    messages.extend(_compact_message(m) for m in request.messages
+                    if m.get("role") not in ("system", "developer"))
+    rest = {k: v for k, v in request.model_dump(exclude_none=True).items() if k != "messages"}
+    return Request(messages=messages, **rest)
+
+
+def render_example(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, *,
+                   task: str, response_format: dict[str, Any] | None = None) -> list[dict[str, str]]:
+    """A curated example (its last message is the answer) as the specialist's training chat."""
+    if not messages or messages[-1].get("role") != "assistant":
+        raise ValueError("the last message must be the assistant's answer")
+    request = Request(messages=messages[:-1], tools=tools or None, response_format=response_format)
+    prompt = compact_request(request, task=task).messages
+    answer = Response.from_message(messages[-1])
+    return [*prompt, {"role": "assistant", "content": render_response(answer)}]
+
+
+def _compact_message(message: dict[str, Any]) -> dict[str, str]:
+    role = message.get("role", "user")
+    if role == "assistant":
+        return {"role": "assistant", "content": render_response(Response.from_message(message))}
+    return {"role": role if role in ("user", "tool") else "user", "content": _text(message.get("content"))}
+
+
+def _text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _call_object(tc: ToolCall) -> dict[str, Any]:
+    try:
+        args: Any = tc.parsed_arguments()
+    except ValueError:
+        args = tc.arguments
+    return {"name": tc.name, "arguments": args}
+
+
+def _tool_call(obj: Any) -> ToolCall | None:
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or "arguments" not in obj:
+        return None
+    args = obj["arguments"]
+    return ToolCall(name=obj["name"], arguments=args if isinstance(args, str) else _dumps(args))
+
+
+def _response_format_schema(rf: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not rf or rf.get("type") != "json_schema":
+        return None
+    return (rf.get("json_schema") or {}).get("schema") or {}
