@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from fledgling.calls import Call, Feedback, Request, Response, Usage, default_task, stable_id
-from fledgling.capture import coerce
+from fledgling.capture import coerce, messages
 from fledgling.capture.coerce import BadField
 from fledgling.capture.records import Tally, reading, records
 
@@ -126,6 +126,7 @@ def _response(body: dict[str, Any]) -> Response:
     if isinstance(fields.get("content"), list):
         fields["content"] = "".join(p.get("text", "") for p in fields["content"]
                                     if isinstance(p, dict) and isinstance(p.get("text"), str))
+    fields["tool_calls"] = messages.tool_calls(fields.get("tool_calls"), "response.choices[0].message.tool_calls")
     fields["finish_reason"] = choice.get("finish_reason")
     return Response.model_validate(fields)
 
@@ -148,6 +149,7 @@ def _from_finetuning(rec: dict[str, Any], task: str | None, default_time: dateti
         raise BadField(f"messages[{len(msgs) - 1}].role",
                        "the last message must be the assistant's answer")
     fields = {k: v for k, v in last.items() if k not in ("role", "weight")}
+    fields["tool_calls"] = messages.tool_calls(fields.get("tool_calls"), f"messages[{len(msgs) - 1}].tool_calls")
     response = Response.model_validate(fields)
     body = {k: v for k, v in rec.items() if k in ("tools", "tool_choice", "response_format",
                                                   "parallel_tool_calls")}

@@ -1,0 +1,136 @@
+"""Fuzzing the parsers: whatever the input, the only failure is a clean `InputError`."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fledgling.capture.langfuse import calls_in_file as langfuse_calls
+from fledgling.capture.openai_jsonl import calls_in_file as jsonl_calls
+from fledgling.capture.otel import calls_from_otlp_json, calls_from_otlp_protobuf
+from fledgling.capture.otel import calls_in_file as otel_calls
+from fledgling.capture.records import Tally
+from fledgling.errors import InputError
+from tests.capture.conftest import FIXTURES
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+_scalars = (st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False, allow_infinity=False)
+            | st.text(max_size=12) | st.sampled_from(["", "0", "1e999", "12", "NaN", "2024-01-01", "{", "[]", "{}",
+                                                      '{"role": 1}', "GENERATION", "assistant", "tool_call"]))
+_json = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4)
+                     | st.dictionaries(st.text(max_size=8) | st.sampled_from(
+                         ["role", "content", "parts", "type", "id", "tool_calls", "function", "name",
+                          "arguments", "messages", "choices", "message", "stringValue", "intValue",
+                          "arrayValue", "values", "key", "value"]), inner, max_size=4), max_leaves=12)
+
+
+def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+def _replace(doc: Any, path: tuple, new: Any) -> Any:
+    if not path:
+        return new
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    if isinstance(node, dict) != isinstance(path[-1], str):
+        raise KeyError(path[-1])  # an earlier replacement changed the shape here
+    node[path[-1]] = new
+    return doc
+
+
+def _garbled(name: str) -> st.SearchStrategy[bytes]:
+    """A fixture with a few values anywhere in it replaced by random JSON, as JSON or JSONL."""
+    raw = (FIXTURES / name).read_bytes()
+    docs = [orjson.loads(line) for line in raw.splitlines() if line.strip()] if name.endswith(".jsonl") \
+        else [orjson.loads(raw)]
+    paths = [(i, p) for i, d in enumerate(docs) for p in _paths(d)]
+
+    @st.composite
+    def build(draw: st.DrawFn) -> bytes:
+        current = orjson.loads(orjson.dumps(docs))
+        for _ in range(draw(st.integers(1, 3))):
+            i, path = draw(st.sampled_from(paths))
+            try:
+                current[i] = _replace(current[i], path, draw(_json))
+            except (KeyError, IndexError, TypeError):
+                continue
+        if name.endswith(".jsonl"):
+            return b"\n".join(orjson.dumps(d) for d in current) + b"\n"
+        return orjson.dumps(current[0], option=orjson.OPT_INDENT_2)
+
+    return build()
+
+
+def _only_input_errors(reader, data: bytes, suffix: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"input{suffix}"
+        path.write_bytes(data)
+        try:
+            list(reader(path, None, Tally()))
+        except InputError as exc:
+            assert exc.source == str(path) and str(exc)
+
+
+_bytes = st.binary(max_size=300) | st.builds(lambda b, cut: b[:cut], st.sampled_from(
+    [(FIXTURES / n).read_bytes() for n in ("openai_pairs.jsonl", "langfuse_openai.json", "otel_genai_current.json")]),
+    st.integers(0, 4000))
+
+
+@FUZZ
+@given(st.one_of(_garbled("openai_pairs.jsonl"), _garbled("openai_finetune.jsonl"), _bytes,
+                 st.lists(_json, max_size=3).map(lambda xs: b"\n".join(orjson.dumps(x) for x in xs))))
+def test_openai_jsonl_parser(data: bytes) -> None:
+    _only_input_errors(jsonl_calls, data, ".jsonl")
+
+
+@FUZZ
+@given(st.one_of(_garbled("langfuse_openai.json"), _garbled("langfuse_langchain.jsonl"), _bytes,
+                 _json.map(orjson.dumps)))
+def test_langfuse_parser(data: bytes) -> None:
+    _only_input_errors(langfuse_calls, data, ".json")
+
+
+@FUZZ
+@given(st.one_of(_garbled("otel_genai_current.json"), _garbled("otel_genai_legacy.jsonl"), _bytes,
+                 _json.map(orjson.dumps)))
+def test_otel_file_parser(data: bytes) -> None:
+    _only_input_errors(otel_calls, data, ".json")
+
+
+@FUZZ
+@given(_json)
+def test_otlp_json_payload(payload: Any) -> None:
+    try:
+        calls_from_otlp_json(payload)
+    except InputError:
+        pass
+
+
+_real_body = __import__("tests.capture.test_otel", fromlist=["_protobuf"])._protobuf(
+    orjson.loads((FIXTURES / "otel_genai_current.json").read_bytes()))
+
+
+@FUZZ
+@given(st.binary(max_size=400) | st.builds(lambda cut, flip: bytes(
+    b ^ (0xFF if i == flip else 0) for i, b in enumerate(_real_body[:cut])),
+    st.integers(0, len(_real_body)), st.integers(0, len(_real_body))))
+def test_otlp_protobuf_body(body: bytes) -> None:
+    try:
+        calls_from_otlp_protobuf(body)
+    except InputError:
+        pass
