@@ -104,17 +104,32 @@ def test_bad_options_and_unknown_task_are_one_line_errors(sqlite_store: Store, t
 
 
 def test_ground_truth_precision_and_recall(sqlite_store: Store, tmp_path) -> None:
+    fixed = Response(tool_calls=[tool_call("lookup_order", {"order_id": "ORD-1"})], finish_reason="tool_calls")
+    failed_turn = [{"role": "assistant", "content": None, "tool_calls": [tool_call("lookup_order", {"order_id": "X"}, 9)]},
+                   {"role": "tool", "tool_call_id": "tc_9", "content": '{"ok": false, "error": {"code": "not_found"}}'}]
     calls = [make_call(i, metadata={"llm_error": None}) for i in range(40)]
     calls += [make_call(100 + i, status="error", metadata={"llm_error": "upstream"}) for i in range(3)]
     calls += [make_call(200 + i, metadata={"llm_error": "wrong_args"}) for i in range(2)]   # invisible to filters
     calls += [make_call(300, response=Response(tool_calls=[tool_call("lookup_order", {})]),
                         metadata={"llm_error": "missing_arg"})]
+    calls += [make_call(301, response=Response(tool_calls=[tool_call("lookup_order", {})]),
+                        feedback=Feedback(corrected=fixed), metadata={"llm_error": "missing_arg"})]
     calls += [make_call(400, feedback=Feedback(score=0.0), metadata={"llm_error": None})]   # human said bad
+    calls += [make_call(401, extra_messages=failed_turn, metadata={"llm_error": None})]     # policy, not bad
     calls += [make_call(500 + i) for i in range(5)]                                        # no ground truth
     sqlite_store.insert_calls(calls)
-    gt = curate(sqlite_store, "support-agent", out_dir=tmp_path, near_dup_threshold=1.0).report["ground_truth"]
-    assert gt["calls_with_ground_truth"] == 47 and gt["planted_errors"] == 6
-    assert (gt["true_positives"], gt["false_positives"], gt["false_negatives"]) == (4, 1, 2)
-    assert gt["precision"] == 0.8 and gt["recall"] == round(4 / 6, 4)
-    assert gt["by_kind"] == {"missing_arg": {"planted": 1, "caught": 1}, "upstream": {"planted": 3, "caught": 3},
-                             "wrong_args": {"planted": 2, "caught": 0}}
+    ds = curate(sqlite_store, "support-agent", out_dir=tmp_path, near_dup_threshold=1.0)
+    gt = ds.report["ground_truth"]
+    assert gt["calls_with_ground_truth"] == 49 and gt["planted_errors"] == 7
+    assert (gt["true_positives"], gt["false_positives"], gt["false_negatives"]) == (4, 1, 3)
+    assert gt["precision"] == 0.8 and gt["recall"] == round(4 / 7, 4)
+    assert gt["planted_kept_out"] == round(5 / 7, 4)
+    assert gt["by_kind"] == {
+        "missing_arg": {"planted": 2, "dropped": 1, "corrected": 1, "tool_failed": 0},
+        "upstream": {"planted": 3, "dropped": 3, "corrected": 0, "tool_failed": 0},
+        "wrong_args": {"planted": 2, "dropped": 0, "corrected": 0, "tool_failed": 0}}
+    assert ds.report["dropped"]["tool_failed"] == 1
+
+    kept = curate(sqlite_store, "support-agent", out_dir=tmp_path, near_dup_threshold=1.0, keep_tool_failures=True)
+    assert "tool_failed" not in kept.report["dropped"]
+    assert kept.report["examples_out"] == ds.report["examples_out"] + 1

@@ -27,6 +27,9 @@ def run(
     drop_label_noise: bool = typer.Option(
         False, "--drop-label-noise",
         help="Drop duplicate clusters whose answers disagree (default: keep the best one, flag it)."),
+    keep_tool_failures: bool = typer.Option(
+        False, "--keep-tool-failures",
+        help="Keep conversations whose tool results show a failure (to learn the agent's recovery)."),
     out: Path | None = typer.Option(None, "--out", "-o",
                                     help="Root directory of datasets (default .fledgling/datasets)."),
 ) -> None:
@@ -41,7 +44,8 @@ def run(
                   MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
         job = bar.add_task("curate", total=None, name=task)
         dataset = curate(s, task, seed=seed, val=val, test=test, near_dup_threshold=near_dup_threshold,
-                         fmt=fmt, drop_label_noise=drop_label_noise, out_dir=out,  # type: ignore[arg-type]
+                         fmt=fmt, drop_label_noise=drop_label_noise,
+                         keep_tool_failures=keep_tool_failures, out_dir=out,  # type: ignore[arg-type]
                          progress=lambda done, total: bar.update(job, completed=done, total=total))
     console.print(render(dataset.report))
     console.print(f"[green]dataset {dataset.task} v{dataset.version}[/] -> {dataset.path}")

@@ -47,8 +47,12 @@ class Verdict:
     corrected: bool = False
 
 
-def check(call: Call, contract: Contract | None) -> Verdict:
-    """Decide whether `call` becomes an example, and with which answer as its label."""
+def check(call: Call, contract: Contract | None, *, drop_tool_failures: bool = True) -> Verdict:
+    """Decide whether `call` becomes an example, and with which answer as its label.
+
+    `drop_tool_failures=False` keeps conversations with failed tool results, for agents whose
+    recovery from a failing tool ("I couldn't find that order") is worth learning.
+    """
     corrected = call.feedback.corrected if call.feedback is not None else None
     if corrected is None:
         if call.status == "error" or call.response is None:
@@ -57,7 +61,7 @@ def check(call: Call, contract: Contract | None) -> Verdict:
             return Verdict(None, TRUNCATED)
         if call.feedback is not None and call.feedback.negative:
             return Verdict(None, NEGATIVE_FEEDBACK)
-    if tool_failure(call.request.messages):
+    if drop_tool_failures and tool_failure(call.request.messages):
         return Verdict(None, TOOL_FAILED)
     label = corrected if corrected is not None else call.response
     assert label is not None

@@ -39,7 +39,7 @@ from fledgling.curate.formats import FORMATS, Format, example_line
 from fledgling.curate.label_noise import Member, choose
 from fledgling.curate.redact import redact_messages
 from fledgling.curate.registry import Dataset
-from fledgling.curate.report import ground_truth
+from fledgling.curate.report import GroundTruth
 from fledgling.curate.splits import SPLITS, Groups, assign
 from fledgling.errors import InputError, StoreError
 from fledgling.store import CallFilter, Store
@@ -51,7 +51,7 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 def curate(store: Store, task: str, *, seed: int = 0, val: float = 0.1, test: float = 0.2,
            near_dup_threshold: float = 0.9, fmt: Format = "chat", drop_label_noise: bool = False,
-           out_dir: Path | None = None, progress: Callable[[int, int], None] | None = None) -> Dataset:
+           keep_tool_failures: bool = False, out_dir: Path | None = None, progress: Callable[[int, int], None] | None = None) -> Dataset:
     """Curate the calls of `task` into a new dataset version under `out_dir/<task>/v<N>/`.
 
     `progress(done, total)` is called as calls are read. Raises `InputError` for bad options
@@ -69,7 +69,7 @@ def curate(store: Store, task: str, *, seed: int = 0, val: float = 0.1, test: fl
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
-        run = _Run(contract, fmt, near_dup_threshold)
+        run = _Run(contract, fmt, near_dup_threshold, drop_tool_failures=not keep_tool_failures)
         with open(work / "spool.jsonl", "wb") as spool:
             for call in store.iter_calls(flt):
                 run.add(call, spool)
@@ -78,7 +78,8 @@ def curate(store: Store, task: str, *, seed: int = 0, val: float = 0.1, test: fl
         if progress is not None:
             progress(run.calls_in, total)
         params = {"seed": seed, "val": val, "test": test, "near_dup_threshold": near_dup_threshold,
-                  "format": fmt, "drop_label_noise": drop_label_noise}
+                  "format": fmt, "drop_label_noise": drop_label_noise,
+                  "keep_tool_failures": keep_tool_failures}
         report, items = run.finish(work, task=task, seed=seed, val=val, test=test,
                                    drop_label_noise=drop_label_noise, params=params)
         version = max(registry.latest_version(store, task), _latest_dir(root)) + 1
@@ -133,8 +134,10 @@ def _latest_dir(root: Path) -> int:
 class _Run:
     """The per-call work of one curation, and the compact state it keeps between the passes."""
 
-    def __init__(self, contract: Contract | None, fmt: Format, threshold: float):
+    def __init__(self, contract: Contract | None, fmt: Format, threshold: float, *,
+                 drop_tool_failures: bool):
         self.contract = contract
+        self.drop_tool_failures = drop_tool_failures
         self.fmt = fmt
         self.class_field = _class_field(contract)
         self.deduper = Deduper(threshold)
@@ -143,7 +146,7 @@ class _Run:
         self.redactions: Counter[str] = Counter()
         self.examples_redacted = 0
         self.corrected = 0
-        self.truth: dict[str, Any] = {"tp": 0, "fp": 0, "fn": 0, "tn": 0, "by_kind": {}}
+        self.truth = GroundTruth()
         self.call_ids: list[str] = []
         self.sessions: list[str | None] = []
         self.traces: list[str | None] = []
@@ -152,8 +155,9 @@ class _Run:
 
     def add(self, call: Call, spool: Any) -> None:
         self.calls_in += 1
-        verdict = filters.check(call, self.contract)
-        self._tally_truth(call, verdict.reason is not None)
+        verdict = filters.check(call, self.contract, drop_tool_failures=self.drop_tool_failures)
+        if "llm_error" in call.metadata:
+            self.truth.add(call.metadata["llm_error"], verdict.reason, verdict.corrected)
         if verdict.label is None:
             self.dropped[verdict.reason or "unknown"] += 1
             return
@@ -179,17 +183,6 @@ class _Run:
         self.traces.append(call.trace_id)
         self.offsets.append(spool.tell())
         spool.write(example_line(messages, tools, [call.id], self.fmt))
-
-    def _tally_truth(self, call: Call, dropped: bool) -> None:
-        if "llm_error" not in call.metadata:
-            return
-        kind = call.metadata.get("llm_error")
-        key = ("tp" if dropped else "fn") if kind else ("fp" if dropped else "tn")
-        self.truth[key] += 1
-        if kind:
-            row = self.truth["by_kind"].setdefault(str(kind), {"planted": 0, "caught": 0})
-            row["planted"] += 1
-            row["caught"] += dropped
 
     def _class(self, label: Response) -> str:
         if label.tool_calls:
@@ -282,7 +275,7 @@ class _Run:
             "splits": {s: {"examples": lines[s], "groups": group_count[s],
                            "classes": dict(sorted(classes[s].items()))} for s in SPLITS},
             "warnings": warnings,
-            "ground_truth": ground_truth(self.truth),
+            "ground_truth": self.truth.summary(),
         }
         _write_json(work / "report.json", report)
         manifest = {"task": task, "format": self.fmt, "seed": seed,

@@ -6,31 +6,67 @@ bytes) and shown as rich tables in the terminal.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Group
 from rich.table import Table
 
+from fledgling.curate.filters import TOOL_FAILED
 from fledgling.curate.splits import SPLITS
 
 
-def ground_truth(tally: dict[str, Any]) -> dict[str, Any] | None:
-    """Precision and recall of "dropped as bad" against planted errors, when calls carry them.
+@dataclass
+class GroundTruth:
+    """How the filters did against planted errors, for calls whose metadata names them.
 
-    `tally` holds tp/fp/fn/tn and per-kind planted/caught counts, gathered from calls whose
-    metadata has an `llm_error` key (the demo generator's ground truth).
+    The demo generator (and any labelled traffic) sets `metadata.llm_error` to None for a good
+    answer and to the kind of mistake otherwise. "Dropped as bad" means dropped for a reason
+    that judges the answer (error, truncated, contract, negative feedback); `tool_failed` judges
+    the conversation, not the answer, so it is counted apart and left out of precision/recall.
+    A planted mistake whose label was replaced by a correction is not in the data either; it is
+    counted as corrected.
     """
-    tp, fp, fn, tn = (tally.get(k, 0) for k in ("tp", "fp", "fn", "tn"))
-    if tp + fp + fn + tn == 0:
-        return None
-    return {
-        "calls_with_ground_truth": tp + fp + fn + tn, "planted_errors": tp + fn,
-        "dropped_as_bad": tp + fp, "true_positives": tp, "false_positives": fp,
-        "false_negatives": fn,
-        "precision": round(tp / (tp + fp), 4) if tp + fp else None,
-        "recall": round(tp / (tp + fn), 4) if tp + fn else None,
-        "by_kind": {k: v for k, v in sorted(tally.get("by_kind", {}).items())},
-    }
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+    by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, kind: object, reason: str | None, corrected: bool) -> None:
+        bad = reason is not None and reason != TOOL_FAILED
+        if kind:
+            row = self.by_kind.setdefault(str(kind), {"planted": 0, "dropped": 0, "corrected": 0,
+                                                      "tool_failed": 0})
+            row["planted"] += 1
+            row["dropped"] += bad
+            row["corrected"] += corrected
+            row["tool_failed"] += reason == TOOL_FAILED
+            if bad:
+                self.tp += 1
+            else:
+                self.fn += 1
+        elif bad:
+            self.fp += 1
+        else:
+            self.tn += 1
+
+    def summary(self) -> dict[str, Any] | None:
+        tp, fp, fn, tn = self.tp, self.fp, self.fn, self.tn
+        if tp + fp + fn + tn == 0:
+            return None
+        planted = tp + fn
+        handled = sum(r["dropped"] + r["corrected"] + r["tool_failed"] for r in self.by_kind.values())
+        return {
+            "calls_with_ground_truth": tp + fp + fn + tn, "planted_errors": planted,
+            "dropped_as_bad": tp + fp, "true_positives": tp, "false_positives": fp,
+            "false_negatives": fn,
+            "precision": round(tp / (tp + fp), 4) if tp + fp else None,
+            "recall": round(tp / planted, 4) if planted else None,
+            "planted_kept_out": round(handled / planted, 4) if planted else None,
+            "by_kind": {k: v for k, v in sorted(self.by_kind.items())},
+        }
 
 
 def render(report: dict[str, Any]) -> Group:
@@ -67,15 +103,21 @@ def render(report: dict[str, Any]) -> Group:
 
     gt = report.get("ground_truth")
     if gt:
-        truth = Table(title="planted errors vs dropped as bad (ground truth in metadata)")
-        for col in ("kind", "planted", "caught"):
+        truth = Table(title="planted errors (metadata.llm_error) vs what curation did")
+        for col in ("kind", "planted", "dropped as bad", "corrected", "tool_failed"):
             truth.add_column(col, justify="left" if col == "kind" else "right")
         for kind, row in gt["by_kind"].items():
-            truth.add_row(kind, f"{row['planted']:,}", f"{row['caught']:,}")
+            truth.add_row(kind, *[f"{row[k]:,}" for k in ("planted", "dropped", "corrected", "tool_failed")])
         truth.add_section()
-        fmt = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
-        truth.add_row("[bold]precision / recall[/]", fmt(gt["precision"]), fmt(gt["recall"]))
+        truth.add_row("[bold]precision / recall of dropped as bad[/]", _pct(gt["precision"]),
+                      _pct(gt["recall"]), "", "")
+        truth.add_row("[bold]planted errors kept out of the labels[/]", _pct(gt["planted_kept_out"]),
+                      "", "", "")
         parts.append(truth)
     for warning in report["warnings"]:
         parts.append(f"[yellow]warning:[/] {warning}")
     return Group(*parts)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
