@@ -1,0 +1,58 @@
+"""`fledgling import ...` as a user runs it: exit codes, one-line errors, the result table."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fledgling.store import Store
+
+FLEDGLING = str(Path(sys.executable).parent / "fledgling")
+
+
+def _run(args: list[str], db: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FLEDGLING_DB_URL": db, "COLUMNS": "250"}
+    env.pop("FLEDGLING_CONFIG", None)
+    return subprocess.run([FLEDGLING, "import", *args], env=env, capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
+def test_import_prints_table_and_is_idempotent(store_url: str, tmp_path: Path, fixtures: Path) -> None:
+    files = [str(fixtures / "otel_genai_current.json"), str(fixtures / "otel_genai_legacy.jsonl")]
+    first = _run(["otel", *files], store_url, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "otel import" in first.stdout and "otel_genai_legacy.jsonl" in first.stdout
+    assert first.stdout.split("total")[1].split()[:8] == ["│", "7", "│", "7", "│", "0", "│", "4"]
+    again = _run(["otel", *files], store_url, tmp_path)
+    assert again.returncode == 0 and again.stdout.split("total")[1].split()[:8] == ["│", "7", "│", "0", "│", "7", "│", "4"]
+    with Store(store_url) as s:
+        assert s.count_calls() == 7
+
+
+def test_malformed_file_gives_one_line_and_keeps_earlier_files(store_url: str, tmp_path: Path,
+                                                               fixtures: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"request": {"messages": []}, "response": null}\n{"request": {"messages": []}, "cost_usd": "free"}\n')
+    result = _run(["openai-jsonl", "--task", "t", str(fixtures / "openai_pairs.jsonl"), str(bad)], store_url, tmp_path)
+    assert result.returncode == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert f"{bad}: line 2: field 'cost_usd'" in lines[0]
+    assert "nothing from this file was written; 1 earlier file(s) were imported" in lines[0]
+    assert "openai_pairs.jsonl" in result.stdout  # the table of what did get in
+    with Store(store_url) as s:
+        assert s.count_calls() == 3 and s.tasks() == [("t", 3)]
+
+
+def test_usage_errors(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/f.db"
+    missing = _run(["langfuse", str(tmp_path / "nope.json")], db, tmp_path)
+    assert missing.returncode == 3 and "nope.json: no such file" in missing.stderr
+    neither = _run(["langfuse"], db, tmp_path)
+    assert neither.returncode == 3 and "--host" in neither.stderr
+    env_less = subprocess.run([FLEDGLING, "import", "langfuse", "--host", "http://127.0.0.1:9"],
+                              env={k: v for k, v in os.environ.items() if not k.startswith("LANGFUSE_")}
+                              | {"FLEDGLING_DB_URL": db}, capture_output=True, text=True, cwd=tmp_path)
+    assert env_less.returncode == 2 and "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY not set" in env_less.stderr
