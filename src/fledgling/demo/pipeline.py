@@ -86,6 +86,31 @@ def import_traffic(ctx: DemoContext) -> str:
             f"into {ctx.store.safe_url}")
 
 
+REPLAY_SAMPLE = 500
+
+
+def capture(ctx: DemoContext) -> str:
+    """Send (a sample of) the traffic through a real gateway to a stand-in LLM that replays the
+    recorded answers: live capture end to end. Same ids, so nothing is stored twice."""
+    from itertools import islice
+
+    from fledgling.demo.traffic import generate_calls
+    from fledgling.gateway.replay import replay_through_gateway
+
+    calls = list(islice(generate_calls(ctx.seed, ctx.calls), REPLAY_SAMPLE))
+    before = ctx.store.count_calls()
+    with _progress(ctx.console) as bar:
+        job = bar.add_task("calls through the gateway", total=len(calls))
+        result = replay_through_gateway(calls, ctx.store, spool_dir=ctx.out_dir.parent / "spool",
+                                        progress=lambda done: bar.update(job, completed=done))
+    new = ctx.store.count_calls() - before
+    ctx.console.print(f"  {result.sent:,} sent, {result.identical:,} answers identical to the recorded "
+                      f"ones, {result.failed:,} recorded failures reported as errors, "
+                      f"{result.recorded:,} recorded by the gateway ({new:,} new)")
+    return (f"{result.sent:,} calls captured live through the gateway "
+            f"({result.identical + result.failed:,} answered as recorded)")
+
+
 def contracts(ctx: DemoContext) -> str:
     from fledgling.cli.contracts import contract_summary, contract_tables, infer_and_save
     from fledgling.demo.traffic import TASKS
@@ -125,6 +150,7 @@ def stats(ctx: DemoContext) -> str:
 STAGES: list[Stage] = [
     Stage("generate", "Generate synthetic agent traffic", generate),
     Stage("import", "Import it like a request log (OpenAI JSONL)", import_traffic),
+    Stage("capture", "Send it through the gateway, live", capture),
     Stage("contracts", "Infer each task's contract", contracts),
     Stage("check", "Check recorded answers against the contracts", check),
     Stage("stats", "What was captured", stats),

@@ -25,6 +25,7 @@ from fledgling.gateway.router import Route, Router
 from fledgling.gateway.upstream import UpstreamFault, UpstreamPool, response_headers
 
 CALL_ID_HEADER = b"x-fledgling-call-id"
+_CALL_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 
 
@@ -77,9 +78,10 @@ class Pipeline:
         path = scope["path"]
         task = self.router.resolve_task(path, request, headers)
         route = self.router.route(task)
-        ex = Exchange(id=new_call_id(), created_at=created, request=request, task=task,
+        ex = Exchange(id=_call_id(headers), created_at=created, request=request, task=task,
                       session_id=headers.get("x-fledgling-session"), trace_id=_trace_id(headers),
-                      metadata={"path": path, "stream": request.get("stream") is True})
+                      metadata={**_caller_metadata(headers), "path": path,
+                                "stream": request.get("stream") is True})
         if route is None:
             ex.error = f"no upstream for task '{task}'"
             ex.status_code = 404
@@ -168,6 +170,32 @@ def _stream_error(message: str, timeout: bool) -> bytes:
     code = "upstream_timeout" if timeout else "upstream_connection_error"
     return orjson.dumps({"error": {"message": message, "type": "upstream_error", "param": None,
                                    "code": code}})
+
+
+def _call_id(headers: dict[str, str]) -> str:
+    """`X-Fledgling-Call-Id` lets a caller choose the id (an idempotency key: a retried or
+    replayed call is stored once); otherwise the gateway makes one."""
+    chosen = headers.get("x-fledgling-call-id")
+    if chosen is None:
+        return new_call_id()
+    if not _CALL_ID.match(chosen):
+        raise Problem(400, "invalid_call_id", "X-Fledgling-Call-Id must be 1-128 characters of "
+                      "letters, digits and . _ : -")
+    return chosen
+
+
+def _caller_metadata(headers: dict[str, str]) -> dict[str, Any]:
+    """`X-Fledgling-Metadata`: a JSON object the caller wants kept with the call."""
+    raw = headers.get("x-fledgling-metadata")
+    if not raw:
+        return {}
+    try:
+        meta = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise Problem(400, "invalid_metadata", "X-Fledgling-Metadata must be a JSON object")
+    return meta
 
 
 def _trace_id(headers: dict[str, str]) -> str | None:

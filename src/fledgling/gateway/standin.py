@@ -3,7 +3,9 @@
 It speaks the chat-completions protocol (JSON and streaming SSE, tool calls, usage) so the
 gateway can be exercised end to end where no hosted LLM exists: the demo replays recorded
 answers through it, the overhead benchmark uses its instant answer, the tests inject faults
-around it. The answer function gets the request body and returns the assistant message.
+around it. The answer function gets the request body and returns the assistant message; it
+may add `usage` (OpenAI's usage object) to report exact token counts, or return
+`{"error": "..."}` to answer with an HTTP 500 carrying that message.
 """
 
 from __future__ import annotations
@@ -38,9 +40,15 @@ class RecordedAnswers:
     def __init__(self, calls: Iterable[Call]):
         self._answers: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
         for call in calls:
-            if call.response is not None:
-                req = call.request.model_dump(mode="json", exclude_none=True)
-                self._answers[request_key(req)].append(call.response.message())
+            req = call.request.model_dump(mode="json", exclude_none=True)
+            if call.response is None:
+                answer: dict[str, Any] = {"error": call.error or "the recorded call failed"}
+            else:
+                answer = {**call.response.message(), "usage": {
+                    "prompt_tokens": call.usage.input_tokens,
+                    "completion_tokens": call.usage.output_tokens,
+                    "total_tokens": call.usage.input_tokens + call.usage.output_tokens}}
+            self._answers[request_key(req)].append(answer)
 
     def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
         queue = self._answers.get(request_key(request))
@@ -81,13 +89,16 @@ class StandInUpstream:
         self.requests += 1
         try:
             request = orjson.loads(body)
-            message = self.answer(request)
+            message = dict(self.answer(request))
         except (orjson.JSONDecodeError, LookupError, KeyError, TypeError) as exc:
             await send_error(send, 400, "bad_request", f"stand-in cannot answer: {exc}")
             return
-        usage = {"prompt_tokens": _tokens(request.get("messages")),
-                 "completion_tokens": _tokens([message])}
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        if "error" in message:
+            await send_error(send, 500, "recorded_error", str(message["error"]))
+            return
+        usage = message.pop("usage", None) or {"prompt_tokens": _tokens(request.get("messages")),
+                                               "completion_tokens": _tokens([message])}
+        usage.setdefault("total_tokens", usage["prompt_tokens"] + usage["completion_tokens"])
         model = request.get("model") or self.model
         cid = "chatcmpl-" + hashlib.sha1(body).hexdigest()[:24]
         if request.get("stream"):
