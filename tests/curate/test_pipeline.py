@@ -23,13 +23,15 @@ def lines(path) -> list[dict]:
 def test_same_seed_same_bytes_other_seed_other_split(store: Store, tmp_path) -> None:
     store.insert_calls([make_call(i, session=f"s{i // 3}") if i % 4 else contact_call(i, session=f"s{i // 3}")
                         for i in range(150)])
-    a = curate(store, "support-agent", seed=7, out_dir=tmp_path)
-    b = curate(store, "support-agent", seed=7, out_dir=tmp_path)
-    c = curate(store, "support-agent", seed=8, out_dir=tmp_path)
+    a = curate(store, "support-agent", seed=7, out_dir=tmp_path / "a")
+    b = curate(store, "support-agent", seed=7, out_dir=tmp_path / "b")
+    c = curate(store, "support-agent", seed=8, out_dir=tmp_path / "a")
+    again = curate(store, "support-agent", seed=8, out_dir=tmp_path / "a")
     assert (a.version, b.version, c.version) == (1, 2, 3)
     for name in FILES:
         assert (a.path / name).read_bytes() == (b.path / name).read_bytes(), name
     assert (a.path / "train.jsonl").read_bytes() != (c.path / "train.jsonl").read_bytes()
+    assert (again.version, again.new, again.path) == (3, False, c.path)  # a rerun adds no copy
     assert a.report["redactions"]["by_type"] == {"EMAIL": 76, "PHONE": 76}
     rows = list_datasets(store, "support-agent")
     assert [r["version"] for r in rows] == [3, 2, 1]

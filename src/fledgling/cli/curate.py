@@ -48,4 +48,5 @@ def run(
                          keep_tool_failures=keep_tool_failures, out_dir=out,  # type: ignore[arg-type]
                          progress=lambda done, total: bar.update(job, completed=done, total=total))
     console.print(render(dataset.report))
-    console.print(f"[green]dataset {dataset.task} v{dataset.version}[/] -> {dataset.path}")
+    same = "" if dataset.new else " (unchanged: same calls and options as this version)"
+    console.print(f"[green]dataset {dataset.task} v{dataset.version}[/]{same} -> {dataset.path}")

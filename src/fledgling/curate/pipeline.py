@@ -54,8 +54,10 @@ def curate(store: Store, task: str, *, seed: int = 0, val: float = 0.1, test: fl
            keep_tool_failures: bool = False, out_dir: Path | None = None, progress: Callable[[int, int], None] | None = None) -> Dataset:
     """Curate the calls of `task` into a new dataset version under `out_dir/<task>/v<N>/`.
 
-    `progress(done, total)` is called as calls are read. Raises `InputError` for bad options
-    or a task without calls; on any failure no version directory and no store row is left.
+    `progress(done, total)` is called as calls are read. When the result is byte-identical to
+    the latest version (same calls, same options), that version is returned (`new=False`)
+    instead of a copy. Raises `InputError` for bad options or a task without calls; on any
+    failure no version directory and no store row is left.
     """
     _check_options(val, test, near_dup_threshold, fmt)
     flt = CallFilter(task=task)
@@ -82,9 +84,16 @@ def curate(store: Store, task: str, *, seed: int = 0, val: float = 0.1, test: fl
                   "keep_tool_failures": keep_tool_failures}
         report, items = run.finish(work, task=task, seed=seed, val=val, test=test,
                                    drop_label_noise=drop_label_noise, params=params)
-        version = max(registry.latest_version(store, task), _latest_dir(root)) + 1
-        final = root / f"v{version}"
         counts = {s: report["splits"][s]["examples"] for s in SPLITS}
+        latest = registry.latest_version(store, task)
+        previous = root / f"v{latest}" / "manifest.json"
+        if latest and previous.is_file() and previous.read_bytes() == (work / "manifest.json").read_bytes():
+            # Same calls, same options: the latest version already is this dataset.
+            return Dataset(task=task, version=latest, path=previous.parent.resolve(), format=fmt,
+                           seed=seed, contract_version=contract.version if contract else None,
+                           counts=counts, report=report, new=False)
+        version = max(latest, _latest_dir(root)) + 1
+        final = root / f"v{version}"
         dataset = Dataset(task=task, version=version, path=final.resolve(), format=fmt, seed=seed,
                           contract_version=contract.version if contract else None, counts=counts,
                           report=report)

@@ -34,6 +34,7 @@ class Dataset:
     contract_version: str | None
     counts: dict[str, int]
     report: dict[str, Any]
+    new: bool = True
 
 
 def latest_version(store: Store, task: str) -> int:

@@ -147,12 +147,34 @@ def stats(ctx: DemoContext) -> str:
     return f"{total:,} calls in the store, {cost:,.2f} USD of hosted-model spend"
 
 
+def curate_tasks(ctx: DemoContext) -> str:
+    from fledgling.curate import curate
+    from fledgling.curate.report import render
+    from fledgling.demo.traffic import TASKS
+
+    parts = []
+    for task in TASKS:
+        with _progress(ctx.console) as bar:
+            job = bar.add_task(f"curating {task}", total=None)
+            ds = curate(ctx.store, task, seed=ctx.seed,
+                        progress=lambda done, total: bar.update(job, completed=done, total=total))
+        ctx.console.print(render(ds.report))
+        ctx.results.setdefault("datasets", {})[task] = ds
+        gt = ds.report.get("ground_truth") or {}
+        caught = ""
+        if gt.get("recall") is not None and gt.get("precision") is not None:
+            caught = f", planted errors dropped: recall {gt['recall']:.0%}, precision {gt['precision']:.0%}"
+        parts.append(f"{task} v{ds.version}: {ds.report['examples_out']:,} examples{caught}")
+    return "; ".join(parts)
+
+
 STAGES: list[Stage] = [
     Stage("generate", "Generate synthetic agent traffic", generate),
     Stage("import", "Import it like a request log (OpenAI JSONL)", import_traffic),
     Stage("capture", "Send it through the gateway, live", capture),
     Stage("contracts", "Infer each task's contract", contracts),
     Stage("check", "Check recorded answers against the contracts", check),
+    Stage("curate", "Curate each task into train/val/test datasets", curate_tasks),
     Stage("stats", "What was captured", stats),
 ]
 
