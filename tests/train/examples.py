@@ -32,7 +32,7 @@ def example(i: int) -> dict:
         {"role": "assistant", "content": None, "tool_calls": [
             {"id": f"c{i}", "type": "function",
              "function": {"name": name, "arguments": json.dumps(args)}}]}],
-        "tools": TOOLS, "call_id": f"call_{i:04d}"}
+        "tools": TOOLS, "call_ids": [f"call_{i:04d}"]}
 
 
 def write_dataset(path: Path, n_train: int = 24, n_val: int = 6, n_test: int = 6) -> Path:

@@ -1,8 +1,8 @@
 """The curated dataset a trainer reads: `{train,val,test}.jsonl` of chat-with-tools examples.
 
 Curation writes `.fledgling/datasets/<task>/v<N>/` and records each version in the store's
-`datasets` table. One line is `{"messages": [...], "tools": [...]}` (the OpenAI fine-tuning
-shape; the last message is the answer) plus provenance such as `call_id`. Every line is
+`datasets` table. One line is `{"messages": [...], "tools": [...]}` (the last message is the
+answer) plus provenance (`call_ids`); both of curation's formats, `chat` and `openai`, read. Every line is
 checked before any training starts, so a bad file fails in a second, not after an epoch.
 """
 
@@ -26,7 +26,7 @@ class Example:
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]] | None = None
     response_format: dict[str, Any] | None = None
-    call_id: str | None = None
+    call_ids: tuple[str, ...] = ()
 
 
 @dataclass
@@ -119,6 +119,5 @@ def _example(rec: Any, file: Path, n: int) -> Example:
     tools = rec.get("tools")
     if tools is not None and not isinstance(tools, list):
         raise InputError("must be a list of tools", field="tools", **where)
-    meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
-    call_id = rec.get("call_id") or rec.get("id") or meta.get("call_id")
-    return Example(messages, tools or None, rec.get("response_format"), call_id)
+    ids = rec.get("call_ids") or ([rec["call_id"]] if rec.get("call_id") else [])
+    return Example(messages, tools or None, rec.get("response_format"), tuple(str(i) for i in ids))

@@ -19,7 +19,7 @@ from transformers import TrainerCallback
 
 from fledgling.train import manifest
 from fledgling.train.backend import Plan, Reporter, Result, TrainSpec
-from fledgling.train.bases import BaseRef, load_base, resolve_base
+from fledgling.train.bases import load_base, resolve_base
 from fledgling.train.dataset import Dataset
 from fledgling.train.prompt import CHAT_TEMPLATE, render_example
 
@@ -39,62 +39,82 @@ class LoraBackend:
                     details={"device": device_name(), "checkpoints": str(run_dir / CHECKPOINTS_DIR)})
 
     def run(self, plan: Plan, reporter: Reporter, *, callbacks: list[Any] | None = None) -> Result:
-        spec, run_dir = plan.spec, plan.run_dir
+        if plan.spec.launcher == "accelerate":
+            from fledgling.train.launcher import launch
+
+            return launch(plan, reporter)
+        return self.train_here(plan, reporter, callbacks=callbacks)
+
+    def train_here(self, plan: Plan, reporter: Reporter, *, callbacks: list[Any] | None = None) -> Result:
+        """Train in this process (a launched worker calls this directly)."""
+        spec = plan.spec
         quiet_libraries()
 
         # 1. load: the base model (dequantised to fp32 when it is a GGUF) and its tokenizer
         reporter.update(state="loading", message=f"loading {spec.base}")
         base = resolve_base(spec.base)
         model, tokenizer = load_base(base)
-        tokenizer.chat_template = CHAT_TEMPLATE
-
-        # 2. tokenize: TRL renders each chat with the template and masks all but the answers
-        progress = ProgressCallback(reporter)
-        trainer = build_trainer(plan, model, tokenizer, [progress, *(callbacks or [])])
-        train_tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
-        supervised = sum(sum(1 for t in labels if t != -100) for labels in trainer.train_dataset["labels"])
-
-        # 3. train (from the newest checkpoint when resuming)
-        checkpoint = latest_checkpoint(run_dir) if plan.resume else None
-        reporter.update(state="training",
-                        message=f"resuming from {checkpoint.name}" if checkpoint else "training")
-        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-
-        # 4. save: the adapter (and, when asked, the merged weights) with the manifest
-        reporter.update(state="saving", message="saving adapter")
-        artifacts = save(trainer, tokenizer, run_dir, merge=spec.merge)
-        history = trainer.state.log_history
-        eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
-        losses = [h["loss"] for h in history if "loss" in h]
-        runtime = output.metrics.get("train_runtime") or 0.0
-        metrics = {
-            "global_step": trainer.state.global_step,
-            "epochs_completed": trainer.state.epoch,
-            "steps_this_run": progress.steps_seen,
-            "train_loss_first": losses[0] if losses else None,
-            "train_loss_last": losses[-1] if losses else None,
-            "eval_loss_per_epoch": eval_losses,
-            "best_eval_loss": trainer.state.best_metric,
-            "best_checkpoint": Path(trainer.state.best_model_checkpoint).name
-            if trainer.state.best_model_checkpoint else None,
-            "stopped_early": bool(eval_losses) and trainer.state.epoch < spec.epochs,
-            "train_examples": len(trainer.train_dataset),
-            "val_examples": len(trainer.eval_dataset) if trainer.eval_dataset is not None else 0,
-            "train_tokens_per_epoch": train_tokens,
-            "supervised_tokens_per_epoch": supervised,
-            "train_runtime_s": runtime,
-            "train_tokens_per_s": train_tokens * progress.epochs_seen / runtime if runtime else None,
-            "device": device_name(),
-        }
-        info = build_manifest(plan, base, metrics, artifacts)
-        manifest.write(run_dir, info)
-        return Result(artifacts={**artifacts, "manifest": run_dir / manifest.MANIFEST}, metrics=metrics,
-                      model={"kind": "hf", "origin": "adapter", "base": spec.base,
-                             "adapter": str(artifacts["adapter"].resolve()), "manifest": info})
+        return fit(plan, reporter, model, tokenizer, base_sha256=base.sha256(),
+                   base_files=[p.name for p in base.files], callbacks=callbacks)
 
 
-def build_trainer(plan: Plan, model: Any, tokenizer: Any, callbacks: list[Any]) -> Any:
-    """The SFTTrainer for a plan: LoRA on every linear layer, assistant-only loss, eval per epoch."""
+def fit(plan: Plan, reporter: Reporter, model: Any, tokenizer: Any, *, base_sha256: str | None,
+        base_files: list[str], callbacks: list[Any] | None = None, peft: bool = True) -> Result:
+    """Steps 2-4 of a run, shared by the `lora` and `unsloth` backends."""
+    spec, run_dir = plan.spec, plan.run_dir
+    tokenizer.chat_template = CHAT_TEMPLATE
+
+    # 2. tokenize: TRL renders each chat with the template and masks all but the answers
+    progress = ProgressCallback(reporter)
+    trainer = build_trainer(plan, model, tokenizer, [progress, *(callbacks or [])], peft=peft)
+    train_tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
+    supervised = sum(sum(1 for t in labels if t != -100) for labels in trainer.train_dataset["labels"])
+
+    # 3. train (from the newest checkpoint when resuming)
+    checkpoint = latest_checkpoint(run_dir) if plan.resume else None
+    reporter.update(state="training",
+                    message=f"resuming from {checkpoint.name}" if checkpoint else "training")
+    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+
+    # 4. save: the adapter (and, when asked, the merged weights) with the manifest
+    reporter.update(state="saving", message="saving adapter")
+    history = trainer.state.log_history
+    eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
+    losses = [h["loss"] for h in history if "loss" in h]
+    runtime = output.metrics.get("train_runtime") or 0.0
+    metrics = {
+        "global_step": trainer.state.global_step,
+        "epochs_completed": trainer.state.epoch,
+        "steps_this_run": progress.steps_seen,
+        "train_loss_first": losses[0] if losses else None,
+        "train_loss_last": losses[-1] if losses else None,
+        "eval_loss_per_epoch": eval_losses,
+        "best_eval_loss": trainer.state.best_metric,
+        "best_checkpoint": Path(trainer.state.best_model_checkpoint).name
+        if trainer.state.best_model_checkpoint else None,
+        "stopped_early": bool(eval_losses) and trainer.state.epoch < spec.epochs,
+        "train_examples": len(trainer.train_dataset),
+        "val_examples": len(trainer.eval_dataset) if trainer.eval_dataset is not None else 0,
+        "train_tokens_per_epoch": train_tokens,
+        "supervised_tokens_per_epoch": supervised,
+        "train_runtime_s": runtime,
+        "train_tokens_per_s": train_tokens * progress.epochs_seen / runtime if runtime else None,
+        "device": device_name(),
+    }
+    if not trainer.is_world_process_zero():
+        return Result(metrics=metrics)
+    artifacts = save(trainer, tokenizer, run_dir, merge=spec.merge)
+    info = build_manifest(plan, base_files, base_sha256, metrics, artifacts)
+    manifest.write(run_dir, info)
+    return Result(artifacts={**artifacts, "manifest": run_dir / manifest.MANIFEST}, metrics=metrics,
+                  model={"kind": "hf", "origin": "adapter", "base": spec.base,
+                         "adapter": str(artifacts["adapter"].resolve()), "manifest": info})
+
+
+def build_trainer(plan: Plan, model: Any, tokenizer: Any, callbacks: list[Any], *, peft: bool = True) -> Any:
+    """The SFTTrainer for a plan: LoRA on every linear layer, assistant-only loss, eval per epoch.
+
+    `peft=False` when the model already carries its adapter (Unsloth attaches its own)."""
     import torch
     from datasets import Dataset as HFDataset
     from peft import LoraConfig
@@ -135,7 +155,8 @@ def build_trainer(plan: Plan, model: Any, tokenizer: Any, callbacks: list[Any]) 
         dataloader_num_workers=0,
     )
     peft_config = LoraConfig(r=spec.rank, lora_alpha=spec.lora_alpha, lora_dropout=spec.dropout,
-                             target_modules=spec.target_modules, bias="none", task_type="CAUSAL_LM")
+                             target_modules=spec.target_modules, bias="none",
+                             task_type="CAUSAL_LM") if peft else None
     if has_val:
         callbacks = [*callbacks, EarlyStoppingCallback(early_stopping_patience=spec.patience)]
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
@@ -210,12 +231,12 @@ def load_trained(run_dir: Path, *, merged: bool = False) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def build_manifest(plan: Plan, base: BaseRef, metrics: dict[str, Any],
+def build_manifest(plan: Plan, base_files: list[str], base_sha256: str | None, metrics: dict[str, Any],
                    artifacts: dict[str, Path]) -> dict[str, Any]:
     spec = plan.spec
     return manifest.build(
-        task=spec.task, backend="lora",
-        base_model={"name": spec.base, "files": [p.name for p in base.files], "sha256": base.sha256()},
+        task=spec.task, backend=spec.backend,
+        base_model={"name": spec.base, "files": base_files, "sha256": base_sha256},
         dataset=plan.data.describe(),
         hyperparameters=spec.model_dump(exclude={"task", "backend", "base", "seed"}),
         seed=spec.seed, metrics=metrics, prompt_format=PROMPT_FORMAT,

@@ -16,6 +16,7 @@ from fledgling.models import catalog
 from fledgling.train import dataset as datasets
 from fledgling.train import runs
 from fledgling.train.backend import Plan, Result, TrainingError, TrainSpec, get_backend
+from fledgling.train.launcher import prepare_launch
 
 RUNS_DIR = Path(".fledgling") / "runs"
 
@@ -54,6 +55,8 @@ def train(spec: TrainSpec, store: Any, *, dataset_dir: Path | None = None,
     backend = get_backend(spec.backend)
     plan = backend.prepare(spec, data, run_dir)
     plan.resume, plan.run_id = resume, run_id
+    if spec.backend in ("lora", "unsloth"):
+        prepare_launch(plan)
     spec_json = spec.model_dump(mode="json")
     if dry_run:
         runs.start(store, run_id=run_id, task=spec.task, backend=spec.backend, base=spec.base,
