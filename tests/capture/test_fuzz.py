@@ -16,7 +16,7 @@ from fledgling.capture.otel import calls_from_otlp_json, calls_from_otlp_protobu
 from fledgling.capture.otel import calls_in_file as otel_calls
 from fledgling.capture.records import Tally
 from fledgling.errors import InputError
-from tests.capture.conftest import FIXTURES
+from tests.capture.conftest import FIXTURES, protobuf_body
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -121,8 +121,7 @@ def test_otlp_json_payload(payload: Any) -> None:
         pass
 
 
-_real_body = __import__("tests.capture.test_otel", fromlist=["_protobuf"])._protobuf(
-    orjson.loads((FIXTURES / "otel_genai_current.json").read_bytes()))
+_real_body = protobuf_body(orjson.loads((FIXTURES / "otel_genai_current.json").read_bytes()))
 
 
 @FUZZ

@@ -2,36 +2,21 @@
 
 from __future__ import annotations
 
-import base64
-import copy
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pytest
-from google.protobuf.json_format import ParseDict
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from fledgling.calls import default_task, stable_id
 from fledgling.capture.otel import calls_from_otlp_json, calls_from_otlp_protobuf, calls_in_file
 from fledgling.capture.records import Tally
 from fledgling.errors import InputError
+from tests.capture.conftest import protobuf_body
 
 
 def _payload(fixtures: Path) -> dict:
     return orjson.loads((fixtures / "otel_genai_current.json").read_bytes())
-
-
-def _protobuf(payload: dict) -> bytes:
-    """The same payload as the protobuf body an OTLP/HTTP exporter sends (ids as bytes)."""
-    pb = copy.deepcopy(payload)
-    for rs in pb["resourceSpans"]:
-        for ss in rs["scopeSpans"]:
-            for span in ss["spans"]:
-                for key in ("traceId", "spanId", "parentSpanId"):
-                    if key in span:
-                        span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
-    return ParseDict(pb, ExportTraceServiceRequest()).SerializeToString()
 
 
 def test_current_conventions(fixtures: Path) -> None:
@@ -92,7 +77,7 @@ def test_older_conventions_in_collector_jsonl(fixtures: Path) -> None:
 
 def test_protobuf_body_maps_like_json(fixtures: Path) -> None:
     payload = _payload(fixtures)
-    assert calls_from_otlp_protobuf(_protobuf(payload)) == calls_from_otlp_json(payload)
+    assert calls_from_otlp_protobuf(protobuf_body(payload)) == calls_from_otlp_json(payload)
 
 
 def test_protobuf_garbage_is_an_input_error() -> None:
