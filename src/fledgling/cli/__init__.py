@@ -14,7 +14,10 @@ from fledgling.cli.curate import app as curate_app
 from fledgling.cli.demo import app as demo_app
 from fledgling.cli.gateway import app as gateway_app
 from fledgling.cli.imports import app as import_app
+from fledgling.cli.models import app as models_app
+from fledgling.cli.publish import publish
 from fledgling.cli.traces import app as traces_app
+from fledgling.cli.train import app as train_app
 from fledgling.errors import FledglingError
 
 app = typer.Typer(
@@ -31,6 +34,9 @@ app.add_typer(contracts_app, name="contracts")
 app.add_typer(demo_app, name="demo")
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(curate_app, name="curate")
+app.add_typer(train_app, name="train")
+app.add_typer(models_app, name="models")
+app.command("publish")(publish)
 
 
 def _version(value: bool) -> None:

@@ -19,18 +19,22 @@ class TerminalView:
             TimeRemainingColumn(), console=console, transient=False)
         self.task = self.progress.add_task(title, total=None, status="starting")
         self.fields: dict[str, Any] = {"state": "starting"}
+        self._started = False
 
     def __enter__(self) -> TerminalView:
-        self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        if self._started:
+            self.progress.stop()
 
     def update(self, *, step: int | None = None, total_steps: int | None = None,
                epoch: float | None = None, loss: float | None = None,
                metrics: dict[str, Any] | None = None, state: str | None = None,
                message: str | None = None) -> None:
+        if not self._started:  # the bar appears when the run does, not before a failed start
+            self.progress.start()
+            self._started = True
         if state is not None:
             self.fields["state"] = state
         if epoch is not None:
