@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from fledgling.calls import default_task, stable_id
-from fledgling.capture.langfuse import calls_in_file, call_from_observation
+from fledgling.capture.langfuse import call_from_observation, calls_in_file
 from fledgling.capture.records import Tally
 from fledgling.errors import InputError
 

@@ -77,6 +77,8 @@ def test_falls_back_to_v1_pages_when_v2_is_absent(store: Store) -> None:
         pages = [q["page"][0] for p, q in srv.requests if p == "/api/public/observations"]
         assert pages == ["1", "2", "3"]
         assert store.count_calls(CallFilter(task="ticket-triage")) == 5
+        later = pull(store, srv.url, srv.public_key, srv.secret_key, since=T0 + timedelta(minutes=3))
+        assert (later.read, later.inserted) == (2, 0)  # --since overrides the stored cursor
 
 
 def test_wrong_keys_name_the_env_vars_and_write_nothing(sqlite_store: Store) -> None:
