@@ -332,7 +332,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+class RawJson(str):
+    """JSON text already serialised (by pydantic's Rust serializer): stored as is."""
+
+
 def _dumps(obj: Any) -> str:
+    if isinstance(obj, RawJson):
+        return obj
     return orjson.dumps(obj).decode()
 
 
@@ -353,9 +359,9 @@ def _call_to_row(call: Call) -> dict[str, Any]:
         "finish_reason": resp.finish_reason if resp else None,
         "input_tokens": call.usage.input_tokens, "output_tokens": call.usage.output_tokens,
         "latency_ms": call.latency_ms, "cost_usd": call.cost_usd,
-        "request": call.request.model_dump(mode="json", exclude_none=True),
-        "response": resp.model_dump(mode="json", exclude_none=True) if resp else None,
-        "feedback": call.feedback.model_dump(mode="json", exclude_none=True) if call.feedback else None,
+        "request": RawJson(call.request.model_dump_json(exclude_none=True)),
+        "response": RawJson(resp.model_dump_json(exclude_none=True)) if resp else None,
+        "feedback": RawJson(call.feedback.model_dump_json(exclude_none=True)) if call.feedback else None,
         "metadata": call.metadata,
     }
 
