@@ -111,9 +111,10 @@ def test_feedback_update(store: Store) -> None:
 def test_contracts_and_cursors(store: Store) -> None:
     assert store.put_contract(task="t", version="abc", kind="toolcall", n_calls=3, tools=[{"name": "f"}],
                               output_schema=None, stats={"f": 3})
-    assert not store.put_contract(task="t", version="abc", kind="toolcall", n_calls=3, tools=[],
-                                  output_schema=None, stats={})
-    assert [c["version"] for c in store.contracts("t")] == ["abc"]
+    assert not store.put_contract(task="t", version="abc", kind="toolcall", n_calls=5, tools=[{"name": "f"}],
+                                  output_schema=None, stats={"f": 5})
+    (stored,) = store.contracts("t")
+    assert (stored["version"], stored["n_calls"], stored["stats"]) == ("abc", 5, {"f": 5})
     assert store.get_cursor("langfuse:h") is None
     store.set_cursor("langfuse:h", "2026-01-01T00:00:00Z")
     store.set_cursor("langfuse:h", "2026-02-01T00:00:00Z")

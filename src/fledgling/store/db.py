@@ -255,13 +255,17 @@ class Store:
 
     def put_contract(self, *, task: str, version: str, kind: str, n_calls: int, tools: list,
                      output_schema: dict | None, stats: dict, conn: Connection | None = None) -> bool:
-        """Store a contract version; returns False when that exact version was already stored."""
-        ins = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(contracts_t)
-        row = dict(task=task, version=version, kind=kind, created_at=datetime.now(UTC),
-                   n_calls=n_calls, tools=tools, output_schema=output_schema, stats=stats)
+        """Store a contract version. Returns False when that version existed; its observed
+        stats and call count are then refreshed (the schemas, being the version, cannot differ)."""
+        key = and_(contracts_t.c.task == task, contracts_t.c.version == version)
         with self._use(conn) as c:
-            stmt = ins.on_conflict_do_nothing(index_elements=["task", "version"])
-            return c.execute(stmt.returning(contracts_t.c.version), row).first() is not None
+            if c.execute(select(contracts_t.c.version).where(key)).first() is not None:
+                c.execute(contracts_t.update().where(key).values(n_calls=n_calls, stats=stats))
+                return False
+            c.execute(contracts_t.insert().values(
+                task=task, version=version, kind=kind, created_at=datetime.now(UTC),
+                n_calls=n_calls, tools=tools, output_schema=output_schema, stats=stats))
+            return True
 
     def contracts(self, task: str) -> list[dict[str, Any]]:
         """Every stored contract version of a task, newest first."""
