@@ -148,7 +148,8 @@ def test_spool_group_commit_torn_tail_and_locks(tmp_path: Path) -> None:
     assert claim_orphans(tmp_path) == []  # held by a live spool: not an orphan
 
     torn = tmp_path / "00000000000000000001-1.spool"
-    torn.write_bytes(orjson.dumps(_call(9).model_dump(mode="json")) + b"\n" + b'{"id": "call-10", "sou')
+    torn.write_bytes(orjson.dumps({"call": _call(9).model_dump(mode="json")}) + b"\n"
+                     + b'{"call": {"id": "call-10", "sou')
     assert [c.id for c in read_segment(torn)] == ["call-9"]
     assert [s.path for s in claim_orphans(tmp_path)] == [torn]
     spool.close()

@@ -44,6 +44,33 @@ class Exchange:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+_FIELDS = ("id", "task", "source", "session_id", "trace_id", "provider", "upstream", "price_in",
+           "price_out", "latency_ms", "status_code", "response", "error", "metadata", "request")
+
+
+def exchange_record(ex: Exchange) -> dict[str, Any]:
+    """The exchange as plain JSON for the spool: cheap to write (no parsing, no validation),
+    and complete, so a replay turns it into exactly the `Call` the live path would have."""
+    rec = {name: getattr(ex, name) for name in _FIELDS}
+    rec["created_at"] = ex.created_at.isoformat()
+    if ex.stream_chunks is not None:
+        raw = [c for c in ex.stream_chunks if isinstance(c, bytes | bytearray)]
+        rec["stream_sse"] = b"".join(raw).decode("utf-8", "replace") if raw else None
+        rec["stream_chunks"] = [c for c in ex.stream_chunks if isinstance(c, dict)]
+    return rec
+
+
+def exchange_from_record(rec: dict[str, Any]) -> Exchange:
+    ex = Exchange(**{name: rec.get(name) for name in _FIELDS if name != "metadata"},
+                  created_at=datetime.fromisoformat(rec["created_at"]), metadata=rec.get("metadata") or {})
+    if "stream_chunks" in rec:
+        chunks: list[Any] = list(rec.get("stream_chunks") or [])
+        if rec.get("stream_sse"):
+            chunks.insert(0, rec["stream_sse"].encode())
+        ex.stream_chunks = chunks
+    return ex
+
+
 def exchange_to_call(ex: Exchange) -> Call:
     """The `Call` an exchange records. Never raises: what cannot be parsed is kept as an error."""
     error = ex.error

@@ -7,7 +7,8 @@ record of the group arrived (or as soon as `fsync_records` are waiting). A recor
 can lose it, because a restart replays every spool file the store has not yet absorbed. What a
 crash can lose is bounded by the window: the records of the last `fsync_ms` (plus one fsync).
 
-Files: `<spool_dir>/<time_ns>-<pid>.spool`, one JSON `Call` per line. Each live file is held
+Files: `<spool_dir>/<time_ns>-<pid>.spool`, one JSON record per line: `{"exchange": ...}` (what
+the gateway saw on the wire, turned into a `Call` by the store writer) or `{"call": ...}`. Each live file is held
 under an exclusive `flock` by its writer, so several gateways (or instrumented clients) can
 share a spool directory: a replay only claims files nobody holds. A file is deleted once every
 record in it is in the store.
@@ -30,7 +31,7 @@ import orjson
 from pydantic import ValidationError
 
 from fledgling.calls import Call
-from fledgling.gateway.exchange import Exchange, exchange_to_call
+from fledgling.gateway.exchange import Exchange, exchange_from_record, exchange_record, exchange_to_call
 
 log = logging.getLogger("fledgling.gateway")
 
@@ -53,7 +54,8 @@ class Segment:
         return self.closed and self.stored >= self.records
 
 
-Durable = Callable[[Segment, list[Call]], None]
+Item = Exchange | Call
+Durable = Callable[[Segment, list[Item]], None]
 
 
 class Spool:
@@ -70,7 +72,7 @@ class Spool:
         self.appended = 0
         self.acknowledged = 0
         self.unspooled = 0
-        self._pending: deque[Exchange | Call] = deque()
+        self._pending: deque[Item] = deque()
         self._wake = threading.Event()
         self._stop = False
         self._lock = threading.Lock()
@@ -80,7 +82,7 @@ class Spool:
 
     # -- producer side (the response path) -------------------------------------------------
 
-    def append(self, item: Exchange | Call) -> None:
+    def append(self, item: Item) -> None:
         """Queue one record. O(1), no I/O: the flusher thread does the rest."""
         self._pending.append(item)
         self.appended += 1
@@ -144,20 +146,19 @@ class Spool:
     def _write_pending(self) -> None:
         if not self._pending:
             return
-        calls: list[Call] = []
+        calls: list[Item] = []
         lines: list[bytes] = []
         while self._pending:
             item = self._pending.popleft()
             try:
-                call = exchange_to_call(item) if isinstance(item, Exchange) else item
-                lines.append(orjson.dumps(call.model_dump(mode="json")) + b"\n")
+                lines.append(_line(item))
             except Exception:  # a record that cannot be serialised must not stop the spool
                 log.exception("dropping a capture that could not be serialised")
                 with self._flushed:
                     self.unspooled += 1
                     self._flushed.notify_all()
                 continue
-            calls.append(call)
+            calls.append(item)
         if not calls:
             return
         data = b"".join(lines)
@@ -216,6 +217,12 @@ def _open_segment(directory: Path) -> Segment:
     return Segment(path=path, fd=fd)
 
 
+def _line(item: Item) -> bytes:
+    if isinstance(item, Exchange):
+        return orjson.dumps({"exchange": exchange_record(item)}) + b"\n"
+    return b'{"call":' + item.model_dump_json().encode() + b"}\n"
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -256,15 +263,19 @@ def claim_orphans(directory: str | Path) -> list[Segment]:
 
 
 def read_segment(path: str | Path) -> Iterator[Call]:
-    """The complete records of one spool file. A torn last line (crash mid-write) is skipped:
-    it was never acknowledged."""
+    """The complete records of one spool file, as calls. A torn last line (crash mid-write) is
+    skipped: it was never acknowledged."""
     with open(path, "rb") as fh:
         for line in fh:
             if not line.endswith(b"\n"):
                 break
             try:
-                yield Call.model_validate_json(line)
-            except ValidationError:
+                rec = orjson.loads(line)
+                if "exchange" in rec:
+                    yield exchange_to_call(exchange_from_record(rec["exchange"]))
+                else:
+                    yield Call.model_validate(rec["call"])
+            except (orjson.JSONDecodeError, ValidationError, KeyError, TypeError, ValueError):
                 log.warning("skipping an unreadable record in %s", path)
 
 

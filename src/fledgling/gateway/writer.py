@@ -14,7 +14,8 @@ import time
 from collections import deque
 
 from fledgling.calls import Call
-from fledgling.gateway.spool import Segment, Spool, claim_orphans, read_segment
+from fledgling.gateway.exchange import Exchange, exchange_to_call
+from fledgling.gateway.spool import Item, Segment, Spool, claim_orphans, read_segment
 from fledgling.store import Store
 
 log = logging.getLogger("fledgling.gateway")
@@ -30,14 +31,14 @@ class StoreWriter:
         self.replayed = 0
         self.failures = 0
         self.last_error: str | None = None
-        self._queue: deque[tuple[Segment, list[Call]]] = deque()
+        self._queue: deque[tuple[Segment, list[Item]]] = deque()
         self._wake = threading.Event()
         self._stop = False
         self._busy = True  # until the replay of orphaned spool files is done
         self._idle = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="fledgling-writer", daemon=True)
 
-    def submit(self, segment: Segment, calls: list[Call]) -> None:
+    def submit(self, segment: Segment, calls: list[Item]) -> None:
         """Called by the spool once `calls` are durable in `segment`."""
         self._queue.append((segment, calls))
         self._wake.set()
@@ -78,13 +79,13 @@ class StoreWriter:
     def _write_some(self) -> None:
         self._busy = True
         try:
-            taken: list[tuple[Segment, list[Call]]] = []
+            taken: list[tuple[Segment, list[Item]]] = []
             n = 0
             while self._queue and n < self.batch:
                 item = self._queue.popleft()
                 taken.append(item)
                 n += len(item[1])
-            if not self._insert([c for _, calls in taken for c in calls]):
+            if not self._insert([_as_call(c) for _, items in taken for c in items]):
                 self._queue.extendleft(reversed(taken))
                 return
             for segment, calls in taken:
@@ -122,3 +123,7 @@ class StoreWriter:
                 self.replayed += len(chunk)
             log.info("replayed spool file %s", segment.path.name)
             self.spool.release(segment)
+
+
+def _as_call(item: Item) -> Call:
+    return exchange_to_call(item) if isinstance(item, Exchange) else item
