@@ -179,9 +179,9 @@ class _Run:
         tools = call.request.tools
         inputs, answer = messages[:-1], messages[-1]
         tool_names = sorted(t.get("function", {}).get("name", "") for t in tools or [])
-        exact = digest(orjson.dumps([tool_names, [_canonical_message(m) for m in inputs]],
-                                    option=orjson.OPT_SORT_KEYS))
-        near_text = normalise(" ".join(_message_text(m) for m in inputs if m.get("role") != "system"))
+        texts = [(m.get("role"), normalise(_message_text(m))) for m in inputs]
+        exact = digest(orjson.dumps([tool_names, texts]))
+        near_text = " ".join(text for role, text in texts if role != "system")
         item = len(self.call_ids)
         cluster = self.deduper.add(exact, near_text)
         member = Member(item, exact, digest(orjson.dumps(_canonical_message(answer), option=orjson.OPT_SORT_KEYS)),

@@ -94,8 +94,17 @@ def _secret_kind(word: str) -> str:
     return "TOKEN" if "token" in word else "API_KEY"
 
 
+# Something every secret pattern above needs; text without any of it skips them all (most text).
+_SECRET_HINT = re.compile(
+    r"A3T|ABIA|ACCA|AKIA|ASIA|AccountKey=|://|\.[\w-]{6}\.|gh[pousr]_|gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt"
+    r"|agent)-|GR1348941|eyJ|-us\d|sk-|pypi-|SG\.|xox[a-z]-|hooks\.slack|sq0csp-|[rs]k_live_|\d{8,10}:"
+    r"|AC[a-z0-9]{32}|SK[a-z0-9]{32}|(?i:aws|bearer|private key|pass|pwd|secret|key|token)")
+
+
 def _secrets(text: str) -> list[Finding]:
     out: list[Finding] = []
+    if not _SECRET_HINT.search(text):
+        return out
     for m in _PEM.finditer(text):
         out.append(Finding(m.start(), m.end(), "PRIVATE_KEY", m.group(0)))
     for pattern, kind in _PLUGIN_PATTERNS:
@@ -128,7 +137,6 @@ _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}")
 _CARD = re.compile(r"(?<![\w-])[3-6](?:[ -]?\d){12,18}(?![\w-])")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?")
-_DIGIT_RUN = re.compile(r"\d[\d\s().-]{5,}\d")
 _PHONE_CUE = re.compile(r"(?i)(?:phone|tel|telephone|mobile|cell|call|text me|sms|whatsapp|fax)\W{0,3}"
                         r"(?:\w+\W+){0,3}$")
 _STREET_SUFFIX = (r"Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl"
@@ -167,21 +175,24 @@ def _ibans(text: str) -> list[Finding]:
     return out
 
 
+_PHONE_CANDIDATE = re.compile(r"\+?\(?\d[\d\s().-]{5,}\d")
+
+
 def _phones(text: str, cue: bool) -> list[Finding]:
-    if not _DIGIT_RUN.search(text):
-        return []
     out = []
-    for m in phonenumbers.PhoneNumberMatcher(text, PHONE_REGION):
-        start, end, raw = m.start, m.end, m.raw_string
-        before = text[start - 1] if start else " "
-        after = text[end] if end < len(text) else " "
-        if before.isalnum() or before in "#-_/" or after.isalnum() or after in "-_/":
-            continue  # part of an identifier such as ORD-4155550123 or #4155550123
-        formatted = raw.startswith("+") or bool(re.search(r"[\s().-]", raw))
-        if not (formatted or cue or _PHONE_CUE.search(text[max(0, start - 40):start])):
-            continue  # a bare digit run with no phone context is more likely an id
-        key = phonenumbers.format_number(m.number, phonenumbers.PhoneNumberFormat.E164)
-        out.append(Finding(start, end, "PHONE", key))
+    # phonenumbers is slow on long texts: run it on each digit run (with its +/parenthesis) only.
+    for cand in _PHONE_CANDIDATE.finditer(text):
+        for m in phonenumbers.PhoneNumberMatcher(cand.group(0), PHONE_REGION):
+            start, end, raw = cand.start() + m.start, cand.start() + m.end, m.raw_string
+            before = text[start - 1] if start else " "
+            after = text[end] if end < len(text) else " "
+            if before.isalnum() or before in "#-_/" or after.isalnum() or after in "-_/":
+                continue  # part of an identifier such as ORD-4155550123 or #4155550123
+            formatted = raw.startswith("+") or bool(re.search(r"[\s().-]", raw))
+            if not (formatted or cue or _PHONE_CUE.search(text[max(0, start - 40):start])):
+                continue  # a bare digit run with no phone context is more likely an id
+            key = phonenumbers.format_number(m.number, phonenumbers.PhoneNumberFormat.E164)
+            out.append(Finding(start, end, "PHONE", key))
     return out
 
 
@@ -210,6 +221,8 @@ def find(text: str, phone_cue: bool = False) -> tuple[Finding, ...]:
 # -- applying placeholders to one example ----------------------------------------------------
 
 _PHONE_KEY = re.compile(r"(?i)phone|mobile|tel$|telephone|cell|fax|msisdn")
+_KEY_HINT = re.compile(rf"(?i)\"(?:[^\"]*(?:phone|mobile|tel|cell|fax|msisdn)[^\"]*|{_SECRET_WORD}|token|bearer"
+                       r"|authorization)\"\s*:")
 
 
 class Scrubber:
@@ -253,9 +266,13 @@ class Scrubber:
         return value
 
     def json_text(self, text: str) -> str:
-        """Redact text that may hold JSON; JSON is redacted value by value and stays valid."""
+        """Redact text that may hold JSON; JSON is redacted value by value and stays valid.
+
+        JSON is parsed only when the raw text shows something to redact or a key that names a
+        secret or a phone: most tool results have neither and are left as they are.
+        """
         stripped = text.lstrip()
-        if stripped[:1] in ("{", "["):
+        if stripped[:1] in ("{", "[") and (find(text) or _KEY_HINT.search(text)):
             try:
                 parsed = orjson.loads(text)
             except orjson.JSONDecodeError:
