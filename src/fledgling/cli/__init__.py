@@ -18,6 +18,7 @@ from fledgling.cli.models import app as models_app
 from fledgling.cli.publish import publish
 from fledgling.cli.traces import app as traces_app
 from fledgling.cli.train import app as train_app
+from fledgling.cli.ui import app as ui_app
 from fledgling.errors import FledglingError
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ app.add_typer(gateway_app, name="gateway")
 app.add_typer(curate_app, name="curate")
 app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
+app.add_typer(ui_app, name="ui", help="Serve the web dashboard (default http://127.0.0.1:8788/).")
 app.command("publish")(publish)
 
 

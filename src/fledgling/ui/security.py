@@ -1,0 +1,227 @@
+"""The dashboard's guard: token login, sessions, CSRF on every state change, strict headers.
+
+Trace content is untrusted input and the dashboard can change what the gateway does, so:
+- with `FLEDGLING_UI_TOKEN` set, every page but the login form needs a logged-in session, and
+  serving on a non-loopback address without a token is refused (`check_bind`);
+- every client gets a session cookie (HttpOnly, SameSite=Strict) carrying a server-side CSRF
+  token; every request that is not GET/HEAD must send it back as the `csrf_token` form field,
+  or it is refused with 403 before any route runs;
+- every response carries a Content-Security-Policy that allows no inline script or style and
+  nothing from another origin, so even a template mistake cannot run a trace's `<script>`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from fledgling.errors import ConfigError
+
+SESSION_COOKIE = "fledgling_session"
+CSRF_FIELD = "csrf_token"
+TOKEN_ENV = "FLEDGLING_UI_TOKEN"
+MAX_FORM_BYTES = 64 * 1024
+MAX_SESSIONS = 10_000
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+PUBLIC_PREFIXES = ("/login", "/static/")
+
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to expose the console beyond this machine without a login token."""
+    if not token and not is_loopback(host):
+        raise ConfigError(f"refusing to serve the dashboard on {host} without a login token: set "
+                          f"{TOKEN_ENV} to a long random secret (e.g. `export {TOKEN_ENV}=$(openssl "
+                          "rand -hex 24)`), or bind to 127.0.0.1")
+
+
+@dataclass
+class Session:
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    authenticated: bool = False
+    created: float = field(default_factory=time.monotonic)
+
+
+class Sessions:
+    """Server-side sessions in memory (bounded): a restart logs everyone out, which is fine."""
+
+    def __init__(self, limit: int = MAX_SESSIONS):
+        self._items: OrderedDict[str, Session] = OrderedDict()
+        self._limit = limit
+
+    def get(self, sid: str | None) -> Session | None:
+        session = self._items.get(sid) if sid else None
+        if session is not None:
+            self._items.move_to_end(sid)
+        return session
+
+    def new(self, authenticated: bool = False) -> tuple[str, Session]:
+        sid = secrets.token_urlsafe(32)
+        session = Session(authenticated=authenticated)
+        self._items[sid] = session
+        while len(self._items) > self._limit:
+            self._items.popitem(last=False)
+        return sid, session
+
+    def drop(self, sid: str) -> None:
+        self._items.pop(sid, None)
+
+
+class Guard:
+    """The ASGI middleware that enforces all of the above around the dashboard's routes."""
+
+    def __init__(self, app: Any, token: str | None):
+        self.app = app
+        self.token = token or None
+        self.sessions = Sessions()
+
+    def token_matches(self, given: str) -> bool:
+        return bool(self.token) and hmac.compare_digest(given.encode(), self.token.encode())
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cookies = _cookies(scope)
+        sid = cookies.get(SESSION_COOKIE)
+        session = self.sessions.get(sid)
+        set_cookie: str | None = None
+        if session is None:
+            sid, session = self.sessions.new(authenticated=not self.token)
+            set_cookie = sid
+        state = scope.setdefault("state", {})
+        state.update(session=session, session_id=sid, guard=self, new_session_id=set_cookie)
+        path = scope["path"]
+        method = scope["method"]
+        public = path.startswith(PUBLIC_PREFIXES)
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", [])
+                           if h[0].lower() not in {k for k, _ in HEADERS}]
+                headers.extend(HEADERS)
+                cookie_sid = state.get("new_session_id")
+                if cookie_sid:
+                    headers.append((b"set-cookie", session_cookie(cookie_sid, scope).encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        if not session.authenticated and not public:
+            if method in SAFE_METHODS:
+                target = scope.get("root_path", "") + "/login?next=" + quote(_full_path(scope), safe="")
+                await _plain(send_with_headers, 303, "login required", [(b"location", target.encode())])
+            else:
+                await _plain(send_with_headers, 403, "forbidden: log in first")
+            return
+        if method not in SAFE_METHODS:
+            body = await _read_body(receive)
+            if body is None:
+                await _plain(send_with_headers, 413, "form too large")
+                return
+            form = _parse_form(scope, body)
+            given = form.get(CSRF_FIELD, "")
+            if not given or not hmac.compare_digest(given.encode(), session.csrf.encode()):
+                await _plain(send_with_headers, 403,
+                             "forbidden: missing or stale CSRF token; reload the page and try again")
+                return
+            state["form"] = form
+            receive = _replay(body)
+        await self.app(scope, receive, send_with_headers)
+
+
+def session_cookie(sid: str, scope: dict[str, Any]) -> str:
+    secure = "; Secure" if scope.get("scheme") == "https" else ""
+    return f"{SESSION_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Strict{secure}"
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths: `//evil.example` and `https://...` become `/`."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _cookies(scope: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in scope.get("headers", []):
+        if key == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                name, _, val = part.strip().partition("=")
+                if name:
+                    out.setdefault(name, val)
+    return out
+
+
+def _full_path(scope: dict[str, Any]) -> str:
+    qs = scope.get("query_string", b"").decode("latin-1")
+    return scope["path"] + (f"?{qs}" if qs else "")
+
+
+async def _read_body(receive: Any) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+def _parse_form(scope: dict[str, Any], body: bytes) -> dict[str, str]:
+    ctype = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"content-type"), "")
+    if not ctype.startswith("application/x-www-form-urlencoded"):
+        return {}
+    parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {k: v[-1] for k, v in parsed.items()}
+
+
+def _replay(body: bytes) -> Any:
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _plain(send: Any, status: int, text: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = text.encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8"),
+               (b"content-length", str(len(body)).encode()), *(extra or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
