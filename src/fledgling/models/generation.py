@@ -1,0 +1,34 @@
+"""What every model backend returns, and the one interface they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from fledgling.calls import Request, Response
+
+
+@dataclass
+class Generation:
+    """One model answer with its cost in time and tokens.
+
+    `response` is None when the call failed (`error` says why). `parse_failed` marks an answer
+    whose text looked like a tool call or JSON but could not be parsed; it is kept as text.
+    """
+
+    response: Response | None
+    latency_ms: float
+    input_tokens: int = 0
+    output_tokens: int = 0
+    error: str | None = None
+    parse_failed: bool = False
+
+
+class Backend(Protocol):
+    """A model behind `generate`: a batch of chat-completions requests in, one answer per request."""
+
+    name: str
+
+    async def generate(self, requests: list[Request]) -> list[Generation]: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,180 @@
+"""Local models through transformers: a checkpoint directory (+ PEFT adapter) or a GGUF file.
+
+The decoding loop is in plain sight (`_decode_batch`): greedy, batched with left padding, one
+prefill then one token per step on the KV cache. Requests are sorted by prompt length before
+batching (less padding), and a row that has finished leaves the batch and its cache at once,
+so the batch does not keep paying for answers that are already done. With `constrained=True`
+each row's next token is masked by its grammar (see `constrained.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fledgling.calls import Request, Response
+from fledgling.errors import ConfigError
+from fledgling.models.generation import Generation
+from fledgling.models.prompting import output_schema, render_prompt, template_renders_tools
+from fledgling.models.tool_text import parse_json_content, parse_tool_calls
+
+
+@dataclass
+class _Row:
+    index: int
+    prompt_ids: list[int]
+    matcher: Any = None
+
+
+class LocalBackend:
+    """A transformers causal LM answering chat-completions requests on CPU or CUDA."""
+
+    def __init__(self, name: str, path: str | Path, *, gguf_file: str | None = None,
+                 adapter: str | Path | None = None, constrained: bool = False,
+                 batch_size: int = 16, max_new_tokens: int = 256, device: str | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.name = name
+        self.constrained = constrained
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self._torch = torch
+        started = time.perf_counter()
+        kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(path), **kwargs)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                str(path), dtype=torch.float32 if self.device == "cpu" else torch.bfloat16, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load model '{name}' from {path}: {str(exc).splitlines()[0]}; "
+                              "check the path (a transformers checkpoint directory or .gguf file)") from None
+        if adapter:
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(self.model, str(adapter)).merge_and_unload()
+        self.model.to(self.device).eval()
+        self.load_seconds = time.perf_counter() - started
+        self.pad_id = self.tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = self.tokenizer.eos_token_id
+        eos = self.model.generation_config.eos_token_id
+        self.stop_ids = {self.tokenizer.eos_token_id} | set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        self.stop_ids.discard(None)
+        self.native_tools = template_renders_tools(self.tokenizer)
+        self._grammars = None
+        if constrained:
+            from fledgling.models.constrained import GrammarBook
+
+            self._grammars = GrammarBook(self.tokenizer, self.model.config.vocab_size)
+
+    async def generate(self, requests: list[Request]) -> list[Generation]:
+        return await asyncio.to_thread(self.generate_sync, requests)
+
+    async def aclose(self) -> None:
+        return None
+
+    def generate_sync(self, requests: list[Request]) -> list[Generation]:
+        """Answer every request; a failure becomes that item's `error`, never an exception."""
+        results: list[Generation | None] = [None] * len(requests)
+        rows: list[_Row] = []
+        for i, req in enumerate(requests):
+            try:
+                prompt = render_prompt(self.tokenizer, req, native_tools=self.native_tools)
+                row = _Row(i, self.tokenizer(prompt, add_special_tokens=False).input_ids)
+                if self._grammars is not None:
+                    compiled = self._grammars.for_request(req)
+                    row.matcher = self._grammars.matcher(compiled) if compiled is not None else None
+                rows.append(row)
+            except Exception as exc:  # one bad request must not sink the batch
+                results[i] = Generation(None, 0.0, error=f"prompt: {exc}")
+        rows.sort(key=lambda r: len(r.prompt_ids))
+        for start in range(0, len(rows), self.batch_size):
+            batch = rows[start:start + self.batch_size]
+            budgets = [requests[r.index].max_tokens or self.max_new_tokens for r in batch]
+            for row, (tokens, ms, hit_limit) in zip(batch, self._decode_batch(batch, budgets), strict=True):
+                results[row.index] = self._to_generation(requests[row.index], row, tokens, ms, hit_limit)
+        return [g for g in results if g is not None]
+
+    def _to_generation(self, req: Request, row: _Row, tokens: list[int], ms: float,
+                       hit_limit: bool) -> Generation:
+        text = self.tokenizer.decode([t for t in tokens if t not in self.stop_ids],
+                                     skip_special_tokens=True)
+        finish = "length" if hit_limit else "stop"
+        if req.tools and req.tool_choice != "none":
+            parsed = parse_tool_calls(text, finish)
+        elif output_schema(req) is not None:
+            parsed = parse_json_content(text, finish)
+        else:
+            parsed = None
+        response = parsed.response if parsed else Response(content=text, finish_reason=finish)
+        if hit_limit:
+            response.finish_reason = "length"
+        return Generation(response, ms, input_tokens=len(row.prompt_ids), output_tokens=len(tokens),
+                          parse_failed=bool(parsed and parsed.failed))
+
+    def _decode_batch(self, batch: list[_Row], budgets: list[int]) -> list[tuple[list[int], float, bool]]:
+        """Greedy decoding of one batch: (tokens, ms until that row finished, hit the limit)."""
+        torch = self._torch
+        from transformers import DynamicCache
+
+        started = time.perf_counter()
+        width = max(len(r.prompt_ids) for r in batch)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, r in enumerate(batch):
+            ids[i, width - len(r.prompt_ids):] = torch.tensor(r.prompt_ids)
+            mask[i, width - len(r.prompt_ids):] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache()
+        out_tokens: list[list[int]] = [[] for _ in batch]
+        done: list[tuple[float, bool] | None] = [None] * len(batch)
+        active = list(range(len(batch)))
+        bitmask = self._grammars.bitmask(len(batch)) if self._grammars is not None else None
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
+            next_pos = positions[:, -1] + 1
+            while active:
+                logits = logits.float()
+                masked = [k for k, row in enumerate(active) if batch[row].matcher is not None
+                          and not batch[row].matcher.is_terminated()]
+                if masked:
+                    for k in masked:
+                        batch[active[k]].matcher.fill_next_token_bitmask(bitmask, k)
+                    logits = logits.cpu()
+                    self._grammars.apply(logits, bitmask[: len(active)], masked)
+                chosen = logits.argmax(-1).tolist()
+                keep = []
+                now = (time.perf_counter() - started) * 1000
+                for k, row in enumerate(active):
+                    token = chosen[k]
+                    out_tokens[row].append(token)
+                    matcher = batch[row].matcher
+                    if matcher is not None and not matcher.is_terminated():
+                        matcher.accept_token(token)
+                    if token in self.stop_ids or (matcher is not None and matcher.is_terminated()):
+                        done[row] = (now, False)
+                    elif len(out_tokens[row]) >= budgets[row]:
+                        done[row] = (now, True)
+                    else:
+                        keep.append(k)
+                if not keep:
+                    break
+                if len(keep) < len(active):
+                    index = torch.tensor(keep, device=self.device)
+                    cache.batch_select_indices(index)
+                    mask, next_pos = mask[index], next_pos[index]
+                    active = [active[k] for k in keep]
+                step_ids = torch.tensor([[out_tokens[row][-1]] for row in active], device=self.device)
+                mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=self.device)], 1)
+                logits = self.model(input_ids=step_ids, attention_mask=mask,
+                                    position_ids=next_pos[:, None], cache=cache,
+                                    use_cache=True).logits[:, -1, :]
+                next_pos = next_pos + 1
+        return [(out_tokens[i], done[i][0], done[i][1]) for i in range(len(batch))]
