@@ -6,8 +6,8 @@ the two never drift apart.
 
 from __future__ import annotations
 
-from sqlalchemy import (JSON, Column, DateTime, Float, ForeignKey, ForeignKeyConstraint, Index,
-                        Integer, MetaData, String, Table, Text)
+from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, ForeignKey, ForeignKeyConstraint,
+                        Index, Integer, MetaData, String, Table, Text)
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
@@ -143,4 +143,62 @@ model_selections = Table(
     Column("task", String(200), primary_key=True),
     Column("model", String(200), nullable=False),
     Column("selected_at", DateTime(timezone=True), nullable=False),
+)
+
+rollouts = Table(
+    "rollouts", metadata,
+    Column("task", String(200), primary_key=True),
+    Column("mode", String(10), nullable=False),
+    Column("canary_percent", Float, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(100), nullable=False),
+)
+
+rollout_events = Table(
+    "rollout_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task", String(200), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("from_mode", String(10)),
+    Column("to_mode", String(10), nullable=False),
+    Column("from_percent", Float),
+    Column("to_percent", Float, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("reason", Text),
+    Index("ix_rollout_events_task_at", "task", "at"),
+)
+
+eval_runs = Table(
+    "eval_runs", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("task", String(200), nullable=False),
+    Column("split", String(20), nullable=False),
+    Column("dataset_version", Integer),
+    Column("contract_version", String(64)),
+    Column("model", String(500), nullable=False),
+    Column("model_kind", String(20), nullable=False),
+    Column("constrained", Boolean, nullable=False),
+    Column("lenient", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("n_items", Integer, nullable=False),
+    Column("label_sources", Json, nullable=False),
+    Column("summary", Json, nullable=False),
+    Index("ix_eval_runs_task_created_at", "task", "created_at"),
+)
+
+eval_items = Table(
+    "eval_items", metadata,
+    Column("run_id", String(64), ForeignKey("eval_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("call_id", String(64), nullable=False),
+    Column("label_source", String(20), nullable=False),
+    Column("prediction", Json),
+    Column("error", Text),
+    Column("parse_failed", Boolean, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("scores", Json, nullable=False),
+    Index("ix_eval_items_call_id", "call_id"),
 )

@@ -1,5 +1,6 @@
 """One router per dashboard page; each route calls the library and renders a template."""
 
-from fledgling.ui.pages import auth, contracts, datasets, overview, traces
+from fledgling.ui.pages import auth, contracts, datasets, models, overview, rollout, traces, training
 
-ROUTERS = [auth.router, overview.router, traces.router, contracts.router, datasets.router]
+ROUTERS = [auth.router, overview.router, traces.router, contracts.router, datasets.router,
+           training.router, models.router, rollout.router]

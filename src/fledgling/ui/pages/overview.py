@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from fledgling import rollout
 from fledgling.config import Settings
 from fledgling.store import Store
 from fledgling.ui import queries
@@ -17,13 +18,9 @@ router = APIRouter()
 @router.get("/")
 def overview(request: Request, s: Store = Depends(store), cfg: Settings = Depends(settings)) -> Response:
     traffic = queries.task_traffic(s)
-    modes = {t.task: _mode(cfg, t.task) for t in traffic}
+    modes = {t.task: rollout.current(s, cfg, t.task) for t in traffic}
     totals = {"calls": sum(t.calls for t in traffic), "cost": sum(t.cost_usd for t in traffic),
               "errors": sum(t.errors for t in traffic)}
     return page(request, "overview.html", title="Overview", traffic=traffic, modes=modes,
                 totals=totals, store_url=s.safe_url, verdicts={}, fallback={})
 
-
-def _mode(cfg: Settings, task: str) -> tuple[str, float]:
-    t = cfg.tasks.get(task)
-    return (t.mode, t.canary_percent) if t else ("record", 0.0)

@@ -1,0 +1,121 @@
+"""Rollout: which mode each task is in (record, shadow, canary, swapped) and what share goes to
+the candidate, as requested at run time, with its history.
+
+`[tasks.X] mode` and `canary_percent` in fledgling.toml are the declared starting point; a
+change made at run time (the dashboard, or the live gate rolling back) is stored in the trace
+store's `rollouts` table and wins over the file, so every gateway process sharing the store
+sees the same state without anyone rewriting the user's config. Every change appends a
+`rollout_events` row: who, when, from what to what, and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, get_args
+
+from sqlalchemy import select
+
+from fledgling.config import Mode, Settings
+from fledgling.errors import InputError
+from fledgling.store.schema import model_selections, rollout_events, rollouts
+
+MODES: tuple[str, ...] = get_args(Mode)
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    task: str
+    mode: str
+    canary_percent: float
+    source: str  # "store" (changed at run time) or "config" (fledgling.toml / default)
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+
+@dataclass(frozen=True)
+class RolloutEvent:
+    id: int
+    task: str
+    at: datetime
+    kind: str  # "change" or "rollback"
+    from_mode: str | None
+    to_mode: str
+    from_percent: float | None
+    to_percent: float
+    actor: str
+    reason: str | None
+
+
+def current(store: Any, settings: Settings, task: str) -> RolloutState:
+    """The task's mode and canary share: the stored run-time choice, else the config's."""
+    with store.engine.connect() as c:
+        row = c.execute(select(rollouts).where(rollouts.c.task == task)).mappings().first()
+    if row is not None:
+        return RolloutState(task, row["mode"], float(row["canary_percent"]), "store",
+                            _aware(row["updated_at"]), row["updated_by"])
+    declared = settings.tasks.get(task)
+    if declared is None:
+        return RolloutState(task, "record", 0.0, "config")
+    return RolloutState(task, declared.mode, float(declared.canary_percent), "config")
+
+
+def set_mode(store: Any, settings: Settings, task: str, mode: str, canary_percent: float = 0.0, *,
+             actor: str, reason: str | None = None) -> RolloutState:
+    """Move a task to `mode` (with `canary_percent` for canary). Anything beyond `record` needs
+    a candidate: `[tasks.X] candidate` or one selected in the model catalog."""
+    if mode not in MODES:
+        raise InputError(f"mode '{mode}' is not one of {', '.join(MODES)}")
+    if not 0 <= canary_percent <= 100:
+        raise InputError(f"canary percent {canary_percent:g} must be between 0 and 100")
+    if mode == "canary" and canary_percent <= 0:
+        raise InputError("a canary needs a share above 0%; pick e.g. 5 or use shadow mode")
+    percent = float(canary_percent) if mode == "canary" else (100.0 if mode == "swapped" else 0.0)
+    if mode != "record" and candidate_of(store, settings, task) is None:
+        raise InputError(f"task '{task}' has no candidate model; select one first (`fledgling models "
+                         f"select NAME --task {task}` or the dashboard's Models page)")
+    return _write(store, settings, task, mode, percent, kind="change", actor=actor, reason=reason)
+
+
+def rollback(store: Any, settings: Settings, task: str, *, actor: str, reason: str) -> RolloutState:
+    """Send all of a task's traffic back to the reference LLM (mode `record`), saying why."""
+    return _write(store, settings, task, "record", 0.0, kind="rollback", actor=actor, reason=reason)
+
+
+def events(store: Any, task: str | None = None, limit: int = 100) -> list[RolloutEvent]:
+    """The newest rollout changes and rollbacks first."""
+    q = select(rollout_events).order_by(rollout_events.c.at.desc(), rollout_events.c.id.desc())
+    if task is not None:
+        q = q.where(rollout_events.c.task == task)
+    with store.engine.connect() as c:
+        rows = c.execute(q.limit(limit)).mappings().all()
+    return [RolloutEvent(**{**r, "at": _aware(r["at"])}) for r in rows]
+
+
+def candidate_of(store: Any, settings: Settings, task: str) -> str | None:
+    """The task's candidate model name: selected in the catalog, else declared in the config."""
+    with store.engine.connect() as c:
+        chosen = c.execute(select(model_selections.c.model)
+                           .where(model_selections.c.task == task)).scalar()
+    declared = settings.tasks.get(task)
+    return chosen or (declared.candidate if declared else None)
+
+
+def _write(store: Any, settings: Settings, task: str, mode: str, percent: float, *, kind: str,
+           actor: str, reason: str | None) -> RolloutState:
+    before = current(store, settings, task)
+    now = datetime.now(UTC)
+    with store.transaction() as c:
+        c.execute(rollouts.delete().where(rollouts.c.task == task))
+        c.execute(rollouts.insert().values(task=task, mode=mode, canary_percent=percent,
+                                           updated_at=now, updated_by=actor))
+        c.execute(rollout_events.insert().values(
+            task=task, at=now, kind=kind, from_mode=before.mode, to_mode=mode,
+            from_percent=before.canary_percent, to_percent=percent, actor=actor, reason=reason))
+    return RolloutState(task, mode, percent, "store", now, actor)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
