@@ -110,5 +110,7 @@ def test_models_and_health(gateway) -> None:
     assert [m.id for m in agent.models.list()] == ["stand-in-llm"]
     health = httpx.get(gateway.url + "/health").json()
     assert health["status"] == "ok" and "acknowledged" in health["recorder"]
+    r = httpx.post(gateway.url + "/v1/chat/completions", json={"model": "m", "messages": MESSAGES})
+    assert r.headers.get_list("content-type") == ["application/json"]
     r = httpx.post(gateway.url + "/v1/embeddings", json={"input": "x"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"

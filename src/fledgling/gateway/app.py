@@ -80,6 +80,13 @@ class GatewayApp:
         except Problem as p:
             if p.status != 499:
                 await send_error(send, p.status, p.code, p.message)
+        except Exception:  # a bug must still answer in OpenAI's shape, and be logged
+            log.exception("gateway error on %s %s", method, path)
+            try:
+                await send_error(send, 500, "gateway_error", "the gateway failed on this request; "
+                                 "see its log")
+            except RuntimeError:  # the response had already started
+                pass
 
     async def _traces(self, receive: Receive, send: Send, headers: dict[str, str]) -> None:
         self.pipeline.authenticate(headers)

@@ -36,8 +36,10 @@ def error_body(status: int, code: str, message: str) -> bytes:
 
 async def send_bytes(send: Send, status: int, body: bytes, *, content_type: bytes = JSON,
                      headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
-    hdrs = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    hdrs.extend(headers)
+    """`headers` may carry their own content-type (relayed from upstream); then it wins."""
+    hdrs = [(b"content-length", str(len(body)).encode()), *headers]
+    if not any(k == b"content-type" for k, _ in hdrs):
+        hdrs.append((b"content-type", content_type))
     await send({"type": "http.response.start", "status": status, "headers": hdrs})
     await send({"type": "http.response.body", "body": body})
 

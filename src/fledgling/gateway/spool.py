@@ -17,6 +17,7 @@ record in it is in the store.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import logging
 import os
 import threading
@@ -70,6 +71,7 @@ class Spool:
         self.segment_bytes = segment_bytes
         self.on_durable = on_durable
         self.appended = 0
+        self._seq = itertools.count(1)  # next() is atomic: appends may come from any thread
         self.acknowledged = 0
         self.unspooled = 0
         self._pending: deque[Item] = deque()
@@ -85,7 +87,7 @@ class Spool:
     def append(self, item: Item) -> None:
         """Queue one record. O(1), no I/O: the flusher thread does the rest."""
         self._pending.append(item)
-        self.appended += 1
+        self.appended = next(self._seq)
         if len(self._pending) >= self.fsync_records:
             self._wake.set()
         elif len(self._pending) == 1:

@@ -18,8 +18,10 @@ from fledgling.gateway.router import Upstream
 # Caller headers worth passing on (everything else, notably Authorization, is ours to set).
 FORWARDED = ("openai-organization", "openai-project", "openai-beta", "x-request-id", "traceparent")
 # Upstream response headers that describe the transport, not the answer.
+# (content-type is passed separately, so it is never sent twice.)
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
-                        "content-encoding", "date", "server", "proxy-connection", "upgrade"})
+                        "content-encoding", "date", "server", "proxy-connection", "upgrade",
+                        "content-type"})
 
 
 class UpstreamFault(Exception):
@@ -103,5 +105,8 @@ class UpstreamPool:
 
 
 def response_headers(resp: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
-    return [(k.lower().encode("latin-1"), v.encode("latin-1"))
-            for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP]
+    """The upstream's headers worth relaying (rate limits, request ids, ...), content type last."""
+    out = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+           for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP]
+    out.append((b"content-type", resp.headers.get("content-type", "application/json").encode("latin-1")))
+    return out
