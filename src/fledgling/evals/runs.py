@@ -1,0 +1,223 @@
+"""Eval runs: one model on one dataset split, every item's prediction and scores, stored.
+
+Items are the calls behind the lines of a curated split (`curate.registry.call_ids`), read
+back from the store unredacted. Each item's reference label is, in order of preference, the
+ground truth in `metadata.ground_truth`, the corrected answer in feedback, or the recorded
+response as a *silver* label; the run records which, and the report says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import select
+
+from fledgling.calls import Call, Response, Usage, cost_usd
+from fledgling.contracts import Contract, infer_contract, load_contract
+from fledgling.errors import InputError
+from fledgling.evals.scoring import METRICS, ItemScore, score_item
+from fledgling.evals.stats import latency_summary, mean_interval
+from fledgling.models.generation import Backend, Generation
+from fledgling.models.spec import ModelSpec
+from fledgling.store import Store
+from fledgling.store.schema import eval_items as items_t
+from fledgling.store.schema import eval_runs as runs_t
+
+LabelSource = Literal["ground_truth", "corrected", "recorded"]
+
+
+@dataclass
+class EvalItem:
+    call: Call
+    reference: Response
+    label_source: LabelSource
+
+
+@dataclass
+class ItemResult:
+    call_id: str
+    label_source: str
+    prediction: Response | None
+    error: str | None
+    parse_failed: bool
+    latency_ms: float
+    input_tokens: int
+    output_tokens: int
+    scores: dict[str, float | None]
+
+
+@dataclass
+class EvalRun:
+    id: str
+    task: str
+    split: str
+    dataset_version: int | None
+    contract_version: str | None
+    model: str
+    model_kind: str
+    constrained: bool
+    lenient: bool
+    created_at: datetime
+    label_sources: dict[str, int]
+    summary: dict[str, Any]
+    items: list[ItemResult] = field(default_factory=list)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items) if self.items else int(self.summary.get("n", 0))
+
+    @property
+    def label(self) -> str:
+        """How reports name this run: the model, and whether decoding was constrained."""
+        return self.model + (" (constrained)" if self.constrained else "")
+
+
+def reference_of(call: Call) -> tuple[Response, LabelSource] | None:
+    truth = call.metadata.get("ground_truth") if isinstance(call.metadata, dict) else None
+    if isinstance(truth, dict):
+        return Response.from_message(truth, "tool_calls" if truth.get("tool_calls") else "stop"), "ground_truth"
+    if call.feedback is not None and call.feedback.corrected is not None:
+        return call.feedback.corrected, "corrected"
+    if call.response is not None:
+        return call.response, "recorded"
+    return None
+
+
+def load_items(store: Store, task: str, split: str = "test", version: int | None = None,
+               limit: int | None = None) -> tuple[int, str | None, list[EvalItem]]:
+    """(dataset version, its contract version, the items) of a curated split."""
+    from fledgling.curate.registry import call_ids, latest_version, list_datasets
+
+    version = version or latest_version(store, task)
+    if not version:
+        raise InputError(f"task '{task}' has no curated dataset; run `fledgling curate --task {task}` first")
+    rows = [d for d in list_datasets(store, task) if d["version"] == version]
+    if not rows:
+        raise InputError(f"task '{task}' has no dataset version {version}; see `fledgling curate list`")
+    ids = call_ids(store, task, version, split)
+    if not ids:
+        raise InputError(f"split '{split}' of {task} v{version} is empty; choose train, val or test")
+    items = []
+    for call_id in ids[:limit] if limit else ids:
+        call = store.get_call(call_id)
+        ref = reference_of(call) if call else None
+        if call is not None and ref is not None:
+            items.append(EvalItem(call, ref[0], ref[1]))
+    return version, rows[0].get("contract_version"), items
+
+
+def task_contract(store: Store, task: str, version: str | None, items: list[EvalItem]) -> Contract:
+    """The contract the dataset was curated under, else the newest, else inferred from the items."""
+    return (load_contract(store, task, version) if version else None) or load_contract(store, task) \
+        or infer_contract((i.call for i in items), task)
+
+
+async def evaluate(items: list[EvalItem], backend: Backend, contract: Contract, *,
+                   lenient: bool = False, chunk: int = 16,
+                   progress: Callable[[int], None] | None = None) -> list[ItemResult]:
+    """Generate and score every item; `progress(n)` is told after each chunk of n items."""
+    results: list[ItemResult] = []
+    for start in range(0, len(items), chunk):
+        part = items[start:start + chunk]
+        gens = await backend.generate([i.call.request for i in part])
+        for item, gen in zip(part, gens, strict=True):
+            results.append(_result(item, gen, contract, lenient))
+        if progress:
+            progress(len(part))
+    return results
+
+
+def _result(item: EvalItem, gen: Generation, contract: Contract, lenient: bool) -> ItemResult:
+    score: ItemScore = score_item(gen.response, item.reference, contract, lenient=lenient)
+    return ItemResult(item.call.id, item.label_source, gen.response, gen.error, gen.parse_failed,
+                      gen.latency_ms, gen.input_tokens, gen.output_tokens,
+                      score.as_dict() | {"success": score.success})
+
+
+def summarise(results: list[ItemResult], spec: ModelSpec) -> dict[str, Any]:
+    """Means with 95% intervals per metric, per-tool success, latency, tokens and cost."""
+    metrics = {}
+    for name in (*METRICS, "success"):
+        values = [r.scores[name] for r in results if r.scores.get(name) is not None]
+        if values:
+            est = mean_interval(values)
+            metrics[name] = {"mean": est.mean, "low": est.low, "high": est.high, "n": est.n}
+    latencies = [r.latency_ms for r in results if r.error is None]
+    tin = sum(r.input_tokens for r in results)
+    tout = sum(r.output_tokens for r in results)
+    n = len(results)
+    cost = cost_usd_of(tin, tout, spec)
+    return {
+        "n": n, "metrics": metrics,
+        "latency_ms": latency_summary(latencies),
+        "errors": sum(1 for r in results if r.error), "parse_failures": sum(1 for r in results if r.parse_failed),
+        "input_tokens": tin, "output_tokens": tout,
+        "cost_per_1k_usd": cost * 1000 / n if cost is not None and n else None,
+    }
+
+
+def cost_usd_of(input_tokens: int, output_tokens: int, spec: ModelSpec) -> float | None:
+    ms = spec.settings
+    return cost_usd(Usage(input_tokens=input_tokens, output_tokens=output_tokens),
+                    ms.usd_per_mtok_in, ms.usd_per_mtok_out)
+
+
+def run_eval(store: Store, task: str, spec: ModelSpec, backend: Backend, items: list[EvalItem],
+             contract: Contract, *, split: str, dataset_version: int | None, constrained: bool,
+             lenient: bool = False, progress: Callable[[int], None] | None = None) -> EvalRun:
+    """Evaluate and store the run (all items in one transaction: a run is there whole or not at all)."""
+    results = asyncio.run(evaluate(items, backend, contract, lenient=lenient, progress=progress))
+    run = EvalRun(
+        id=f"run_{uuid.uuid4().hex[:16]}", task=task, split=split, dataset_version=dataset_version,
+        contract_version=contract.version, model=spec.name, model_kind=spec.kind,
+        constrained=constrained and spec.is_local, lenient=lenient, created_at=datetime.now(UTC),
+        label_sources=dict(Counter(r.label_source for r in results)),
+        summary=summarise(results, spec), items=results)
+    save_run(store, run)
+    return run
+
+
+def save_run(store: Store, run: EvalRun) -> None:
+    with store.transaction() as conn:
+        conn.execute(runs_t.insert().values(
+            id=run.id, task=run.task, split=run.split, dataset_version=run.dataset_version,
+            contract_version=run.contract_version, model=run.model, model_kind=run.model_kind,
+            constrained=run.constrained, lenient=run.lenient, created_at=run.created_at,
+            n_items=len(run.items), label_sources=run.label_sources, summary=run.summary))
+        if run.items:
+            conn.execute(items_t.insert(), [{
+                "run_id": run.id, "position": i, "call_id": r.call_id, "label_source": r.label_source,
+                "prediction": r.prediction.model_dump(mode="json", exclude_none=True) if r.prediction else None,
+                "error": r.error, "parse_failed": r.parse_failed, "latency_ms": r.latency_ms,
+                "input_tokens": r.input_tokens, "output_tokens": r.output_tokens, "scores": r.scores,
+            } for i, r in enumerate(run.items)])
+
+
+def list_runs(store: Store, task: str, split: str | None = None) -> list[EvalRun]:
+    """Runs of a task, newest first, without their items."""
+    q = select(runs_t).where(runs_t.c.task == task).order_by(runs_t.c.created_at.desc())
+    if split:
+        q = q.where(runs_t.c.split == split)
+    with store.engine.connect() as c:
+        rows = c.execute(q).mappings().all()
+    return [EvalRun(id=r["id"], task=r["task"], split=r["split"], dataset_version=r["dataset_version"],
+                    contract_version=r["contract_version"], model=r["model"], model_kind=r["model_kind"],
+                    constrained=r["constrained"], lenient=r["lenient"], created_at=r["created_at"],
+                    label_sources=r["label_sources"], summary=r["summary"]) for r in rows]
+
+
+def load_run_items(store: Store, run: EvalRun) -> EvalRun:
+    with store.engine.connect() as c:
+        rows = c.execute(select(items_t).where(items_t.c.run_id == run.id)
+                         .order_by(items_t.c.position)).mappings().all()
+    run.items = [ItemResult(r["call_id"], r["label_source"],
+                            Response.model_validate(r["prediction"]) if r["prediction"] else None,
+                            r["error"], r["parse_failed"], r["latency_ms"], r["input_tokens"],
+                            r["output_tokens"], r["scores"]) for r in rows]
+    return run
