@@ -1,8 +1,17 @@
 """The trace store: SQLite by default, PostgreSQL by URL, same code.
 
-`sqlite3 .fledgling/fledgling.db` shows plain tables: `calls` (one row per LLM call, with its
-request and response as JSON), `tool_calls` (one row per tool call), `contracts`,
-`import_cursors`, and `alembic_version` (which named migrations have been applied).
+`sqlite3 .fledgling/fledgling.db` shows plain tables:
+
+- `calls`: one row per LLM call, with its request and response as JSON; `tool_calls`: one row
+  per tool call in an answer;
+- `contracts`: each task's inferred tools and output schema, one row per version;
+- `import_cursors`: where incremental imports (a Langfuse host) left off;
+- `datasets`, `dataset_items`: curated dataset versions and which call went to which split;
+- `eval_runs`, `eval_items`: model runs on a split, with per-item predictions and scores;
+- `train_runs`, `catalog_models`, `model_selections`: training status, the model catalog, and
+  each task's selected candidate;
+- `rollouts`, `rollout_events`: each task's routing mode and its history;
+- `alembic_version`: which named migration the schema is at.
 """
 
 from fledgling.store.db import CallFilter, Page, Store, open_store
