@@ -55,9 +55,9 @@ def loss_history(run_dir: str | Path, step: int | None = None, loss: float | Non
 
 
 def line_chart(series: list[Series], width: int = 640, height: int = 220) -> Chart | None:
-    """Scale the series into an SVG box with axes and a few ticks; None when nothing to draw."""
+    """Scale the series into an SVG box with axes and a few ticks; None until a line can be drawn."""
     pts = [p for s in series for p in s.points]
-    if not pts:
+    if len({p[0] for p in pts}) < 2:
         return None
     left, right, top, bottom = 48, 12, 10, 26
     x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
@@ -73,7 +73,8 @@ def line_chart(series: list[Series], width: int = 640, height: int = 220) -> Cha
         return top + ih - (y - y0) / (y1 - y0) * ih
 
     drawn = [(s, " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in s.points)) for s in series if s.points]
-    x_ticks = [(sx(x0 + (x1 - x0) * i / 4), f"{x0 + (x1 - x0) * i / 4:.0f}") for i in range(5)]
+    steps = sorted({round(x0 + (x1 - x0) * i / 4) for i in range(5)})
+    x_ticks = [(sx(x), str(x)) for x in steps]
     y_ticks = [(sy(y1 * i / 4), f"{y1 * i / 4:.2f}") for i in range(5)]
     return Chart(width, height, drawn, x_ticks, y_ticks, left, height - bottom, width - right, top)
 
