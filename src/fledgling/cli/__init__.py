@@ -12,8 +12,10 @@ from fledgling.cli import session
 from fledgling.cli.contracts import app as contracts_app
 from fledgling.cli.curate import app as curate_app
 from fledgling.cli.demo import app as demo_app
+from fledgling.cli.eval import app as eval_app
 from fledgling.cli.gateway import app as gateway_app
 from fledgling.cli.imports import app as import_app
+from fledgling.cli.report import app as report_app
 from fledgling.cli.models import app as models_app
 from fledgling.cli.publish import publish
 from fledgling.cli.traces import app as traces_app
@@ -35,6 +37,8 @@ app.add_typer(contracts_app, name="contracts")
 app.add_typer(demo_app, name="demo")
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(curate_app, name="curate")
+app.add_typer(eval_app, name="eval")
+app.add_typer(report_app, name="report")
 app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 app.add_typer(ui_app, name="ui", help="Serve the web dashboard (default http://127.0.0.1:8788/).")

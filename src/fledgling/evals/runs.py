@@ -140,19 +140,21 @@ def _result(item: EvalItem, gen: Generation, contract: Contract, lenient: bool) 
                       score.as_dict() | {"success": score.success})
 
 
-def summarise(results: list[ItemResult], spec: ModelSpec) -> dict[str, Any]:
+def summarise(results: list[ItemResult], spec: ModelSpec,
+              recorded_cost: float | None = None) -> dict[str, Any]:
     """Means with 95% intervals per metric, per-tool success, latency, tokens and cost."""
     metrics = {}
     for name in (*METRICS, "success"):
         values = [r.scores[name] for r in results if r.scores.get(name) is not None]
         if values:
             est = mean_interval(values)
-            metrics[name] = {"mean": est.mean, "low": est.low, "high": est.high, "n": est.n}
+            metrics[name] = {"mean": est.mean, "low": max(0.0, est.low), "high": min(1.0, est.high),
+                             "n": est.n}  # every per-item score lies in [0, 1]
     latencies = [r.latency_ms for r in results if r.error is None]
     tin = sum(r.input_tokens for r in results)
     tout = sum(r.output_tokens for r in results)
     n = len(results)
-    cost = cost_usd_of(tin, tout, spec)
+    cost = recorded_cost if spec.kind == "recorded" else cost_usd_of(tin, tout, spec)
     return {
         "n": n, "metrics": metrics,
         "latency_ms": latency_summary(latencies),
@@ -178,9 +180,15 @@ def run_eval(store: Store, task: str, spec: ModelSpec, backend: Backend, items: 
         contract_version=contract.version, model=spec.name, model_kind=spec.kind,
         constrained=constrained and spec.is_local, lenient=lenient, created_at=datetime.now(UTC),
         label_sources=dict(Counter(r.label_source for r in results)),
-        summary=summarise(results, spec), items=results)
+        summary=summarise(results, spec, _recorded_cost(items)), items=results)
     save_run(store, run)
     return run
+
+
+def _recorded_cost(items: list[EvalItem]) -> float | None:
+    """What the reference calls cost when they were made (their recorded cost_usd)."""
+    costs = [i.call.cost_usd for i in items if i.call.cost_usd is not None]
+    return sum(costs) if costs else None
 
 
 def save_run(store: Store, run: EvalRun) -> None:

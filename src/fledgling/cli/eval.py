@@ -1,0 +1,63 @@
+"""`fledgling eval`: run a model on a curated split and store every prediction and score."""
+
+from __future__ import annotations
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fledgling.cli.session import console, settings, store
+from fledgling.evals.runs import EvalRun, load_items, run_eval, task_contract
+from fledgling.models import open_backend, resolve_model
+from fledgling.models.spec import SPEC_HELP
+
+_SPEC_HELP = SPEC_HELP.replace("[", "\\[")  # rich markup would eat "[models]"
+
+app = typer.Typer(help="Evaluate a model on a task's curated dataset split (ParityBench).")
+
+
+@app.callback(invoke_without_command=True)
+def eval_command(
+    task: str = typer.Option(..., "--task", "-t", help="The task whose dataset to use."),
+    model: str = typer.Option(..., "--model", "-m", help=f"Which model: {_SPEC_HELP}."),
+    split: str = typer.Option("test", "--split", help="train, val or test."),
+    version: int | None = typer.Option(None, "--dataset-version", help="Dataset version (default: newest)."),
+    constrained: bool = typer.Option(False, "--constrained/--no-constrained",
+                                     help="Local models only: restrict decoding to outputs the contract allows."),
+    lenient: bool = typer.Option(False, "--lenient", help="Normalise strings (case, spaces, punctuation) "
+                                 "before comparing; the report names the mode."),
+    limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="Only the first N items."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Local models: requests per batch."),
+    max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Local models: answer length cap."),
+) -> None:
+    """Score the model against the references, item by item; `fledgling report` compares runs."""
+    s = store()
+    spec = resolve_model(model, settings())
+    dataset_version, contract_version, items = load_items(s, task, split, version, limit)
+    contract = task_contract(s, task, contract_version, items)
+    with console.status(f"loading {spec.name}"):
+        backend = open_backend(spec, constrained=constrained, recorded_calls=(i.call for i in items),
+                               batch_size=batch_size, max_new_tokens=max_new_tokens)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as bar:
+        job = bar.add_task(f"{spec.name} on {task} {split}", total=len(items))
+        run = run_eval(s, task, spec, backend, items, contract, split=split,
+                       dataset_version=dataset_version, constrained=constrained, lenient=lenient,
+                       progress=lambda n: bar.advance(job, n))
+    console.print(run_table(run))
+    console.print(f"[dim]stored as {run.id}; compare with `fledgling report --task {task}`[/]")
+
+
+def run_table(run: EvalRun) -> Table:
+    table = Table(title=f"{run.label} on {run.task} {run.split} (n={run.n_items}, "
+                        f"labels: {', '.join(f'{k} {v}' for k, v in run.label_sources.items())})")
+    table.add_column("metric")
+    table.add_column("mean", justify="right")
+    table.add_column("95% CI", justify="right")
+    for name, m in run.summary["metrics"].items():
+        table.add_row(name, f"{m['mean']:.3f}", f"[{m['low']:.3f}, {m['high']:.3f}]")
+    lat = run.summary["latency_ms"]
+    if lat.get("p50") is not None:
+        table.add_row("latency p50 / p95 ms", f"{lat['p50']:,.0f} / {lat['p95']:,.0f}", "")
+    table.add_row("errors / parse failures", f"{run.summary['errors']} / {run.summary['parse_failures']}", "")
+    return table

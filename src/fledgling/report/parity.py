@@ -1,0 +1,178 @@
+"""The swap-readiness report as data: verdict and gates, metrics with intervals, per-tool
+accuracy, latency, cost and projected saving, and the worst failures side by side.
+
+HTML, Markdown and JSON are renderings of this one dict (`report/html.py`, `report/markdown.py`),
+so the three always say the same thing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from fledgling.config import Settings
+from fledgling.errors import InputError
+from fledgling.evals.gates import Decision, evaluate_gates
+from fledgling.evals.runs import EvalRun, list_runs, load_run_items, reference_of
+from fledgling.evals.scoring import compare_tool_calls
+from fledgling.store import CallFilter, Store
+
+VERDICT_ORDER = {"SWAP": 0, "NOT YET": 1, "NO": 2}
+SHOWN_METRICS = ("success", "tool_name_match", "args_exact_match", "arg_precision", "arg_recall",
+                 "schema_valid", "exact_match", "field_accuracy")
+WORST = 8
+
+
+def latest_runs(store: Store, task: str, split: str) -> list[EvalRun]:
+    """The newest run per (model, constrained) on this split."""
+    seen: dict[tuple[str, bool], EvalRun] = {}
+    for run in list_runs(store, task, split):
+        seen.setdefault((run.model, run.constrained), run)
+    return list(seen.values())
+
+
+def build_report(store: Store, settings: Settings, task: str, split: str = "test",
+                 kind: str | None = None) -> dict[str, Any]:
+    runs = latest_runs(store, task, split)
+    if not runs:
+        raise InputError(f"task '{task}' has no eval runs on '{split}'; run `fledgling eval --task {task} "
+                         "--model recorded` and a candidate first")
+    for run in runs:
+        load_run_items(store, run)
+    task_cfg = settings.tasks.get(task)
+    ref_name = task_cfg.reference if task_cfg and task_cfg.reference else "recorded"
+    reference = next((r for r in runs if r.model == ref_name), None) or \
+        next((r for r in runs if r.model_kind == "recorded"), None)
+    candidates = [r for r in runs if r is not reference]
+    gates = task_cfg.gates if task_cfg else {}
+    kind = kind or ("toolcall" if any(r.summary["metrics"].get("args_exact_match") for r in runs) else "structured")
+    decisions = {c.id: evaluate_gates(c, reference, gates, kind) for c in candidates}
+    if task_cfg and task_cfg.candidate:
+        primary = next((c for c in candidates if c.model == task_cfg.candidate), None)
+    else:
+        primary = None
+    if primary is None and candidates:
+        primary = min(candidates, key=lambda c: (VERDICT_ORDER[decisions[c.id].verdict],
+                                                 -c.summary["metrics"].get("success", {}).get("mean", 0)))
+    calls = {i.call_id for r in runs for i in r.items}
+    call_by_id = {cid: store.get_call(cid) for cid in calls}
+    monthly = _monthly_calls(store, task)
+    return {
+        "task": task, "split": split, "kind": kind,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "verdict": decisions[primary.id].verdict if primary else "NOT YET",
+        "primary": primary.label if primary else None,
+        "reference": _run_info(reference) if reference else None,
+        "default_gates": decisions[primary.id].default_gates if primary else True,
+        "candidates": [_candidate(c, decisions[c.id], reference, monthly) for c in candidates],
+        "per_tool": _per_tool(runs, call_by_id),
+        "monthly_calls": monthly,
+        "worst_failures": _worst(primary, reference, call_by_id) if primary else [],
+    }
+
+
+def _run_info(run: EvalRun) -> dict[str, Any]:
+    return {"id": run.id, "label": run.label, "model": run.model, "kind": run.model_kind,
+            "constrained": run.constrained, "lenient": run.lenient, "n": run.n_items,
+            "label_sources": run.label_sources, "created_at": run.created_at.isoformat(),
+            "metrics": {k: v for k, v in run.summary["metrics"].items() if k in SHOWN_METRICS},
+            "latency_ms": run.summary["latency_ms"],
+            "latencies": sorted(i.latency_ms for i in run.items if i.error is None),
+            "errors": run.summary["errors"], "parse_failures": run.summary["parse_failures"],
+            "cost_per_1k_usd": run.summary.get("cost_per_1k_usd")}
+
+
+def _candidate(run: EvalRun, decision: Decision, reference: EvalRun | None, monthly: float | None) -> dict[str, Any]:
+    info = _run_info(run)
+    info["verdict"] = decision.verdict
+    info["gates"] = [{"metric": g.metric, "rule": g.rule, "outcome": g.outcome, "reason": g.reason,
+                      "observed": g.observed,
+                      "interval": [g.comparison.low, g.comparison.high] if g.comparison else None,
+                      "more_items_needed": g.comparison.more_items_needed if g.comparison else None}
+                     for g in decision.gates]
+    ref_cost = reference.summary.get("cost_per_1k_usd") if reference else None
+    cand_cost = run.summary.get("cost_per_1k_usd") or 0.0
+    info["monthly_saving_usd"] = ((ref_cost - cand_cost) / 1000 * monthly
+                                  if ref_cost is not None and monthly else None)
+    return info
+
+
+def _monthly_calls(store: Store, task: str) -> float | None:
+    """Calls per 30 days at the traffic observed in the store for this task."""
+    flt = CallFilter(task=task)
+    n = store.count_calls(flt)
+    first = store.query_calls(flt, limit=1, newest_first=False).items
+    last = store.query_calls(flt, limit=1, newest_first=True).items
+    if n < 2 or not first or not last:
+        return None
+    days = (last[0].created_at - first[0].created_at).total_seconds() / 86400
+    return n / days * 30 if days > 0 else None
+
+
+def _tool_key(call) -> str:
+    ref = reference_of(call)
+    if ref is None:
+        return "?"
+    names = sorted({tc.name for tc in ref[0].tool_calls})
+    return "+".join(names) if names else "(no tool call)"
+
+
+def _per_tool(runs: list[EvalRun], calls: dict) -> dict[str, dict[str, dict[str, float]]]:
+    """success rate per reference tool (or class) and run: {tool: {run label: {mean, n}}}."""
+    table: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        for item in run.items:
+            call = calls.get(item.call_id)
+            if call is not None:
+                table[_tool_key(call)][run.label].append(item.scores.get("success") or 0.0)
+    return {tool: {label: {"mean": sum(v) / len(v), "n": len(v)} for label, v in by_run.items()}
+            for tool, by_run in sorted(table.items())}
+
+
+def _worst(cand: EvalRun, ref: EvalRun | None, calls: dict) -> list[dict[str, Any]]:
+    """Failed items where the reference succeeded first, then the rest, lowest scores first."""
+    ref_ok = {i.call_id: i.scores.get("success") for i in ref.items} if ref else {}
+    failed = [i for i in cand.items if not i.scores.get("success")]
+    failed.sort(key=lambda i: (-(ref_ok.get(i.call_id) or 0), i.scores.get("arg_recall") or
+                               i.scores.get("field_accuracy") or 0, i.call_id))
+    out = []
+    for item in failed[:WORST]:
+        call = calls.get(item.call_id)
+        if call is None:
+            continue
+        reference = reference_of(call)
+        ref_msg = reference[0].message() if reference else None
+        pred_msg = item.prediction.message() if item.prediction else None
+        out.append({"call_id": item.call_id,
+                    "input": _last_user(call.request.messages),
+                    "reference": ref_msg, "candidate": pred_msg,
+                    "error": item.error, "parse_failed": item.parse_failed,
+                    "differs": _differs(item, reference[0] if reference else None)})
+    return out
+
+
+def _last_user(messages: list[dict]) -> str:
+    for msg in reversed(messages):
+        if msg.get("role") == "user":
+            content = msg.get("content")
+            return content if isinstance(content, str) else str(content)
+    return ""
+
+
+def _differs(item, reference) -> str:
+    if item.error:
+        return f"no answer: {item.error}"
+    if item.parse_failed:
+        return "the answer could not be parsed"
+    if reference is None or item.prediction is None:
+        return "no reference"
+    if reference.tool_calls or item.prediction.tool_calls:
+        cmp = compare_tool_calls(item.prediction.tool_calls, reference.tool_calls)
+        want = sorted(tc.name for tc in reference.tool_calls) or ["(no call)"]
+        got = sorted(tc.name for tc in item.prediction.tool_calls) or ["(no call)"]
+        if not cmp.tool_name_match:
+            return f"called {', '.join(got)} instead of {', '.join(want)}"
+        return f"right tool, arguments differ (precision {cmp.arg_precision:.2f}, recall {cmp.arg_recall:.2f})"
+    return (f"fields differ (field accuracy {item.scores.get('field_accuracy') or 0:.2f})"
+            if item.scores.get("field_accuracy") is not None else "content differs")
