@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, literal_column, or_, select
 
 from fledgling.store import CallFilter, Store
 from fledgling.store.schema import calls as calls_t
 from fledgling.store.schema import datasets as datasets_t
 
 PAGE_SIZE = 50
+COUNT_CAP = 10_000
 
 
 @dataclass
@@ -69,9 +70,10 @@ class TraceRow:
 @dataclass
 class TracePage:
     rows: list[TraceRow]
-    total: int
+    total: int  # COUNT_CAP + 1 when capped: counting exactly would scan the table
     newer: str | None  # cursor for the page of newer calls, None on the newest page
     older: str | None  # cursor for the page of older calls, None on the oldest page
+    total_capped: bool = False
 
 
 def encode_cursor(created_at: datetime, call_id: str) -> str:
@@ -96,9 +98,10 @@ def trace_page(store: Store, flt: CallFilter, *, before: str | None = None, afte
     cols = (c.id, c.created_at, c.task, c.model, c.source, c.status, c.error, c.latency_ms,
             c.cost_usd, c.response)
     where = and_(True, *flt.clauses())
+    walk = and_(True, *_walk_clauses(store, flt))
     key_before = decode_cursor(before) if before else None
     key_after = decode_cursor(after) if after and not key_before else None
-    q = select(*cols).where(where)
+    q = select(*cols).where(walk)
     if key_before:
         at, cid = key_before
         q = q.where(or_(c.created_at < at, and_(c.created_at == at, c.id < cid)))
@@ -110,20 +113,47 @@ def trace_page(store: Store, flt: CallFilter, *, before: str | None = None, afte
         q = q.order_by(c.created_at.desc(), c.id.desc())
     with store.engine.connect() as conn:
         rows = conn.execute(q.limit(limit + 1)).all()
-        total = conn.execute(select(func.count()).select_from(calls_t).where(where)).scalar_one()
+        count, cappable = _count(flt, where)
+        total = conn.execute(count).scalar_one()
+    capped = cappable and total > COUNT_CAP
     more = len(rows) > limit
     rows = rows[:limit]
     if key_after:
         rows.reverse()
     items = [_trace_row(r) for r in rows]
     if not items:
-        return TracePage([], total, None, None)
+        return TracePage([], total, None, None, capped)
     first, last = items[0], items[-1]
     has_newer = more if key_after else key_before is not None
     has_older = True if key_after else more
     return TracePage(items, total,
                      encode_cursor(first.created_at, first.id) if has_newer else None,
-                     encode_cursor(last.created_at, last.id) if has_older else None)
+                     encode_cursor(last.created_at, last.id) if has_older else None, capped)
+
+
+def _walk_clauses(store: Store, flt: CallFilter) -> list[Any]:
+    """The filter for the page query. On SQLite, model/source/status are written `+calls.col`
+    so the planner walks the (task,) created_at index in order and stops after one page,
+    instead of collecting every row of a low-selectivity single-column index and sorting it."""
+    if store.dialect != "sqlite":
+        return flt.clauses()
+    plain = CallFilter(task=flt.task, session_id=flt.session_id, trace_id=flt.trace_id,
+                       since=flt.since, until=flt.until)
+    out = plain.clauses()
+    for name in ("model", "source", "status"):
+        value = getattr(flt, name)
+        if value is not None:
+            out.append(literal_column(f"+calls.{name}") == value)
+    return out
+
+
+def _count(flt: CallFilter, where: Any) -> tuple[Any, bool]:
+    """(the count query, whether it is capped): exact when an index answers it (no filter,
+    task, time); else capped at COUNT_CAP + 1, which reads at most that many entries."""
+    if flt.model is None and flt.source is None and flt.status is None:
+        return select(func.count()).select_from(calls_t).where(where), False
+    capped = select(calls_t.c.id).where(where).limit(COUNT_CAP + 1).subquery()
+    return select(func.count()).select_from(capped), True
 
 
 def _trace_row(r: Any) -> TraceRow:
