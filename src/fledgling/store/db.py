@@ -16,7 +16,8 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, and_, create_engine, event, func, select, text, tuple_
+from sqlalchemy import (Connection, Engine, Select, Text, and_, cast, create_engine, event, func, select,
+                        text, tuple_, type_coerce)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
@@ -182,8 +183,17 @@ class Store:
 
     def get_call(self, call_id: str) -> Call | None:
         with self.engine.connect() as c:
-            row = c.execute(select(calls_t).where(calls_t.c.id == call_id)).mappings().first()
+            row = c.execute(self._select_calls().where(calls_t.c.id == call_id)).mappings().first()
         return _row_to_call(row) if row else None
+
+    def _select_calls(self) -> Select:
+        """All call columns, the JSON ones as raw text: pydantic parses and validates JSON text
+        in one Rust pass, about twice as fast as decoding to dicts first."""
+        as_text = (lambda col: cast(col, Text)) if self.dialect == "postgresql" else (
+            lambda col: type_coerce(col, Text))
+        cols = [as_text(col).label(col.name) if col.name in _JSON_COLUMNS else col
+                for col in calls_t.columns]
+        return select(*cols)
 
     def count_calls(self, flt: CallFilter = CallFilter()) -> int:
         with self.engine.connect() as c:
@@ -195,7 +205,7 @@ class Store:
         order = ((calls_t.c.created_at.desc(), calls_t.c.id.desc()) if newest_first
                  else (calls_t.c.created_at, calls_t.c.id))
         with self.engine.connect() as c:
-            rows = c.execute(select(calls_t).where(and_(True, *flt.clauses())).order_by(*order)
+            rows = c.execute(self._select_calls().where(and_(True, *flt.clauses())).order_by(*order)
                              .limit(limit).offset(offset)).mappings().all()
         return Page([_row_to_call(r) for r in rows], self.count_calls(flt), offset, limit)
 
@@ -204,7 +214,7 @@ class Store:
         after: tuple[datetime, str] | None = None
         key = tuple_(calls_t.c.created_at, calls_t.c.id)
         while True:
-            q = select(calls_t).where(and_(True, *flt.clauses()))
+            q = self._select_calls().where(and_(True, *flt.clauses()))
             if after is not None:
                 q = q.where(key > tuple_(*after))
             q = q.order_by(calls_t.c.created_at, calls_t.c.id).limit(batch_size)
@@ -370,6 +380,13 @@ def _call_to_row(call: Call) -> dict[str, Any]:
     }
 
 
+_JSON_COLUMNS = frozenset({"request", "response", "feedback", "metadata"})
+
+
+def _present(json_text: str | None) -> bool:
+    return json_text is not None and json_text != "null"
+
+
 def _row_to_call(row: Any) -> Call:
     return Call(
         id=row["id"], task=row["task"], trace_id=row["trace_id"], session_id=row["session_id"],
@@ -377,8 +394,8 @@ def _row_to_call(row: Any) -> Call:
         model=row["model"], status=row["status"], error=row["error"],
         usage=Usage(input_tokens=row["input_tokens"], output_tokens=row["output_tokens"]),
         latency_ms=row["latency_ms"], cost_usd=row["cost_usd"],
-        request=Request.model_validate(row["request"]),
-        response=Response.model_validate(row["response"]) if row["response"] is not None else None,
-        feedback=Feedback.model_validate(row["feedback"]) if row["feedback"] is not None else None,
-        metadata=row["metadata"] or {},
+        request=Request.model_validate_json(row["request"]),
+        response=Response.model_validate_json(row["response"]) if _present(row["response"]) else None,
+        feedback=Feedback.model_validate_json(row["feedback"]) if _present(row["feedback"]) else None,
+        metadata=orjson.loads(row["metadata"]) if _present(row["metadata"]) else {},
     )
