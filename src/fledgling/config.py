@@ -82,6 +82,46 @@ class Gate(_Strict):
         return self
 
 
+class SprtRates(_Strict):
+    """A live-gate metric: the share of bad outcomes it tolerates, and the share it must catch."""
+
+    acceptable: float = Field(gt=0, lt=1)
+    unacceptable: float = Field(gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SprtRates:
+        if self.unacceptable <= self.acceptable:
+            raise ValueError("unacceptable must be above acceptable")
+        return self
+
+
+class LiveGate(_Strict):
+    """`[tasks.X.swap.gate]`: when the live gate rolls a canary/swap back to shadow by itself."""
+
+    enabled: bool = True
+    disagreement: SprtRates = Field(default_factory=lambda: SprtRates(acceptable=0.05, unacceptable=0.25))
+    fallback: SprtRates = Field(default_factory=lambda: SprtRates(acceptable=0.05, unacceptable=0.25))
+    slow: SprtRates = Field(default_factory=lambda: SprtRates(acceptable=0.05, unacceptable=0.25))
+    latency_ms: float | None = Field(default=None, gt=0, description="a candidate answer slower than this is 'slow'")
+    alpha: float = Field(default=0.01, gt=0, lt=0.5)
+    beta: float = Field(default=0.05, gt=0, lt=0.5)
+
+
+class SwapSettings(_Strict):
+    """`[tasks.X.swap]`: how the gateway serves the candidate and falls back to the LLM."""
+
+    budget_ms: float = Field(default=5000, gt=0, description="candidate's time per request, then the LLM answers")
+    retries: int = Field(default=1, ge=0, le=5)
+    seed: int = 0
+    max_tokens: int = Field(default=256, ge=1)
+    guided: Literal["vllm", "llama.cpp"] | None = None
+    batch_size: int = Field(default=8, ge=1)
+    batch_wait_ms: float = Field(default=5.0, ge=0)
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    gate: LiveGate = Field(default_factory=LiveGate)
+
+
 class TaskSettings(_Strict):
     match: TaskMatch = Field(default_factory=TaskMatch)
     upstream: str | None = Field(default=None, description="model name in [models] the gateway forwards to")
@@ -92,6 +132,7 @@ class TaskSettings(_Strict):
     fallback_on: list[Literal["error", "timeout", "contract", "low_confidence"]] = Field(
         default_factory=lambda: ["error", "timeout", "contract"])
     gates: dict[str, Gate] = Field(default_factory=dict)
+    swap: SwapSettings = Field(default_factory=SwapSettings)
 
 
 class GatewaySettings(_Strict):

@@ -77,9 +77,25 @@ def set_mode(store: Any, settings: Settings, task: str, mode: str, canary_percen
     return _write(store, settings, task, mode, percent, kind="change", actor=actor, reason=reason)
 
 
-def rollback(store: Any, settings: Settings, task: str, *, actor: str, reason: str) -> RolloutState:
-    """Send all of a task's traffic back to the reference LLM (mode `record`), saying why."""
-    return _write(store, settings, task, "record", 0.0, kind="rollback", actor=actor, reason=reason)
+def rollback(store: Any, settings: Settings, task: str, *, actor: str, reason: str,
+             to_mode: str = "record") -> RolloutState:
+    """Send all of a task's traffic back to the reference LLM, saying why: to `record`, or to
+    `shadow` (the live gate's choice: the candidate keeps being measured, off the response path)."""
+    if to_mode not in ("record", "shadow"):
+        raise InputError(f"a rollback goes to record or shadow, not '{to_mode}'")
+    return _write(store, settings, task, to_mode, 0.0, kind="rollback", actor=actor, reason=reason)
+
+
+def all_current(store: Any, settings: Settings) -> dict[str, RolloutState]:
+    """Every task with a stored or declared mode, in one query (the gateway polls this)."""
+    with store.engine.connect() as c:
+        rows = c.execute(select(rollouts)).mappings().all()
+    out = {task: RolloutState(task, t.mode, float(t.canary_percent), "config")
+           for task, t in settings.tasks.items()}
+    for r in rows:
+        out[r["task"]] = RolloutState(r["task"], r["mode"], float(r["canary_percent"]), "store",
+                                      _aware(r["updated_at"]), r["updated_by"])
+    return out
 
 
 def events(store: Any, task: str | None = None, limit: int = 100) -> list[RolloutEvent]:

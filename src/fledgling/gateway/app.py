@@ -4,6 +4,7 @@
     GET  /v1/models                      the default upstream's model list
     POST /v1/traces                      OTLP/HTTP receiver (protobuf or JSON)
     GET  /health                         liveness and recorder counters (spool, store)
+    /admin/...                           rollout changes and live swap figures (see admin.py)
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ import orjson
 
 from fledgling.config import Settings
 from fledgling.gateway import otlp
+from fledgling.gateway.admin import PREFIX as ADMIN_PREFIX
+from fledgling.gateway.admin import Admin, admin_keys
+from fledgling.gateway.live_rollout import LiveRollout
 from fledgling.gateway.pipeline import Pipeline, gateway_keys
 from fledgling.gateway.recorder import Recorder
 from fledgling.gateway.responses import Problem, Receive, Send, read_body, send_bytes, send_error, send_json
 from fledgling.gateway.router import Router
+from fledgling.gateway.swap import SwapRouter
 from fledgling.gateway.upstream import UpstreamFault, UpstreamPool, response_headers
 
 log = logging.getLogger("fledgling.gateway")
@@ -27,14 +32,19 @@ log = logging.getLogger("fledgling.gateway")
 
 class GatewayApp:
     def __init__(self, settings: Settings, recorder: Recorder, *, upstream: str | None = None,
-                 keys: frozenset[str] | None = None):
+                 keys: frozenset[str] | None = None, admin: frozenset[str] | None = None):
         self.settings = settings
         self.recorder = recorder
         self.router = Router(settings, upstream)
         self.pool = UpstreamPool()
-        self.pipeline = Pipeline(self.router, self.pool, recorder,
-                                 keys=gateway_keys() if keys is None else keys,
+        keys = gateway_keys() if keys is None else keys
+        self.pipeline = Pipeline(self.router, self.pool, recorder, keys=keys,
                                  max_body_bytes=settings.gateway.max_body_bytes)
+        self.live = LiveRollout(recorder.store, settings)
+        self.router.live = self.live
+        self.swap = SwapRouter(settings, self.pool, recorder, self.live)
+        self.pipeline.swap = self.swap
+        self.admin = Admin(self.swap, admin_keys(keys) if admin is None else admin)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -49,8 +59,10 @@ class GatewayApp:
             if msg["type"] == "lifespan.startup":
                 await self.pool.start()
                 self.recorder.start()
+                await self.live.refresh()  # starts loading the candidates of non-record tasks
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
+                await self.swap.drain()
                 await self.pool.close()
                 await asyncio.to_thread(self.recorder.close)
                 await send({"type": "lifespan.shutdown.complete"})
@@ -69,6 +81,8 @@ class GatewayApp:
                 if method != "POST":
                     raise Problem(405, "method_not_allowed", "POST OTLP spans to /v1/traces")
                 await self._traces(receive, send, headers)
+            elif path.startswith(ADMIN_PREFIX):
+                await self.admin.handle(path, method, receive, send, headers)
             elif path in ("/health", "/healthz"):
                 await send_json(send, 200, {"status": "ok", "recorder": self.recorder.stats()})
             elif path.endswith("/models") and method == "GET":

@@ -1,8 +1,8 @@
 """The request pipeline: authenticate -> resolve task -> route -> call upstream -> record.
 
-One pipeline serves every chat-completions request; routing modes (shadow, canary, swapped)
-slot in at the route step. The response path does no disk or database work: it hands an
-`Exchange` to the recorder, whose threads spool and store it.
+One pipeline serves every chat-completions request; a task in shadow, canary or swapped mode
+leaves it at the route step for the swap path (swap.py). The response path does no disk or
+database work: it hands an `Exchange` to the recorder, whose threads spool and store it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import re
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -23,6 +23,9 @@ from fledgling.gateway.recorder import Recorder
 from fledgling.gateway.responses import Problem, Receive, Send, read_body, send_bytes, send_error
 from fledgling.gateway.router import Route, Router
 from fledgling.gateway.upstream import UpstreamFault, UpstreamPool, response_headers
+
+if TYPE_CHECKING:
+    from fledgling.gateway.swap import SwapRouter
 
 CALL_ID_HEADER = b"x-fledgling-call-id"
 _CALL_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -43,6 +46,7 @@ class Pipeline:
         self.recorder = recorder
         self.keys = tuple(k.encode() for k in keys)
         self.max_body_bytes = max_body_bytes
+        self.swap: SwapRouter | None = None
 
     # -- step 1: authenticate --------------------------------------------------------------
 
@@ -92,6 +96,10 @@ class Pipeline:
         ex.price_in, ex.price_out = route.upstream.price_in, route.upstream.price_out
         ex.metadata["upstream"] = route.upstream.name
         call_header = (CALL_ID_HEADER, ex.id.encode())
+        if route.mode != "record" and self.swap is not None:
+            await self.swap.serve(self, route, body, request, headers, caller_auth, ex, send,
+                                  call_header, started)
+            return
         try:
             await self._forward(route, body, request, headers, caller_auth, ex, send, call_header,
                                 started)

@@ -4,8 +4,9 @@ Task: the `X-Fledgling-Task` header, else the first `[tasks.X.match]` rule that 
 model name, request path, or a phrase of the system prompt), else a stable name derived from
 the system prompt (`fledgling.calls.default_task`).
 
-Route: today every task is `record` (answer from its upstream, record the call). The swap
-runner adds `shadow`/`canary`/`swapped` here, by returning other routes from `Router.route`.
+Route: the task's upstream (the LLM) and its rollout mode, read from the live rollout state:
+`record` (the LLM answers, the call is recorded) or `shadow`/`canary`/`swapped`, which bring
+in the task's candidate (see swap.py).
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from __future__ import annotations
 import fnmatch
 import os
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from fledgling.calls import default_task
 from fledgling.config import ModelSettings, Settings, TaskMatch
 from fledgling.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fledgling.gateway.live_rollout import LiveRollout
 
 TASK_HEADER = "x-fledgling-task"
 
@@ -61,11 +65,15 @@ class Upstream:
 
 @dataclass(frozen=True)
 class Route:
-    """What the pipeline does with one request: `record` = forward to `upstream`, record."""
+    """What the pipeline does with one request: `record` = forward to `upstream`, record; the
+    other modes involve the task's `candidate` too (see swap.py)."""
 
     task: str
     upstream: Upstream
-    mode: Literal["record"] = "record"
+    mode: Literal["record", "shadow", "canary", "swapped"] = "record"
+    candidate: str | None = None
+    canary_percent: float = 0.0
+    changed_at: float | None = None  # when the rollout state was stored (restarts the live gate)
 
 
 class Router:
@@ -74,6 +82,7 @@ class Router:
             (name, t.match) for name, t in settings.tasks.items()
             if t.match.model or t.match.path or t.match.system_prompt_contains]
         self._upstreams: dict[str, Upstream] = {}
+        self.live: LiveRollout | None = None
         choice = default_upstream or settings.gateway.upstream
         self.default = _upstream_named(settings, choice) if choice else None
         for name, task in settings.tasks.items():
@@ -101,9 +110,17 @@ class Router:
         return default_task([m for m in messages if isinstance(m, dict)])
 
     def route(self, task: str) -> Route | None:
-        """Where this task's calls go; None when nothing is configured for it."""
+        """Where this task's calls go; None when nothing is configured for it. The mode comes
+        from the live rollout state (a task without a candidate stays in record)."""
         upstream = self._upstreams.get(task, self.default)
-        return Route(task=task, upstream=upstream) if upstream else None
+        if upstream is None:
+            return None
+        state = self.live.get(task) if self.live is not None else None
+        if state is None or state.mode == "record" or state.candidate is None:
+            return Route(task=task, upstream=upstream)
+        return Route(task=task, upstream=upstream, mode=state.mode,  # type: ignore[arg-type]
+                     candidate=state.candidate, canary_percent=state.canary_percent,
+                     changed_at=state.changed_at)
 
     def upstreams(self) -> list[Upstream]:
         seen = {u.name: u for u in ([self.default] if self.default else []) + list(self._upstreams.values())}

@@ -1,0 +1,115 @@
+"""The admin API: change a task's rollout at run time, see the live swap figures.
+
+    GET  /admin/rollout                   every task's mode, canary share and candidate
+    POST /admin/rollout/{task}            {"mode": "canary", "percent": 10, "reason": "..."}
+    POST /admin/rollout/{task}/rollback   {"reason": "...", "to": "shadow" | "record"}
+    GET  /admin/swap                      live figures, gate statistics, circuit states
+
+Every admin route needs a key: `FLEDGLING_ADMIN_KEY`, else one of `FLEDGLING_GATEWAY_KEYS`, sent
+as `Authorization: Bearer <key>`. With neither set the admin API refuses everything: a rollout
+change moves live traffic, so it is never open by default. A change is written through
+`fledgling.rollout` (stored, with an event saying who and why) and applied at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+
+from fledgling import rollout
+from fledgling.errors import FledglingError
+from fledgling.gateway.responses import Problem, Receive, Send, read_body, send_json
+from fledgling.gateway.swap import SwapRouter
+
+PREFIX = "/admin/"
+
+
+def admin_keys(gateway_keys: frozenset[str], raw: str | None = None) -> frozenset[str]:
+    raw = os.environ.get("FLEDGLING_ADMIN_KEY", "") if raw is None else raw
+    own = frozenset(k.strip() for k in raw.split(",") if k.strip())
+    return own or gateway_keys
+
+
+class Admin:
+    def __init__(self, swap: SwapRouter, keys: frozenset[str]):
+        self.swap = swap
+        self.keys = tuple(k.encode() for k in keys)
+
+    def authenticate(self, headers: dict[str, str]) -> None:
+        if not self.keys:
+            raise Problem(403, "admin_disabled", "the admin API is off: start the gateway with "
+                          "FLEDGLING_ADMIN_KEY (or FLEDGLING_GATEWAY_KEYS) set, then send it as "
+                          "'Authorization: Bearer <key>'")
+        auth = headers.get("authorization") or ""
+        given = (auth[7:] if auth[:7].lower() == "bearer " else headers.get("api-key", "")).strip().encode()
+        if not any(hmac.compare_digest(given, k) for k in self.keys):
+            raise Problem(401, "invalid_admin_key", "missing or wrong admin key: send "
+                          "FLEDGLING_ADMIN_KEY as 'Authorization: Bearer <key>'")
+
+    async def handle(self, path: str, method: str, receive: Receive, send: Send,
+                     headers: dict[str, str]) -> None:
+        self.authenticate(headers)
+        parts = [unquote(p) for p in path[len(PREFIX):].strip("/").split("/") if p]
+        if parts == ["rollout"] and method == "GET":
+            await self.swap.live.refresh()
+            await send_json(send, 200, {"tasks": [_state(t) for t in self.swap.live.tasks()]})
+        elif parts == ["swap"] and method == "GET":
+            await send_json(send, 200, self.figures())
+        elif len(parts) in (2, 3) and parts[0] == "rollout" and method == "POST":
+            body = await _json_body(receive, headers)
+            task = parts[1]
+            if len(parts) == 3 and parts[2] == "rollback":
+                change = lambda: rollout.rollback(
+                    self.swap.store, self.swap.settings, task, actor="admin-api",
+                    reason=str(body.get("reason") or "rolled back through the admin API"),
+                    to_mode=str(body.get("to") or "shadow"))
+            elif len(parts) == 2:
+                percent = body.get("percent", 0)
+                if not isinstance(percent, int | float):
+                    raise Problem(400, "invalid_percent", "'percent' must be a number from 0 to 100")
+                change = lambda: rollout.set_mode(
+                    self.swap.store, self.swap.settings, task, str(body.get("mode") or ""), float(percent),
+                    actor="admin-api", reason=body.get("reason"))
+            else:
+                raise Problem(404, "not_found", f"POST {path}: use /admin/rollout/TASK or /admin/rollout/TASK/rollback")
+            try:
+                state = await asyncio.to_thread(change)
+            except FledglingError as exc:
+                raise Problem(400, "invalid_rollout", str(exc)) from None
+            await self.swap.live.refresh()
+            problem = await self.swap.ready(task)
+            await send_json(send, 200, {"task": state.task, "mode": state.mode,
+                                        "canary_percent": state.canary_percent, "updated_by": state.updated_by,
+                                        "candidate_error": problem})
+        else:
+            raise Problem(404, "not_found", f"{method} {path} is not an admin route; see GET "
+                          "/admin/rollout, POST /admin/rollout/TASK, GET /admin/swap")
+
+    def figures(self) -> dict[str, Any]:
+        swap = self.swap
+        tasks = swap.figures.snapshot()
+        for name, fig in tasks.items():
+            fig["gate"] = swap.gates.snapshot(name)
+            state = swap.live.tasks()
+            fig["mode"] = next((t.mode for t in state if t.task == name), "record")
+        return {"tasks": tasks, "circuits": swap.breakers.states(), "candidates": swap.candidates.names()}
+
+
+def _state(t: Any) -> dict[str, Any]:
+    return {"task": t.task, "mode": t.mode, "canary_percent": t.canary_percent, "candidate": t.candidate}
+
+
+async def _json_body(receive: Receive, headers: dict[str, str]) -> dict[str, Any]:
+    raw = await read_body(receive, 64 * 1024, headers.get("content-length"))
+    try:
+        body = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise Problem(400, "invalid_json", f"admin request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise Problem(400, "invalid_json", "admin request body must be a JSON object")
+    return body

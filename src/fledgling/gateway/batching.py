@@ -1,0 +1,85 @@
+"""The batching queue in front of an in-process model: concurrent requests share one forward pass.
+
+Requests arriving within `max_wait_ms` of the first waiting one (up to `max_batch`) are decoded
+together by the backend's batched loop, on a worker thread, so the event loop keeps serving. One
+batch runs at a time (the CPU is the bottleneck; two batches in parallel would only fight for
+it). A request whose caller gave up (its time budget ran out) is dropped before it is batched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from fledgling.calls import Request
+from fledgling.models.generation import Backend, Generation
+
+
+@dataclass
+class _Waiting:
+    request: Request
+    future: asyncio.Future[Generation]
+
+
+class BatchQueue:
+    def __init__(self, backend: Backend, *, max_batch: int = 8, max_wait_ms: float = 5.0):
+        self.backend = backend
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_ms / 1000
+        self._pending: deque[_Waiting] = deque()
+        self._arrived: asyncio.Event | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.items = 0
+
+    async def generate_one(self, request: Request) -> Generation:
+        loop = asyncio.get_running_loop()
+        if self._worker is None:
+            self._arrived = asyncio.Event()
+            self._worker = loop.create_task(self._run())
+        future: asyncio.Future[Generation] = loop.create_future()
+        self._pending.append(_Waiting(request, future))
+        assert self._arrived is not None
+        self._arrived.set()
+        return await future
+
+    async def _run(self) -> None:
+        assert self._arrived is not None
+        while True:
+            while not self._pending:
+                self._arrived.clear()
+                await self._arrived.wait()
+            deadline = time.monotonic() + self.max_wait_s
+            while len(self._pending) < self.max_batch:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._arrived.clear()
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), left)
+                except TimeoutError:
+                    break
+            batch = [self._pending.popleft() for _ in range(min(self.max_batch, len(self._pending)))]
+            live = [w for w in batch if not w.future.done()]
+            if not live:
+                continue
+            self.batches += 1
+            self.items += len(live)
+            try:
+                results = await self.backend.generate([w.request for w in live])
+            except Exception as exc:  # a crashed batch fails its items, not the queue
+                results = [Generation(None, 0.0, error=f"batch failed: {exc}") for _ in live]
+            for w, g in zip(live, results, strict=True):
+                if not w.future.done():
+                    w.future.set_result(g)
+
+    async def aclose(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+        await self.backend.aclose()

@@ -1,0 +1,75 @@
+"""The schema enforcer: no candidate answer reaches the client unless it keeps the task's contract.
+
+The contract is the task's newest stored one (`fledgling contracts infer`); a task without one
+is held to what the request itself declares (its tools and their JSON Schemas, or its
+`response_format` schema). Checking uses `fledgling.contracts.validate`, with the request's
+`tool_choice` and `parallel_tool_calls`, so a forced or forbidden tool call is enforced too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from fledgling.calls import Request, Response
+from fledgling.contracts import (
+    Contract,
+    ToolSpec,
+    Violation,
+    contract_version,
+    load_contract,
+    validate,
+)
+from fledgling.errors import ContractError
+from fledgling.evals.scoring import score_item
+from fledgling.models.prompting import function_specs, output_schema
+from fledgling.store import Store
+
+log = logging.getLogger("fledgling.gateway")
+CONTRACT_TTL_S = 30.0
+
+
+def request_contract(task: str, request: Request) -> Contract:
+    """The contract a request declares by itself."""
+    tools = [ToolSpec(name=t["name"], description=t["description"] or None, parameters=t["parameters"])
+             for t in function_specs(request)]
+    schema = output_schema(request)
+    kind = "toolcall" if tools else "structured" if schema is not None else "text"
+    return Contract(task=task, version=contract_version(kind, tools, schema), kind=kind, tools=tools,
+                    output_schema=schema, stats={})
+
+
+class Enforcer:
+    def __init__(self, store: Store):
+        self.store = store
+        self._stored: dict[str, tuple[float, Contract | None]] = {}
+
+    async def contract(self, task: str, request: Request) -> Contract:
+        cached = self._stored.get(task)
+        if cached is None or time.monotonic() - cached[0] > CONTRACT_TTL_S:
+            try:
+                found = await asyncio.to_thread(load_contract, self.store, task)
+            except Exception as exc:  # the request's own declaration still protects the client
+                log.warning("contract of '%s' not loaded (%s)", task, str(exc).splitlines()[0])
+                found = cached[1] if cached else None
+            cached = self._stored[task] = (time.monotonic(), found)
+        return cached[1] or request_contract(task, request)
+
+    @staticmethod
+    def check(response: Response, contract: Contract, body: dict[str, Any]) -> list[Violation]:
+        """Every violation ([] = the answer may go to the client)."""
+        parallel = body.get("parallel_tool_calls")
+        if not (response.content or response.tool_calls):
+            return [Violation(code="empty", path="", message="the answer is empty")]
+        try:
+            return validate(response, contract, tool_choice=body.get("tool_choice"),
+                            parallel_tool_calls=parallel if isinstance(parallel, bool) else None)
+        except ContractError as exc:
+            return [Violation(code="schema", path="", message=str(exc))]
+
+
+def agree(candidate: Response, reference: Response, contract: Contract) -> bool:
+    """Would the candidate's answer count as the LLM's? The ParityBench item score, exact."""
+    return score_item(candidate, reference, contract).success == 1.0

@@ -1,0 +1,57 @@
+"""Live figures per task, kept in memory by the gateway: share served by the candidate,
+fallbacks by reason, shadow agreement, latency, cost saved. `GET /admin/swap` shows them, the
+demo prints them; every number is also derivable from the recorded calls' metadata."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from fledgling.evals.stats import percentile
+
+
+@dataclass
+class TaskFigures:
+    requests: int = 0
+    served_by: Counter[str] = field(default_factory=Counter)
+    fallbacks: Counter[str] = field(default_factory=Counter)
+    client_errors: int = 0
+    compared: int = 0
+    agreed: int = 0
+    shadow_skipped: int = 0
+    rollbacks: int = 0
+    cost_usd: float = 0.0
+    saved_usd: float = 0.0
+    candidate_ms: deque[float] = field(default_factory=lambda: deque(maxlen=5000))
+    llm_ms: deque[float] = field(default_factory=lambda: deque(maxlen=5000))
+
+    def as_dict(self) -> dict[str, Any]:
+        served = sum(self.served_by.values())
+        return {
+            "requests": self.requests, "served_by": dict(self.served_by),
+            "candidate_share": self.served_by["candidate"] / served if served else 0.0,
+            "fallbacks": dict(self.fallbacks), "client_errors": self.client_errors,
+            "compared": self.compared, "agreed": self.agreed,
+            "agreement": self.agreed / self.compared if self.compared else None,
+            "shadow_skipped": self.shadow_skipped, "rollbacks": self.rollbacks,
+            "cost_usd": round(self.cost_usd, 6), "saved_usd": round(self.saved_usd, 6),
+            "candidate_p50_ms": percentile(list(self.candidate_ms), 50),
+            "candidate_p95_ms": percentile(list(self.candidate_ms), 95),
+            "llm_p50_ms": percentile(list(self.llm_ms), 50),
+            "llm_p95_ms": percentile(list(self.llm_ms), 95),
+        }
+
+
+class Figures:
+    def __init__(self) -> None:
+        self.tasks: dict[str, TaskFigures] = {}
+
+    def of(self, task: str) -> TaskFigures:
+        f = self.tasks.get(task)
+        if f is None:
+            f = self.tasks[task] = TaskFigures()
+        return f
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        return {task: f.as_dict() for task, f in self.tasks.items()}

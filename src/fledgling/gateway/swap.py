@@ -1,0 +1,483 @@
+"""The swap path: how a request of a task in `shadow`, `canary` or `swapped` mode is served.
+
+    shadow    the LLM answers (relayed as in record mode); the candidate answers the same request
+              beside it, off the response path, and both answers are recorded and compared.
+    canary    a sticky share (`canary.py`) goes to the candidate, the rest to the LLM with the
+              candidate in shadow beside it (so agreement is measured on live traffic).
+    swapped   the candidate answers everything.
+
+Fallback, both ways: a candidate that errors, runs out of its time budget, breaks the contract
+(`enforcer.py`) or sits behind an open circuit is replaced by the LLM; in canary and swapped
+mode an LLM that fails (after its retries) is replaced by a valid candidate answer. Each
+fallback's reason goes into the call's metadata (`route.fallback`) and the live figures. An
+invalid candidate answer never reaches the client. Every outcome feeds the live gate, whose
+alarm moves the task back to shadow (`rollout.rollback`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from fledgling import rollout
+from fledgling.calls import Request, Response, Usage, cost_usd
+from fledgling.config import Settings, TaskSettings
+from fledgling.contracts import Violation
+from fledgling.errors import ConfigError
+from fledgling.gateway.breaker import Breakers
+from fledgling.gateway.canary import in_canary, sticky_key
+from fledgling.gateway.candidate import Candidate, CandidatePool
+from fledgling.gateway.enforcer import Enforcer, agree
+from fledgling.gateway.exchange import (
+    Exchange,
+    parse_completion,
+    reassemble_stream,
+    upstream_error_reason,
+)
+from fledgling.gateway.figures import Figures
+from fledgling.gateway.live_gate import LiveGates
+from fledgling.gateway.live_rollout import LiveRollout, TaskRollout
+from fledgling.gateway.recorder import Recorder
+from fledgling.gateway.responses import Send, send_bytes, send_error
+from fledgling.gateway.router import Route
+from fledgling.gateway.standin import stream_chunks
+from fledgling.gateway.upstream import UpstreamFault, UpstreamPool, response_headers
+
+if TYPE_CHECKING:
+    from fledgling.gateway.pipeline import Pipeline
+
+log = logging.getLogger("fledgling.gateway")
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+BACKOFF_S = 0.02
+SHADOW_LIMIT = 64  # shadow runs in flight; beyond this they are skipped, never queued
+# Which `fallback_on` entry covers each candidate failure.
+COVERED_BY = {"error": "error", "unavailable": "error", "circuit_open": "error", "timeout": "timeout",
+              "contract": "contract"}
+
+
+@dataclass
+class Attempt:
+    """One try of the candidate: its answer, or why there is none that may be served."""
+
+    failure: str | None = None  # error | timeout | contract | circuit_open | unavailable
+    detail: str | None = None
+    response: Response | None = None
+    usage: Usage = field(default_factory=Usage)
+    latency_ms: float = 0.0
+    violations: list[Violation] = field(default_factory=list)
+    candidate: Candidate | None = None
+
+    def record(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.candidate.fingerprint) if self.candidate else {}
+        out["latency_ms"] = round(self.latency_ms, 3)
+        if self.failure:
+            out["failure"], out["detail"] = self.failure, self.detail
+        if self.violations:
+            out["violations"] = [v.model_dump() for v in self.violations[:5]]
+        if self.response is not None:
+            out["response"] = self.response.message()
+            out["finish_reason"] = self.response.finish_reason
+        return out
+
+
+@dataclass
+class LlmOutcome:
+    status: int
+    raw: bytes = b""
+    answer: dict[str, Any] | None = None
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    error: str | None = None
+    code: str = "upstream_error"
+    retriable: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.answer is not None and self.error is None
+
+
+class SwapRouter:
+    def __init__(self, settings: Settings, pool: UpstreamPool, recorder: Recorder, live: LiveRollout):
+        for name, task in settings.tasks.items():
+            if "low_confidence" in task.fallback_on:
+                raise ConfigError(f"tasks.{name}.fallback_on: 'low_confidence' is not served by this "
+                                  "gateway (candidates report no confidence yet); remove it")
+        self.settings = settings
+        self.pool = pool
+        self.recorder = recorder
+        self.store = recorder.store
+        self.live = live
+        self.candidates = CandidatePool(self.store, settings)
+        self.enforcer = Enforcer(self.store)
+        self.breakers = Breakers()
+        self.gates = LiveGates()
+        self.figures = Figures()
+        self._shadows: set[asyncio.Task[None]] = set()
+        self._rolling_back: set[str] = set()
+        live.on_change.append(self._preload)
+
+    def _preload(self, changed: list[TaskRollout]) -> None:
+        """Start loading a candidate as soon as its task leaves record mode."""
+        for t in changed:
+            if t.mode != "record" and t.candidate:
+                self.candidates.get(t.candidate, self.task_settings(t.task).swap)
+
+    async def ready(self, task: str) -> str | None:
+        """Wait until the task's candidate is loaded; the load error, if any."""
+        t = next((t for t in self.live.tasks() if t.task == task), None)
+        if t is None or t.mode == "record" or not t.candidate:
+            return None
+        got = await self.candidates.ensure(t.candidate, self.task_settings(task).swap)
+        return got if isinstance(got, str) else None
+
+    def task_settings(self, task: str) -> TaskSettings:
+        return self.settings.tasks.get(task) or TaskSettings()
+
+    # -- entry ----------------------------------------------------------------------------------
+
+    async def serve(self, pipeline: Pipeline, route: Route, body: bytes, request: dict[str, Any],
+                    headers: dict[str, str], caller_auth: str | None, ex: Exchange, send: Send,
+                    call_header: tuple[bytes, bytes], started: float) -> None:
+        """Answer the client and record the call (now, or once its shadow run is done)."""
+        figures = self.figures.of(route.task)
+        figures.requests += 1
+        to_candidate = route.mode == "swapped" or (
+            route.mode == "canary" and in_canary(sticky_key(ex.session_id, request), route.canary_percent))
+        ex.metadata["route"] = {"mode": route.mode, "candidate_model": route.candidate,
+                                "served_by": None, "fallback": None}
+        if route.mode == "canary":
+            ex.metadata["route"]["canary"] = to_candidate
+        shadow_of: Response | None = None
+        try:
+            if to_candidate:
+                await self._candidate_first(route, request, headers, caller_auth, ex, send, call_header, started)
+            elif route.mode == "shadow" or request.get("stream") is True:
+                await pipeline._forward(route, body, request, headers, caller_auth, ex, send,
+                                        call_header, started)
+                ex.metadata["route"]["served_by"] = "llm"
+                shadow_of = _llm_response(ex)
+            else:
+                shadow_of = await self._llm_first(route, request, headers, caller_auth, ex, send,
+                                                  call_header, started)
+        finally:
+            if ex.latency_ms is None:
+                ex.latency_ms = (time.perf_counter() - started) * 1000
+            self._account(route, ex)
+            if shadow_of is None or not self._spawn_shadow(route, request, ex, shadow_of):
+                self.recorder.record(ex)
+
+    # -- candidate first (canary share, swapped) ------------------------------------------------
+
+    async def _candidate_first(self, route: Route, request: dict[str, Any], headers: dict[str, str],
+                               caller_auth: str | None, ex: Exchange, send: Send,
+                               call_header: tuple[bytes, bytes], started: float) -> None:
+        cfg = self.task_settings(route.task)
+        attempt = await self.attempt(route, request)
+        ex.metadata["candidate"] = attempt.record()
+        await self._observe(route, failed=attempt.failure is not None,
+                            latency_ms=attempt.latency_ms if attempt.failure is None else None)
+        if attempt.failure is None:
+            await self._serve_candidate(route, attempt, request, ex, send, call_header, started)
+            return
+        ex.metadata["route"]["fallback"] = attempt.failure
+        ex.metadata["route"]["fallback_detail"] = attempt.detail
+        if COVERED_BY[attempt.failure] not in cfg.fallback_on:
+            ex.error = f"candidate failed ({attempt.failure}: {attempt.detail}); the task does not fall back on it"
+            ex.status_code = 502
+            await send_error(send, 502, "candidate_failed", ex.error, [call_header])
+            return
+        outcome = await self.call_llm(route, request, headers, caller_auth)
+        if outcome.ok:
+            ex.metadata["route"]["served_by"] = "llm"
+            await self._serve_llm(route, outcome, request, ex, send, call_header, started)
+            return
+        await self._send_llm_failure(outcome, ex, send, call_header)
+
+    # -- LLM first (canary's other share) -------------------------------------------------------
+
+    async def _llm_first(self, route: Route, request: dict[str, Any], headers: dict[str, str],
+                         caller_auth: str | None, ex: Exchange, send: Send,
+                         call_header: tuple[bytes, bytes], started: float) -> Response | None:
+        """The LLM answers; when it fails (after retries), a valid candidate answer does.
+        Returns the LLM's answer for the shadow comparison."""
+        outcome = await self.call_llm(route, request, headers, caller_auth)
+        if outcome.ok:
+            ex.metadata["route"]["served_by"] = "llm"
+            await self._serve_llm(route, outcome, request, ex, send, call_header, started)
+            return _llm_response(ex)
+        if not outcome.retriable:
+            await self._send_llm_failure(outcome, ex, send, call_header)
+            return None
+        attempt = await self.attempt(route, request)
+        ex.metadata["candidate"] = attempt.record()
+        ex.metadata["route"]["fallback"] = f"llm_{outcome.code}"
+        ex.metadata["route"]["fallback_detail"] = outcome.error
+        if attempt.failure is None:
+            await self._serve_candidate(route, attempt, request, ex, send, call_header, started)
+        else:
+            await self._send_llm_failure(outcome, ex, send, call_header)
+        return None
+
+    # -- the candidate ---------------------------------------------------------------------------
+
+    async def attempt(self, route: Route, request: dict[str, Any]) -> Attempt:
+        """Run the candidate within the task's budget, with retries and its circuit breaker,
+        and check the answer against the contract."""
+        cfg = self.task_settings(route.task).swap
+        assert route.candidate is not None
+        got = self.candidates.get(route.candidate, cfg)
+        if isinstance(got, str):
+            return Attempt("unavailable", got)
+        breaker = self.breakers.get("candidate:" + got.name, failures=cfg.breaker_failures,
+                                    cooldown_s=cfg.breaker_cooldown_s)
+        prepared = got.prepare(request)
+        t0 = time.perf_counter()
+        deadline = t0 + cfg.budget_ms / 1000
+        failure, detail, gen = "error", "not attempted", None
+        for n in range(cfg.retries + 1):
+            if not breaker.allow():
+                failure, detail = "circuit_open", f"circuit of candidate '{got.name}' is open"
+                break
+            left = deadline - time.perf_counter()
+            if n:
+                await asyncio.sleep(min(BACKOFF_S * 2 ** (n - 1), max(left, 0)))
+                left = deadline - time.perf_counter()
+            if left <= 0:
+                failure, detail = "timeout", f"no answer within {cfg.budget_ms:g} ms"
+                break
+            try:
+                gen = await asyncio.wait_for(got.generate(prepared), left)
+            except TimeoutError:
+                breaker.failure()
+                failure, detail, gen = "timeout", f"no answer within {cfg.budget_ms:g} ms", None
+                break
+            if gen.error is None and gen.response is not None:
+                breaker.success()
+                failure = None
+                break
+            breaker.failure()
+            failure, detail, gen = "error", gen.error or "no answer", None
+        ms = (time.perf_counter() - t0) * 1000
+        if failure is not None or gen is None or gen.response is None:
+            return Attempt(failure or "error", detail, latency_ms=ms, candidate=got)
+        usage = Usage(input_tokens=gen.input_tokens, output_tokens=gen.output_tokens)
+        contract = await self.enforcer.contract(route.task, Request.model_validate(_for_request(request)))
+        violations = self.enforcer.check(gen.response, contract, request)
+        if violations:
+            return Attempt("contract", f"{violations[0].code} at {violations[0].path or 'answer'}: "
+                           f"{violations[0].message}", gen.response, usage, ms, violations, got)
+        return Attempt(None, None, gen.response, usage, ms, [], got)
+
+    async def _serve_candidate(self, route: Route, attempt: Attempt, request: dict[str, Any], ex: Exchange,
+                               send: Send, call_header: tuple[bytes, bytes], started: float) -> None:
+        assert attempt.response is not None and attempt.candidate is not None
+        cand = attempt.candidate
+        ex.metadata["route"]["served_by"] = "candidate"
+        ex.provider, ex.upstream = "fledgling", cand.name
+        ex.price_in, ex.price_out = cand.price_in, cand.price_out
+        message = attempt.response.message()
+        finish = "tool_calls" if attempt.response.tool_calls else (attempt.response.finish_reason or "stop")
+        usage = {"prompt_tokens": attempt.usage.input_tokens, "completion_tokens": attempt.usage.output_tokens,
+                 "total_tokens": attempt.usage.input_tokens + attempt.usage.output_tokens}
+        completion = {"id": "chatcmpl-" + ex.id.removeprefix("call_"), "object": "chat.completion",
+                      "created": int(time.time()), "model": cand.name,
+                      "system_fingerprint": f"fledgling-{cand.fingerprint.get('adapter_sha256') or 'base'}"
+                                            f"-seed{cand.fingerprint['seed']}",
+                      "choices": [{"index": 0, "message": {**message, "refusal": None},
+                                   "logprobs": None, "finish_reason": finish}],
+                      "usage": usage}
+        ex.status_code = 200
+        ex.response = completion
+        upstream = route.upstream
+        self.figures.of(route.task).saved_usd += cost_usd(attempt.usage, upstream.price_in, upstream.price_out) or 0.0
+        await _send_completion(send, completion, request, [call_header, (b"x-fledgling-served-by", b"candidate")])
+        ex.latency_ms = (time.perf_counter() - started) * 1000
+
+    # -- the LLM ---------------------------------------------------------------------------------
+
+    async def call_llm(self, route: Route, request: dict[str, Any], headers: dict[str, str],
+                       caller_auth: str | None) -> LlmOutcome:
+        """A non-streaming call to the task's LLM, retried with backoff behind its breaker."""
+        cfg = self.task_settings(route.task).swap
+        upstream = route.upstream
+        breaker = self.breakers.get("llm:" + upstream.name, failures=cfg.breaker_failures,
+                                    cooldown_s=cfg.breaker_cooldown_s)
+        body = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
+        if upstream.model is not None:
+            body["model"] = upstream.model
+        raw_body = orjson.dumps(body)
+        last = LlmOutcome(503, error="not attempted", retriable=True)
+        for n in range(cfg.retries + 1):
+            if not breaker.allow():
+                return LlmOutcome(503, error=f"circuit of upstream '{upstream.name}' is open",
+                                  code="circuit_open", retriable=True)
+            if n:
+                await asyncio.sleep(BACKOFF_S * 2 ** (n - 1))
+            try:
+                resp = await self.pool.send(upstream, "/chat/completions", raw_body, headers, caller_auth)
+                raw = await self.pool.read(upstream, resp)
+            except UpstreamFault as fault:
+                breaker.failure()
+                last = LlmOutcome(fault.status, error=fault.message, code=fault.code, retriable=True)
+                continue
+            try:
+                answer = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                answer = None
+            hdrs = response_headers(resp)
+            if resp.status == 200 and isinstance(answer, dict) and isinstance(answer.get("choices"), list):
+                breaker.success()
+                return LlmOutcome(200, raw, answer, hdrs)
+            if resp.status >= 400 and isinstance(answer, dict) and "error" in answer:
+                last = LlmOutcome(resp.status, raw, None, hdrs, upstream_error_reason(resp.status, answer),
+                                  "upstream_error", resp.status in RETRY_STATUS)
+            else:
+                snippet = raw[:200].decode("utf-8", "replace")
+                last = LlmOutcome(502, error=f"upstream '{upstream.name}' answered {resp.status} with a "
+                                  f"malformed body: {snippet!r}", code="bad_upstream_response", retriable=True)
+            if not last.retriable:
+                breaker.success()  # the endpoint is up; it refused this request
+                return last
+            breaker.failure()
+        return last
+
+    async def _serve_llm(self, route: Route, outcome: LlmOutcome, request: dict[str, Any], ex: Exchange,
+                         send: Send, call_header: tuple[bytes, bytes], started: float) -> None:
+        ex.status_code = 200
+        ex.response = outcome.answer
+        served = (b"x-fledgling-served-by", b"llm")
+        if request.get("stream") is True:
+            await _send_completion(send, outcome.answer or {}, request, [call_header, served])
+        else:
+            await send_bytes(send, 200, outcome.raw, headers=[*outcome.headers, call_header, served])
+        ex.latency_ms = (time.perf_counter() - started) * 1000
+
+    async def _send_llm_failure(self, outcome: LlmOutcome, ex: Exchange, send: Send,
+                                call_header: tuple[bytes, bytes]) -> None:
+        ex.error = outcome.error
+        ex.status_code = outcome.status
+        if outcome.raw and outcome.status >= 400:
+            await send_bytes(send, outcome.status, outcome.raw, headers=[*outcome.headers, call_header])
+        else:
+            await send_error(send, outcome.status, outcome.code, outcome.error or "upstream failed", [call_header])
+
+    # -- shadow runs -------------------------------------------------------------------------------
+
+    def _spawn_shadow(self, route: Route, request: dict[str, Any], ex: Exchange, reference: Response) -> bool:
+        """Start the candidate beside the LLM; True when it will record the call itself."""
+        if route.candidate is None:
+            return False
+        if len(self._shadows) >= SHADOW_LIMIT:
+            ex.metadata["shadow"] = {"skipped": "busy"}
+            self.figures.of(route.task).shadow_skipped += 1
+            return False
+        task = asyncio.get_running_loop().create_task(self._shadow(route, request, ex, reference))
+        self._shadows.add(task)
+        task.add_done_callback(self._shadows.discard)
+        return True
+
+    async def _shadow(self, route: Route, request: dict[str, Any], ex: Exchange, reference: Response) -> None:
+        try:
+            attempt = await self.attempt(route, request)
+            record = attempt.record()
+            agreed = None
+            if attempt.failure is None and attempt.response is not None:
+                contract = await self.enforcer.contract(route.task, Request.model_validate(_for_request(request)))
+                agreed = agree(attempt.response, reference, contract)
+                fig = self.figures.of(route.task)
+                fig.compared += 1
+                fig.agreed += agreed
+                fig.candidate_ms.append(attempt.latency_ms)
+            record["agree"] = agreed
+            ex.metadata["shadow"] = record
+            await self._observe(route, agreed=agreed, failed=attempt.failure is not None,
+                                latency_ms=attempt.latency_ms if attempt.failure is None else None)
+        except Exception as exc:  # the shadow must never lose the call's record
+            log.exception("shadow run failed")
+            ex.metadata["shadow"] = {"failure": "internal", "detail": str(exc)[:200]}
+        finally:
+            self.recorder.record(ex)
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Let shadow runs finish (they record their calls), then close the candidates."""
+        if self._shadows:
+            await asyncio.wait(list(self._shadows), timeout=timeout)
+        await self.candidates.aclose()
+
+    # -- the live gate -----------------------------------------------------------------------------
+
+    async def _observe(self, route: Route, **outcome: Any) -> None:
+        gate = self.task_settings(route.task).swap.gate
+        reason = self.gates.observe(route.task, gate, route.mode, route.changed_at, **outcome)
+        if reason is None or route.task in self._rolling_back:
+            return
+        self._rolling_back.add(route.task)
+        try:
+            await asyncio.to_thread(rollout.rollback, self.store, self.settings, route.task,
+                                    actor="live-gate", reason=reason, to_mode="shadow")
+            self.figures.of(route.task).rollbacks += 1
+            log.warning("task '%s' rolled back to shadow: %s", route.task, reason)
+            await self.live.refresh()
+        except Exception:
+            log.exception("live-gate rollback of '%s' failed", route.task)
+        finally:
+            self._rolling_back.discard(route.task)
+
+    def _account(self, route: Route, ex: Exchange) -> None:
+        fig = self.figures.of(route.task)
+        meta = ex.metadata["route"]
+        if meta["served_by"] is None:
+            fig.client_errors += 1
+        else:
+            fig.served_by[meta["served_by"]] += 1
+        if meta["fallback"]:
+            fig.fallbacks[meta["fallback"]] += 1
+        if meta["served_by"] == "llm" and ex.latency_ms is not None:
+            fig.llm_ms.append(ex.latency_ms)
+        if meta["served_by"] == "candidate":
+            fig.candidate_ms.append(ex.metadata.get("candidate", {}).get("latency_ms", 0.0))
+        if meta["served_by"] == "llm" and isinstance(ex.response, dict):
+            from fledgling.gateway.exchange import usage_of
+
+            fig.cost_usd += cost_usd(usage_of(ex.response.get("usage")), ex.price_in, ex.price_out) or 0.0
+
+
+def _for_request(request: dict[str, Any]) -> dict[str, Any]:
+    messages = request.get("messages")
+    return {**request, "messages": messages if isinstance(messages, list) else []}
+
+
+def _llm_response(ex: Exchange) -> Response | None:
+    """The LLM's answer as recorded on the exchange (plain or streamed), or None."""
+    if ex.error is not None:
+        return None
+    try:
+        if ex.stream_chunks is not None:
+            return reassemble_stream(ex.stream_chunks)[0]
+        if ex.response is not None:
+            return parse_completion(ex.response)[0]
+    except (ValueError, TypeError):
+        return None
+    return None
+
+
+async def _send_completion(send: Send, completion: dict[str, Any], request: dict[str, Any],
+                           headers: list[tuple[bytes, bytes]]) -> None:
+    """A chat.completion to the client: as JSON, or as the SSE stream OpenAI would send."""
+    if request.get("stream") is not True:
+        await send_bytes(send, 200, orjson.dumps(completion), headers=headers)
+        return
+    choice = completion["choices"][0]
+    message = {k: v for k, v in choice["message"].items() if k in ("role", "content", "tool_calls")}
+    include = bool((request.get("stream_options") or {}).get("include_usage"))
+    chunks = stream_chunks(completion["id"], completion["model"], message,
+                           completion.get("usage") if include else None)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [*headers, (b"content-type", b"text/event-stream")]})
+    for chunk in chunks:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
