@@ -9,14 +9,14 @@ import pytest
 from fledgling.store import CallFilter
 
 PAGES = [
-    ("overview", "/", ["support-agent", "ticket-triage", "record"]),
+    ("overview", "/", ["support-agent", "ticket-triage", "record", "NO · sloppy-candidate"]),
     ("traces", "/traces", ["matching calls", "support-agent"]),
     ("traces-filtered", "/traces?task=support-agent&status=error", ["matching calls", "error"]),
     ("contracts", "/contracts", ["lookup_order", "arguments present"]),
     ("contracts-structured", "/contracts?task=ticket-triage", ["Output fields", "category"]),
     ("datasets", "/datasets", ["Curation report", "examples out", "Planted errors"]),
     ("compare", "/compare", ["recorded", "sloppy-candidate", "items disagree"]),
-    ("reports", "/reports", ["Parity reports", "sloppy-candidate"]),
+    ("reports", "/reports", ["Parity reports", "Verdict for", "sloppy-candidate"]),
     ("training", "/training", ["Running now", "ticket-triage-lora-live", "support-agent-lora-done"]),
     ("training-run", "/training/support-agent-lora-done", ["Manifest", "best_eval_loss"]),
     ("models", "/models", ["smollm2-135m-instruct", "Select for"]),

@@ -32,7 +32,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD"})
 PUBLIC_PREFIXES = ("/login", "/static/")
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+       "connect-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+       "base-uri 'none'")
 HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
@@ -121,9 +122,9 @@ class Guard:
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", [])
-                           if h[0].lower() not in {k for k, _ in HEADERS}]
-                headers.extend(HEADERS)
+                headers = list(message.get("headers", []))
+                own = {k.lower() for k, _ in headers}  # a route may set a stricter-scoped policy
+                headers.extend(h for h in HEADERS if h[0] not in own)
                 cookie_sid = state.get("new_session_id")
                 if cookie_sid:
                     headers.append((b"set-cookie", session_cookie(cookie_sid, scope).encode()))

@@ -7,6 +7,8 @@ from starlette.responses import Response
 
 from fledgling import rollout
 from fledgling.config import Settings
+from fledgling.evals import runs as eval_runs
+from fledgling.report import build_report
 from fledgling.store import Store
 from fledgling.ui import queries
 from fledgling.ui.pages.deps import settings, store
@@ -22,5 +24,18 @@ def overview(request: Request, s: Store = Depends(store), cfg: Settings = Depend
     totals = {"calls": sum(t.calls for t in traffic), "cost": sum(t.cost_usd for t in traffic),
               "errors": sum(t.errors for t in traffic)}
     return page(request, "overview.html", title="Overview", traffic=traffic, modes=modes,
-                totals=totals, store_url=s.safe_url, verdicts={}, fallback={})
+                totals=totals, store_url=s.safe_url, verdicts=_verdicts(s, cfg, [t.task for t in traffic]),
+                fallback={})
+
+
+def _verdicts(s: Store, cfg: Settings, tasks: list[str]) -> dict[str, dict[str, str]]:
+    """The parity verdict of each task with eval runs on its test split (as `fledgling report`)."""
+    out = {}
+    for task in tasks:
+        if not eval_runs.list_runs(s, task, "test"):
+            continue
+        report = build_report(s, cfg, task, "test")
+        state = {"SWAP": "pass", "NO": "fail"}.get(report["verdict"], "inconclusive")
+        out[task] = {"state": state, "label": f"{report['verdict']} · {report['primary'] or 'no candidate'}"}
+    return out
 
