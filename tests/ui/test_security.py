@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from fledgling import rollout
-from fledgling.config import Settings
 from fledgling.errors import ConfigError
 from fledgling.models import catalog
 from fledgling.ui.security import check_bind
@@ -117,7 +116,7 @@ def test_non_loopback_bind_needs_a_token(monkeypatch) -> None:
     monkeypatch.delenv("FLEDGLING_UI_TOKEN", raising=False)
     fledgling = Path(sys.executable).parent / "fledgling"
     cli = subprocess.run([str(fledgling), "ui", "--host", "0.0.0.0", "--port", "0"],
-                         capture_output=True, text=True, timeout=60)
+                         check=False, capture_output=True, text=True, timeout=60)
     assert cli.returncode == 2
     assert "refusing to serve the dashboard on 0.0.0.0" in cli.stderr
     assert len(cli.stderr.strip().splitlines()) == 1
