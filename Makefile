@@ -6,12 +6,12 @@ PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.fledgling-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup postgres clean bench
+.PHONY: demo test setup postgres browser clean bench
 
 demo: $(STAMP)
 	$(VENV)/bin/fledgling demo
 
-test: $(STAMP) postgres
+test: $(STAMP) postgres browser
 	FLEDGLING_TEST_PG_URL="$$(scripts/postgres.sh url)" $(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 setup: $(STAMP)
@@ -28,6 +28,11 @@ $(STAMP): pyproject.toml
 
 postgres:
 	scripts/postgres.sh start
+
+# The browser tests (dashboard, HTML report) drive Debian's Chromium through Playwright.
+browser:
+	@test -x /usr/bin/chromium || { echo "installing Chromium from Debian's packages" >&2; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 bench: $(STAMP) postgres
 	FLEDGLING_BENCH_PG_URL="$$(scripts/postgres.sh url)" $(PY) benchmarks/ingest.py
