@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Any
 
+import orjson
 from fledgling.calls import Request, Response
 from fledgling.contracts import (
     Contract,
@@ -29,6 +30,7 @@ from fledgling.store import Store
 
 log = logging.getLogger("fledgling.gateway")
 CONTRACT_TTL_S = 30.0
+DECLARED_MAX = 256
 
 
 def request_contract(task: str, request: Request) -> Contract:
@@ -45,6 +47,7 @@ class Enforcer:
     def __init__(self, store: Store):
         self.store = store
         self._stored: dict[str, tuple[float, Contract | None]] = {}
+        self._declared: dict[bytes, Contract] = {}
 
     async def contract(self, task: str, request: Request) -> Contract:
         cached = self._stored.get(task)
@@ -55,7 +58,15 @@ class Enforcer:
                 log.warning("contract of '%s' not loaded (%s)", task, str(exc).splitlines()[0])
                 found = cached[1] if cached else None
             cached = self._stored[task] = (time.monotonic(), found)
-        return cached[1] or request_contract(task, request)
+        if cached[1] is not None:
+            return cached[1]
+        key = orjson.dumps([task, request.tools, request.response_format], option=orjson.OPT_SORT_KEYS)
+        found = self._declared.get(key)
+        if found is None:  # built once per declaration: its validators are compiled once
+            if len(self._declared) >= DECLARED_MAX:
+                self._declared.clear()
+            found = self._declared[key] = request_contract(task, request)
+        return found
 
     @staticmethod
     def check(response: Response, contract: Contract, body: dict[str, Any]) -> list[Violation]:

@@ -63,7 +63,7 @@ class TaskGate:
         if not c.add(bad):
             return None
         what = {"disagreement": "disagreed with the LLM", "fallback": "fell back to the LLM",
-                "slow": f"took over {self.settings.latency_ms:g} ms"}[metric]
+                "slow": f"took over {self.settings.latency_ms or 0:g} ms"}[metric]
         return (f"live gate: the candidate {what} in {c.bad} of {c.n} requests "
                 f"({c.bad / c.n:.0%}); acceptable is {c.rates.acceptable:.0%}, the test "
                 f"(SPRT/CUSUM, alpha {self.settings.alpha:g}) says it is nearer "

@@ -117,7 +117,7 @@ class SwapRouter:
         self.gates = LiveGates()
         self.figures = Figures()
         self._shadows: set[asyncio.Task[None]] = set()
-        self._rolling_back: set[str] = set()
+        self._rolled_back: dict[str, float | None] = {}  # task -> the rollout state it ended
         live.on_change.append(self._preload)
 
     def _preload(self, changed: list[TaskRollout]) -> None:
@@ -411,11 +411,18 @@ class SwapRouter:
     # -- the live gate -----------------------------------------------------------------------------
 
     async def _observe(self, route: Route, **outcome: Any) -> None:
+        """Feed the live gate; on its alarm, roll back in the background (never on the
+        response path)."""
         gate = self.task_settings(route.task).swap.gate
         reason = self.gates.observe(route.task, gate, route.mode, route.changed_at, **outcome)
-        if reason is None or route.task in self._rolling_back:
-            return
-        self._rolling_back.add(route.task)
+        if reason is None or self._rolled_back.get(route.task, -1.0) == route.changed_at:
+            return  # an observation still in flight from a rollout that was already ended
+        self._rolled_back[route.task] = route.changed_at
+        task = asyncio.get_running_loop().create_task(self._rollback(route, reason))
+        self._shadows.add(task)
+        task.add_done_callback(self._shadows.discard)
+
+    async def _rollback(self, route: Route, reason: str) -> None:
         try:
             await asyncio.to_thread(rollout.rollback, self.store, self.settings, route.task,
                                     actor="live-gate", reason=reason, to_mode="shadow")
@@ -424,8 +431,7 @@ class SwapRouter:
             await self.live.refresh()
         except Exception:
             log.exception("live-gate rollback of '%s' failed", route.task)
-        finally:
-            self._rolling_back.discard(route.task)
+            self._rolled_back.pop(route.task, None)
 
     def _account(self, route: Route, ex: Exchange) -> None:
         fig = self.figures.of(route.task)
