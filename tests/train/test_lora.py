@@ -22,7 +22,7 @@ from .examples import write_dataset
 
 def spec_for(base: Path, **kw) -> TrainSpec:
     return TrainSpec(task="support-agent", base=str(base), **{
-        "epochs": 2, "lr": 5e-2, "rank": 8, "batch_size": 8, "seed": 0, **kw})
+        "epochs": 2, "lr": 5e-2, "rank": 8, "batch_size": 8, "grad_accum": 1, "seed": 0, **kw})
 
 
 class Keep(TrainerCallback):
@@ -137,3 +137,23 @@ def test_interrupted_run_resumes_to_the_same_result(trained, tiny_base: Path, tm
                                                      abs=1e-6)
     assert runs.get(store, run.id).state == "completed"
     store.close()
+
+
+def test_long_chats_lose_their_oldest_turns_not_their_answer(tiny_base: Path) -> None:
+    from fledgling.train.bases import load_base
+    from fledgling.train.lora import fit_to_length
+    from fledgling.train.prompt import CHAT_TEMPLATE
+
+    _, tok = load_base(resolve_base(str(tiny_base)))
+    tok.chat_template = CHAT_TEMPLATE
+    system = [{"role": "system", "content": "Task: support-agent."}, {"role": "system", "content": "ctx"}]
+    old = [{"role": "user", "content": "where is A1 " * 20}, {"role": "assistant", "content": "it left " * 20}]
+    last = [{"role": "user", "content": "refund A2"},
+            {"role": "assistant", "content": '{"name":"refund","arguments":{"order_id":"A2"}}'}]
+    short = {"messages": system + last}
+    long = {"messages": system + old + last}
+    budget = len(tok.apply_chat_template(system + last, tokenize=True, return_dict=True)["input_ids"])
+    rows, counts = fit_to_length([short, long, {"messages": [last[0], {"role": "assistant", "content": "x " * 500}]}],
+                                 tok, budget)
+    assert rows == [short, short]  # the long chat keeps its system context and its answer
+    assert counts == {"examples": 3, "history_trimmed": 1, "dropped_too_long": 1}

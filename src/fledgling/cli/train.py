@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -15,6 +16,8 @@ from fledgling.cli.session import console, store
 from fledgling.train import runs
 from fledgling.train.backend import BACKENDS, TrainSpec
 from fledgling.train.bases import SMOLLM2
+
+STALE_AFTER_S = 600  # a live run writes its record at least every step; longer silence is suspicious
 
 app = typer.Typer(help="Fine-tune a small model on a task's curated dataset, and follow the runs.")
 
@@ -35,7 +38,10 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Seed of initialisation and data order: same seed, same result."),
     max_examples: int | None = typer.Option(None, "--max-examples", min=1,
                                             help="Train on the first N examples only (a quick run)."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Examples per step."),
+    batch_size: int = typer.Option(2, "--batch-size", min=1,
+                                   help="Examples per forward pass (memory grows with it)."),
+    grad_accum: int = typer.Option(4, "--grad-accum", min=1,
+                                   help="Forward passes per optimizer step (effective batch = batch-size x this)."),
     max_length: int = typer.Option(512, "--max-length", min=16, help="Longest example in tokens (longer ones are cut)."),
     patience: int = typer.Option(1, "--patience", min=1, help="Epochs without val improvement before stopping."),
     merge: bool = typer.Option(False, "--merge", help="Also save base+adapter merged into full weights."),
@@ -68,7 +74,7 @@ def train(
     from fledgling.train.runner import train as run_training
 
     spec = TrainSpec(task=task, backend=backend, base=base, epochs=epochs, lr=lr, rank=rank, seed=seed,
-                     max_examples=max_examples, batch_size=batch_size, max_length=max_length,
+                     max_examples=max_examples, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
                      patience=patience, merge=merge, launcher=launcher, num_processes=num_processes,
                      suffix=suffix)
     if dry_run:
@@ -117,7 +123,11 @@ def _status_table(s: object, run_id: str | None, task: str | None) -> Table:
     for r in rows:
         val = r.metrics.get("eval_loss") or r.metrics.get("best_eval_loss")
         color = {"completed": "green", "failed": "red", "interrupted": "yellow"}.get(r.state, "cyan")
-        table.add_row(r.id, r.task, r.backend, f"[{color}]{r.state}[/]",
+        state = r.state
+        silent = (datetime.now(UTC) - _utc(r.updated_at)).total_seconds()
+        if r.active and silent > STALE_AFTER_S:
+            state = f"{r.state}, silent {silent / 60:.0f} min (process gone?)"
+        table.add_row(r.id, r.task, r.backend, f"[{color}]{state}[/]",
                       f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step),
                       f"{r.epoch:.2f}" if r.epoch is not None else "",
                       f"{r.loss:.4f}" if r.loss is not None else "",
@@ -129,6 +139,10 @@ def _status_table(s: object, run_id: str | None, task: str | None) -> Table:
     elif run_id and rows and rows[0].message:
         table.caption = rows[0].message
     return table
+
+
+def _utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def _print_plan(plan: object) -> None:
@@ -169,7 +183,7 @@ def _print_dry_run(report: dict) -> None:
         est.add_column(col)
     for name, e in report["estimates"].items():
         seconds = e.get("seconds")
-        memory = e.get("peak_memory_mb") or e.get("memory_mb") or e.get("memory_mb_per_gpu")
+        memory = e.get("memory_mb") or e.get("memory_mb_per_gpu")
         basis = (f"measured {e['measured_tokens_per_s']} tok/s" if "measured_tokens_per_s" in e
                  else e.get("assumption") or e.get("note", ""))
         est.add_row(name, e["where"], f"{seconds:,.0f} s" if seconds is not None else

@@ -42,8 +42,8 @@ class TrainSpec(BaseModel):
     alpha: int | None = Field(default=None, ge=1, description="LoRA alpha; default 2 x rank")
     dropout: float = Field(default=0.05, ge=0, lt=1)
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
-    batch_size: int = Field(default=8, ge=1)
-    grad_accum: int = Field(default=1, ge=1)
+    batch_size: int = Field(default=2, ge=1, description="examples per forward pass")
+    grad_accum: int = Field(default=4, ge=1, description="forward passes per optimizer step")
     max_length: int = Field(default=512, ge=16)
     seed: int = 0
     max_examples: int | None = Field(default=None, ge=1)

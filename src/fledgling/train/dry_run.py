@@ -10,7 +10,6 @@ arithmetic from the model size and a stated throughput assumption, labelled as s
 from __future__ import annotations
 
 import json
-import resource
 import statistics
 import time
 from pathlib import Path
@@ -26,6 +25,8 @@ from fledgling.train.prompt import CHAT_TEMPLATE, render_example
 # card at ~35% of its 125 TFLOPS peak). An assumption, printed with the estimate.
 GPU_ASSUMED_TFLOPS = 44.0
 MEASURE_STEPS = 2
+MEASURE_BATCH = 2
+MEASURE_LENGTH = 256  # a short probe: tokens/s barely depends on length at these sizes
 
 
 class DryRunBackend:
@@ -89,7 +90,7 @@ def token_report(examples: list[Example], tokenizer: Any, *, task: str, max_leng
 
 
 def measure_lora_throughput(model: Any, tokenizer: Any, examples: list[Example], spec: TrainSpec) -> dict[str, Any]:
-    """Time a few real LoRA steps (forward, backward, AdamW) on a batch of the data."""
+    """Time a few real LoRA steps (forward, backward, AdamW) on a small batch of the data."""
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -99,9 +100,10 @@ def measure_lora_throughput(model: Any, tokenizer: Any, examples: list[Example],
     device = "cuda" if torch.cuda.is_available() else "cpu"
     peft_model.to(device).train()
     batch_chats = [render_example(ex.messages, ex.tools, task=spec.task, response_format=ex.response_format)
-                   for ex in examples[: spec.batch_size]]
+                   for ex in examples[:MEASURE_BATCH]]
     enc = tokenizer.apply_chat_template(batch_chats, tokenize=True, return_dict=True, padding=True,
-                                        truncation=True, max_length=spec.max_length, return_tensors="pt")
+                                        truncation=True, max_length=min(spec.max_length, MEASURE_LENGTH),
+                                        return_tensors="pt")
     ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
     opt = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=spec.lr)
     timings = []
@@ -114,12 +116,10 @@ def measure_lora_throughput(model: Any, tokenizer: Any, examples: list[Example],
         timings.append(time.perf_counter() - started)
     per_step = statistics.fmean(timings[1:])
     tokens = int(mask.sum())
-    peak = (torch.cuda.max_memory_allocated() if device == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     peft_model.unload()
     return {"device": device, "tokens_per_s": tokens / per_step, "s_per_step": per_step,
-            "batch_tokens": tokens, "peak_memory_bytes": peak, "trainable_parameters": trainable}
+            "batch_tokens": tokens, "trainable_parameters": trainable}
 
 
 def activation_bytes(spec: TrainSpec, hidden: int, intermediate: int, layers: int) -> int:
@@ -133,14 +133,16 @@ def estimates(spec: TrainSpec, tokens: dict[str, Any], n_params: int,
     """Time and memory per backend for `spec.epochs` epochs over the train split.
 
     GPU time: ~6 FLOPs per parameter per token (forward, backward) at the assumed throughput.
-    GPU memory: weights (4-bit for QLoRA, bf16 otherwise) plus activations.
+    Memory: weights (fp32 on CPU, 4-bit for QLoRA, bf16 otherwise) plus activations (twice as
+    many bytes in fp32).
     """
     total = tokens["tokens"] * spec.epochs
     lora_gpu_s = 6 * n_params * total / (GPU_ASSUMED_TFLOPS * 1e12)
     return {
         "lora": {"where": local["device"], "measured_tokens_per_s": round(local["tokens_per_s"], 1),
                  "seconds": round(total / local["tokens_per_s"], 1),
-                 "peak_memory_mb": round(local["peak_memory_bytes"] / 2**20)},
+                 "memory_mb": round((n_params * (4 if local["device"] == "cpu" else 2)
+                                     + activations * (2 if local["device"] == "cpu" else 1)) / 2**20)},
         "unsloth": {"where": "1 CUDA GPU (QLoRA 4-bit)", "assumption": f"{GPU_ASSUMED_TFLOPS:.0f} TFLOPS",
                     "seconds": round(lora_gpu_s, 1),
                     "memory_mb": round((n_params * 0.5 + activations) / 2**20)},

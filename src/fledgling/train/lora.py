@@ -18,7 +18,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from fledgling.train import manifest
-from fledgling.train.backend import Plan, Reporter, Result, TrainSpec
+from fledgling.train.backend import Plan, Reporter, Result, TrainingError, TrainSpec
 from fledgling.train.bases import load_base, resolve_base
 from fledgling.train.dataset import Dataset
 from fledgling.train.prompt import CHAT_TEMPLATE, render_example
@@ -94,6 +94,7 @@ def fit(plan: Plan, reporter: Reporter, model: Any, tokenizer: Any, *, base_sha2
         if trainer.state.best_model_checkpoint else None,
         "stopped_early": bool(eval_losses) and trainer.state.epoch < spec.epochs,
         "train_examples": len(trainer.train_dataset),
+        "length_fit": {k: plan.details[k] for k in ("train_fit", "val_fit") if k in plan.details},
         "val_examples": len(trainer.eval_dataset) if trainer.eval_dataset is not None else 0,
         "train_tokens_per_epoch": train_tokens,
         "supervised_tokens_per_epoch": supervised,
@@ -122,8 +123,18 @@ def build_trainer(plan: Plan, model: Any, tokenizer: Any, callbacks: list[Any], 
     from trl import SFTConfig, SFTTrainer
 
     spec, run_dir = plan.spec, plan.run_dir
-    train_ds = HFDataset.from_list(_read_jsonl(plan.files["train"]))
-    val_ds = HFDataset.from_list(_read_jsonl(plan.files["val"])) if "val" in plan.files else None
+    train_rows, plan.details["train_fit"] = fit_to_length(_read_jsonl(plan.files["train"]), tokenizer,
+                                                          spec.max_length)
+    if not train_rows:
+        raise TrainingError(f"no training example fits --max-length {spec.max_length}, even with its "
+                            "history trimmed (the system line and the answer alone are longer); "
+                            "raise --max-length")
+    train_ds = HFDataset.from_list(train_rows)
+    val_ds = None
+    if "val" in plan.files:
+        val_rows, plan.details["val_fit"] = fit_to_length(_read_jsonl(plan.files["val"]), tokenizer,
+                                                          spec.max_length)
+        val_ds = HFDataset.from_list(val_rows) if val_rows else None
     cuda = torch.cuda.is_available()
     has_val = val_ds is not None
     args = SFTConfig(
@@ -165,11 +176,45 @@ def build_trainer(plan: Plan, model: Any, tokenizer: Any, callbacks: list[Any], 
     return trainer
 
 
+def fit_to_length(rows: list[dict[str, Any]], tokenizer: Any,
+                  max_length: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Make every chat fit `max_length` tokens by dropping its oldest turns (whole user-led
+    exchanges; system context and the answer stay). Cutting the end instead would cut the answer,
+    the only part that is learned. A chat that cannot fit even then is left out, and counted."""
+    kept, trimmed, dropped = [], 0, 0
+    for row in rows:
+        messages = row["messages"]
+        k = 0
+        while k < len(messages) - 1 and messages[k]["role"] == "system":
+            k += 1
+        head, body = messages[:k], messages[k:]
+        n = _chat_tokens(tokenizer, head + body)
+        cut = False
+        while n > max_length and len(body) > 1:
+            body = body[1:]
+            while len(body) > 1 and body[0]["role"] != "user":
+                body = body[1:]
+            n, cut = _chat_tokens(tokenizer, head + body), True
+        if n > max_length:
+            dropped += 1
+            continue
+        trimmed += cut
+        kept.append({"messages": head + body})
+    return kept, {"examples": len(rows), "history_trimmed": trimmed, "dropped_too_long": dropped}
+
+
+def _chat_tokens(tokenizer: Any, messages: list[dict[str, Any]]) -> int:
+    return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+
+
 def quiet_libraries() -> None:
     """Our progress bar replaces the libraries' own bars and log prints."""
+    import warnings
+
     import datasets
     import transformers
 
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()

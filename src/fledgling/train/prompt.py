@@ -3,7 +3,7 @@
 A hosted LLM needs the agent's full system prompt and every tool's JSON description. A
 specialist trained on one task does not: it learns the task from examples, and the contract is
 enforced on its answers anyway. So the specialist gets one short system line, the tools as
-compact signatures (`refund(order_id: str, amount: num, reason?: "late"|"damaged")`), and the
+compact signatures (`refund(order_id: str, amount: num, reason?: late|damaged)`), and the
 conversation; it answers a tool call as one compact JSON object
 `{"name":"refund","arguments":{...}}` (several calls: a JSON list of them), and text as text.
 
@@ -63,9 +63,9 @@ def schema_shape(schema: Any) -> str:
     if not isinstance(schema, dict):
         return "any"
     if "enum" in schema:
-        return "|".join(json.dumps(v, ensure_ascii=False) for v in schema["enum"])
+        return "|".join(_literal(v) for v in schema["enum"])
     if "const" in schema:
-        return json.dumps(schema["const"], ensure_ascii=False)
+        return _literal(schema["const"])
     for key in ("anyOf", "oneOf"):
         if key in schema:
             return "|".join(schema_shape(s) for s in schema[key])
@@ -82,6 +82,13 @@ def schema_shape(schema: Any) -> str:
         inner = ", ".join(f"{k}{'' if k in required else '?'}: {schema_shape(v)}" for k, v in props.items())
         return "{" + inner + "}"
     return _TYPE_NAMES.get(kind, "any")
+
+
+def _literal(value: Any) -> str:
+    """An enum value: a plain word stays bare (quotes cost tokens), anything else is JSON."""
+    if isinstance(value, str) and value and all(c.isalnum() or c in "_-." for c in value):
+        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
 def render_response(response: Response) -> str:
@@ -117,7 +124,9 @@ def compact_request(request: Request, contract: Any = None, *, task: str | None 
 
     The system prompt is replaced by `system_line`; tools come from the contract (an object with
     `task`, `tools` and `output_schema`, e.g. `fledgling.contracts.Contract`) or else from the
-    request; earlier assistant tool calls and tool results become plain text turns. Render the
+    request; the agent's own system prompt (the first system message) is dropped, later system
+    messages (per-call context such as the signed-in customer) are kept, and earlier assistant
+    tool calls and tool results become plain text turns. Render the
     result's `messages` alone (plain ChatML, no tool injection): everything the model needs is
     in them. `tools`, `tool_choice` and `response_format` are kept for what comes after the
     model — parsing its answer, constrained decoding, validation.
@@ -131,10 +140,12 @@ def compact_request(request: Request, contract: Any = None, *, task: str | None 
         output_schema = _response_format_schema(request.response_format)
         name = task or "assistant"
     messages = [{"role": "system", "content": system_line(name, tools, output_schema)}]
-    messages.extend(_compact_message(m) for m in request.messages
-                    if m.get("role") not in ("system", "developer"))
-    rest = {k: v for k, v in request.model_dump(exclude_none=True).items() if k != "messages"}
-    return Request(messages=messages, **rest)
+    rest = list(request.messages)
+    if rest and rest[0].get("role") in ("system", "developer"):
+        rest = rest[1:]  # the agent's standing instructions; later system turns carry call context
+    messages.extend(_compact_message(m) for m in rest)
+    params = {k: v for k, v in request.model_dump(exclude_none=True).items() if k != "messages"}
+    return Request(messages=messages, **params)
 
 
 def render_example(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, *,
@@ -152,7 +163,10 @@ def _compact_message(message: dict[str, Any]) -> dict[str, str]:
     role = message.get("role", "user")
     if role == "assistant":
         return {"role": "assistant", "content": render_response(Response.from_message(message))}
-    return {"role": role if role in ("user", "tool") else "user", "content": _text(message.get("content"))}
+    if role == "developer":
+        role = "system"
+    return {"role": role if role in ("user", "tool", "system") else "user",
+            "content": _text(message.get("content"))}
 
 
 def _text(content: Any) -> str:

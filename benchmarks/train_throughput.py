@@ -1,0 +1,132 @@
+"""Training throughput on SmolLM2-135M: our `lora` backend vs a plain TRL SFTTrainer.
+
+Both train one epoch on the same examples — the demo's support-agent task, curated, rendered in
+the specialist prompt — from the same dequantised SmolLM2-135M-Instruct weights:
+
+  lora   Fledgling's backend (LoRA r=16 on every linear layer, assistant-only loss, fp32)
+  trl    `SFTTrainer(model, args=SFTConfig(output_dir), train_dataset)` — TRL's defaults, i.e.
+         full fine-tuning, loss on the whole sequence, gradient checkpointing on,
+         batch 8, max_length 1024
+
+Each variant runs in its own process, so its peak resident memory (VmHWM) is its own. Printed:
+training tokens per second (tokens in the batches / train runtime, loading excluded), peak
+memory, and the ratios lora/trl. One run each; the machine is shared, so expect noise.
+
+    .venv/bin/python benchmarks/train_throughput.py [--examples 48] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TASK = "support-agent"
+
+
+def peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def make_data(root: Path, seed: int) -> Path:
+    """Demo traffic -> store -> contract -> curated dataset (what `fledgling demo` does)."""
+    from fledgling.contracts import infer_contract, save_contract
+    from fledgling.curate import curate
+    from fledgling.demo import generate_calls
+    from fledgling.store import CallFilter, Store
+
+    store = Store(f"sqlite:///{root}/bench.db")
+    store.insert_calls(generate_calls(seed=seed, n=1200))
+    save_contract(store, infer_contract(store.iter_calls(CallFilter(task=TASK)), TASK))
+    ds = curate(store, TASK, seed=seed, out_dir=root / "datasets")
+    store.close()
+    return ds.path
+
+
+def run_lora(data: Path, out: Path, examples: int, seed: int) -> dict:
+    from fledgling.store import Store
+    from fledgling.train.backend import TrainSpec
+    from fledgling.train.runner import train
+
+    store = Store(f"sqlite:///{out}/runs.db")
+    spec = TrainSpec(task=TASK, epochs=1, max_examples=examples, max_length=1024, seed=seed, rank=16)
+    outcome = train(spec, store, dataset_dir=data, out_dir=out / "lora")
+    m = outcome.result.metrics
+    return {"tokens": m["train_tokens_per_epoch"], "runtime_s": m["train_runtime_s"],
+            "tokens_per_s": m["train_tokens_per_s"], "steps": m["global_step"]}
+
+
+def run_trl(data: Path, out: Path, examples: int, seed: int) -> dict:
+    from datasets import Dataset as HFDataset
+    from trl import SFTConfig, SFTTrainer
+
+    from fledgling.train.backend import TrainSpec
+    from fledgling.train.bases import load_base, resolve_base
+    from fledgling.train.dataset import load
+    from fledgling.train.lora import quiet_libraries, write_chats
+    from fledgling.train.prompt import CHAT_TEMPLATE
+
+    quiet_libraries()
+    spec = TrainSpec(task=TASK, max_examples=examples, seed=seed)
+    files = write_chats(spec, load(data, task=TASK), out / "trl-data")
+    rows = [json.loads(line) for line in files["train"].read_text().splitlines()]
+    model, tokenizer = load_base(resolve_base(spec.base))
+    tokenizer.chat_template = CHAT_TEMPLATE
+    trainer = SFTTrainer(model=model, args=SFTConfig(output_dir=str(out / "trl"), num_train_epochs=1,
+                                                     seed=seed, report_to="none", save_strategy="no"),
+                         train_dataset=HFDataset.from_list(rows), processing_class=tokenizer)
+    tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
+    result = trainer.train()
+    runtime = result.metrics["train_runtime"]
+    return {"tokens": tokens, "runtime_s": runtime, "tokens_per_s": tokens / runtime,
+            "steps": trainer.state.global_step}
+
+
+def child(variant: str, data: str, out: str, examples: int, seed: int) -> None:
+    t0 = time.perf_counter()
+    fn = run_lora if variant == "lora" else run_trl
+    figures = fn(Path(data), Path(out), examples, seed)
+    figures.update(variant=variant, wall_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb())
+    print("RESULT " + json.dumps(figures))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--examples", type=int, default=48)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--child", nargs=3, metavar=("VARIANT", "DATA", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(*args.child, args.examples, args.seed)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        data = make_data(root, args.seed)
+        results = {}
+        for variant in ("lora", "trl"):
+            proc = subprocess.run([sys.executable, __file__, "--examples", str(args.examples), "--seed",
+                                   str(args.seed), "--child", variant, str(data), str(root)],
+                                  capture_output=True, text=True, check=False)
+            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+            if line is None:
+                sys.exit(f"{variant} failed:\n{proc.stderr[-3000:]}")
+            results[variant] = json.loads(line[len("RESULT "):])
+    print(f"SmolLM2-135M-Instruct, {args.examples} curated {TASK} examples, 1 epoch, CPU, one run each")
+    print(f"{'variant':8} {'tokens':>8} {'steps':>6} {'train s':>8} {'tokens/s':>9} {'peak MB':>8} {'wall s':>7}")
+    for r in results.values():
+        print(f"{r['variant']:8} {r['tokens']:>8,} {r['steps']:>6} {r['runtime_s']:>8.1f} "
+              f"{r['tokens_per_s']:>9.1f} {r['peak_rss_mb']:>8.0f} {r['wall_s']:>7.1f}")
+    a, b = results["lora"], results["trl"]
+    print(f"lora / trl: tokens/s x{a['tokens_per_s'] / b['tokens_per_s']:.2f}, "
+          f"peak memory x{a['peak_rss_mb'] / b['peak_rss_mb']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The specialist prompt: compact, lossless for what the model must answer, and parsed back."""
+
+from __future__ import annotations
+
+import json
+
+from fledgling.calls import Request, Response, ToolCall
+from fledgling.train.prompt import compact_request, parse_completion, render_example, render_response, schema_shape
+
+from .examples import SYSTEM, TOOLS, example
+
+
+def test_signatures_are_compact_and_keep_the_schema() -> None:
+    req = compact_request(Request(messages=[{"role": "system", "content": SYSTEM},
+                                            {"role": "user", "content": "hi"}], tools=TOOLS),
+                          task="support-agent")
+    system = req.messages[0]["content"]
+    assert system.splitlines()[0] == "Task: support-agent."
+    assert "lookup_order(order_id: str)" in system
+    assert 'refund(order_id: str, reason: late|damaged)' in system
+    assert SYSTEM not in system and "description" not in system
+    assert req.tools == TOOLS  # kept for parsing and constrained decoding, not rendered again
+    assert schema_shape({"type": "array", "items": {"type": "object", "properties": {
+        "qty": {"type": "integer"}, "sku": {"type": "string"}}, "required": ["sku"]}}) == "[{qty?: int, sku: str}]"
+    assert schema_shape({"type": ["string", "null"]}) == "str|null"
+    assert schema_shape({"enum": ["a b", 1, None, "x_y"]}) == '"a b"|1|null|x_y'
+
+
+def test_context_system_messages_and_history_are_kept() -> None:
+    msgs = [{"role": "system", "content": SYSTEM}, {"role": "system", "content": "Customer: Ana, USD."},
+            {"role": "user", "content": "where is A1?"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "lookup_order", "arguments": '{"order_id": "A1"}'}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": '{"status": "late"}'},
+            {"role": "user", "content": "refund it"}]
+    out = compact_request(Request(messages=msgs, tools=TOOLS), task="t").messages
+    assert [m["role"] for m in out] == ["system", "system", "user", "assistant", "tool", "user"]
+    assert out[1]["content"] == "Customer: Ana, USD."
+    assert out[3]["content"] == '{"name":"lookup_order","arguments":{"order_id":"A1"}}'
+    assert all(isinstance(m["content"], str) for m in out)
+
+
+def test_answers_round_trip_through_the_text_format() -> None:
+    one = Response(tool_calls=[ToolCall(name="refund", arguments='{"order_id": "A1", "reason": "late"}')])
+    two = Response(tool_calls=[ToolCall(name="lookup_order", arguments='{"order_id":"A1"}'),
+                               ToolCall(name="lookup_order", arguments='{"order_id":"B2"}')])
+    for resp in (one, two):
+        back = parse_completion(render_response(resp))
+        assert [(tc.name, json.loads(tc.arguments)) for tc in back.tool_calls] == \
+               [(tc.name, json.loads(tc.arguments)) for tc in resp.tool_calls]
+    assert parse_completion("Sure, which order?").content == "Sure, which order?"
+    assert parse_completion('{"name":"x","arguments":{}}', structured=True).tool_calls == []
+    assert parse_completion('{"name":"x"').content == '{"name":"x"'  # broken JSON stays text
+
+
+def test_render_example_ends_with_the_answer() -> None:
+    ex = example(3)
+    chat = render_example(ex["messages"], ex["tools"], task="support-agent")
+    assert chat[-1] == {"role": "assistant",
+                        "content": '{"name":"refund","arguments":{"order_id":"A103","reason":"damaged"}}'}
