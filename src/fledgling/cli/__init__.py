@@ -18,6 +18,8 @@ from fledgling.cli.imports import app as import_app
 from fledgling.cli.report import app as report_app
 from fledgling.cli.models import app as models_app
 from fledgling.cli.publish import publish
+from fledgling.cli.replay import replay
+from fledgling.cli.rollout import app as rollout_app
 from fledgling.cli.traces import app as traces_app
 from fledgling.cli.train import app as train_app
 from fledgling.cli.ui import app as ui_app
@@ -43,6 +45,8 @@ app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 app.add_typer(ui_app, name="ui", help="Serve the web dashboard (default http://127.0.0.1:8788/).")
 app.command("publish")(publish)
+app.add_typer(rollout_app, name="rollout")
+app.command("replay")(replay)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,125 @@
+"""`fledgling rollout show|set|rollback`: which model answers each task, changed at run time."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+from rich.table import Table
+
+from fledgling import rollout
+from fledgling.cli.session import console, settings, store
+from fledgling.errors import ConfigError, UpstreamError
+
+app = typer.Typer(no_args_is_help=True, help=(
+    "Show and change each task's rollout: record (LLM only), shadow (the candidate runs beside "
+    "the LLM), canary (a sticky share goes to the candidate), swapped (the candidate answers, "
+    "the LLM is the fallback). Changes are stored; running gateways apply them within a second, "
+    "or at once with --gateway."))
+
+GatewayOpt = typer.Option(None, "--gateway", "-g", envvar="FLEDGLING_GATEWAY_URL",
+                          help="A running gateway (e.g. http://127.0.0.1:8787): change it through its "
+                               "admin API (key from FLEDGLING_ADMIN_KEY), applied at once.")
+
+
+def _admin(gateway: str, method: str, path: str, body: dict | None = None) -> dict:
+    import httpx
+
+    key = os.environ.get("FLEDGLING_ADMIN_KEY")
+    if not key:
+        raise ConfigError("--gateway needs FLEDGLING_ADMIN_KEY set to the gateway's admin key")
+    try:
+        r = httpx.request(method, gateway.rstrip("/") + path, json=body, timeout=30,
+                          headers={"authorization": f"Bearer {key}"})
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"cannot reach the gateway at {gateway}: {exc}; is it running?") from None
+    data = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+    if r.status_code != 200:
+        message = (data.get("error") or {}).get("message") or r.text[:200]
+        raise UpstreamError(f"the gateway refused ({r.status_code}): {message}")
+    return data
+
+
+@app.command("show")
+def show(task: str | None = typer.Option(None, "--task", "-t", help="Only this task."),
+         events: int = typer.Option(10, "--events", "-e", min=0, help="How many recent changes to list."),
+         gateway: str | None = GatewayOpt) -> None:
+    """Each task's mode, canary share and candidate; recent changes; live figures with --gateway."""
+    s, cfg = store(), settings()
+    states = rollout.all_current(s, cfg)
+    table = Table(title="rollout")
+    for col in ("task", "mode", "canary %", "candidate", "set by", "since"):
+        table.add_column(col)
+    for name, st in sorted(states.items()):
+        if task and name != task:
+            continue
+        table.add_row(name, st.mode, f"{st.canary_percent:g}", rollout.candidate_of(s, cfg, name) or "-",
+                      st.updated_by or st.source, st.updated_at.isoformat(timespec="seconds") if st.updated_at else "")
+    console.print(table)
+    if events:
+        history = Table(title="recent changes")
+        for col in ("at", "task", "kind", "from", "to", "by", "reason"):
+            history.add_column(col)
+        for e in rollout.events(s, task, limit=events):
+            history.add_row(e.at.isoformat(timespec="seconds"), e.task, e.kind,
+                            f"{e.from_mode} {e.from_percent:g}%" if e.from_mode else "", f"{e.to_mode} {e.to_percent:g}%",
+                            e.actor, e.reason or "")
+        console.print(history)
+    if gateway:
+        console.print(figures_table(_admin(gateway, "GET", "/admin/swap")["tasks"], task))
+
+
+def figures_table(tasks: dict, only: str | None = None) -> Table:
+    """The gateway's live swap figures as a table (also used by the demo)."""
+    table = Table(title="live figures")
+    for col in ("task", "requests", "served by SLM", "fallbacks by reason", "agreement", "SLM p50/p95 ms",
+                "LLM p50 ms", "saved USD", "rollbacks"):
+        table.add_column(col, justify="right" if col not in ("task", "fallbacks by reason") else "left")
+    for name, f in sorted(tasks.items()):
+        if only and name != only:
+            continue
+        fallbacks = ", ".join(f"{k} {v}" for k, v in sorted(f["fallbacks"].items())) or "none"
+        agreement = f"{f['agreement']:.0%} of {f['compared']}" if f["agreement"] is not None else "-"
+        cand = (f"{f['candidate_p50_ms']:.0f}/{f['candidate_p95_ms']:.0f}"
+                if f["candidate_p50_ms"] is not None else "-")
+        llm = f"{f['llm_p50_ms']:.0f}" if f["llm_p50_ms"] is not None else "-"
+        table.add_row(name, str(f["requests"]), f"{f['candidate_share']:.0%}", fallbacks, agreement, cand, llm,
+                      f"{f['saved_usd']:.4f}", str(f["rollbacks"]))
+    return table
+
+
+@app.command("set")
+def set_mode(task: str = typer.Argument(..., help="The task, e.g. support-agent."),
+             mode: str = typer.Option(..., "--mode", "-m", help="record | shadow | canary | swapped"),
+             percent: float = typer.Option(0.0, "--percent", "-p", min=0, max=100,
+                                           help="canary: the share of sessions for the candidate."),
+             reason: str | None = typer.Option(None, "--reason", "-r", help="Why (kept in the history)."),
+             gateway: str | None = GatewayOpt) -> None:
+    """Move a task to another mode (needs a candidate: `fledgling models select NAME --task T`)."""
+    if gateway:
+        data = _admin(gateway, "POST", f"/admin/rollout/{task}", {"mode": mode, "percent": percent, "reason": reason})
+        if data.get("candidate_error"):
+            console.print(f"[yellow]warning:[/] {data['candidate_error']}; the LLM answers meanwhile")
+        console.print(f"[green]{task}[/] is now {data['mode']} ({data['canary_percent']:g}%) on {gateway}")
+        return
+    st = rollout.set_mode(store(), settings(), task, mode, percent, actor=_actor(), reason=reason)
+    console.print(f"[green]{task}[/] is now {st.mode} ({st.canary_percent:g}%); running gateways apply it "
+                  "within a second")
+
+
+@app.command("rollback")
+def rollback(task: str = typer.Argument(..., help="The task to roll back."),
+             to: str = typer.Option("shadow", "--to", help="shadow (keep measuring the candidate) or record."),
+             reason: str = typer.Option("rolled back by hand", "--reason", "-r", help="Why (kept in the history)."),
+             gateway: str | None = GatewayOpt) -> None:
+    """Send all of a task's traffic back to the LLM."""
+    if gateway:
+        data = _admin(gateway, "POST", f"/admin/rollout/{task}/rollback", {"reason": reason, "to": to})
+        console.print(f"[green]{task}[/] rolled back to {data['mode']} on {gateway}")
+        return
+    st = rollout.rollback(store(), settings(), task, actor=_actor(), reason=reason, to_mode=to)
+    console.print(f"[green]{task}[/] rolled back to {st.mode}")
+
+
+def _actor() -> str:
+    return "cli:" + (os.environ.get("USER") or "unknown")
