@@ -138,14 +138,14 @@ class Swap:
         assert r.status_code == 200, r.text
 
     def ask(self, i: int, *, session: str | None = None, client: OpenAI | None = None,
-            stream: bool = False) -> tuple[Any, dict[str, str]]:
+            stream: bool = False, tools: list[dict[str, Any]] = TOOLS) -> tuple[Any, dict[str, str]]:
         headers = {"X-Fledgling-Task": TASK}
         if session:
             headers["X-Fledgling-Session"] = session
         raw = (client or self.client()).chat.completions.with_raw_response.create(
             model="gpt-4o", messages=[{"role": "system", "content": SYSTEM},
                                       {"role": "user", "content": f"Where is my order A{i:04d}?"}],
-            tools=TOOLS, extra_headers=headers, temperature=0.7, stream=stream)
+            tools=tools, extra_headers=headers, temperature=0.7, stream=stream)
         return raw.parse(), dict(raw.headers)
 
     def calls(self) -> list[Call]:
@@ -156,12 +156,13 @@ class Swap:
         return self.admin.get("/admin/swap").json()["tasks"][TASK]
 
 
-def swap_settings(llm_url: str, cand_url: str, workdir: Path, **swap: Any) -> Settings:
+def swap_settings(llm_url: str, cand_url: str, workdir: Path, cand: dict[str, Any] | None = None,
+                  **swap: Any) -> Settings:
     return parse_settings({
         "models": {
             "llm": {"kind": "openai", "base_url": llm_url, "usd_per_mtok_in": 2.5, "usd_per_mtok_out": 10.0,
                     "timeout_s": 5},
-            "cand": {"kind": "openai", "base_url": cand_url, "model": "slm"},
+            "cand": cand or {"kind": "openai", "base_url": cand_url, "model": "slm"},
         },
         "tasks": {TASK: {"upstream": "llm", "candidate": "cand",
                          "swap": {"budget_ms": 400, "retries": 1, "breaker_failures": 3,
@@ -181,7 +182,7 @@ def make_swap(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("FLEDGLING_GATEWAY_KEYS", raising=False)
 
     def make(*, llm: Programmable | None = None, candidate: Programmable | None = None,
-             **swap: Any) -> Swap:
+             cand: dict[str, Any] | None = None, **swap: Any) -> Swap:
         llm = llm or Programmable("stand-in-llm")
         candidate = candidate or Programmable("slm")
         urls = []
@@ -189,7 +190,7 @@ def make_swap(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
             s = ServerThread(app)
             urls.append(s.start() + "/v1")
             servers.append(s)
-        settings = swap_settings(urls[0], urls[1], tmp_path, **swap)
+        settings = swap_settings(urls[0], urls[1], tmp_path, cand, **swap)
         app = build_app(settings, store, keys=frozenset())
         s = ServerThread(app)
         url = s.start()
