@@ -65,7 +65,7 @@ def test_publish_refuses_without_token_or_gates(sqlite_store: Store, tmp_path: P
     with pytest.raises(PublishError, match="no Hugging Face token"):
         publish(sqlite_store, "sa-lora-1", "org/repo")
     monkeypatch.setenv("HF_TOKEN", "hf_local")
-    with pytest.raises(PublishError, match="no parity verdict exists yet"):
+    with pytest.raises(PublishError, match="'sa-lora-1' has no eval run on its test split"):
         publish(sqlite_store, "sa-lora-1", "org/repo", auto=True)
     catalog.add_model(sqlite_store, "remote", kind="openai", base_url="http://x/v1", model_id="m")
     with pytest.raises(PublishError, match="only adapters"):
@@ -100,3 +100,51 @@ def test_cli_dry_run_models_and_status(tiny_base: Path, tmp_path: Path) -> None:
     r = runner.invoke(app, ["models", "list", "--task", "support-agent"], env=env)
     row = next(line for line in r.output.splitlines() if "vllm" in line)
     assert "*" in row and "openai" in row
+
+
+def test_auto_publish_follows_the_gates_verdict(store: Store, tmp_path: Path) -> None:
+    from fledgling.calls import Response, ToolCall
+    from fledgling.config import parse_settings
+    from fledgling.contracts import infer_contract, save_contract
+    from fledgling.curate.pipeline import curate
+    from fledgling.demo import generate_calls
+    from fledgling.evals.runs import load_items, run_eval, task_contract
+    from fledgling.models import resolve_model
+    from fledgling.models.generation import Generation
+    from fledgling.store import CallFilter
+    from fledgling.train.publish import require_gates_pass
+
+    class Scripted:
+        name = "scripted"
+
+        def __init__(self, answer):
+            self.answer = answer
+
+        async def generate(self, requests):
+            return [self.answer(r) for r in requests]
+
+        async def aclose(self):
+            return None
+
+    store.insert_calls(generate_calls(seed=1, n=300))
+    save_contract(store, infer_contract(store.iter_calls(CallFilter(task="support-agent")), "support-agent"))
+    curate(store, "support-agent", out_dir=tmp_path / "datasets")
+    version, cv, items = load_items(store, "support-agent", "test")
+    contract = task_contract(store, "support-agent", cv, items)
+    truth = {i.call.request.model_dump_json(): i.reference for i in items}
+
+    def right(req):
+        return Generation(truth[req.model_dump_json()], 50.0, 100, 10)
+
+    def wrong(req):
+        return Generation(Response(tool_calls=[ToolCall(name="nope", arguments="{}")]), 50.0, 100, 10)
+
+    for name, answer in (("recorded", right), ("good-slm", right), ("bad-slm", wrong)):
+        spec = resolve_model(name if name == "recorded" else f"openai:http://127.0.0.1:9/v1#{name}")
+        spec = spec.__class__(name, spec.settings)
+        run_eval(store, "support-agent", spec, Scripted(answer), items, contract, split="test",
+                 dataset_version=version, constrained=False)
+    settings = parse_settings({"tasks": {"support-agent": {"gates": {"tool_name_accuracy": {"non_inferior": 0.2}}}}})
+    require_gates_pass(store, "support-agent", "good-slm", settings)  # SWAP: no objection
+    with pytest.raises(PublishError, match="verdict for 'bad-slm' on task 'support-agent' is NO"):
+        require_gates_pass(store, "support-agent", "bad-slm", settings)

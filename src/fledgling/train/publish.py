@@ -1,8 +1,8 @@
 """Publishing a trained adapter to the Hugging Face Hub, with its manifest and a model card.
 
 The token comes from `HF_TOKEN` or the Hugging Face token file (`hf auth login`), never from
-Fledgling's database. `auto=True` publishes only when the task's acceptance gates pass; until a
-parity verdict exists for the task, it refuses and says how to get one.
+Fledgling's database. `auto=True` publishes only when the task's acceptance gates give the
+verdict SWAP for the model (its eval run against the reference's, as `fledgling report` shows).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from fledgling.config import Settings, load_settings
 from fledgling.errors import FledglingError
 from fledgling.models import catalog
 from fledgling.train import manifest
@@ -35,12 +36,37 @@ def hf_token() -> str:
     return token
 
 
-def require_gates_pass(store: Any, task: str, model: str) -> None:
-    """Refuse unless the task's gates passed for `model`. No evaluation verdicts are recorded in
-    the store yet, so there is nothing to consult: this refuses, naming the way forward."""
-    raise PublishError(f"--auto publishes only when the gates of task '{task}' pass for '{model}', "
-                       "and no parity verdict exists yet; evaluate the model against the reference "
-                       "first, or publish without --auto")
+def require_gates_pass(store: Any, task: str, model: str, settings: Settings | None = None) -> None:
+    """Refuse unless the task's gates say SWAP for `model`: its newest eval run on the test split
+    against the reference's (`fledgling eval`), under `[tasks.T.gates]` (or the default gates)."""
+    from fledgling.contracts import load_contract
+    from fledgling.evals.gates import evaluate_gates
+    from fledgling.evals.runs import load_run_items
+    from fledgling.report.parity import latest_runs
+
+    settings = settings or load_settings()
+    runs = latest_runs(store, task, "test")
+    candidate = next((r for r in runs if r.model == model), None)
+    if candidate is None:
+        raise PublishError(f"--auto publishes only when the gates of task '{task}' pass, and '{model}' "
+                           f"has no eval run on its test split; run `fledgling eval --task {task} "
+                           f"--model {model}` (and `--model recorded` for the reference) first")
+    task_cfg = settings.tasks.get(task)
+    ref_name = task_cfg.reference if task_cfg and task_cfg.reference else "recorded"
+    reference = next((r for r in runs if r.model == ref_name), None) or \
+        next((r for r in runs if r.model_kind == "recorded"), None)
+    if reference is None:
+        raise PublishError(f"--auto needs the reference's eval run for task '{task}' to compare with; "
+                           f"run `fledgling eval --task {task} --model recorded` first")
+    load_run_items(store, candidate)
+    load_run_items(store, reference)
+    contract = load_contract(store, task)
+    decision = evaluate_gates(candidate, reference, task_cfg.gates if task_cfg else {},
+                              contract.kind if contract else "toolcall")
+    if decision.verdict != "SWAP":
+        why = "; ".join(f"{g.metric}: {g.reason}" for g in decision.gates if g.outcome != "pass")
+        raise PublishError(f"--auto: the verdict for '{model}' on task '{task}' is {decision.verdict}, "
+                           f"not SWAP ({why}); nothing was published")
 
 
 def stage(entry: catalog.CatalogModel, into: Path) -> Path:
