@@ -7,8 +7,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fledgling.cli.session import console, settings, store
+from fledgling.errors import InputError
 from fledgling.evals.runs import EvalRun, load_items, run_eval, task_contract
 from fledgling.models import open_backend, resolve_model
+from fledgling.models.prompting import PROMPT_FORMATS
 from fledgling.models.spec import SPEC_HELP
 
 _SPEC_HELP = SPEC_HELP.replace("[", "\\[")  # rich markup would eat "[models]"
@@ -29,21 +31,29 @@ def eval_command(
     limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="Only the first N items."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Local models: requests per batch."),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Local models: answer length cap."),
+    prompt: str = typer.Option("auto", "--prompt", help="Local models: how the request is shown. "
+                               "'compact': the specialist prompt Fledgling trains on (short system line with "
+                               "tool signatures, answers as compact JSON calls); 'chat': the model's own chat "
+                               "template with the agent's full prompt and tools; 'auto': what the model was "
+                               "trained on (its manifest), else 'chat'."),
 ) -> None:
     """Score the model against the references, item by item; `fledgling report` compares runs."""
     s = store()
     spec = resolve_model(model, settings())
     dataset_version, contract_version, items = load_items(s, task, split, version, limit)
     contract = task_contract(s, task, contract_version, items)
+    if prompt not in ("auto", *PROMPT_FORMATS):
+        raise InputError(f"--prompt {prompt!r}: use auto, chat or compact")
     with console.status(f"loading {spec.name}"):
         backend = open_backend(spec, constrained=constrained, recorded_calls=(i.call for i in items),
-                               batch_size=batch_size, max_new_tokens=max_new_tokens)
+                               batch_size=batch_size, max_new_tokens=max_new_tokens,
+                               prompt=None if prompt == "auto" else prompt, contract=contract)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as bar:
         job = bar.add_task(f"{spec.name} on {task} {split}", total=len(items))
         run = run_eval(s, task, spec, backend, items, contract, split=split,
                        dataset_version=dataset_version, constrained=constrained, lenient=lenient,
-                       progress=lambda n: bar.advance(job, n))
+                       progress=lambda n: bar.advance(job, n), chunk=batch_size)
     console.print(run_table(run))
     console.print(f"[dim]stored as {run.id}; compare with `fledgling report --task {task}`[/]")
 

@@ -73,9 +73,17 @@ class EvalRun:
         return len(self.items) if self.items else int(self.summary.get("n", 0))
 
     @property
+    def prompt(self) -> str | None:
+        """The prompt format a local model was asked in ("chat" or "compact"), None for others."""
+        return self.summary.get("prompt")
+
+    @property
     def label(self) -> str:
-        """How reports name this run: the model, and whether decoding was constrained."""
-        return self.model + (" (constrained)" if self.constrained else "")
+        """How reports name this run: the model, its prompt format when compact, and whether
+        decoding was constrained."""
+        notes = (["compact prompt"] if self.prompt == "compact" else []) + \
+            (["constrained"] if self.constrained else [])
+        return self.model + (f" ({', '.join(notes)})" if notes else "")
 
 
 def reference_of(call: Call) -> tuple[Response, LabelSource] | None:
@@ -172,17 +180,54 @@ def cost_usd_of(input_tokens: int, output_tokens: int, spec: ModelSpec) -> float
 
 def run_eval(store: Store, task: str, spec: ModelSpec, backend: Backend, items: list[EvalItem],
              contract: Contract, *, split: str, dataset_version: int | None, constrained: bool,
-             lenient: bool = False, progress: Callable[[int], None] | None = None) -> EvalRun:
+             lenient: bool = False, progress: Callable[[int], None] | None = None,
+             chunk: int = 16) -> EvalRun:
     """Evaluate and store the run (all items in one transaction: a run is there whole or not at all)."""
-    results = asyncio.run(evaluate(items, backend, contract, lenient=lenient, progress=progress))
+    results = asyncio.run(evaluate(items, backend, contract, lenient=lenient, progress=progress, chunk=chunk))
+    summary = summarise(results, spec, _recorded_cost(items))
+    if spec.is_local:
+        summary["prompt"] = getattr(backend, "prompt", None)
     run = EvalRun(
         id=f"run_{uuid.uuid4().hex[:16]}", task=task, split=split, dataset_version=dataset_version,
         contract_version=contract.version, model=spec.name, model_kind=spec.kind,
         constrained=constrained and spec.is_local, lenient=lenient, created_at=datetime.now(UTC),
         label_sources=dict(Counter(r.label_source for r in results)),
-        summary=summarise(results, spec, _recorded_cost(items)), items=results)
+        summary=summary, items=results)
     save_run(store, run)
     return run
+
+
+def evaluate_model(store: Store, task: str, spec: ModelSpec, *, split: str = "test",
+                   dataset_version: int | None = None, limit: int | None = None, constrained: bool = False,
+                   prompt: str | None = None, lenient: bool = False, batch_size: int = 16,
+                   max_new_tokens: int = 256, backend: Backend | None = None,
+                   on_items: Callable[[int], None] | None = None,
+                   progress: Callable[[int], None] | None = None) -> EvalRun:
+    """Evaluate one model on (the first `limit` items of) a task's curated split and store the run.
+
+    The whole step in one call, for the CLI and for pipelines (the demo, after training). A
+    local `backend` already loaded may be passed to skip loading it again; it is used as given
+    (its prompt format and constraint setting). `on_items(n)` is told how many items there are
+    before the work starts; `progress(n)` after each batch.
+    """
+    version, contract_version, items = load_items(store, task, split, dataset_version, limit)
+    contract = task_contract(store, task, contract_version, items)
+    if on_items:
+        on_items(len(items))
+    owned = backend is None
+    if backend is None:
+        from fledgling.models.spec import open_backend
+
+        backend = open_backend(spec, constrained=constrained, recorded_calls=(i.call for i in items),
+                               batch_size=batch_size, max_new_tokens=max_new_tokens, prompt=prompt,
+                               contract=contract)
+    try:
+        return run_eval(store, task, spec, backend, items, contract, split=split, dataset_version=version,
+                        constrained=bool(getattr(backend, "constrained", constrained)), lenient=lenient,
+                        progress=progress, chunk=getattr(backend, "batch_size", 16))
+    finally:
+        if owned:
+            asyncio.run(backend.aclose())
 
 
 def _recorded_cost(items: list[EvalItem]) -> float | None:

@@ -1,11 +1,21 @@
 """Constrained decoding: only outputs the contract allows can be generated.
 
-For a request with tools the grammar is `<tool_call>` + a JSON list of calls, each naming one of
-the tools with arguments that match that tool's JSON Schema, + `</tool_call>` (the same shape
-the prompt asks for, so `tool_text` reads it back). For a `response_format` schema it is that
-schema. Whitespace inside JSON is fixed (compact), so the model cannot stall in blank space.
-Grammars are compiled by xgrammar once per distinct schema and masked into the logits at each
-step.
+The grammar follows the prompt format, so a constrained answer is exactly what the parser reads:
+
+- `chat` (the model's own template): `<tool_call>` + a non-empty JSON list of calls +
+  `</tool_call>`, SmolLM2's tool-call format;
+- `compact` (the specialist prompt of `fledgling.train.prompt`): one call object
+  `{"name":...,"arguments":{...}}`, or a JSON list of two or more, with compact separators,
+  exactly as `render_response` writes the training answers.
+
+Each call names one of the tools (only the forced one when `tool_choice` names it) with
+arguments that match that tool's JSON Schema. When text answers are allowed (the contract has
+seen answers without a tool call and the request does not require one), the grammar is the union
+of the call and a plain-text answer that cannot be mistaken for one: its first character is not
+whitespace, `{`, `[` (or `<` in chat format). Which branch to take is the model's choice. For a
+`response_format` schema the grammar is that schema. Whitespace inside JSON is fixed, so the
+model cannot stall in blank space. Grammars are compiled by xgrammar once per distinct shape and
+reused across requests and batches.
 """
 
 from __future__ import annotations
@@ -17,17 +27,49 @@ from fledgling.calls import Request
 from fledgling.errors import ContractError
 from fledgling.models.prompting import function_specs, output_schema
 
+COMPACT_SEPARATORS = (",", ":")
+_TEXT_FIRST_EXCLUDED = {"chat": r"<{\[ \t\n\r", "compact": r"{\[ \t\n\r"}
 
-def tool_calls_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
-    """JSON Schema of a non-empty list of calls to the given tools."""
+
+def call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """JSON Schema of one call to any of the given tools."""
     variants = [{"type": "object",
                  "properties": {"name": {"const": t["name"]}, "arguments": t["parameters"]},
                  "required": ["name", "arguments"], "additionalProperties": False} for t in tools]
-    return {"type": "array", "minItems": 1, "items": {"anyOf": variants}}
+    return variants[0] if len(variants) == 1 else {"anyOf": variants}
+
+
+def tool_calls_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """JSON Schema of a non-empty list of calls to the given tools (the chat format's body)."""
+    return {"type": "array", "minItems": 1, "items": call_schema(tools)}
+
+
+def compact_calls_schema(tools: list[dict[str, Any]], *, parallel: bool = True) -> dict[str, Any]:
+    """One call object, or (when parallel calls are allowed) a list of two or more."""
+    one = call_schema(tools)
+    if not parallel:
+        return one
+    return {"anyOf": [one, {"type": "array", "minItems": 2, "items": one}]}
+
+
+def request_tools(request: Request) -> list[dict[str, Any]]:
+    """The tools this request lets the model call (the forced one alone when `tool_choice` names one)."""
+    if request.tool_choice == "none":
+        return []
+    tools = function_specs(request)
+    forced = request.tool_choice.get("function", request.tool_choice).get("name") \
+        if isinstance(request.tool_choice, dict) else None
+    return [t for t in tools if t["name"] == forced] if forced else tools
+
+
+def text_allowed(request: Request, contract_allows_text: bool) -> bool:
+    """A plain-text answer is allowed when the contract has seen one and the request does not
+    require a tool call."""
+    return contract_allows_text and request.tool_choice != "required" and not isinstance(request.tool_choice, dict)
 
 
 class GrammarBook:
-    """Compiled grammars for one tokenizer, cached by the schema they enforce."""
+    """Compiled grammars for one tokenizer, cached by the shape they enforce."""
 
     def __init__(self, tokenizer: Any, vocab_size: int):
         import xgrammar as xgr
@@ -38,26 +80,37 @@ class GrammarBook:
             xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size), max_threads=1)
         self._cache: dict[str, Any] = {}
 
-    def for_request(self, request: Request) -> Any | None:
+    def for_request(self, request: Request, *, prompt: str = "chat", allow_text: bool = False) -> Any | None:
         """The compiled grammar for this request's contract, or None when it declares no schema."""
-        tools = function_specs(request) if request.tool_choice != "none" else []
+        tools = request_tools(request)
         if tools:
-            return self._compile("tools", tool_calls_schema(tools))
+            parallel = (request.model_extra or {}).get("parallel_tool_calls") is not False
+            text = text_allowed(request, allow_text)
+            if prompt == "compact":
+                schema = compact_calls_schema(tools, parallel=parallel)
+            else:
+                schema = tool_calls_schema(tools)
+            return self._compile(f"tools/{prompt}/{text}", schema, prompt, text)
         schema = output_schema(request)
-        return self._compile("json", schema) if schema is not None else None
+        return self._compile(f"json/{prompt}", schema, prompt, False) if schema is not None else None
 
-    def _compile(self, kind: str, schema: dict[str, Any]) -> Any:
+    def _compile(self, kind: str, schema: dict[str, Any], prompt: str, text: bool) -> Any:
         key = kind + json.dumps(schema, sort_keys=True)
         if key not in self._cache:
             xgr = self._xgr
+            separators = COMPACT_SEPARATORS if prompt == "compact" else None
             try:
-                body = xgr.Grammar.from_json_schema(schema, any_whitespace=False, strict_mode=True)
+                body = xgr.Grammar.from_json_schema(schema, any_whitespace=False, strict_mode=True,
+                                                    separators=separators)
             except Exception as exc:  # xgrammar raises RuntimeError/ValueError variants
                 raise ContractError(f"cannot build a grammar for this schema ({exc}); run without "
                                     "--constrained or simplify the schema") from None
-            if kind == "tools":
+            if kind.startswith("tools/chat"):
                 body = xgr.Grammar.concat(xgr.Grammar.from_ebnf('root ::= "<tool_call>"'), body,
                                           xgr.Grammar.from_ebnf('root ::= "</tool_call>"'))
+            if text:
+                plain = xgr.Grammar.from_ebnf(f"root ::= [^{_TEXT_FIRST_EXCLUDED[prompt]}] [^]*")
+                body = xgr.Grammar.union(body, plain)
             self._cache[key] = self.compiler.compile_grammar(body)
         return self._cache[key]
 

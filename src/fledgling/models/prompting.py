@@ -4,6 +4,10 @@ A chat template that renders `tools` itself is used as is. One that ignores them
 does) gets the tools in the system message, in the format SmolLM2 was tuned on: a `<tools>`
 list, and answers as `<tool_call>[{"name": ..., "arguments": {...}}]</tool_call>`. A
 `response_format` schema becomes an instruction to answer with JSON only.
+
+The other format is `compact`: the specialist prompt a Fledgling-trained model learnt
+(`fledgling.train.prompt`): one short system line with tool signatures, plain ChatML, answers
+as a compact JSON call object. It is also about five times shorter than the agent's own prompt.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import json
 from typing import Any
 
 from fledgling.calls import Request
+
+PROMPT_FORMATS = ("chat", "compact")
 
 TOOL_INSTRUCTIONS = (
     "You are an expert at composing function calls. From the conversation and the functions "
@@ -116,3 +122,12 @@ def render_prompt(tokenizer: Any, request: Request, *, native_tools: bool) -> st
     if tools:
         messages = _before_system(messages, TOOL_INSTRUCTIONS.format(tools=json.dumps(tools)))
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def render_compact_prompt(tokenizer: Any, request: Request, *, task: str) -> str:
+    """The specialist prompt for `request`, rendered exactly as the trainer renders its examples."""
+    from fledgling.train.prompt import CHAT_TEMPLATE, compact_request
+
+    messages = compact_request(request, task=task).messages
+    return tokenizer.apply_chat_template(messages, chat_template=CHAT_TEMPLATE, tokenize=False,
+                                         add_generation_prompt=True)

@@ -3,6 +3,10 @@
 Spec strings: `openai:BASE_URL#MODEL`, `hf:PATH` (a transformers checkpoint; `hf:PATH+ADAPTER`
 adds a PEFT adapter), `gguf:PATH` (a .gguf file) or `gguf:smollm2` (the bundled default SLM),
 and `recorded` (the reference answers already in the traces).
+
+A local model trained by Fledgling carries a `manifest.json` (next to its adapter or
+checkpoint) naming the prompt format it was trained on; it is asked in that format unless the
+caller says otherwise.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fledgling.calls import Call
 from fledgling.config import ModelSettings, Settings
@@ -70,9 +75,40 @@ def _gguf_location(ms: ModelSettings) -> tuple[Path, str]:
     return file.parent, file.name
 
 
+SPECIALIST_FORMAT = "fledgling-specialist"
+
+
+def trained_manifest(ms: ModelSettings) -> dict[str, Any] | None:
+    """The Fledgling manifest of a trained local model (beside its adapter or checkpoint), if any."""
+    from fledgling.train import manifest
+
+    for where in (ms.adapter, ms.path):
+        if not where:
+            continue
+        for directory in (Path(where), Path(where).parent):
+            if (directory / manifest.MANIFEST).is_file():
+                return manifest.read(directory)
+    return None
+
+
+def default_prompt(ms: ModelSettings) -> tuple[str, str | None]:
+    """(prompt format, task): `compact` for a model trained on the specialist prompt, else `chat`."""
+    info = trained_manifest(ms) or {}
+    if str(info.get("prompt_format", "")).startswith(SPECIALIST_FORMAT):
+        return "compact", info.get("task")
+    return "chat", info.get("task")
+
+
 def open_backend(spec: ModelSpec, *, constrained: bool = False, recorded_calls: Iterable[Call] = (),
-                 batch_size: int = 16, max_new_tokens: int = 256, concurrency: int = 8) -> Backend:
-    """The backend for a spec. `recorded_calls` are the calls a `recorded` backend can answer."""
+                 batch_size: int = 16, max_new_tokens: int = 256, concurrency: int = 8,
+                 prompt: str | None = None, contract: Any = None, threads: int | None = None) -> Backend:
+    """The backend for a spec. `recorded_calls` are the calls a `recorded` backend can answer.
+
+    Local models only: `prompt` is "chat" or "compact" (default: what the model was trained on,
+    see `default_prompt`); `contract` (a `fledgling.contracts.Contract`) names the task in the
+    compact prompt and, when it has seen answers without a tool call, lets constrained decoding
+    answer in text too; `threads` fixes the intra-op threads (default: the idle cores).
+    """
     ms = spec.settings
     if ms.kind == "recorded":
         from fledgling.models.recorded import RecordedBackend
@@ -85,13 +121,23 @@ def open_backend(spec: ModelSpec, *, constrained: bool = False, recorded_calls: 
                                        timeout_s=ms.timeout_s, concurrency=concurrency)
     from fledgling.models.local import LocalBackend
 
+    trained_format, trained_task = default_prompt(ms)
+    options = dict(adapter=ms.adapter, constrained=constrained, batch_size=batch_size,
+                   max_new_tokens=max_new_tokens, prompt=prompt or trained_format, threads=threads,
+                   task=getattr(contract, "task", None) or trained_task,
+                   allow_text=allows_text(contract))
     if ms.kind == "gguf" or (ms.base or "").lower() in SMOLLM2_NAMES and not ms.path:
         directory, file = _gguf_location(ms)
-        return LocalBackend(spec.name, directory, gguf_file=file, adapter=ms.adapter,
-                            constrained=constrained, batch_size=batch_size, max_new_tokens=max_new_tokens)
+        return LocalBackend(spec.name, directory, gguf_file=file, **options)
     path = ms.path or ms.base or ""
     if not Path(path).is_dir():
         raise ConfigError(f"model '{spec.name}': {path} is not a checkpoint directory; give a "
                           "transformers model directory (hf) or a .gguf file (gguf)")
-    return LocalBackend(spec.name, path, adapter=ms.adapter, constrained=constrained,
-                        batch_size=batch_size, max_new_tokens=max_new_tokens)
+    return LocalBackend(spec.name, path, **options)
+
+
+def allows_text(contract: Any) -> bool:
+    """Whether a tool-calling contract has seen answers without a tool call."""
+    if contract is None or getattr(contract, "kind", None) != "toolcall":
+        return False
+    return float((contract.stats or {}).get("no_tool_call_share") or 0.0) > 0.0

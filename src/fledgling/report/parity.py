@@ -25,10 +25,10 @@ WORST = 8
 
 
 def latest_runs(store: Store, task: str, split: str) -> list[EvalRun]:
-    """The newest run per (model, constrained) on this split."""
-    seen: dict[tuple[str, bool], EvalRun] = {}
+    """The newest run per (model, prompt format, constrained) on this split."""
+    seen: dict[tuple[str, str | None, bool], EvalRun] = {}
     for run in list_runs(store, task, split):
-        seen.setdefault((run.model, run.constrained), run)
+        seen.setdefault((run.model, run.prompt, run.constrained), run)
     return list(seen.values())
 
 
@@ -74,7 +74,7 @@ def build_report(store: Store, settings: Settings, task: str, split: str = "test
 
 def _run_info(run: EvalRun) -> dict[str, Any]:
     return {"id": run.id, "label": run.label, "model": run.model, "kind": run.model_kind,
-            "constrained": run.constrained, "lenient": run.lenient, "n": run.n_items,
+            "prompt": run.prompt, "constrained": run.constrained, "lenient": run.lenient, "n": run.n_items,
             "label_sources": run.label_sources, "created_at": run.created_at.isoformat(),
             "metrics": {k: v for k, v in run.summary["metrics"].items() if k in SHOWN_METRICS},
             "latency_ms": run.summary["latency_ms"],
