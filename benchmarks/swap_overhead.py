@@ -181,7 +181,7 @@ def part2(tiny: bool, n: int) -> None:
         load_s = time.perf_counter() - t_load
         requests = [cand.prepare(orjson.loads(_body(i)) | {"max_tokens": 48}) for i in range(n)]
 
-        async def run() -> tuple[float, int, int]:
+        async def run(cand=cand, requests=requests) -> tuple[float, int, int]:
             await cand.generate(requests[0])  # warm up
             t0 = time.perf_counter()
             gens = await asyncio.gather(*(cand.generate(r) for r in requests))

@@ -32,7 +32,7 @@ def test_each_mode_routes_as_specified(make_swap):
             assert answer.choices[0].message.tool_calls[0].function.name == "lookup_order"
             counts[headers.get("x-fledgling-served-by", "llm")] += 1
         served[mode] = counts
-        wait_for(lambda: sum(1 for c in sw.calls() if c.metadata.get("route", {}).get("mode") == mode)
+        wait_for(lambda mode=mode: sum(1 for c in sw.calls() if c.metadata.get("route", {}).get("mode") == mode)
                  == N if mode != "record" else True)
         llm_calls = sum(sw.llm.seen.values()) - llm_before
         cand_calls = sum(sw.candidate.seen.values()) - cand_before

@@ -56,7 +56,7 @@ def test_rollout_commands_change_and_show_state(make_swap, tmp_path, monkeypatch
     sw = make_swap()
     config = _config(sw, tmp_path / "fledgling.toml")
     runner = CliRunner()
-    run = lambda *args: runner.invoke(app, ["--config", str(config), "rollout", *args],  # noqa: E731
+    run = lambda *args: runner.invoke(app, ["--config", str(config), "rollout", *args],
                                       env={"COLUMNS": "300"})
     r = run("set", TASK, "--mode", "canary", "--percent", "20", "--reason", "first look")
     assert r.exit_code == 0, r.output
