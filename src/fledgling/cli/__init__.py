@@ -33,20 +33,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-app.add_typer(import_app, name="import")
-app.add_typer(traces_app, name="traces")
-app.add_typer(contracts_app, name="contracts")
-app.add_typer(demo_app, name="demo")
-app.add_typer(gateway_app, name="gateway")
-app.add_typer(curate_app, name="curate")
-app.add_typer(eval_app, name="eval")
-app.add_typer(report_app, name="report")
-app.add_typer(train_app, name="train")
-app.add_typer(models_app, name="models")
-app.add_typer(ui_app, name="ui", help="Serve the web dashboard (default http://127.0.0.1:8788/).")
-app.command("publish")(publish)
-app.add_typer(rollout_app, name="rollout")
-app.command("replay")(replay)
+START, CAPTURE, PROVE, SHIP = "Start here", "1. Capture", "2. Prove parity", "3. Ship"
+app.add_typer(demo_app, name="demo", rich_help_panel=START)
+app.add_typer(ui_app, name="ui", help="Serve the web dashboard (default http://127.0.0.1:8788/).",
+              rich_help_panel=START)
+app.add_typer(gateway_app, name="gateway", rich_help_panel=CAPTURE)
+app.add_typer(import_app, name="import", rich_help_panel=CAPTURE)
+app.add_typer(traces_app, name="traces", rich_help_panel=CAPTURE)
+app.add_typer(contracts_app, name="contracts", rich_help_panel=PROVE)
+app.add_typer(curate_app, name="curate", rich_help_panel=PROVE)
+app.add_typer(train_app, name="train", rich_help_panel=PROVE)
+app.add_typer(eval_app, name="eval", rich_help_panel=PROVE)
+app.add_typer(report_app, name="report", rich_help_panel=PROVE)
+app.add_typer(models_app, name="models", rich_help_panel=PROVE)
+app.command("publish", rich_help_panel=PROVE)(publish)
+app.add_typer(rollout_app, name="rollout", rich_help_panel=SHIP)
+app.command("replay", rich_help_panel=SHIP)(replay)
 
 
 def _version(value: bool) -> None:
