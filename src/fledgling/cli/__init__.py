@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -33,6 +34,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+def _single(command: Callable[..., None]) -> typer.Typer:
+    """A one-command group, so that typer lists it in its panel in the order given here."""
+    group = typer.Typer(subcommand_metavar="")
+    group.callback(invoke_without_command=True, help=command.__doc__)(command)
+    return group
+
+
 START, CAPTURE, PROVE, SHIP = "Start here", "1. Capture", "2. Prove parity", "3. Ship"
 app.add_typer(demo_app, name="demo", rich_help_panel=START)
 app.add_typer(ui_app, name="ui", help="Serve the web dashboard (default http://127.0.0.1:8788/).",
@@ -46,9 +54,9 @@ app.add_typer(train_app, name="train", rich_help_panel=PROVE)
 app.add_typer(eval_app, name="eval", rich_help_panel=PROVE)
 app.add_typer(report_app, name="report", rich_help_panel=PROVE)
 app.add_typer(models_app, name="models", rich_help_panel=PROVE)
-app.command("publish", rich_help_panel=PROVE)(publish)
+app.add_typer(_single(publish), name="publish", rich_help_panel=PROVE)
 app.add_typer(rollout_app, name="rollout", rich_help_panel=SHIP)
-app.command("replay", rich_help_panel=SHIP)(replay)
+app.add_typer(_single(replay), name="replay", rich_help_panel=SHIP)
 
 
 def _version(value: bool) -> None:
