@@ -168,6 +168,12 @@ def curate_tasks(ctx: DemoContext) -> str:
     return "; ".join(parts)
 
 
+def evaluate(ctx: DemoContext) -> str:
+    from fledgling.evals.demo_stage import evaluate_baselines
+
+    return evaluate_baselines(ctx)
+
+
 STAGES: list[Stage] = [
     Stage("generate", "Generate synthetic agent traffic", generate),
     Stage("import", "Import it like a request log (OpenAI JSONL)", import_traffic),
@@ -175,6 +181,7 @@ STAGES: list[Stage] = [
     Stage("contracts", "Infer each task's contract", contracts),
     Stage("check", "Check recorded answers against the contracts", check),
     Stage("curate", "Curate each task into train/val/test datasets", curate_tasks),
+    Stage("eval", "Evaluate the recorded LLM and the base SLM; write the reports", evaluate),
     Stage("stats", "What was captured", stats),
 ]
 

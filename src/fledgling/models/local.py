@@ -44,6 +44,18 @@ class _Row:
     matcher: Any = None
 
 
+MIN_PREFIX = 16  # tokens a batch must share before their encoding is shared too
+
+
+def common_prefix(sequences: list[list[int]]) -> int:
+    """How many leading tokens all sequences share."""
+    first, n = sequences[0], min(len(s) for s in sequences)
+    for i in range(n):
+        if any(s[i] != first[i] for s in sequences):
+            return i
+    return n
+
+
 def decode_threads(requested: int | None = None) -> int:
     """Intra-op threads to decode with: `requested`, else the cores the load average says are idle."""
     if requested:
@@ -103,6 +115,7 @@ class LocalBackend:
         self.stop_ids.discard(None)
         self.native_tools = template_renders_tools(self.tokenizer)
         self._grammar_book = None
+        self._prefix: tuple[tuple[int, ...], list[tuple[Any, Any]]] | None = None
 
     @property
     def _grammars(self) -> Any:
@@ -185,21 +198,58 @@ class LocalBackend:
         return Generation(response, ms, input_tokens=len(row.prompt_ids), output_tokens=len(tokens),
                           parse_failed=failed)
 
+    def _prefix_kv(self, tokens: list[int]) -> tuple[int, list[tuple[Any, Any]]]:
+        """(length, per-layer keys and values) of the prompt prefix `tokens`, batch 1.
+
+        The prefix a batch shares (the system prompt, the tool list) is encoded once and kept:
+        the next batch reuses whatever part of it that batch shares too, and only encodes the
+        rest. Keys and values of the first n tokens depend on those tokens alone, so a cached
+        prefix cut to n tokens is exact.
+        """
+        from transformers import DynamicCache
+
+        torch = self._torch
+        kept = self._prefix
+        reuse = common_prefix([list(kept[0]), tokens]) if kept else 0
+        if kept and reuse == len(tokens):
+            return reuse, [(keys[:, :, :reuse], values[:, :, :reuse]) for keys, values in kept[1]]
+        cache = DynamicCache()
+        if reuse >= MIN_PREFIX:
+            for layer, (keys, values) in enumerate(kept[1]):
+                cache.update(keys[:, :, :reuse], values[:, :, :reuse], layer)
+        else:
+            reuse = 0
+        if reuse < len(tokens):
+            ids = torch.tensor([tokens[reuse:]], device=self.device)
+            positions = torch.arange(reuse, len(tokens), device=self.device)[None]
+            with torch.inference_mode():
+                self.model(input_ids=ids, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1)
+        kv = [(layer.keys, layer.values) for layer in cache.layers]
+        self._prefix = (tuple(tokens), kv)
+        return len(tokens), kv
+
     def _decode_batch(self, batch: list[_Row], budgets: list[int]) -> list[tuple[list[int], float, bool]]:
         """Greedy decoding of one batch: (tokens, ms until that row finished, hit the limit)."""
         torch = self._torch
         from transformers import DynamicCache
 
         started = time.perf_counter()
-        width = max(len(r.prompt_ids) for r in batch)
+        shared = min(common_prefix([r.prompt_ids for r in batch]), min(len(r.prompt_ids) for r in batch) - 1)
+        prefix_len, prefix_kv = self._prefix_kv(batch[0].prompt_ids[:shared]) if shared >= MIN_PREFIX else (0, [])
+        width = max(len(r.prompt_ids) for r in batch) - prefix_len
         ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        mask = torch.zeros((len(batch), prefix_len + width), dtype=torch.long)
+        mask[:, :prefix_len] = 1
         for i, r in enumerate(batch):
-            ids[i, width - len(r.prompt_ids):] = torch.tensor(r.prompt_ids)
-            mask[i, width - len(r.prompt_ids):] = 1
+            rest = r.prompt_ids[prefix_len:]
+            ids[i, width - len(rest):] = torch.tensor(rest)
+            mask[i, prefix_len + width - len(rest):] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, prefix_len:]
         cache = DynamicCache()
+        for layer, (keys, values) in enumerate(prefix_kv):
+            cache.update(keys.expand(len(batch), -1, -1, -1).contiguous(),
+                         values.expand(len(batch), -1, -1, -1).contiguous(), layer)
         out_tokens: list[list[int]] = [[] for _ in batch]
         done: list[tuple[float, bool] | None] = [None] * len(batch)
         active = list(range(len(batch)))
