@@ -184,7 +184,7 @@ def part2(tiny: bool, n: int) -> None:
         async def run(cand=cand, requests=requests) -> tuple[float, int, int]:
             await cand.generate(requests[0])  # warm up
             t0 = time.perf_counter()
-            gens = await asyncio.gather(*(cand.generate(r) for r in requests))
+            gens = [a.generation for a in await asyncio.gather(*(cand.generate(r) for r in requests))]
             secs = time.perf_counter() - t0
             await cand.aclose()
             return secs, sum(g.output_tokens for g in gens), sum(g.error is None for g in gens)

@@ -4,23 +4,35 @@ Requests arriving within `max_wait_ms` of the first waiting one (up to `max_batc
 together by the backend's batched loop, on a worker thread, so the event loop keeps serving. One
 batch runs at a time (the CPU is the bottleneck; two batches in parallel would only fight for
 it). A request whose caller gave up (its time budget ran out) is dropped before it is batched.
+
+Batched greedy decoding is deterministic but not batch-invariant: a row's arithmetic depends on
+its padding and on the rows beside it (and, in principle, on the number of threads), and on a
+near tie the argmax can flip. So each answer comes back with its batch's record: an id, the
+peers' tags (call ids) in the order they were decoded, and the thread count, which replay uses
+to decode the very same batch again (`rerun.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from fledgling.calls import Request
 from fledgling.models.generation import Backend, Generation
+from fledgling.models.local import decode_threads
+
+Result = tuple[Generation, dict[str, Any]]
 
 
 @dataclass
 class _Waiting:
     request: Request
-    future: asyncio.Future[Generation]
+    tag: str | None
+    future: asyncio.Future[Result]
 
 
 class BatchQueue:
@@ -33,14 +45,16 @@ class BatchQueue:
         self._worker: asyncio.Task[None] | None = None
         self.batches = 0
         self.items = 0
+        self._threads: int | None = getattr(backend, "threads", None)  # configured, else per batch
 
-    async def generate_one(self, request: Request) -> Generation:
+    async def generate_one(self, request: Request, tag: str | None = None) -> Result:
+        """The answer and the record of the batch it was decoded in."""
         loop = asyncio.get_running_loop()
         if self._worker is None:
             self._arrived = asyncio.Event()
             self._worker = loop.create_task(self._run())
-        future: asyncio.Future[Generation] = loop.create_future()
-        self._pending.append(_Waiting(request, future))
+        future: asyncio.Future[Result] = loop.create_future()
+        self._pending.append(_Waiting(request, tag, future))
         assert self._arrived is not None
         self._arrived.set()
         return await future
@@ -67,13 +81,24 @@ class BatchQueue:
                 continue
             self.batches += 1
             self.items += len(live)
+            record = self._record(live)
             try:
                 results = await self.backend.generate([w.request for w in live])
             except Exception as exc:  # a crashed batch fails its items, not the queue
                 results = [Generation(None, 0.0, error=f"batch failed: {exc}") for _ in live]
-            for w, g in zip(live, results, strict=True):
+            for i, (w, g) in enumerate(zip(live, results, strict=True)):
                 if not w.future.done():
-                    w.future.set_result(g)
+                    w.future.set_result((g, {**record, "position": i}))
+
+    def _record(self, live: list[_Waiting]) -> dict[str, Any]:
+        """Pin the batch's thread count (a local backend reads `threads` before each batch) and
+        describe the batch."""
+        threads = None
+        if hasattr(self.backend, "threads"):
+            threads = decode_threads(self._threads)
+            setattr(self.backend, "threads", threads)  # noqa: B010 (not on the Backend protocol)
+        return {"id": os.urandom(6).hex(), "size": len(live), "peers": [w.tag for w in live],
+                "threads": threads}
 
     async def aclose(self) -> None:
         if self._worker is not None:

@@ -5,12 +5,17 @@ A candidate is a `[models.NAME]` entry of fledgling.toml or a model catalog entr
 adapter registers itself there). Local ones (`hf` with its adapter, `gguf`) load once, in a
 thread, decode with the grammar of the request's contract (constrained decoding: valid by
 construction) and are shared across concurrent requests by a `BatchQueue`. Remote ones are any
-OpenAI-compatible server; with `guided` set, a structured request also carries the server's
-guided-JSON parameter (vLLM `guided_json`, llama.cpp `json_schema`).
+OpenAI-compatible server, reached through the gateway's own pooled aiohttp client (the one the
+LLM calls use: a loopback round trip costs a third of httpx's); with `guided` set, a structured
+request also carries the server's guided-JSON parameter (vLLM `guided_json`, llama.cpp
+`json_schema`). The agent's body goes to a remote candidate as a dict, serialised once; only a
+local model needs it as a `Request`.
 
 Every candidate decodes greedily with a fixed seed (temperature 0), so its answer is a function
 of the request: `fingerprint` (model, adapter hash, decoding settings, seed) goes into each
-call's record, and `fledgling replay CALL_ID` can reproduce the answer.
+call's record, and `fledgling replay CALL_ID` can reproduce the answer. A local answer decoded
+in a batch also records the batch (its peers, in order, and the decoding threads): replay
+decodes the same batch again, so the arithmetic is the same as live (see `batching.py`).
 """
 
 from __future__ import annotations
@@ -19,13 +24,19 @@ import asyncio
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from fledgling.calls import Request
 from fledgling.config import Settings, SwapSettings
 from fledgling.errors import ConfigError
 from fledgling.gateway.batching import BatchQueue
+from fledgling.gateway.exchange import parse_completion
+from fledgling.gateway.router import Upstream
+from fledgling.gateway.upstream import UpstreamFault, UpstreamPool
 from fledgling.models.generation import Backend, Generation
 from fledgling.models.prompting import output_schema
 from fledgling.models.spec import ModelSpec, open_backend
@@ -63,15 +74,29 @@ def candidate_spec(store: Store, settings: Settings, name: str) -> ModelSpec:
     return ModelSpec(name, catalog.get_model(store, name).settings())
 
 
+@dataclass
+class Answer:
+    """One candidate answer and how it was made: `batch` for a local answer decoded with others
+    (`batching.Batch.record`), `confidence` when the model reports one (`confidence.py`)."""
+
+    generation: Generation
+    batch: dict[str, Any] | None = None
+    confidence: float | None = None
+
+
 class Candidate:
-    def __init__(self, spec: ModelSpec, backend: Backend, swap: SwapSettings, *,
-                 queue: BatchQueue | None = None):
+    def __init__(self, spec: ModelSpec, swap: SwapSettings, *, backend: Backend | None = None,
+                 queue: BatchQueue | None = None, pool: UpstreamPool | None = None):
         self.spec = spec
         self.name = spec.name
         self.backend = backend
         self.queue = queue
+        self.pool = pool
         self.swap = swap
         ms = spec.settings
+        self.upstream = None if spec.is_local else Upstream(
+            name=spec.name, base_url=(ms.base_url or "").rstrip("/"), api_key_env=ms.api_key_env,
+            api_version=ms.api_version, model=ms.model, timeout_s=min(ms.timeout_s, swap.budget_ms / 1000))
         self.price_in, self.price_out = ms.usd_per_mtok_in, ms.usd_per_mtok_out
         self.fingerprint: dict[str, Any] = {
             "model": spec.name, "kind": ms.kind, "base": ms.base or ms.path or ms.base_url,
@@ -79,60 +104,88 @@ class Candidate:
             "decoding": {"greedy": True, "temperature": 0, "max_tokens": swap.max_tokens,
                          "constrained": spec.is_local, "guided": None if spec.is_local else swap.guided},
             "seed": swap.seed}
+        prompt = getattr(backend, "prompt", None)
+        if prompt is not None:
+            self.fingerprint["decoding"]["prompt"] = prompt
 
-    def prepare(self, body: dict[str, Any]) -> Request:
-        """The agent's request as the candidate gets it: greedy, seeded, capped."""
+    def prepare(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The agent's request body as the candidate gets it: greedy, seeded, capped."""
         out = {k: v for k, v in body.items() if k not in _DROPPED}
         asked = body.get("max_completion_tokens") or body.get("max_tokens")
         out["max_tokens"] = min(int(asked), self.swap.max_tokens) if isinstance(asked, int) else self.swap.max_tokens
         out["temperature"] = 0
         out["seed"] = self.swap.seed
         out["model"] = self.spec.settings.model or self.name
-        request = Request.model_validate(out)
-        if not self.spec.is_local and self.swap.guided:
-            schema = output_schema(request)
+        if self.upstream is not None and self.swap.guided:
+            rf = out.get("response_format")
+            schema = output_schema(Request.model_construct(messages=[], response_format=rf)) \
+                if isinstance(rf, dict) else None
             if schema is not None:
-                key = "guided_json" if self.swap.guided == "vllm" else "json_schema"
-                request = Request.model_validate({**out, key: schema})
-        return request
+                out["guided_json" if self.swap.guided == "vllm" else "json_schema"] = schema
+        return out
 
-    async def generate(self, request: Request) -> Generation:
+    async def generate(self, prepared: dict[str, Any], *, tag: str | None = None) -> Answer:
+        """The answer to a prepared body. `tag` (the call id) names it among its batch peers."""
+        if self.upstream is not None:
+            return await self._remote(prepared)
+        request = Request.model_validate(prepared)
         if self.queue is not None:
-            return await self.queue.generate_one(request)
-        return (await self.backend.generate([request]))[0]
+            generation, batch = await self.queue.generate_one(request, tag)
+            return Answer(generation, batch)
+        assert self.backend is not None
+        return Answer((await self.backend.generate([request]))[0])
+
+    async def _remote(self, body: dict[str, Any]) -> Answer:
+        """One call to the candidate server through the pooled client; failures become `error`."""
+        assert self.upstream is not None and self.pool is not None
+        started = time.perf_counter()
+        try:
+            resp = await self.pool.send(self.upstream, "/chat/completions", orjson.dumps(body), {}, None)
+            status = resp.status
+            raw = await self.pool.read(self.upstream, resp)
+        except UpstreamFault as fault:
+            return Answer(Generation(None, (time.perf_counter() - started) * 1000, error=fault.message))
+        ms = (time.perf_counter() - started) * 1000
+        if status >= 400:
+            return Answer(Generation(None, ms, error=f"HTTP {status}: {raw[:200].decode('utf-8', 'replace')}"))
+        try:
+            data = orjson.loads(raw)
+            response, usage, _ = parse_completion(data)
+        except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError) as exc:
+            return Answer(Generation(None, ms, error=f"malformed response body ({type(exc).__name__})"))
+        return Answer(Generation(response, ms, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens))
 
     async def aclose(self) -> None:
         if self.queue is not None:
             await self.queue.aclose()
-        else:
+        elif self.backend is not None:
             await self.backend.aclose()
 
 
-def open_candidate(spec: ModelSpec, swap: SwapSettings, *, batching: bool = True) -> Candidate:
-    """Build (and for a local model, load: seconds) the candidate. Blocking: call off the loop."""
+def open_candidate(spec: ModelSpec, swap: SwapSettings, *, pool: UpstreamPool | None = None,
+                   batching: bool = True) -> Candidate:
+    """Build (and for a local model, load: seconds) the candidate. Blocking: call off the loop.
+    A remote candidate is called through `pool` (started by its owner)."""
     if spec.kind == "openai":
-        from fledgling.models.openai_compatible import OpenAICompatibleBackend
-
-        ms = spec.settings
-        backend: Backend = OpenAICompatibleBackend(
-            spec.name, ms.base_url or "", model=ms.model, api_key=ms.api_key(),
-            timeout_s=min(ms.timeout_s, swap.budget_ms / 1000), concurrency=256, retries=0)
-        return Candidate(spec, backend, swap)
+        if pool is None:
+            raise ConfigError(f"candidate '{spec.name}' is a server; it needs the gateway's upstream pool")
+        return Candidate(spec, swap, pool=pool)
     if not spec.is_local:
         raise ConfigError(f"candidate '{spec.name}' is kind '{spec.kind}'; a candidate is served "
                           "from an openai, hf or gguf model")
     backend = open_backend(spec, constrained=True, batch_size=swap.batch_size,
                            max_new_tokens=swap.max_tokens)
     queue = BatchQueue(backend, max_batch=swap.batch_size, max_wait_ms=swap.batch_wait_ms) if batching else None
-    return Candidate(spec, backend, swap, queue=queue)
+    return Candidate(spec, swap, backend=backend, queue=queue)
 
 
 class CandidatePool:
     """Candidates by name, opened on first use in a thread; `get` never blocks the loop."""
 
-    def __init__(self, store: Store, settings: Settings):
+    def __init__(self, store: Store, settings: Settings, pool: UpstreamPool):
         self.store = store
         self.settings = settings
+        self.pool = pool
         self._ready: dict[str, Candidate] = {}
         self._loading: dict[str, asyncio.Task[None]] = {}
         self._failed: dict[str, tuple[float, str]] = {}
@@ -159,7 +212,7 @@ class CandidatePool:
     async def _load(self, name: str, swap: SwapSettings) -> None:
         try:
             spec = await asyncio.to_thread(candidate_spec, self.store, self.settings, name)
-            self._ready[name] = await asyncio.to_thread(open_candidate, spec, swap)
+            self._ready[name] = await asyncio.to_thread(open_candidate, spec, swap, pool=self.pool)
             self._failed.pop(name, None)
             log.info("candidate '%s' ready", name)
         except Exception as exc:  # a bad candidate must not take the gateway down: the LLM answers

@@ -4,6 +4,10 @@ The contract is the task's newest stored one (`fledgling contracts infer`); a ta
 is held to what the request itself declares (its tools and their JSON Schemas, or its
 `response_format` schema). Checking uses `fledgling.contracts.validate`, with the request's
 `tool_choice` and `parallel_tool_calls`, so a forced or forbidden tool call is enforced too.
+
+Cheap per answer: a contract's JSON Schema validators are compiled once per contract version
+(a reloaded stored contract of the same version keeps the compiled one), and a declared
+contract is built once per declaration, keyed by the raw tools and response_format.
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ class Enforcer:
         self._stored: dict[str, tuple[float, Contract | None]] = {}
         self._declared: dict[bytes, Contract] = {}
 
-    async def contract(self, task: str, request: Request) -> Contract:
+    async def contract(self, task: str, body: dict[str, Any]) -> Contract:
+        """The contract an answer to `body` (the agent's request) must keep."""
         cached = self._stored.get(task)
         if cached is None or time.monotonic() - cached[0] > CONTRACT_TTL_S:
             try:
@@ -57,14 +62,19 @@ class Enforcer:
             except Exception as exc:  # the request's own declaration still protects the client
                 log.warning("contract of '%s' not loaded (%s)", task, str(exc).splitlines()[0])
                 found = cached[1] if cached else None
+            if found is not None and cached is not None and cached[1] is not None \
+                    and cached[1].version == found.version:
+                found = cached[1]  # same version: keep its compiled validators
             cached = self._stored[task] = (time.monotonic(), found)
         if cached[1] is not None:
             return cached[1]
-        key = orjson.dumps([task, request.tools, request.response_format], option=orjson.OPT_SORT_KEYS)
+        tools, rf = body.get("tools"), body.get("response_format")
+        key = orjson.dumps([task, tools, rf], option=orjson.OPT_SORT_KEYS)
         found = self._declared.get(key)
         if found is None:  # built once per declaration: its validators are compiled once
             if len(self._declared) >= DECLARED_MAX:
                 self._declared.clear()
+            request = Request.model_validate({"messages": [], "tools": tools, "response_format": rf})
             found = self._declared[key] = request_contract(task, request)
         return found
 

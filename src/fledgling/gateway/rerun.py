@@ -6,6 +6,12 @@ re-running it must give the same answer. A different adapter hash means the weig
 since (said in the result). A call served by the LLM is re-sent to the task's upstream (hosted
 models are not bound to be deterministic, even with a seed). `fledgling replay CALL_ID` prints
 the result.
+
+A local answer that was decoded in a batch is replayed in that batch: its recorded peers' requests
+are decoded together again, in the same order, with the same thread count, so each row gets the
+same padding and the same arithmetic as live (batched greedy decoding is deterministic, but a
+row decoded alone can differ on a near-tied token). When a peer is missing from the store, the
+call is decoded alone and the result says so (`batch_replayed` is then False).
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ from typing import Any
 from fledgling.calls import Call, Request, Response
 from fledgling.config import Settings, SwapSettings, TaskSettings
 from fledgling.errors import InputError
-from fledgling.gateway.candidate import candidate_spec, open_candidate
+from fledgling.gateway.candidate import Candidate, candidate_spec, open_candidate
 from fledgling.gateway.router import Router
+from fledgling.gateway.upstream import UpstreamPool
+from fledgling.models.generation import Generation
 from fledgling.store import Store
 
 
@@ -33,6 +41,8 @@ class Rerun:
     adapter_recorded: str | None = None
     adapter_now: str | None = None
     seed: int | None = None
+    batch_size: int = 1  # how many answers were decoded together live
+    batch_replayed: bool = False  # whether the replay decoded that same batch
 
     @property
     def identical(self) -> bool:
@@ -64,23 +74,58 @@ def rerun_call(store: Store, settings: Settings, call_id: str) -> Rerun:
 def _rerun_candidate(store: Store, settings: Settings, call: Call, target: str, rec: dict[str, Any],
                      recorded: Response | None) -> Rerun:
     spec = candidate_spec(store, settings, rec["model"])
-    decoding = rec.get("decoding") or {}
     task = settings.tasks.get(call.task) or TaskSettings()
-    swap = SwapSettings(**{**task.swap.model_dump(), "seed": rec.get("seed", 0),
-                           "max_tokens": decoding.get("max_tokens", task.swap.max_tokens),
-                           "guided": decoding.get("guided"), "batch_size": 1})
-    candidate = open_candidate(spec, swap, batching=False)
-    request = candidate.prepare(call.request.model_dump(mode="json", exclude_none=True))
+    batch = rec.get("batch") or {}
+    peers = _batch_peers(store, call, batch) if batch.get("size", 1) > 1 else None
+    cap = max(int((r.get("decoding") or {}).get("max_tokens") or task.swap.max_tokens)
+              for _, r in peers or [(call, rec)])
+    swap = SwapSettings(**{**task.swap.model_dump(), "batch_size": max(len(peers or ()), 1), "max_tokens": cap})
+    pool = UpstreamPool()
+    candidate = open_candidate(spec, swap, pool=pool, batching=False)
+    if candidate.backend is not None and batch.get("threads"):
+        candidate.backend.threads = batch["threads"]  # type: ignore[attr-defined]
+    prepared = [_prepared(candidate, c, r) for c, r in (peers or [(call, rec)])]
+    position = batch.get("position", 0) if peers else 0
 
-    async def run() -> Any:
+    async def run() -> Generation:
+        await pool.start()
         try:
-            return await candidate.generate(request)
+            if candidate.backend is not None:  # local: the whole batch in one decode
+                requests = [Request.model_validate(p) for p in prepared]
+                return (await candidate.backend.generate(requests))[position]
+            return (await candidate.generate(prepared[0])).generation
         finally:
             await candidate.aclose()
+            await pool.close()
 
     gen = asyncio.run(run())
     return Rerun(call.id, target, spec.name, recorded, gen.response, gen.error,
-                 rec.get("adapter_sha256"), candidate.fingerprint["adapter_sha256"], rec.get("seed"))
+                 rec.get("adapter_sha256"), candidate.fingerprint["adapter_sha256"], rec.get("seed"),
+                 batch_size=batch.get("size", 1), batch_replayed=peers is not None)
+
+
+def _prepared(candidate: Candidate, call: Call, rec: dict[str, Any]) -> dict[str, Any]:
+    """The body the candidate decoded for `call`, from the call's own recorded decoding."""
+    decoding = rec.get("decoding") or {}
+    candidate.swap = candidate.swap.model_copy(update={
+        "seed": rec.get("seed", 0), "max_tokens": decoding.get("max_tokens", candidate.swap.max_tokens),
+        "guided": decoding.get("guided")})
+    return candidate.prepare(call.request.model_dump(mode="json", exclude_none=True))
+
+
+def _batch_peers(store: Store, call: Call, batch: dict[str, Any]) -> list[tuple[Call, dict[str, Any]]] | None:
+    """The calls decoded in `batch`, in order, each with its candidate record; None if one is gone."""
+    out = []
+    for peer_id in batch.get("peers") or []:
+        peer = call if peer_id == call.id else store.get_call(peer_id) if peer_id else None
+        if peer is None:
+            return None
+        rec = next((r for key in ("candidate", "shadow") if isinstance(r := peer.metadata.get(key), dict)
+                    and (r.get("batch") or {}).get("id") == batch.get("id")), None)
+        if rec is None:
+            return None
+        out.append((peer, rec))
+    return out if len(out) == batch.get("size") else None
 
 
 def _rerun_llm(settings: Settings, call: Call) -> Rerun:

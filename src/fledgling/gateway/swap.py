@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from fledgling import rollout
-from fledgling.calls import Request, Response, Usage, cost_usd
+from fledgling.calls import Response, Usage, cost_usd
 from fledgling.config import Settings, TaskSettings
 from fledgling.contracts import Violation
 from fledgling.errors import ConfigError
@@ -71,10 +71,13 @@ class Attempt:
     latency_ms: float = 0.0
     violations: list[Violation] = field(default_factory=list)
     candidate: Candidate | None = None
+    batch: dict[str, Any] | None = None
 
     def record(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.candidate.fingerprint) if self.candidate else {}
         out["latency_ms"] = round(self.latency_ms, 3)
+        if self.batch is not None:
+            out["batch"] = self.batch
         if self.failure:
             out["failure"], out["detail"] = self.failure, self.detail
         if self.violations:
@@ -111,7 +114,7 @@ class SwapRouter:
         self.recorder = recorder
         self.store = recorder.store
         self.live = live
-        self.candidates = CandidatePool(self.store, settings)
+        self.candidates = CandidatePool(self.store, settings, pool)
         self.enforcer = Enforcer(self.store)
         self.breakers = Breakers()
         self.gates = LiveGates()
@@ -176,7 +179,7 @@ class SwapRouter:
                                caller_auth: str | None, ex: Exchange, send: Send,
                                call_header: tuple[bytes, bytes], started: float) -> None:
         cfg = self.task_settings(route.task)
-        attempt = await self.attempt(route, request)
+        attempt = await self.attempt(route, request, ex.id)
         ex.metadata["candidate"] = attempt.record()
         await self._observe(route, failed=attempt.failure is not None,
                             latency_ms=attempt.latency_ms if attempt.failure is None else None)
@@ -212,7 +215,7 @@ class SwapRouter:
         if not outcome.retriable:
             await self._send_llm_failure(outcome, ex, send, call_header)
             return None
-        attempt = await self.attempt(route, request)
+        attempt = await self.attempt(route, request, ex.id)
         ex.metadata["candidate"] = attempt.record()
         ex.metadata["route"]["fallback"] = f"llm_{outcome.code}"
         ex.metadata["route"]["fallback_detail"] = outcome.error
@@ -224,9 +227,9 @@ class SwapRouter:
 
     # -- the candidate ---------------------------------------------------------------------------
 
-    async def attempt(self, route: Route, request: dict[str, Any]) -> Attempt:
+    async def attempt(self, route: Route, request: dict[str, Any], call_id: str | None = None) -> Attempt:
         """Run the candidate within the task's budget, with retries and its circuit breaker,
-        and check the answer against the contract."""
+        and check the answer against the contract. `call_id` names the call in its batch."""
         cfg = self.task_settings(route.task).swap
         assert route.candidate is not None
         got = self.candidates.get(route.candidate, cfg)
@@ -237,7 +240,7 @@ class SwapRouter:
         prepared = got.prepare(request)
         t0 = time.perf_counter()
         deadline = t0 + cfg.budget_ms / 1000
-        failure, detail, gen = "error", "not attempted", None
+        failure, detail, gen, answer = "error", "not attempted", None, None
         for n in range(cfg.retries + 1):
             if not breaker.allow():
                 failure, detail = "circuit_open", f"circuit of candidate '{got.name}' is open"
@@ -250,7 +253,8 @@ class SwapRouter:
                 failure, detail = "timeout", f"no answer within {cfg.budget_ms:g} ms"
                 break
             try:
-                gen = await asyncio.wait_for(got.generate(prepared), left)
+                answer = await asyncio.wait_for(got.generate(prepared, tag=call_id), left)
+                gen = answer.generation
             except TimeoutError:
                 breaker.failure()
                 failure, detail, gen = "timeout", f"no answer within {cfg.budget_ms:g} ms", None
@@ -265,12 +269,13 @@ class SwapRouter:
         if failure is not None or gen is None or gen.response is None:
             return Attempt(failure or "error", detail, latency_ms=ms, candidate=got)
         usage = Usage(input_tokens=gen.input_tokens, output_tokens=gen.output_tokens)
-        contract = await self.enforcer.contract(route.task, Request.model_validate(_for_request(request)))
+        contract = await self.enforcer.contract(route.task, request)
         violations = self.enforcer.check(gen.response, contract, request)
+        batch = answer.batch if answer is not None else None
         if violations:
             return Attempt("contract", f"{violations[0].code} at {violations[0].path or 'answer'}: "
-                           f"{violations[0].message}", gen.response, usage, ms, violations, got)
-        return Attempt(None, None, gen.response, usage, ms, [], got)
+                           f"{violations[0].message}", gen.response, usage, ms, violations, got, batch)
+        return Attempt(None, None, gen.response, usage, ms, [], got, batch)
 
     async def _serve_candidate(self, route: Route, attempt: Attempt, request: dict[str, Any], ex: Exchange,
                                send: Send, call_header: tuple[bytes, bytes], started: float) -> None:
@@ -382,11 +387,11 @@ class SwapRouter:
 
     async def _shadow(self, route: Route, request: dict[str, Any], ex: Exchange, reference: Response) -> None:
         try:
-            attempt = await self.attempt(route, request)
+            attempt = await self.attempt(route, request, ex.id)
             record = attempt.record()
             agreed = None
             if attempt.failure is None and attempt.response is not None:
-                contract = await self.enforcer.contract(route.task, Request.model_validate(_for_request(request)))
+                contract = await self.enforcer.contract(route.task, request)
                 agreed = agree(attempt.response, reference, contract)
                 fig = self.figures.of(route.task)
                 fig.compared += 1
@@ -450,11 +455,6 @@ class SwapRouter:
             from fledgling.gateway.exchange import usage_of
 
             fig.cost_usd += cost_usd(usage_of(ex.response.get("usage")), ex.price_in, ex.price_out) or 0.0
-
-
-def _for_request(request: dict[str, Any]) -> dict[str, Any]:
-    messages = request.get("messages")
-    return {**request, "messages": messages if isinstance(messages, list) else []}
 
 
 def _llm_response(ex: Exchange) -> Response | None:
