@@ -8,6 +8,8 @@ kept is decided later (`label_noise.choose`), once the whole cluster is known.
 Signatures are computed with numpy (5-byte shingles of the UTF-8 text, `NUM_PERM` seeded
 affine hash functions, the minimum of each), which is several times faster than feeding
 shingles one by one; datasketch's `MinHashLSH` indexes them (banding tuned to the threshold).
+`signature` is pure, so it runs where the call is prepared (possibly a worker process) and
+`Deduper.add` receives it ready-made.
 
 Memory: one dict entry per distinct exact input (an 8-byte digest), and per cluster one
 MinHash signature (`NUM_PERM` 32-bit values) plus its LSH band entries. That is O(clusters), a
@@ -32,8 +34,10 @@ MAX_BYTES = 2000
 _rng = np.random.RandomState(20260301)
 _A = _rng.randint(1, 2**32, size=NUM_PERM, dtype=np.uint64) | np.uint64(1)
 _B = _rng.randint(0, 2**32, size=NUM_PERM, dtype=np.uint64)
+_A32, _B32 = _A.astype(np.uint32), _B.astype(np.uint32)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MASK32 = np.uint64(0xFFFFFFFF)
+_WINDOW_PAD = bytes(8 - SHINGLE)
+_WINDOW_SHIFT = np.uint64(8 * (8 - SHINGLE))
 
 _PUNCT = str.maketrans({ch: " " for ch in string.punctuation if ch not in "<>_"})
 
@@ -63,14 +67,15 @@ class Deduper:
         self._lsh = MinHashLSH(threshold=self.threshold, num_perm=NUM_PERM) if self.threshold < 1 else None
         self._anchors: dict[int, np.ndarray] = {}
 
-    def add(self, exact_key: bytes, text: str) -> int:
-        """Cluster of the next example, given its exact-input digest and its normalised text."""
+    def add(self, exact_key: bytes, sig: bytes | None) -> int:
+        """Cluster of the next example, given its exact-input digest and its `signature` bytes
+        (None: no near-duplicate check, e.g. for a text shorter than a shingle)."""
         item = len(self.cluster_of)
         cluster = self._exact.get(exact_key)
         if cluster is not None:
             self.exact_dups += 1
-        elif self._lsh is not None and len(text) >= SHINGLE:
-            values = signature(text)
+        elif self._lsh is not None and sig is not None:
+            values = np.frombuffer(sig, dtype=np.uint32)
             cluster = self._nearest(values)
             if cluster is not None:
                 self.near_dups += 1
@@ -95,17 +100,20 @@ class Deduper:
 
 
 def signature(text: str) -> np.ndarray:
-    """The MinHash signature (NUM_PERM uint32 values) of a text's 5-byte shingles."""
-    data = np.frombuffer(text.encode(), dtype=np.uint8)
+    """The MinHash signature (NUM_PERM uint32 values) of a text's 5-byte shingles.
+
+    Each shingle is read as a big-endian integer straight from the bytes (a strided view of
+    overlapping 8-byte windows, shifted), and the affine hashes are computed modulo 2**32 in
+    uint32 arithmetic, which wraps exactly like the 64-bit product masked to 32 bits.
+    """
+    data = text.encode()
     if len(data) > MAX_BYTES:
-        data = np.concatenate([data[: MAX_BYTES // 2], data[-MAX_BYTES // 2:]])
-    d = data.astype(np.uint64)
-    n = len(d) - SHINGLE + 1
-    shingles = d[:n] << np.uint64(32)
-    for k in range(1, SHINGLE):
-        shingles |= d[k:k + n] << np.uint64(8 * (SHINGLE - 1 - k))
-    hashed = np.unique((shingles * _GOLDEN) >> np.uint64(32))
-    return ((hashed[:, None] * _A + _B) & _MASK32).min(axis=0).astype(np.uint32)
+        data = data[: MAX_BYTES // 2] + data[-MAX_BYTES // 2:]
+    n = len(data) - SHINGLE + 1
+    raw = np.frombuffer(data + _WINDOW_PAD, dtype=np.uint8)
+    windows = np.ndarray((n,), dtype=">u8", buffer=raw, strides=(1,))
+    hashed = (((windows >> _WINDOW_SHIFT) * _GOLDEN) >> np.uint64(32)).astype(np.uint32)
+    return (_A32[:, None] * hashed[None, :] + _B32[:, None]).min(axis=1)
 
 
 def _lean(values: np.ndarray) -> LeanMinHash:

@@ -184,7 +184,7 @@ class Store:
     def get_call(self, call_id: str) -> Call | None:
         with self.engine.connect() as c:
             row = c.execute(self._select_calls().where(calls_t.c.id == call_id)).mappings().first()
-        return _row_to_call(row) if row else None
+        return call_from_row(row) if row else None
 
     def _select_calls(self) -> Select:
         """All call columns, the JSON ones as raw text: pydantic parses and validates JSON text
@@ -207,10 +207,17 @@ class Store:
         with self.engine.connect() as c:
             rows = c.execute(self._select_calls().where(and_(True, *flt.clauses())).order_by(*order)
                              .limit(limit).offset(offset)).mappings().all()
-        return Page([_row_to_call(r) for r in rows], self.count_calls(flt), offset, limit)
+        return Page([call_from_row(r) for r in rows], self.count_calls(flt), offset, limit)
 
     def iter_calls(self, flt: CallFilter = CallFilter(), *, batch_size: int = 1000) -> Iterator[Call]:
         """Every matching call, oldest first, in keyset-paginated batches (bounded memory)."""
+        for row in self.iter_call_rows(flt, batch_size=batch_size):
+            yield call_from_row(row)
+
+    def iter_call_rows(self, flt: CallFilter = CallFilter(), *,
+                       batch_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """`iter_calls` as plain row dicts (JSON columns as text, not parsed): compact to send
+        to worker processes, which turn them into calls with `call_from_row`."""
         after: tuple[datetime, str] | None = None
         key = tuple_(calls_t.c.created_at, calls_t.c.id)
         while True:
@@ -223,7 +230,7 @@ class Store:
             if not rows:
                 return
             for r in rows:
-                yield _row_to_call(r)
+                yield dict(r)
             after = (rows[-1]["created_at"], rows[-1]["id"])
 
     def tasks(self) -> list[tuple[str, int]]:
@@ -387,7 +394,8 @@ def _present(json_text: str | None) -> bool:
     return json_text is not None and json_text != "null"
 
 
-def _row_to_call(row: Any) -> Call:
+def call_from_row(row: Any) -> Call:
+    """The call in one row of the calls table (as `Store.iter_call_rows` yields them)."""
     return Call(
         id=row["id"], task=row["task"], trace_id=row["trace_id"], session_id=row["session_id"],
         source=row["source"], created_at=row["created_at"], provider=row["provider"],
