@@ -82,6 +82,7 @@ def fit(plan: Plan, reporter: Reporter, model: Any, tokenizer: Any, *, base_sha2
     eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
     losses = [h["loss"] for h in history if "loss" in h]
     runtime = output.metrics.get("train_runtime") or 0.0
+    eval_runtime = sum(h.get("eval_runtime", 0.0) for h in history)
     metrics = {
         "global_step": trainer.state.global_step,
         "epochs_completed": trainer.state.epoch,
@@ -99,7 +100,9 @@ def fit(plan: Plan, reporter: Reporter, model: Any, tokenizer: Any, *, base_sha2
         "train_tokens_per_epoch": train_tokens,
         "supervised_tokens_per_epoch": supervised,
         "train_runtime_s": runtime,
-        "train_tokens_per_s": train_tokens * progress.epochs_seen / runtime if runtime else None,
+        "eval_runtime_s": eval_runtime,
+        "train_tokens_per_s": (train_tokens * progress.epochs_seen / (runtime - eval_runtime)
+                               if runtime > eval_runtime else None),
         "device": device_name(),
     }
     if not trainer.is_world_process_zero():
