@@ -14,6 +14,7 @@ from fledgling.calls import Request
 from fledgling.models import open_backend, resolve_model
 from fledgling.models.local import LocalBackend
 from fledgling.models.prompting import render_prompt
+from fledgling.train.prompt import render_response
 
 PROMPTS = ["hi", "tell me about order 12", "x", "refund please, the parcel never arrived", "ok", "why?"]
 
@@ -127,8 +128,9 @@ def test_unconstrained_tiny_model_rarely_produces_valid_json(tiny):
 
 # -- the real default SLM ---------------------------------------------------------------------------------
 
-@pytest.mark.slow
 def test_smollm2_gguf_short_run():
+    """SmolLM2-135M from its GGUF: a constrained tool call in its own format and in the compact
+    one (shorter prompt, the trained answer format), and a text answer where text is allowed."""
     backend = open_backend(resolve_model("gguf:smollm2"), constrained=True, max_new_tokens=40)
     tools = [{"type": "function", "function": {
         "name": "get_order", "description": "Look up an order by its id",
@@ -140,3 +142,10 @@ def test_smollm2_gguf_short_run():
     assert [tc.name for tc in call.response.tool_calls] == ["get_order"]
     assert "order_id" in json.loads(call.response.tool_calls[0].arguments)
     assert text.response.content and text.output_tokens <= 8 and text.input_tokens > 5
+    compact = backend.variant(prompt="compact", task="support-agent", allow_text=True)
+    order, greeting = compact.generate_sync([
+        reqs[0].model_copy(update={"tool_choice": "required"}),
+        Request(messages=[{"role": "user", "content": "Hi there!"}], tools=tools, max_tokens=12)])
+    assert order.response.tool_calls[0].name == "get_order" and order.text == render_response(order.response)
+    assert order.input_tokens < call.input_tokens
+    assert greeting.response.content and not greeting.response.tool_calls and not greeting.parse_failed

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fledgling.cli.session import console, store
-from fledgling.demo.pipeline import DEFAULT_OUT, NEXT_STEPS, DemoContext, run_demo
+from fledgling.demo.pipeline import DEFAULT_OUT, NEXT_STEPS, STAGES, DemoContext, run_demo
 
 app = typer.Typer(
     invoke_without_command=True,
@@ -25,13 +25,17 @@ OutOpt = typer.Option(DEFAULT_OUT, "--out", "-o", file_okay=False,
 
 
 @app.callback()
-def demo(ctx: typer.Context, seed: int = SeedOpt, calls: int = CallsOpt, out: Path = OutOpt) -> None:
+def demo(ctx: typer.Context, seed: int = SeedOpt, calls: int = CallsOpt, out: Path = OutOpt,
+         skip_models: bool = typer.Option(False, "--skip-models",
+                                          help="Skip the stages that run or train models (minutes on a CPU): "
+                                               "the data loop only, in seconds.")) -> None:
     """Run the demo into the configured store (default .fledgling/fledgling.db)."""
     if ctx.invoked_subcommand is not None:
         return
     s = store()
     t0 = time.perf_counter()
-    outcomes = run_demo(DemoContext(store=s, console=console, seed=seed, calls=calls, out_dir=out))
+    stages = [st for st in STAGES if not (skip_models and st.uses_models)]
+    outcomes = run_demo(DemoContext(store=s, console=console, seed=seed, calls=calls, out_dir=out), stages)
     console.rule("[bold]Summary[/]")
     table = Table(show_header=True)
     table.add_column("stage")

@@ -37,6 +37,7 @@ class Stage:
     name: str
     title: str
     run: Callable[[DemoContext], str]
+    uses_models: bool = False  # runs or trains a model: minutes, not seconds (`--skip-models`)
 
 
 @dataclass
@@ -181,7 +182,7 @@ STAGES: list[Stage] = [
     Stage("contracts", "Infer each task's contract", contracts),
     Stage("check", "Check recorded answers against the contracts", check),
     Stage("curate", "Curate each task into train/val/test datasets", curate_tasks),
-    Stage("eval", "Evaluate the recorded LLM and the base SLM; write the reports", evaluate),
+    Stage("eval", "Evaluate the recorded LLM and the base SLM; write the reports", evaluate, uses_models=True),
     Stage("stats", "What was captured", stats),
 ]
 

@@ -39,9 +39,9 @@ def call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
     return variants[0] if len(variants) == 1 else {"anyOf": variants}
 
 
-def tool_calls_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
+def tool_calls_schema(tools: list[dict[str, Any]], *, parallel: bool = True) -> dict[str, Any]:
     """JSON Schema of a non-empty list of calls to the given tools (the chat format's body)."""
-    return {"type": "array", "minItems": 1, "items": call_schema(tools)}
+    return {"type": "array", "minItems": 1, "items": call_schema(tools)} | ({} if parallel else {"maxItems": 1})
 
 
 def compact_calls_schema(tools: list[dict[str, Any]], *, parallel: bool = True) -> dict[str, Any]:
@@ -89,7 +89,7 @@ class GrammarBook:
             if prompt == "compact":
                 schema = compact_calls_schema(tools, parallel=parallel)
             else:
-                schema = tool_calls_schema(tools)
+                schema = tool_calls_schema(tools, parallel=parallel)
             return self._compile(f"tools/{prompt}/{text}", schema, prompt, text)
         schema = output_schema(request)
         return self._compile(f"json/{prompt}", schema, prompt, False) if schema is not None else None

@@ -14,6 +14,7 @@ class Generation:
 
     `response` is None when the call failed (`error` says why). `parse_failed` marks an answer
     whose text looked like a tool call or JSON but could not be parsed; it is kept as text.
+    `text` is what a local model wrote, before parsing (None for remote and recorded answers).
     """
 
     response: Response | None
@@ -22,6 +23,7 @@ class Generation:
     output_tokens: int = 0
     error: str | None = None
     parse_failed: bool = False
+    text: str | None = None
 
 
 class Backend(Protocol):

@@ -196,7 +196,7 @@ class LocalBackend:
         if hit_limit:
             response.finish_reason = "length"
         return Generation(response, ms, input_tokens=len(row.prompt_ids), output_tokens=len(tokens),
-                          parse_failed=failed)
+                          parse_failed=failed, text=text)
 
     def _prefix_kv(self, tokens: list[int]) -> tuple[int, list[tuple[Any, Any]]]:
         """(length, per-layer keys and values) of the prompt prefix `tokens`, batch 1.
