@@ -101,9 +101,39 @@ _SECRET_HINT = re.compile(
     r"|AC[a-z0-9]{32}|SK[a-z0-9]{32}|(?i:aws|bearer|private key|pass|pwd|secret|key|token)")
 
 
+# The same test for ASCII text (nearly all text), cheaper: substring checks first, and each
+# pattern-shaped part of the hint only where its literal part occurs. Non-ASCII text uses the
+# regular expression itself (its IGNORECASE and \w, \d are Unicode-aware).
+_HINT_WORDS = ("aws", "bearer", "private key", "pass", "pwd", "secret", "key", "token")
+_HINT_LITERALS = ("A3T", "ABIA", "ACCA", "AKIA", "ASIA", "AccountKey=", "://", "GR1348941", "eyJ",
+                  "sk-", "pypi-", "SG.", "hooks.slack", "sq0csp-", "rk_live_", "sk_live_")
+_HINT_GUARDED = (
+    (".", re.compile(r"\.[\w-]{6}\.")), (":", re.compile(r"\d{8,10}:")), ("-us", re.compile(r"-us\d")),
+    ("gh", re.compile(r"gh[pousr]_")), ("gl", re.compile(r"gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent)-")),
+    ("xox", re.compile(r"xox[a-z]-")), ("AC", re.compile(r"AC[a-z0-9]{32}")),
+    ("SK", re.compile(r"SK[a-z0-9]{32}")))
+
+
+def may_hold_secret(text: str) -> bool:
+    """Whether `text` has something every secret pattern needs (`_SECRET_HINT`); most text has not."""
+    if not text.isascii():
+        return _SECRET_HINT.search(text) is not None
+    low = text.lower()
+    for word in _HINT_WORDS:
+        if word in low:
+            return True
+    for lit in _HINT_LITERALS:
+        if lit in text:
+            return True
+    for lit, rx in _HINT_GUARDED:
+        if lit in text and rx.search(text) is not None:
+            return True
+    return False
+
+
 def _secrets(text: str) -> list[Finding]:
     out: list[Finding] = []
-    if not _SECRET_HINT.search(text):
+    if not may_hold_secret(text):
         return out
     for m in _PEM.finditer(text):
         out.append(Finding(m.start(), m.end(), "PRIVATE_KEY", m.group(0)))
@@ -182,18 +212,29 @@ def _phones(text: str, cue: bool) -> list[Finding]:
     out = []
     # phonenumbers is slow on long texts: run it on each digit run (with its +/parenthesis) only.
     for cand in _PHONE_CANDIDATE.finditer(text):
-        for m in phonenumbers.PhoneNumberMatcher(cand.group(0), PHONE_REGION):
-            start, end, raw = cand.start() + m.start, cand.start() + m.end, m.raw_string
+        for m_start, m_end, raw, key in _phone_numbers(cand.group(0)):
+            start, end = cand.start() + m_start, cand.start() + m_end
             before = text[start - 1] if start else " "
             after = text[end] if end < len(text) else " "
             if before.isalnum() or before in "#-_/" or after.isalnum() or after in "-_/":
                 continue  # part of an identifier such as ORD-4155550123 or #4155550123
-            formatted = raw.startswith("+") or bool(re.search(r"[\s().-]", raw))
+            formatted = raw.startswith("+") or _PHONE_PUNCT.search(raw) is not None
             if not (formatted or cue or _PHONE_CUE.search(text[max(0, start - 40):start])):
                 continue  # a bare digit run with no phone context is more likely an id
-            key = phonenumbers.format_number(m.number, phonenumbers.PhoneNumberFormat.E164)
             out.append(Finding(start, end, "PHONE", key))
     return out
+
+
+_PHONE_PUNCT = re.compile(r"[\s().-]")
+
+
+@lru_cache(maxsize=4096)
+def _phone_numbers(candidate: str) -> tuple[tuple[int, int, str, str], ...]:
+    """phonenumbers' matches in one digit run: (start, end, raw text, E.164). Cached, since the
+    same runs (dates, prices) recur across calls and most are no phone at all."""
+    return tuple((m.start, m.end, m.raw_string,
+                  phonenumbers.format_number(m.number, phonenumbers.PhoneNumberFormat.E164))
+                 for m in phonenumbers.PhoneNumberMatcher(candidate, PHONE_REGION))
 
 
 def _addresses(text: str) -> list[Finding]:
@@ -208,8 +249,20 @@ def find(text: str, phone_cue: bool = False) -> tuple[Finding, ...]:
     Cached: a task's system prompt and tool results repeat across thousands of calls.
     `phone_cue` says the text is a value under a phone-like JSON key, so a bare digit run counts.
     """
-    found = _secrets(text) + _emails(text) + _ibans(text) + _cards(text) + _phones(text, phone_cue)
-    found += _addresses(text)
+    # Each detector needs some digits (ASCII text: counted cheaply; other text may hold other
+    # Unicode digits, so every detector runs) or an '@'; most texts skip most detectors.
+    digits = sum(map(text.count, "0123456789")) if text.isascii() else len(text)
+    found = _secrets(text)
+    if "@" in text:
+        found += _emails(text)
+    if digits >= 2:
+        found += _ibans(text)
+    if digits >= 13:
+        found += _cards(text)
+    if digits >= 6:  # the shortest valid numbers in phonenumbers' metadata (+49 1640) have 6
+        found += _phones(text, phone_cue)
+    if digits:
+        found += _addresses(text)
     found.sort(key=lambda f: (_PRIORITY[f.kind], f.start, -(f.end - f.start)))
     chosen: list[Finding] = []
     for f in found:
@@ -223,6 +276,20 @@ def find(text: str, phone_cue: bool = False) -> tuple[Finding, ...]:
 _PHONE_KEY = re.compile(r"(?i)phone|mobile|tel$|telephone|cell|fax|msisdn")
 _KEY_HINT = re.compile(rf"(?i)\"(?:[^\"]*(?:phone|mobile|tel|cell|fax|msisdn)[^\"]*|{_SECRET_WORD}|token|bearer"
                        r"|authorization)\"\s*:")
+_KEY_WORDS = ("phone", "mobile", "tel", "cell", "fax", "msisdn", "pass", "pwd", "secret", "api",
+              "access", "auth", "refresh", "private", "token", "bearer")
+"""Every `_KEY_HINT` match holds one of these (lower-cased): a cheap test that rules most JSON out."""
+
+
+def _key_hint(text: str) -> bool:
+    if text.isascii():
+        low = text.lower()
+        for word in _KEY_WORDS:
+            if word in low:
+                break
+        else:
+            return False
+    return _KEY_HINT.search(text) is not None
 
 
 class Scrubber:
@@ -272,7 +339,7 @@ class Scrubber:
         secret or a phone: most tool results have neither and are left as they are.
         """
         stripped = text.lstrip()
-        if stripped[:1] in ("{", "[") and (find(text) or _KEY_HINT.search(text)):
+        if stripped[:1] in ("{", "[") and (find(text) or _key_hint(text)):
             try:
                 parsed = orjson.loads(text)
             except orjson.JSONDecodeError:
