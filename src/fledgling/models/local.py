@@ -24,7 +24,7 @@ import copy
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class _Row:
     index: int
     prompt_ids: list[int]
     matcher: Any = None
+    logprobs: list[float] = field(default_factory=list)  # of each chosen token, after the grammar
 
 
 MIN_PREFIX = 16  # tokens a batch must share before their encoding is shared too
@@ -129,13 +130,16 @@ class LocalBackend:
         return self._grammar_book
 
     def variant(self, *, name: str | None = None, constrained: bool | None = None, prompt: str | None = None,
-                task: str | None = None, allow_text: bool | None = None) -> LocalBackend:
-        """The same loaded weights with other decoding options (no second load)."""
+                task: str | None = None, allow_text: bool | None = None,
+                batch_size: int | None = None) -> LocalBackend:
+        """The same loaded weights with other decoding options (no second load); the variant
+        keeps its own prompt-prefix cache, starting empty."""
         if prompt is not None and prompt not in PROMPT_FORMATS:
             raise ConfigError(f"unknown prompt format {prompt!r}; use one of {', '.join(PROMPT_FORMATS)}")
         other = copy.copy(self)
+        other._prefix = None
         for key, value in (("name", name), ("constrained", constrained), ("prompt", prompt),
-                           ("task", task), ("allow_text", allow_text)):
+                           ("task", task), ("allow_text", allow_text), ("batch_size", batch_size)):
             if value is not None:
                 setattr(other, key, value)
         if self._grammar_book is None and other.constrained:
@@ -196,7 +200,7 @@ class LocalBackend:
         if hit_limit:
             response.finish_reason = "length"
         return Generation(response, ms, input_tokens=len(row.prompt_ids), output_tokens=len(tokens),
-                          parse_failed=failed, text=text)
+                          parse_failed=failed, text=text, token_logprobs=row.logprobs)
 
     def _prefix_kv(self, tokens: list[int]) -> tuple[int, list[tuple[Any, Any]]]:
         """(length, per-layer keys and values) of the prompt prefix `tokens`, batch 1.
@@ -267,12 +271,15 @@ class LocalBackend:
                         batch[active[k]].matcher.fill_next_token_bitmask(bitmask, k)
                     logits = logits.cpu()
                     self._grammars.apply(logits, bitmask[: len(active)], masked)
-                chosen = logits.argmax(-1).tolist()
+                best = logits.argmax(-1)
+                chosen = best.tolist()
+                picked = self._torch.log_softmax(logits, -1).gather(-1, best[:, None])[:, 0].tolist()
                 keep = []
                 now = (time.perf_counter() - started) * 1000
                 for k, row in enumerate(active):
                     token = chosen[k]
                     out_tokens[row].append(token)
+                    batch[row].logprobs.append(picked[k])
                     matcher = batch[row].matcher
                     if matcher is not None and not matcher.is_terminated():
                         matcher.accept_token(token)
