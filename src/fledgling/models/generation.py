@@ -15,6 +15,8 @@ class Generation:
     `response` is None when the call failed (`error` says why). `parse_failed` marks an answer
     whose text looked like a tool call or JSON but could not be parsed; it is kept as text.
     `text` is what a local model wrote, before parsing (None for remote and recorded answers).
+    `token_logprobs`: a local model's log-probability of each token it chose (after the grammar's
+    mask: a forced token has 0.0), for the gateway's confidence check.
     """
 
     response: Response | None
@@ -24,6 +26,7 @@ class Generation:
     error: str | None = None
     parse_failed: bool = False
     text: str | None = None
+    token_logprobs: list[float] | None = None
 
 
 class Backend(Protocol):
