@@ -67,8 +67,10 @@ def test_common_prefix():
 
 
 def test_decode_threads_are_given_or_the_idle_cores():
+    cores = os.cpu_count() or 1
     assert decode_threads(3) == 3
-    assert 1 <= decode_threads() <= (os.cpu_count() or 1)
+    assert 1 <= decode_threads() <= cores
+    assert decode_threads(own_load=os.getloadavg()[0]) == cores  # only our own work: every core
 
 
 # -- the compact (specialist) prompt ----------------------------------------------------------------------

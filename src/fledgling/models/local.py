@@ -14,7 +14,7 @@ Threads: PyTorch's intra-op workers meet at a barrier after every operation, so 
 other processes keep busy one descheduled worker stalls them all. Measured on the 2-core machine
 with other jobs running: a SmolLM2-135M decoding step took 0.49-0.57 s with 2 threads and
 0.06-0.09 s with 1. By default the backend uses as many threads as the load average says cores
-are idle (at least one), re-read before each batch.
+are idle (at least one; its own recent use does not count), re-read before each batch.
 """
 
 from __future__ import annotations
@@ -57,12 +57,13 @@ def common_prefix(sequences: list[list[int]]) -> int:
     return n
 
 
-def decode_threads(requested: int | None = None) -> int:
-    """Intra-op threads to decode with: `requested`, else the cores the load average says are idle."""
+def decode_threads(requested: int | None = None, own_load: float = 0.0) -> int:
+    """Intra-op threads to decode with: `requested`, else the cores the load average says are idle
+    (`own_load`, the cores this process itself kept busy lately, does not count against it)."""
     if requested:
         return requested
     cores = os.cpu_count() or 1
-    idle = cores - os.getloadavg()[0]
+    idle = cores - max(0.0, os.getloadavg()[0] - own_load)
     return max(1, min(cores, int(idle + 0.5)))
 
 
@@ -117,6 +118,15 @@ class LocalBackend:
         self.native_tools = template_renders_tools(self.tokenizer)
         self._grammar_book = None
         self._prefix: tuple[tuple[int, ...], list[tuple[Any, Any]]] | None = None
+        self._cpu_mark = (time.monotonic(), time.process_time())
+
+    def _own_load(self) -> float:
+        """Cores this process kept busy since the last batch (its share of the load average)."""
+        wall, cpu = time.monotonic(), time.process_time()
+        then_wall, then_cpu = self._cpu_mark
+        self._cpu_mark = (wall, cpu)
+        elapsed = wall - then_wall
+        return (cpu - then_cpu) / elapsed if 0 < elapsed < 120 else 0.0
 
     @property
     def _grammars(self) -> Any:
@@ -160,7 +170,7 @@ class LocalBackend:
 
     def generate_sync(self, requests: list[Request]) -> list[Generation]:
         """Answer every request; a failure becomes that item's `error`, never an exception."""
-        self._torch.set_num_threads(decode_threads(self.threads))
+        self._torch.set_num_threads(decode_threads(self.threads, self._own_load()))
         results: list[Generation | None] = [None] * len(requests)
         rows: list[_Row] = []
         grammars = self._grammars
