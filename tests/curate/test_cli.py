@@ -22,7 +22,8 @@ def test_curate_writes_a_version_and_prints_the_report(tmp_path) -> None:
     Store(f"sqlite:///{tmp_path}/f.db").insert_calls(
         [make_call(i, session=f"s{i // 2}") for i in range(40)] + [contact_call(100 + i) for i in range(5)]
         + [make_call(200, status="error")])
-    run = fledgling("curate", "--task", "support-agent", "--seed", "3", "--out", "out", cwd=tmp_path)
+    run = fledgling("curate", "--task", "support-agent", "--seed", "3", "--out", "out", "--workers", "2",
+                    cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "dropped: error" in run.stdout and "update_contact" in run.stdout
     assert "dataset support-agent v1" in run.stdout
@@ -35,6 +36,8 @@ def test_bad_input_is_one_line_and_non_zero(tmp_path) -> None:
     run = fledgling("curate", "--task", "support-agent", "--val", "0.7", "--test", "0.3", cwd=tmp_path)
     assert run.returncode == 3
     assert run.stderr.strip().count("\n") == 0 and "val + test < 1" in run.stderr
+    run = fledgling("curate", "--task", "support-agent", "--workers", "-2", cwd=tmp_path)
+    assert run.returncode == 3 and run.stderr.strip().count("\n") == 0 and "--workers -2" in run.stderr
     run = fledgling("curate", "--task", "missing", cwd=tmp_path)
     assert run.returncode == 3 and "has no calls" in run.stderr
     assert not (tmp_path / ".fledgling" / "datasets" / "missing").exists() or \

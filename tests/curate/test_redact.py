@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from fledgling.curate import redact
 from fledgling.curate.redact import find, redact_messages
 
 
@@ -89,3 +90,33 @@ def test_structured_answer_stays_valid_json() -> None:
     answer = '{"category": "billing", "summary": "card 4242 4242 4242 4242 charged twice"}'
     out, _ = redact_messages([{"role": "assistant", "content": answer}])
     assert orjson.loads(out[0]["content"]) == {"category": "billing", "summary": "card <CARD_1> charged twice"}
+
+
+HINT_SAMPLES = [
+    "plain words only, nothing to see", "", "A3TXYZ", "xABIAx", "ACCA", "AKIA", "ASIA", "AccountKey=abc",
+    "https://x.org", "a.bcdef-.z", "a.bcde.z", "ghp_x", "ghx_x", "glpat-x", "glagent-x", "gl-x",
+    "GR1348941", "eyJ", "us-east -us1", "-usa", "sk-", "pypi-", "SG.x", "xoxb-1", "xoxB-1",
+    "hooks.slack.com", "sq0csp-", "rk_live_", "sk_live_", "pk_live_", "12345678:", "1234567:",
+    "12345678901:", "AC" + "a" * 32, "AC" + "A" * 32, "SK" + "0" * 32, "SK" + "0" * 31, "AWS",
+    "Bearer", "PRIVATE KEY", "private  key", "PassPort", "pwd", "SECRET", "monkey", "Token",
+    "\u212a", "\u017fecret", "pa\u017f\u017f", "t\u00f6ken", "caf\u00e9 token", "caf\u00e9",
+    "prıvate key", "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668:",
+]
+
+
+@pytest.mark.parametrize("text", HINT_SAMPLES)
+def test_fast_prefilters_agree_with_their_patterns(text: str) -> None:
+    assert redact.may_hold_secret(text) == (redact._SECRET_HINT.search(text) is not None)
+    as_key = orjson.dumps({text: 1}).decode()
+    assert redact._key_hint(as_key) == (redact._KEY_HINT.search(as_key) is not None)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("call +49 1640 today", [("+49 1640", "PHONE")]),          # 6 digits: the shortest numbers
+    ("tel \u0664\u0661\u0665\u0665\u0665\u0665\u0660\u0661\u0662\u0663",    # Arabic-Indic digits
+     [("\u0664\u0661\u0665\u0665\u0665\u0665\u0660\u0661\u0662\u0663", "PHONE")]),
+    ("order ORD-204518 placed 2026-10-06, call +1 415-555-0199",
+     [("+1 415-555-0199", "PHONE")]),
+])
+def test_digit_count_prefilter_keeps_short_and_non_ascii_numbers_in_play(text, expected) -> None:
+    assert kinds(text) == expected

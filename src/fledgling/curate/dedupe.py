@@ -22,9 +22,12 @@ import hashlib
 import string
 from array import array
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from datasketch import LeanMinHash, MinHashLSH
+
+if TYPE_CHECKING:
+    from datasketch import LeanMinHash
 
 NUM_PERM = 64
 SHINGLE = 5
@@ -63,6 +66,10 @@ class Deduper:
     def __post_init__(self) -> None:
         if not 0 < self.threshold <= 1:
             raise ValueError("the near-duplicate threshold must be in (0, 1]")
+        # datasketch imports scipy (most of a second): only where the LSH index is built, so
+        # worker processes, which only sign texts, start faster under spawn and forkserver.
+        from datasketch import MinHashLSH
+
         self._exact: dict[bytes, int] = {}
         self._lsh = MinHashLSH(threshold=self.threshold, num_perm=NUM_PERM) if self.threshold < 1 else None
         self._anchors: dict[int, np.ndarray] = {}
@@ -117,4 +124,6 @@ def signature(text: str) -> np.ndarray:
 
 
 def _lean(values: np.ndarray) -> LeanMinHash:
+    from datasketch import LeanMinHash
+
     return LeanMinHash(seed=1, hashvalues=values.astype(np.uint64), scheme="affine32")

@@ -18,11 +18,13 @@ import signal
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
 from multiprocessing.context import BaseContext
 from typing import Any
 
 from fledgling.curate.prepare import Prepared, Preparer, Settings
+from fledgling.errors import FledglingError
 
 PARALLEL_FROM = 5000
 """Inputs with fewer calls are prepared in-process: starting workers would cost more than it saves."""
@@ -59,7 +61,12 @@ def prepared(rows: Iterable[Mapping[str, Any]], settings: Settings, workers: int
         pending: deque[Future[list[Prepared]]] = deque(
             pool.submit(_prepare, c) for c in islice(chunks, 2 * workers))
         while pending:
-            done = pending.popleft().result()
+            try:
+                done = pending.popleft().result()
+            except BrokenProcessPool:
+                raise FledglingError("a curation worker process died (out of memory, or killed); "
+                                     "run again, with fewer workers (--workers 1, or 0 for none)"
+                                     ) from None
             following = next(chunks, None)
             if following is not None:
                 pending.append(pool.submit(_prepare, following))

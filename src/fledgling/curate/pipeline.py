@@ -76,8 +76,8 @@ def curate(store: Store, task: str, *, seed: int = 0, val: float = 0.1, test: fl
     work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
         run = _Run(contract, fmt, near_dup_threshold)
-        settings = Settings(contract, fmt, drop_tool_failures=not keep_tool_failures,
-                            near_duplicates=near_dup_threshold < 1)
+        settings = Settings.of(contract, fmt, drop_tool_failures=not keep_tool_failures,
+                               near_duplicates=near_dup_threshold < 1)
         n_workers = auto_workers(total) if workers is None else workers
         with open(work / "spool.jsonl", "wb") as spool:
             for item in prepared(store.iter_call_rows(flt), settings, n_workers,

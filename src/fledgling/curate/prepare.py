@@ -51,12 +51,19 @@ class Prepared(NamedTuple):
 
 @dataclass(frozen=True)
 class Settings:
-    """What preparing needs to know about the run; picklable, so worker processes get a copy."""
+    """What preparing needs to know about the run, as plain data that pickles for any start
+    method (a `Contract` caches compiled validators, which do not pickle)."""
 
-    contract: Contract | None
+    contract_json: str | None
     fmt: Format
     drop_tool_failures: bool
     near_duplicates: bool
+
+    @classmethod
+    def of(cls, contract: Contract | None, fmt: Format, *, drop_tool_failures: bool,
+           near_duplicates: bool) -> Settings:
+        return cls(contract.model_dump_json() if contract is not None else None, fmt,
+                   drop_tool_failures, near_duplicates)
 
 
 class Preparer:
@@ -64,8 +71,9 @@ class Preparer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.contract = settings.contract
-        self.class_field = _class_field(settings.contract)
+        self.contract = (Contract.model_validate_json(settings.contract_json)
+                         if settings.contract_json is not None else None)
+        self.class_field = _class_field(self.contract)
 
     def row(self, row: Mapping[str, Any]) -> Prepared:
         """A raw row of `Store.iter_call_rows`."""
