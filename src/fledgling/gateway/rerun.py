@@ -20,6 +20,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from fledgling.calls import Call, Request, Response
 from fledgling.config import Settings, SwapSettings, TaskSettings
 from fledgling.errors import InputError
@@ -110,7 +111,10 @@ def _prepared(candidate: Candidate, call: Call, rec: dict[str, Any]) -> dict[str
     candidate.swap = candidate.swap.model_copy(update={
         "seed": rec.get("seed", 0), "max_tokens": decoding.get("max_tokens", candidate.swap.max_tokens),
         "guided": decoding.get("guided")})
-    return candidate.prepare(call.request.model_dump(mode="json", exclude_none=True))
+    body = call.request.model_dump(mode="json", exclude_none=True)
+    if rec.get("declaration"):  # the tools as the candidate read them, in their key order
+        body.update(orjson.loads(rec["declaration"]))
+    return candidate.prepare(body)
 
 
 def _batch_peers(store: Store, call: Call, batch: dict[str, Any]) -> list[tuple[Call, dict[str, Any]]] | None:

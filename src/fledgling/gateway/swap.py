@@ -121,6 +121,7 @@ class SwapRouter:
         self.figures = Figures()
         self._shadows: set[asyncio.Task[None]] = set()
         self._rolled_back: dict[str, float | None] = {}  # task -> the rollout state it ended
+        self._reorders_keys = self.store.dialect == "postgresql"
         live.on_change.append(self._preload)
 
     def _preload(self, changed: list[TaskRollout]) -> None:
@@ -180,7 +181,7 @@ class SwapRouter:
                                call_header: tuple[bytes, bytes], started: float) -> None:
         cfg = self.task_settings(route.task)
         attempt = await self.attempt(route, request, ex.id)
-        ex.metadata["candidate"] = attempt.record()
+        ex.metadata["candidate"] = self._record(attempt, request)
         await self._observe(route, failed=attempt.failure is not None,
                             latency_ms=attempt.latency_ms if attempt.failure is None else None)
         if attempt.failure is None:
@@ -216,7 +217,7 @@ class SwapRouter:
             await self._send_llm_failure(outcome, ex, send, call_header)
             return None
         attempt = await self.attempt(route, request, ex.id)
-        ex.metadata["candidate"] = attempt.record()
+        ex.metadata["candidate"] = self._record(attempt, request)
         ex.metadata["route"]["fallback"] = f"llm_{outcome.code}"
         ex.metadata["route"]["fallback_detail"] = outcome.error
         if attempt.failure is None:
@@ -276,6 +277,16 @@ class SwapRouter:
             return Attempt("contract", f"{violations[0].code} at {violations[0].path or 'answer'}: "
                            f"{violations[0].message}", gen.response, usage, ms, violations, got, batch)
         return Attempt(None, None, gen.response, usage, ms, [], got, batch)
+
+    def _record(self, attempt: Attempt, request: dict[str, Any]) -> dict[str, Any]:
+        """The attempt's record. A store that reorders JSON keys (PostgreSQL's jsonb) would give
+        replay the tools in another order, hence another prompt: there the declaration is also
+        kept as the exact text the candidate read."""
+        record = attempt.record()
+        if self._reorders_keys and attempt.candidate is not None and attempt.candidate.spec.is_local:
+            record["declaration"] = orjson.dumps({k: request[k] for k in ("tools", "response_format")
+                                                  if k in request}).decode()
+        return record
 
     async def _serve_candidate(self, route: Route, attempt: Attempt, request: dict[str, Any], ex: Exchange,
                                send: Send, call_header: tuple[bytes, bytes], started: float) -> None:
@@ -388,7 +399,7 @@ class SwapRouter:
     async def _shadow(self, route: Route, request: dict[str, Any], ex: Exchange, reference: Response) -> None:
         try:
             attempt = await self.attempt(route, request, ex.id)
-            record = attempt.record()
+            record = self._record(attempt, request)
             agreed = None
             if attempt.failure is None and attempt.response is not None:
                 contract = await self.enforcer.contract(route.task, request)
