@@ -119,6 +119,9 @@ class SwapSettings(_Strict):
     batch_wait_ms: float = Field(default=5.0, ge=0)
     breaker_failures: int = Field(default=5, ge=1)
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    min_confidence: float | None = Field(
+        default=None, le=0, description="mean log-probability under which the LLM answers instead "
+        "(with fallback_on 'low_confidence'; see `fledgling rollout calibrate`)")
     gate: LiveGate = Field(default_factory=LiveGate)
 
 
