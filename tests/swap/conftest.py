@@ -68,7 +68,9 @@ def bucket(request: dict[str, Any]) -> int:
 class Programmable:
     """A stand-in OpenAI-compatible server whose answer per request is set by `behaviour`:
     good | wrong (a valid call with the wrong order id) | invalid (unknown tool) | badargs
-    (arguments missing a required field) | error (HTTP 500) | slow (good, after `slow_s`)."""
+    (arguments missing a required field) | error (HTTP 500) | slow (good, after `slow_s`) |
+    unsure (good, with low token log-probabilities). Asked for `logprobs`, a good answer comes
+    with a mean of -0.05 per token, an unsure one with -2.5."""
 
     def __init__(self, name: str, behaviour: Callable[[dict[str, Any]], str] = lambda r: "good",
                  slow_s: float = 2.0):
@@ -88,7 +90,11 @@ class Programmable:
             return tool_message("cancel_order", {"order_id": order_of(request)})
         if kind == "error":
             return {"error": "the candidate server crashed"}
-        return right_answer(request)
+        answer = right_answer(request)
+        if request.get("logprobs"):
+            lp = -2.5 if kind == "unsure" else -0.05
+            answer["logprobs"] = {"content": [{"token": "t", "logprob": lp, "bytes": None, "top_logprobs": []}] * 4}
+        return answer
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not scope["path"].endswith("/chat/completions"):
@@ -157,14 +163,15 @@ class Swap:
 
 
 def swap_settings(llm_url: str, cand_url: str, workdir: Path, cand: dict[str, Any] | None = None,
-                  **swap: Any) -> Settings:
+                  fallback_on: list[str] | None = None, **swap: Any) -> Settings:
+    task_extra = {"fallback_on": fallback_on} if fallback_on is not None else {}
     return parse_settings({
         "models": {
             "llm": {"kind": "openai", "base_url": llm_url, "usd_per_mtok_in": 2.5, "usd_per_mtok_out": 10.0,
                     "timeout_s": 5},
             "cand": cand or {"kind": "openai", "base_url": cand_url, "model": "slm"},
         },
-        "tasks": {TASK: {"upstream": "llm", "candidate": "cand",
+        "tasks": {TASK: {"upstream": "llm", "candidate": "cand", **task_extra,
                          "swap": {"budget_ms": 400, "retries": 1, "breaker_failures": 3,
                                   "breaker_cooldown_s": 0.5, **swap}}},
         "gateway": {"upstream": "llm", "spool_dir": str(workdir / "spool"), "spool_fsync_ms": 2},
@@ -182,7 +189,7 @@ def make_swap(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("FLEDGLING_GATEWAY_KEYS", raising=False)
 
     def make(*, llm: Programmable | None = None, candidate: Programmable | None = None,
-             cand: dict[str, Any] | None = None, **swap: Any) -> Swap:
+             cand: dict[str, Any] | None = None, fallback_on: list[str] | None = None, **swap: Any) -> Swap:
         llm = llm or Programmable("stand-in-llm")
         candidate = candidate or Programmable("slm")
         urls = []
@@ -190,7 +197,7 @@ def make_swap(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
             s = ServerThread(app)
             urls.append(s.start() + "/v1")
             servers.append(s)
-        settings = swap_settings(urls[0], urls[1], tmp_path, cand, **swap)
+        settings = swap_settings(urls[0], urls[1], tmp_path, cand, fallback_on, **swap)
         app = build_app(settings, store, keys=frozenset())
         s = ServerThread(app)
         url = s.start()

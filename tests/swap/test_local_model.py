@@ -47,6 +47,8 @@ def test_local_candidate_is_batched_constrained_and_replays(make_swap, tiny_dir)
     by_cand = [c for c in sw.calls() if c.metadata["route"]["served_by"] == "candidate"]
     fp = by_cand[0].metadata["candidate"]
     assert fp["kind"] == "hf" and fp["decoding"]["constrained"] is True and fp["seed"] == 0
+    # confidence: the mean log-probability of the model's free choices (the order id digits)
+    assert all(c.metadata["candidate"]["confidence"] < 0 for c in by_cand)
     batched = [c for c in by_cand if c.metadata["candidate"]["batch"]["size"] > 1]
     assert batched, [c.metadata["candidate"]["batch"] for c in by_cand]
     # Replay decodes each call's recorded batch again (same peers, order, padding and threads)

@@ -123,3 +123,43 @@ def rollback(task: str = typer.Argument(..., help="The task to roll back."),
 
 def _actor() -> str:
     return "cli:" + (os.environ.get("USER") or "unknown")
+
+
+@app.command("calibrate")
+def calibrate(task: str = typer.Option(..., "--task", "-t", help="The task whose candidate to calibrate."),
+              target_accuracy: float = typer.Option(0.95, "--target-accuracy", "-a", min=0.0, max=1.0,
+                                                    help="Agreement with the reference the kept answers must reach."),
+              split: str = typer.Option("val", "--split", help="The curated split to calibrate on."),
+              limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="At most this many items."),
+              ) -> None:
+    """Calibrate the low-confidence fallback: run the task's candidate over its curated val split
+    and find the lowest mean token log-probability at which its answers agree with the
+    reference at the target rate. Prints the threshold to set as [tasks.T.swap] min_confidence
+    (with "low_confidence" in the task's fallback_on)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from fledgling.evals.runs import load_items
+    from fledgling.gateway.confidence import calibrate_task
+
+    s, cfg = store(), settings()
+    total = len(load_items(s, task, split, limit=limit)[2])
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
+        job = bar.add_task(f"{task}: candidate answers on {split}", total=total)
+        result = calibrate_task(s, cfg, task, target_accuracy, split=split, limit=limit,
+                                progress=lambda n: bar.advance(job, n))
+    cal = result.calibration
+    table = Table(title=f"confidence calibration: {task} ({result.candidate}, {result.split})")
+    for col in ("answers scored", "no score", "failed (error/contract)", "accuracy, all scored",
+                "threshold", "accuracy kept", "coverage"):
+        table.add_column(col, justify="right")
+    table.add_row(str(result.scored), str(result.unscored), str(result.failed), f"{cal.overall_accuracy:.1%}",
+                  f"{cal.threshold:.4f}" if cal.threshold is not None else "-",
+                  f"{cal.accuracy:.1%}" if cal.threshold is not None else "-", f"{cal.coverage:.1%}")
+    console.print(table)
+    if cal.threshold is None:
+        console.print(f"[yellow]no threshold reaches {target_accuracy:.0%} agreement[/] on {result.scored} scored "
+                      "answers: the candidate is not ready for this target (train more, or lower it)")
+        raise typer.Exit(1)
+    console.print(f"Set in fledgling.toml:\n\n  [tasks.{task}]\n  fallback_on = [\"error\", \"timeout\", "
+                  f"\"contract\", \"low_confidence\"]\n\n  [tasks.{task}.swap]\n  min_confidence = "
+                  f"{cal.threshold:.4f}\n", highlight=False)

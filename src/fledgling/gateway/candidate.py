@@ -34,6 +34,7 @@ from fledgling.calls import Request
 from fledgling.config import Settings, SwapSettings
 from fledgling.errors import ConfigError
 from fledgling.gateway.batching import BatchQueue
+from fledgling.gateway.confidence import local_confidence, remote_confidence
 from fledgling.gateway.exchange import parse_completion
 from fledgling.gateway.router import Upstream
 from fledgling.gateway.upstream import UpstreamFault, UpstreamPool
@@ -116,6 +117,8 @@ class Candidate:
         out["temperature"] = 0
         out["seed"] = self.swap.seed
         out["model"] = self.spec.settings.model or self.name
+        if self.upstream is not None and self.swap.min_confidence is not None:
+            out["logprobs"] = True  # scored when the server returns them (confidence.py)
         if self.upstream is not None and self.swap.guided:
             rf = out.get("response_format")
             schema = output_schema(Request.model_construct(messages=[], response_format=rf)) \
@@ -131,9 +134,10 @@ class Candidate:
         request = Request.model_validate(prepared)
         if self.queue is not None:
             generation, batch = await self.queue.generate_one(request, tag)
-            return Answer(generation, batch)
+            return Answer(generation, batch, local_confidence(generation.token_logprobs))
         assert self.backend is not None
-        return Answer((await self.backend.generate([request]))[0])
+        generation = (await self.backend.generate([request]))[0]
+        return Answer(generation, confidence=local_confidence(generation.token_logprobs))
 
     async def _remote(self, body: dict[str, Any]) -> Answer:
         """One call to the candidate server through the pooled client; failures become `error`."""
@@ -153,7 +157,8 @@ class Candidate:
             response, usage, _ = parse_completion(data)
         except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError) as exc:
             return Answer(Generation(None, ms, error=f"malformed response body ({type(exc).__name__})"))
-        return Answer(Generation(response, ms, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens))
+        return Answer(Generation(response, ms, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens),
+                      confidence=remote_confidence(data["choices"][0].get("logprobs")))
 
     async def aclose(self) -> None:
         if self.queue is not None:

@@ -4,8 +4,9 @@ It speaks the chat-completions protocol (JSON and streaming SSE, tool calls, usa
 gateway can be exercised end to end where no hosted LLM exists: the demo replays recorded
 answers through it, the overhead benchmark uses its instant answer, the tests inject faults
 around it. The answer function gets the request body and returns the assistant message; it
-may add `usage` (OpenAI's usage object) to report exact token counts, or return
-`{"error": "..."}` to answer with an HTTP 500 carrying that message.
+may add `usage` (OpenAI's usage object) to report exact token counts and `logprobs` (the
+choice's logprobs object), or return `{"error": "..."}` to answer with an HTTP 500 carrying
+that message.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class StandInUpstream:
         if "error" in message:
             await send_error(send, 500, "recorded_error", str(message["error"]))
             return
+        logprobs = message.pop("logprobs", None)
         usage = message.pop("usage", None) or {"prompt_tokens": _tokens(request.get("messages")),
                                                "completion_tokens": _tokens([message])}
         usage.setdefault("total_tokens", usage["prompt_tokens"] + usage["completion_tokens"])
@@ -113,7 +115,7 @@ class StandInUpstream:
         await send_bytes(send, 200, orjson.dumps({
             "id": cid, "object": "chat.completion", "created": 1700000000, "model": model,
             "choices": [{"index": 0, "message": {"refusal": None, **message},
-                         "logprobs": None, "finish_reason": finish}],
+                         "logprobs": logprobs, "finish_reason": finish}],
             "usage": usage}))
 
 

@@ -57,14 +57,14 @@ BACKOFF_S = 0.02
 SHADOW_LIMIT = 64  # shadow runs in flight; beyond this they are skipped, never queued
 # Which `fallback_on` entry covers each candidate failure.
 COVERED_BY = {"error": "error", "unavailable": "error", "circuit_open": "error", "timeout": "timeout",
-              "contract": "contract"}
+              "contract": "contract", "low_confidence": "low_confidence"}
 
 
 @dataclass
 class Attempt:
     """One try of the candidate: its answer, or why there is none that may be served."""
 
-    failure: str | None = None  # error | timeout | contract | circuit_open | unavailable
+    failure: str | None = None  # error | timeout | contract | low_confidence | circuit_open | unavailable
     detail: str | None = None
     response: Response | None = None
     usage: Usage = field(default_factory=Usage)
@@ -72,12 +72,15 @@ class Attempt:
     violations: list[Violation] = field(default_factory=list)
     candidate: Candidate | None = None
     batch: dict[str, Any] | None = None
+    confidence: float | None = None
 
     def record(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.candidate.fingerprint) if self.candidate else {}
         out["latency_ms"] = round(self.latency_ms, 3)
         if self.batch is not None:
             out["batch"] = self.batch
+        if self.confidence is not None:
+            out["confidence"] = round(self.confidence, 4)
         if self.failure:
             out["failure"], out["detail"] = self.failure, self.detail
         if self.violations:
@@ -106,9 +109,10 @@ class LlmOutcome:
 class SwapRouter:
     def __init__(self, settings: Settings, pool: UpstreamPool, recorder: Recorder, live: LiveRollout):
         for name, task in settings.tasks.items():
-            if "low_confidence" in task.fallback_on:
-                raise ConfigError(f"tasks.{name}.fallback_on: 'low_confidence' is not served by this "
-                                  "gateway (candidates report no confidence yet); remove it")
+            if "low_confidence" in task.fallback_on and task.swap.min_confidence is None:
+                raise ConfigError(f"tasks.{name}.fallback_on has 'low_confidence' but no threshold: run "
+                                  f"`fledgling rollout calibrate --task {name}` and set "
+                                  f"[tasks.{name}.swap] min_confidence to what it prints")
         self.settings = settings
         self.pool = pool
         self.recorder = recorder
@@ -273,10 +277,16 @@ class SwapRouter:
         contract = await self.enforcer.contract(route.task, request)
         violations = self.enforcer.check(gen.response, contract, request)
         batch = answer.batch if answer is not None else None
+        score = answer.confidence if answer is not None else None
         if violations:
             return Attempt("contract", f"{violations[0].code} at {violations[0].path or 'answer'}: "
-                           f"{violations[0].message}", gen.response, usage, ms, violations, got, batch)
-        return Attempt(None, None, gen.response, usage, ms, [], got, batch)
+                           f"{violations[0].message}", gen.response, usage, ms, violations, got, batch, score)
+        floor = cfg.min_confidence
+        if floor is not None and score is not None and score < floor \
+                and "low_confidence" in self.task_settings(route.task).fallback_on:
+            return Attempt("low_confidence", f"confidence {score:.3f} under the task's {floor:g}",
+                           gen.response, usage, ms, [], got, batch, score)
+        return Attempt(None, None, gen.response, usage, ms, [], got, batch, score)
 
     def _record(self, attempt: Attempt, request: dict[str, Any]) -> dict[str, Any]:
         """The attempt's record. A store that reorders JSON keys (PostgreSQL's jsonb) would give
@@ -401,7 +411,7 @@ class SwapRouter:
             attempt = await self.attempt(route, request, ex.id)
             record = self._record(attempt, request)
             agreed = None
-            if attempt.failure is None and attempt.response is not None:
+            if attempt.failure in (None, "low_confidence") and attempt.response is not None:
                 contract = await self.enforcer.contract(route.task, request)
                 agreed = agree(attempt.response, reference, contract)
                 fig = self.figures.of(route.task)

@@ -1,0 +1,134 @@
+"""Candidate confidence: the low-confidence fallback's score and its calibration.
+
+The score is the mean log-probability of the tokens the model actually chose between. For a
+local model decoding under the contract's grammar, the tokens the grammar forces (braces, key
+names, the answer format) have probability 1 after the mask and carry no information; what is
+left is the tool name and the argument values (and, for structured output, the field values):
+the score is their mean log-probability. A remote server's answer is scored from the `logprobs`
+it returns (the mean over its content tokens); a server that returns none gets no score, and
+the check is skipped for it.
+
+The threshold is calibrated on the task's curated val split (`fledgling rollout calibrate`):
+the lowest score at which the answers scoring at least that agree with the reference at the
+target rate. The gateway falls back to the LLM under it (`fallback_on` with "low_confidence").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+def local_confidence(token_logprobs: Sequence[float] | None) -> float | None:
+    """Mean log-probability of the chosen tokens the grammar did not force (0.0 if it forced all)."""
+    if token_logprobs is None:
+        return None
+    free = [lp for lp in token_logprobs if lp < 0.0]
+    return sum(free) / len(free) if free else 0.0
+
+
+def remote_confidence(logprobs: Any) -> float | None:
+    """Mean log-probability of the content tokens an OpenAI-compatible server returned, if any."""
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    values = [t["logprob"] for t in content or [] if isinstance(t, dict) and isinstance(t.get("logprob"), int | float)]
+    return sum(values) / len(values) if values else None
+
+
+@dataclass(frozen=True)
+class Calibration:
+    threshold: float | None  # None: no threshold reaches the target accuracy
+    target_accuracy: float
+    accuracy: float  # of the answers at or above the threshold
+    coverage: float  # share of answers at or above the threshold (the candidate keeps them)
+    n: int
+    overall_accuracy: float
+
+
+def calibrate(scored: Sequence[tuple[float, bool]], target_accuracy: float) -> Calibration:
+    """The lowest threshold whose kept answers (score >= threshold) are right at the target
+    rate: the most coverage the target allows. `scored` is (score, agreed with reference)."""
+    n = len(scored)
+    overall = sum(ok for _, ok in scored) / n if n else 0.0
+    best = Calibration(None, target_accuracy, 0.0, 0.0, n, overall)
+    right = 0
+    ranked = sorted(scored, key=lambda s: -s[0])
+    for i, (score, ok) in enumerate(ranked, 1):
+        right += ok
+        if i < n and ranked[i][0] == score:
+            continue  # a threshold keeps every answer of equal score
+        if right / i >= target_accuracy:
+            best = Calibration(score, target_accuracy, right / i, i / n, n, overall)
+    return best
+
+
+@dataclass(frozen=True)
+class TaskCalibration:
+    task: str
+    candidate: str
+    split: str
+    calibration: Calibration
+    scored: int  # valid answers with a score
+    unscored: int  # answers without a score (a server that returns no logprobs)
+    failed: int  # errors and contract violations: the enforcer falls back on them before any score
+
+
+def calibrate_task(store: Any, settings: Any, task: str, target_accuracy: float, *, split: str = "val",
+                   limit: int | None = None, progress: Any = None) -> TaskCalibration:
+    """Run the task's candidate over a curated split as the gateway would (same preparation,
+    same grammar) and calibrate the threshold on its answers' agreement with the references."""
+    import asyncio
+
+    from fledgling import rollout
+    from fledgling.calls import Request
+    from fledgling.config import SwapSettings
+    from fledgling.errors import InputError
+    from fledgling.evals.runs import load_items, task_contract
+    from fledgling.gateway.candidate import Answer, candidate_spec, open_candidate
+    from fledgling.gateway.enforcer import Enforcer, agree
+    from fledgling.gateway.upstream import UpstreamPool
+
+    name = rollout.candidate_of(store, settings, task)
+    if not name:
+        raise InputError(f"task '{task}' has no candidate: `fledgling models select MODEL --task {task}` "
+                         f"or set [tasks.{task}] candidate")
+    version, contract_version, items = load_items(store, task, split, limit=limit)
+    contract = task_contract(store, task, contract_version, items)
+    declared = settings.tasks[task].swap if task in settings.tasks else SwapSettings()
+    swap = declared.model_copy(update={"min_confidence": -1e9})  # asks a server for its logprobs
+    pool = UpstreamPool()
+    candidate = open_candidate(candidate_spec(store, settings, name), swap, pool=pool, batching=False)
+    bodies = [candidate.prepare(i.call.request.model_dump(mode="json", exclude_none=True)) for i in items]
+
+    async def run() -> list[Answer]:
+        await pool.start()
+        out: list[Answer] = []
+        try:
+            step = swap.batch_size
+            for start in range(0, len(bodies), step):
+                part = bodies[start:start + step]
+                if candidate.backend is not None:
+                    gens = await candidate.backend.generate([Request.model_validate(b) for b in part])
+                    out.extend(Answer(g, confidence=local_confidence(g.token_logprobs)) for g in gens)
+                else:
+                    out.extend(await asyncio.gather(*(candidate.generate(b) for b in part)))
+                if progress is not None:
+                    progress(len(part))
+        finally:
+            await candidate.aclose()
+            await pool.close()
+        return out
+
+    answers = asyncio.run(run())
+    scored: list[tuple[float, bool]] = []
+    unscored = failed = 0
+    for item, body, answer in zip(items, bodies, answers, strict=True):
+        response = answer.generation.response
+        if response is None or Enforcer.check(response, contract, body):
+            failed += 1
+        elif answer.confidence is None:
+            unscored += 1
+        else:
+            scored.append((answer.confidence, agree(response, item.reference, contract)))
+    return TaskCalibration(task, name, f"{split} v{version}", calibrate(scored, target_accuracy),
+                           len(scored), unscored, failed)
