@@ -7,7 +7,7 @@ import hashlib
 from collections import Counter
 
 from fledgling import rollout
-from tests.swap.conftest import TASK, wait_for
+from tests.swap.conftest import TASK, Programmable, wait_for
 
 N = 40
 
@@ -101,3 +101,21 @@ def test_streaming_clients_get_a_stream_from_the_candidate(make_swap):
     assert args == '{"order_id":"A0003"}'
 
 
+
+
+def test_a_streaming_client_gets_the_llm_stream_when_the_candidate_fails(make_swap):
+    sw = make_swap(candidate=Programmable("slm", lambda r: "invalid"), gate={"enabled": False})
+    sw.set_mode("swapped")
+    stream, headers = sw.ask(4, stream=True)
+    assert headers.get("x-fledgling-served-by") == "llm"
+    assert headers.get("content-type", "").startswith("text/event-stream")
+    chunks = list(stream)
+    pieces = [c.choices[0].delta.tool_calls[0].function.arguments for c in chunks
+              if c.choices and c.choices[0].delta.tool_calls]
+    assert "".join(pieces) == '{"order_id":"A0004"}'
+    (call,) = sw.calls()
+    # relayed as the LLM sent it (its chunk ids), not rebuilt by the gateway from a whole answer
+    assert {c.id for c in chunks} != {"chatcmpl-" + call.id.removeprefix("call_")}
+    assert len({c.id for c in chunks}) == 1 and sw.llm.requests[-1].get("stream") is True
+    assert (call.metadata["route"]["served_by"], call.metadata["route"]["fallback"]) == ("llm", "contract")
+    assert call.response.tool_calls[0].arguments == '{"order_id":"A0004"}' and call.metadata["stream"] is True

@@ -110,8 +110,11 @@ class Pipeline:
 
     async def _forward(self, route: Route, body: bytes, request: dict[str, Any],
                        headers: dict[str, str], caller_auth: str | None, ex: Exchange, send: Send,
-                       call_header: tuple[bytes, bytes], started: float) -> None:
+                       call_header: tuple[bytes, bytes], started: float, *,
+                       served_by: bytes | None = None) -> None:
+        """Relay the LLM's answer (a stream as it comes). `served_by` adds X-Fledgling-Served-By."""
         upstream = route.upstream
+        ours = [call_header, (b"x-fledgling-served-by", served_by)] if served_by else [call_header]
         if upstream.model is not None and request.get("model") != upstream.model:
             body = orjson.dumps({**request, "model": upstream.model})
         try:
@@ -120,7 +123,7 @@ class Pipeline:
             streaming = (resp.status == 200 and ex.metadata["stream"]
                          and resp.content_type == "text/event-stream")
             if streaming:
-                await self._relay_stream(resp, ex, send, call_header, started)
+                await self._relay_stream(resp, ex, send, ours, started)
                 return
             raw = await self.pool.read(upstream, resp)
         except UpstreamFault as fault:
@@ -135,7 +138,7 @@ class Pipeline:
             answer = None
         if resp.status == 200 and isinstance(answer, dict) and isinstance(answer.get("choices"), list):
             ex.response = answer
-            await send_bytes(send, 200, raw, headers=[*response_headers(resp), call_header])
+            await send_bytes(send, 200, raw, headers=[*response_headers(resp), *ours])
         elif resp.status >= 400 and isinstance(answer, dict) and "error" in answer:
             ex.error = upstream_error_reason(resp.status, answer)
             await send_bytes(send, resp.status, raw, headers=[*response_headers(resp), call_header])
@@ -148,11 +151,11 @@ class Pipeline:
             await send_error(send, 502, "bad_upstream_response", ex.error, [call_header])
 
     async def _relay_stream(self, resp: aiohttp.ClientResponse, ex: Exchange, send: Send,
-                            call_header: tuple[bytes, bytes], started: float) -> None:
+                            ours: list[tuple[bytes, bytes]], started: float) -> None:
         """Pass each SSE chunk on as it arrives, keep a copy to reassemble for the record."""
         chunks: list[bytes] = []
         await send({"type": "http.response.start", "status": 200,
-                    "headers": [*response_headers(resp), call_header]})
+                    "headers": [*response_headers(resp), *ours]})
         try:
             async for data in resp.content.iter_any():
                 if not chunks:

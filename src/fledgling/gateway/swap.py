@@ -162,7 +162,8 @@ class SwapRouter:
         shadow_of: Response | None = None
         try:
             if to_candidate:
-                await self._candidate_first(route, request, headers, caller_auth, ex, send, call_header, started)
+                await self._candidate_first(pipeline, route, body, request, headers, caller_auth, ex, send,
+                                            call_header, started)
             elif route.mode == "shadow" or request.get("stream") is True:
                 await pipeline._forward(route, body, request, headers, caller_auth, ex, send,
                                         call_header, started)
@@ -180,7 +181,8 @@ class SwapRouter:
 
     # -- candidate first (canary share, swapped) ------------------------------------------------
 
-    async def _candidate_first(self, route: Route, request: dict[str, Any], headers: dict[str, str],
+    async def _candidate_first(self, pipeline: Pipeline, route: Route, body: bytes, request: dict[str, Any],
+                               headers: dict[str, str],
                                caller_auth: str | None, ex: Exchange, send: Send,
                                call_header: tuple[bytes, bytes], started: float) -> None:
         cfg = self.task_settings(route.task)
@@ -197,6 +199,13 @@ class SwapRouter:
             ex.error = f"candidate failed ({attempt.failure}: {attempt.detail}); the task does not fall back on it"
             ex.status_code = 502
             await send_error(send, 502, "candidate_failed", ex.error, [call_header])
+            return
+        if request.get("stream") is True:  # nothing sent yet: the LLM's own stream, relayed as it comes
+            ex.metadata["route"]["served_by"] = "llm"
+            await pipeline._forward(route, body, request, headers, caller_auth, ex, send, call_header, started,
+                                    served_by=b"llm")
+            if ex.error is not None:
+                ex.metadata["route"]["served_by"] = None
             return
         outcome = await self.call_llm(route, request, headers, caller_auth)
         if outcome.ok:
