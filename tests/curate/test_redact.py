@@ -100,7 +100,9 @@ HINT_SAMPLES = [
     "12345678901:", "AC" + "a" * 32, "AC" + "A" * 32, "SK" + "0" * 32, "SK" + "0" * 31, "AWS",
     "Bearer", "PRIVATE KEY", "private  key", "PassPort", "pwd", "SECRET", "monkey", "Token",
     "\u212a", "\u017fecret", "pa\u017f\u017f", "t\u00f6ken", "caf\u00e9 token", "caf\u00e9",
-    "prıvate key", "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668:",
+    "prıvate key", "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668:", "pr\u0130vate \u212aey",
+    "\u00e9 xoxb-1", "\u00e9 ghp_x", "\u00e9 12345678:", "\u00e9 a.bcdef-.z", "a.bcd\u00e9f.z", "\u00e9 AKIA",
+    "\u00e9 plain", "\u00e9 SK" + "0" * 32,
 ]
 
 

@@ -83,12 +83,13 @@ class Deduper:
             self.exact_dups += 1
         elif self._lsh is not None and sig is not None:
             values = np.frombuffer(sig, dtype=np.uint32)
-            cluster = self._nearest(values)
+            lean = _lean(values)
+            cluster = self._nearest(values, lean)
             if cluster is not None:
                 self.near_dups += 1
             else:
                 cluster = item
-                self._lsh.insert(cluster, _lean(values))
+                self._lsh.insert(cluster, lean)
                 self._anchors[cluster] = values
             self._exact[exact_key] = cluster
         else:
@@ -96,10 +97,10 @@ class Deduper:
         self.cluster_of.append(cluster)
         return cluster
 
-    def _nearest(self, values: np.ndarray) -> int | None:
+    def _nearest(self, values: np.ndarray, lean: LeanMinHash) -> int | None:
         assert self._lsh is not None
         best, best_sim = None, -1.0
-        for candidate in sorted(self._lsh.query(_lean(values))):
+        for candidate in sorted(self._lsh.query(lean)):
             sim = float(np.count_nonzero(self._anchors[candidate] == values)) / NUM_PERM
             if sim >= self.threshold and sim > best_sim:
                 best, best_sim = candidate, sim

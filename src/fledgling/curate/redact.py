@@ -101,10 +101,12 @@ _SECRET_HINT = re.compile(
     r"|AC[a-z0-9]{32}|SK[a-z0-9]{32}|(?i:aws|bearer|private key|pass|pwd|secret|key|token)")
 
 
-# The same test for ASCII text (nearly all text), cheaper: substring checks first, and each
-# pattern-shaped part of the hint only where its literal part occurs. Non-ASCII text uses the
-# regular expression itself (its IGNORECASE and \w, \d are Unicode-aware).
+# The same test, cheaper: the alternatives one by one, literal ones as substring checks, each
+# pattern-shaped one only where its literal part occurs. The case-insensitive words are
+# substring checks on lower-cased ASCII text; other text keeps Unicode case folding (where 'ſ'
+# matches 's' and 'İ' matches 'i') with a regular expression of those words alone.
 _HINT_WORDS = ("aws", "bearer", "private key", "pass", "pwd", "secret", "key", "token")
+_HINT_WORDS_ANY_CASE = re.compile(rf"(?i:{'|'.join(_HINT_WORDS)})")
 _HINT_LITERALS = ("A3T", "ABIA", "ACCA", "AKIA", "ASIA", "AccountKey=", "://", "GR1348941", "eyJ",
                   "sk-", "pypi-", "SG.", "hooks.slack", "sq0csp-", "rk_live_", "sk_live_")
 _HINT_GUARDED = (
@@ -116,12 +118,13 @@ _HINT_GUARDED = (
 
 def may_hold_secret(text: str) -> bool:
     """Whether `text` has something every secret pattern needs (`_SECRET_HINT`); most text has not."""
-    if not text.isascii():
-        return _SECRET_HINT.search(text) is not None
-    low = text.lower()
-    for word in _HINT_WORDS:
-        if word in low:
-            return True
+    if text.isascii():
+        low = text.lower()
+        for word in _HINT_WORDS:
+            if word in low:
+                return True
+    elif _HINT_WORDS_ANY_CASE.search(text) is not None:
+        return True
     for lit in _HINT_LITERALS:
         if lit in text:
             return True
