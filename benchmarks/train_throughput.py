@@ -4,9 +4,10 @@ Both train one epoch on the same examples — the demo's support-agent task, cur
 the specialist prompt — from the same dequantised SmolLM2-135M-Instruct weights:
 
   lora   Fledgling's backend (LoRA r=16 on every linear layer, assistant-only loss, fp32)
-  trl    `SFTTrainer(model, args=SFTConfig(output_dir), train_dataset)` — TRL's defaults, i.e.
-         full fine-tuning, loss on the whole sequence, gradient checkpointing on,
-         batch 8, max_length 1024
+  trl    `SFTTrainer(model, args=SFTConfig(output_dir, use_cpu=True), train_dataset)` — TRL's
+         defaults (full fine-tuning, loss on the whole sequence, gradient checkpointing on,
+         bf16 autocast, batch 8, max_length 1024) plus `use_cpu`, without which TRL refuses
+         to start on a machine with no GPU
 
 Each variant runs in its own process, so its peak resident memory (VmHWM) is its own. Printed:
 training tokens per second (tokens in the batches / train runtime; loading and our per-epoch
@@ -81,7 +82,8 @@ def run_trl(data: Path, out: Path, examples: int, seed: int) -> dict:
     model, tokenizer = load_base(resolve_base(spec.base))
     tokenizer.chat_template = CHAT_TEMPLATE
     trainer = SFTTrainer(model=model, args=SFTConfig(output_dir=str(out / "trl"), num_train_epochs=1,
-                                                     seed=seed, report_to="none", save_strategy="no"),
+                                                     seed=seed, report_to="none", save_strategy="no",
+                                                     use_cpu=True),
                          train_dataset=HFDataset.from_list(rows), processing_class=tokenizer)
     tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
     result = trainer.train()
@@ -119,6 +121,7 @@ def main() -> None:
             if line is None:
                 sys.exit(f"{variant} failed:\n{proc.stderr[-3000:]}")
             results[variant] = json.loads(line[len("RESULT "):])
+            print(f"{variant}: {results[variant]}", flush=True)
     print(f"SmolLM2-135M-Instruct, {args.examples} curated {TASK} examples, 1 epoch, CPU, one run each")
     print(f"{'variant':8} {'tokens':>8} {'steps':>6} {'train s':>8} {'tokens/s':>9} {'peak MB':>8} {'wall s':>7}")
     for r in results.values():

@@ -14,6 +14,7 @@ from fledgling.train.prompt import CHAT_TEMPLATE, render_example
 
 from .examples import example, write_dataset
 
+
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A checkpoint directory: random 2-layer Llama + BPE tokenizer with a ChatML template."""

@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 
 from fledgling.calls import Request, Response, ToolCall
-from fledgling.train.prompt import compact_request, parse_completion, render_example, render_response, schema_shape
+from fledgling.train.prompt import (
+    compact_request,
+    parse_completion,
+    render_example,
+    render_response,
+    schema_shape,
+)
 
 from .examples import SYSTEM, TOOLS, example
 

@@ -175,6 +175,12 @@ def evaluate(ctx: DemoContext) -> str:
     return evaluate_baselines(ctx)
 
 
+def train_candidate(ctx: DemoContext) -> str:
+    from fledgling.train.demo_stage import train_support_agent
+
+    return train_support_agent(ctx)
+
+
 STAGES: list[Stage] = [
     Stage("generate", "Generate synthetic agent traffic", generate),
     Stage("import", "Import it like a request log (OpenAI JSONL)", import_traffic),
@@ -183,6 +189,8 @@ STAGES: list[Stage] = [
     Stage("check", "Check recorded answers against the contracts", check),
     Stage("curate", "Curate each task into train/val/test datasets", curate_tasks),
     Stage("eval", "Evaluate the recorded LLM and the base SLM; write the reports", evaluate, uses_models=True),
+    Stage("train", "Train a LoRA specialist for support-agent on CPU; evaluate it", train_candidate,
+          uses_models=True),
     Stage("stats", "What was captured", stats),
 ]
 

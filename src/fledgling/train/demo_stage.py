@@ -4,8 +4,10 @@ The whole demo must stay under 15 minutes on a 2-core machine, where SmolLM2-135
 at 50-300 tokens per second (busy vs idle). So the stage trains on a slice of the curated train
 split in the specialist prompt (a quarter of the full prompt's tokens; ~420 tokens an example,
 two thirds of them the tool signatures), with long chats trimmed to `MAX_LENGTH`, for one
-epoch: ~40k tokens, 2-3 minutes on an idle machine; the adapter becomes the task's selected candidate, which the
-eval stage then compares with the base model and the recorded LLM.
+epoch: ~40k tokens, 2-3 minutes on an idle machine. The adapter becomes the task's selected
+candidate; it is then evaluated on the same test items as the base SLM and the recorded LLM
+(by the eval stage's `evaluate_on_demo`), free and constrained, and the task's report is
+rewritten with all of them: base vs tuned vs recorded.
 """
 
 from __future__ import annotations
@@ -26,18 +28,35 @@ RANK = 16
 
 
 def train_support_agent(ctx: Any) -> str:
-    """Demo stage: train, select, and leave the outcome in `ctx.results["trained"][task]`."""
-    datasets = ctx.results.get("datasets") or {}
-    dataset = datasets.get(TASK)
+    """Demo stage: train, select, evaluate, refresh the report; the outcome is left in
+    `ctx.results["trained"][task]`."""
+    from fledgling.contracts import load_contract
+    from fledgling.evals.demo_stage import MAX_NEW_TOKENS, evaluate_on_demo, write_reports
+    from fledgling.models.spec import ModelSpec, allows_text, open_backend
+
+    dataset = (ctx.results.get("datasets") or {}).get(TASK)
     spec = TrainSpec(task=TASK, epochs=EPOCHS, max_examples=EXAMPLES, max_length=MAX_LENGTH,
                      lr=LEARNING_RATE, rank=RANK, seed=ctx.seed)
     with TerminalView(ctx.console, title=f"lora {TASK}") as view:
         outcome = train(spec, ctx.store, dataset_dir=getattr(dataset, "path", None), view=view)
-    catalog.select_model(ctx.store, TASK, outcome.run_id)
+    entry = catalog.select_model(ctx.store, TASK, outcome.run_id)
     ctx.results.setdefault("trained", {})[TASK] = outcome
     m = outcome.result.metrics
-    evals = m["eval_loss_per_epoch"]
-    val = f", val loss {evals[-1]:.3f}" if evals else ""
-    return (f"{TASK}: LoRA r={RANK} on {m['train_examples']} examples, {m['global_step']} steps, "
-            f"loss {m['train_loss_first']:.3f} -> {m['train_loss_last']:.3f}{val}, "
-            f"{m['train_tokens_per_s']:.0f} tokens/s; selected {outcome.run_id} as the candidate")
+    ctx.console.print(f"  trained {outcome.run_id}: {m['train_examples']} examples, {m['global_step']} steps, "
+                      f"loss {m['train_loss_first']:.3f} -> {m['train_loss_last']:.3f}, "
+                      f"{m['train_tokens_per_s']:.0f} tokens/s -> {outcome.plan.run_dir}")
+
+    tuned = ModelSpec(outcome.run_id, entry.settings())
+    contract = (ctx.results.get("contracts") or {}).get(TASK) or load_contract(ctx.store, TASK)
+    with ctx.console.status(f"loading {tuned.name}"):
+        slm = open_backend(tuned, max_new_tokens=MAX_NEW_TOKENS, prompt="compact")
+    scores = []
+    for constrained in (False, True):
+        variant = slm.variant(constrained=constrained, task=TASK, allow_text=allows_text(contract))
+        run = evaluate_on_demo(ctx, TASK, tuned, constrained=constrained, backend=variant)
+        success = run.summary["metrics"].get("success")
+        label = "tuned constrained" if constrained else "tuned"
+        scores.append(f"{label} {success['mean']:.0%}" if success else f"{label} n/a")
+    verdicts = write_reports(ctx, [TASK])
+    return (f"{TASK}: LoRA r={RANK} on {m['train_examples']} examples in {m['train_runtime_s']:.0f} s; "
+            f"success on the test items: {', '.join(scores)}. Report: {'; '.join(verdicts)}")

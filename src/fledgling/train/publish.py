@@ -95,11 +95,11 @@ def model_card(entry: catalog.CatalogModel, info: dict[str, Any]) -> str:
     lines = [
         "---", "library_name: peft", "tags: [fledgling, lora, tool-calling]", "---", "",
         f"# {entry.name}", "",
-        f"A LoRA adapter for the `{info.get('task')}` task, trained by Fledgling from the agent's own "
-        "captured calls.", "",
+        (f"A LoRA adapter for the `{info.get('task')}` task, trained by Fledgling from the agent's own "
+         "captured calls."), "",
         f"- base model: `{info['base_model']['name']}` (sha256 `{info['base_model'].get('sha256')}`)",
-        f"- dataset: {info['dataset'].get('version')} (sha256 `{info['dataset'].get('sha256')}`), "
-        f"counts {json.dumps(info['dataset'].get('counts', {}))}",
+        (f"- dataset: {info['dataset'].get('version')} (sha256 `{info['dataset'].get('sha256')}`), "
+         f"counts {json.dumps(info['dataset'].get('counts', {}))}"),
         f"- prompt format: `{info.get('prompt_format')}`",
         f"- rank {hp.get('rank')}, lr {hp.get('lr')}, epochs {hp.get('epochs')}, seed {info.get('seed')}",
         f"- best val loss: {metrics.get('best_eval_loss')}", "",

@@ -55,9 +55,11 @@ def start(store: Any, *, run_id: str, task: str, backend: str, base: str, run_di
           spec: dict[str, Any], state: str = "loading") -> None:
     """Create the run's row (or reset it when a run is resumed under the same id)."""
     now = datetime.now(UTC)
-    row = dict(task=task, backend=backend, base=base, state=state, created_at=now, updated_at=now,
-               step=0, total_steps=None, epoch=None, loss=None, eta_s=None, metrics={},
-               message=None, error=None, run_dir=str(run_dir), spec=spec, model=None)
+    row: dict[str, Any] = {
+        "task": task, "backend": backend, "base": base, "state": state, "created_at": now,
+        "updated_at": now, "step": 0, "total_steps": None, "epoch": None, "loss": None, "eta_s": None,
+        "metrics": {}, "message": None, "error": None, "run_dir": str(run_dir), "spec": spec,
+        "model": None}
     with store.transaction() as c:
         exists = c.execute(select(train_runs.c.id).where(train_runs.c.id == run_id)).first()
         if exists:
