@@ -4,6 +4,8 @@ Requests arriving within `max_wait_ms` of the first waiting one (up to `max_batc
 together by the backend's batched loop, on a worker thread, so the event loop keeps serving. One
 batch runs at a time (the CPU is the bottleneck; two batches in parallel would only fight for
 it). A request whose caller gave up (its time budget ran out) is dropped before it is batched.
+A request a client is waiting for goes before any shadow run (`background=True`): shadow runs
+only fill the places left in a batch, so they never hold up a served answer beyond one batch.
 
 Batched greedy decoding is deterministic but not batch-invariant: a row's arithmetic depends on
 its padding and on the rows beside it (and, in principle, on the number of threads), and on a
@@ -41,20 +43,22 @@ class BatchQueue:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000
         self._pending: deque[_Waiting] = deque()
+        self._background: deque[_Waiting] = deque()
         self._arrived: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         self.batches = 0
         self.items = 0
         self._threads: int | None = getattr(backend, "threads", None)  # configured, else per batch
 
-    async def generate_one(self, request: Request, tag: str | None = None) -> Result:
-        """The answer and the record of the batch it was decoded in."""
+    async def generate_one(self, request: Request, tag: str | None = None, *, background: bool = False) -> Result:
+        """The answer and the record of the batch it was decoded in. `background`: nobody waits
+        for it (a shadow run); it yields to served requests."""
         loop = asyncio.get_running_loop()
         if self._worker is None:
             self._arrived = asyncio.Event()
             self._worker = loop.create_task(self._run())
         future: asyncio.Future[Result] = loop.create_future()
-        self._pending.append(_Waiting(request, tag, future))
+        (self._background if background else self._pending).append(_Waiting(request, tag, future))
         assert self._arrived is not None
         self._arrived.set()
         return await future
@@ -62,11 +66,11 @@ class BatchQueue:
     async def _run(self) -> None:
         assert self._arrived is not None
         while True:
-            while not self._pending:
+            while not (self._pending or self._background):
                 self._arrived.clear()
                 await self._arrived.wait()
             deadline = time.monotonic() + self.max_wait_s
-            while len(self._pending) < self.max_batch:
+            while len(self._pending) + len(self._background) < self.max_batch:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -76,6 +80,7 @@ class BatchQueue:
                 except TimeoutError:
                     break
             batch = [self._pending.popleft() for _ in range(min(self.max_batch, len(self._pending)))]
+            batch += [self._background.popleft() for _ in range(min(self.max_batch - len(batch), len(self._background)))]
             live = [w for w in batch if not w.future.done()]
             if not live:
                 continue

@@ -105,9 +105,10 @@ class Candidate:
             "decoding": {"greedy": True, "temperature": 0, "max_tokens": swap.max_tokens,
                          "constrained": spec.is_local, "guided": None if spec.is_local else swap.guided},
             "seed": swap.seed}
-        prompt = getattr(backend, "prompt", None)
-        if prompt is not None:
-            self.fingerprint["decoding"]["prompt"] = prompt
+        if spec.is_local:  # how the prompt was written and what the grammar allowed
+            self.fingerprint["decoding"].update(prompt=getattr(backend, "prompt", None),
+                                                task=getattr(backend, "task", None),
+                                                allow_text=getattr(backend, "allow_text", None))
 
     def prepare(self, body: dict[str, Any]) -> dict[str, Any]:
         """The agent's request body as the candidate gets it: greedy, seeded, capped."""
@@ -127,13 +128,14 @@ class Candidate:
                 out["guided_json" if self.swap.guided == "vllm" else "json_schema"] = schema
         return out
 
-    async def generate(self, prepared: dict[str, Any], *, tag: str | None = None) -> Answer:
-        """The answer to a prepared body. `tag` (the call id) names it among its batch peers."""
+    async def generate(self, prepared: dict[str, Any], *, tag: str | None = None, background: bool = False) -> Answer:
+        """The answer to a prepared body. `tag` (the call id) names it among its batch peers;
+        `background` (a shadow run) lets served requests go first."""
         if self.upstream is not None:
             return await self._remote(prepared)
         request = Request.model_validate(prepared)
         if self.queue is not None:
-            generation, batch = await self.queue.generate_one(request, tag)
+            generation, batch = await self.queue.generate_one(request, tag, background=background)
             return Answer(generation, batch, local_confidence(generation.token_logprobs))
         assert self.backend is not None
         generation = (await self.backend.generate([request]))[0]
@@ -168,9 +170,11 @@ class Candidate:
 
 
 def open_candidate(spec: ModelSpec, swap: SwapSettings, *, pool: UpstreamPool | None = None,
-                   batching: bool = True) -> Candidate:
+                   batching: bool = True, contract: Any = None, prompt: str | None = None) -> Candidate:
     """Build (and for a local model, load: seconds) the candidate. Blocking: call off the loop.
-    A remote candidate is called through `pool` (started by its owner)."""
+    A remote candidate is called through `pool` (started by its owner). A local one is prompted
+    in `prompt` (default: what its manifest says it was trained on) for the task of `contract`,
+    whose no-call answers, if it has seen any, let the grammar answer in text too."""
     if spec.kind == "openai":
         if pool is None:
             raise ConfigError(f"candidate '{spec.name}' is a server; it needs the gateway's upstream pool")
@@ -179,7 +183,7 @@ def open_candidate(spec: ModelSpec, swap: SwapSettings, *, pool: UpstreamPool | 
         raise ConfigError(f"candidate '{spec.name}' is kind '{spec.kind}'; a candidate is served "
                           "from an openai, hf or gguf model")
     backend = open_backend(spec, constrained=True, batch_size=swap.batch_size,
-                           max_new_tokens=swap.max_tokens)
+                           max_new_tokens=swap.max_tokens, contract=contract, prompt=prompt)
     queue = BatchQueue(backend, max_batch=swap.batch_size, max_wait_ms=swap.batch_wait_ms) if batching else None
     return Candidate(spec, swap, backend=backend, queue=queue)
 
@@ -195,29 +199,36 @@ class CandidatePool:
         self._loading: dict[str, asyncio.Task[None]] = {}
         self._failed: dict[str, tuple[float, str]] = {}
 
-    def get(self, name: str, swap: SwapSettings) -> Candidate | str:
-        """The candidate, or why there is none yet ("loading", or the load error)."""
+    def get(self, name: str, swap: SwapSettings, task: str | None = None) -> Candidate | str:
+        """The candidate, or why there is none yet ("loading", or the load error). A local
+        candidate is loaded for the contract of `task` (the first task that asks for it)."""
         if name in self._ready:
             return self._ready[name]
         failed = self._failed.get(name)
         if failed and time.monotonic() - failed[0] < RETRY_LOAD_S:
             return failed[1]
         if name not in self._loading:
-            self._loading[name] = asyncio.get_running_loop().create_task(self._load(name, swap))
+            self._loading[name] = asyncio.get_running_loop().create_task(self._load(name, swap, task))
         return "loading"
 
-    async def ensure(self, name: str, swap: SwapSettings) -> Candidate | str:
+    async def ensure(self, name: str, swap: SwapSettings, task: str | None = None) -> Candidate | str:
         """Load now and wait (startup, the demo): the candidate or the load error."""
-        got = self.get(name, swap)
+        got = self.get(name, swap, task)
         if got == "loading":
             await self._loading[name]
-            got = self.get(name, swap)
+            got = self.get(name, swap, task)
         return got
 
-    async def _load(self, name: str, swap: SwapSettings) -> None:
+    async def _load(self, name: str, swap: SwapSettings, task: str | None) -> None:
         try:
             spec = await asyncio.to_thread(candidate_spec, self.store, self.settings, name)
-            self._ready[name] = await asyncio.to_thread(open_candidate, spec, swap, pool=self.pool)
+            contract = None
+            if spec.is_local and task:
+                from fledgling.contracts import load_contract
+
+                contract = await asyncio.to_thread(load_contract, self.store, task)
+            self._ready[name] = await asyncio.to_thread(open_candidate, spec, swap, pool=self.pool,
+                                                        contract=contract)
             self._failed.pop(name, None)
             log.info("candidate '%s' ready", name)
         except Exception as exc:  # a bad candidate must not take the gateway down: the LLM answers
@@ -226,6 +237,11 @@ class CandidatePool:
             self._failed[name] = (time.monotonic(), reason)
         finally:
             self._loading.pop(name, None)
+
+    def put(self, name: str, candidate: Candidate) -> None:
+        """Serve a candidate opened elsewhere (the demo opens its own, with its prompt)."""
+        self._ready[name] = candidate
+        self._failed.pop(name, None)
 
     def names(self) -> list[str]:
         return list(self._ready)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
 from fledgling.calls import Call, Request, Response
 from fledgling.config import Settings, SwapSettings, TaskSettings
 from fledgling.errors import InputError
@@ -83,6 +84,10 @@ def _rerun_candidate(store: Store, settings: Settings, call: Call, target: str, 
     swap = SwapSettings(**{**task.swap.model_dump(), "batch_size": max(len(peers or ()), 1), "max_tokens": cap})
     pool = UpstreamPool()
     candidate = open_candidate(spec, swap, pool=pool, batching=False)
+    decoding = rec.get("decoding") or {}
+    if candidate.backend is not None and decoding.get("prompt"):  # prompted as live, same grammar
+        candidate.backend = candidate.backend.variant(  # type: ignore[attr-defined]
+            prompt=decoding["prompt"], task=decoding.get("task"), allow_text=decoding.get("allow_text"))
     if candidate.backend is not None and batch.get("threads"):
         candidate.backend.threads = batch["threads"]  # type: ignore[attr-defined]
     prepared = [_prepared(candidate, c, r) for c, r in (peers or [(call, rec)])]

@@ -132,14 +132,14 @@ class SwapRouter:
         """Start loading a candidate as soon as its task leaves record mode."""
         for t in changed:
             if t.mode != "record" and t.candidate:
-                self.candidates.get(t.candidate, self.task_settings(t.task).swap)
+                self.candidates.get(t.candidate, self.task_settings(t.task).swap, t.task)
 
     async def ready(self, task: str) -> str | None:
         """Wait until the task's candidate is loaded; the load error, if any."""
         t = next((t for t in self.live.tasks() if t.task == task), None)
         if t is None or t.mode == "record" or not t.candidate:
             return None
-        got = await self.candidates.ensure(t.candidate, self.task_settings(task).swap)
+        got = await self.candidates.ensure(t.candidate, self.task_settings(task).swap, task)
         return got if isinstance(got, str) else None
 
     def task_settings(self, task: str) -> TaskSettings:
@@ -241,12 +241,14 @@ class SwapRouter:
 
     # -- the candidate ---------------------------------------------------------------------------
 
-    async def attempt(self, route: Route, request: dict[str, Any], call_id: str | None = None) -> Attempt:
+    async def attempt(self, route: Route, request: dict[str, Any], call_id: str | None = None, *,
+                      background: bool = False) -> Attempt:
         """Run the candidate within the task's budget, with retries and its circuit breaker,
-        and check the answer against the contract. `call_id` names the call in its batch."""
+        and check the answer against the contract. `call_id` names the call in its batch;
+        `background` marks a shadow run (served requests go first)."""
         cfg = self.task_settings(route.task).swap
         assert route.candidate is not None
-        got = self.candidates.get(route.candidate, cfg)
+        got = self.candidates.get(route.candidate, cfg, route.task)
         if isinstance(got, str):
             return Attempt("unavailable", got)
         breaker = self.breakers.get("candidate:" + got.name, failures=cfg.breaker_failures,
@@ -267,7 +269,7 @@ class SwapRouter:
                 failure, detail = "timeout", f"no answer within {cfg.budget_ms:g} ms"
                 break
             try:
-                answer = await asyncio.wait_for(got.generate(prepared, tag=call_id), left)
+                answer = await asyncio.wait_for(got.generate(prepared, tag=call_id, background=background), left)
                 gen = answer.generation
             except TimeoutError:
                 breaker.failure()
@@ -417,7 +419,7 @@ class SwapRouter:
 
     async def _shadow(self, route: Route, request: dict[str, Any], ex: Exchange, reference: Response) -> None:
         try:
-            attempt = await self.attempt(route, request, ex.id)
+            attempt = await self.attempt(route, request, ex.id, background=True)
             record = self._record(attempt, request)
             agreed = None
             if attempt.failure in (None, "low_confidence") and attempt.response is not None:
@@ -436,6 +438,10 @@ class SwapRouter:
             ex.metadata["shadow"] = {"failure": "internal", "detail": str(exc)[:200]}
         finally:
             self.recorder.record(ex)
+
+    def idle(self) -> bool:
+        """No shadow run (or gate rollback) in flight: every call so far is recorded or on its way."""
+        return not self._shadows
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Let shadow runs finish (they record their calls), then close the candidates."""
