@@ -111,14 +111,23 @@ class Programmable:
         kind = self.behaviour(request)
         self.seen[kind] += 1
         self.requests.append(request)
-        if kind == "slow":
-            await asyncio.sleep(self.slow_s)
+        if kind == "slow":  # answers after slow_s, unless the caller gives up first
+            try:
+                await asyncio.wait_for(_disconnect(receive), self.slow_s)
+                return None
+            except TimeoutError:
+                pass
         patched = orjson.dumps({**request, "_kind": kind})
 
         async def replay() -> dict[str, Any]:
             return {"type": "http.request", "body": patched, "more_body": False}
 
         await self.inner(scope, replay, send)
+
+
+async def _disconnect(receive: Any) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 @dataclass
