@@ -91,7 +91,7 @@ def test_calibrate_command_finds_the_threshold_on_the_val_split(store, tmp_path)
     finally:
         server.stop()
     assert r.exit_code == 0, r.output
-    assert "min_confidence = -0.1000" in r.output
+    assert "[tasks.support-agent.swap]\n  min_confidence = -0.1000" in r.output
     row = next(line for line in r.output.splitlines() if "-0.1000" in line)
     cells = [c.strip() for c in row.split("│") if c.strip()]
     scored, _, _, overall, _, kept, coverage = cells

@@ -134,8 +134,8 @@ def calibrate(task: str = typer.Option(..., "--task", "-t", help="The task whose
               ) -> None:
     """Calibrate the low-confidence fallback: run the task's candidate over its curated val split
     and find the lowest mean token log-probability at which its answers agree with the
-    reference at the target rate. Prints the threshold to set as [tasks.T.swap] min_confidence
-    (with "low_confidence" in the task's fallback_on)."""
+    reference at the target rate. Prints the threshold to set as the task's swap min_confidence
+    in fledgling.toml (with "low_confidence" in its fallback_on)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from fledgling.evals.runs import load_items
@@ -162,4 +162,4 @@ def calibrate(task: str = typer.Option(..., "--task", "-t", help="The task whose
         raise typer.Exit(1)
     console.print(f"Set in fledgling.toml:\n\n  [tasks.{task}]\n  fallback_on = [\"error\", \"timeout\", "
                   f"\"contract\", \"low_confidence\"]\n\n  [tasks.{task}.swap]\n  min_confidence = "
-                  f"{cal.threshold:.4f}\n", highlight=False)
+                  f"{cal.threshold:.4f}\n", highlight=False, markup=False)
