@@ -5,13 +5,15 @@ the compact specialist prompt, greedy, at most `--max-new-tokens` answer tokens 
 one process, on the same prompts, with the same number of intra-op threads (printed):
 
 - the backend at batch 1, 8 and 32 (sorted by length, left padding, KV cache, finished rows leave
-  the batch, the shared prompt prefix encoded once), unconstrained;
+  the batch, the shared prompt prefix encoded once), unconstrained, in its default precision
+  (bfloat16 on a CPU with bfloat16 instructions, else float32);
 - the backend at batch 8 with constrained decoding (xgrammar, the contract's tool calls or text);
-- the baseline: `model.generate` over batches of 8 left-padded prompts (how the original pipeline
-  did it), its answers cut at the first end token.
+- the baseline: `model.generate` over batches of 8 left-padded prompts in float32 (how the
+  original pipeline did it), its answers cut at the first end token; and the same loop and the
+  backend at batch 8 in the other precision, so the engine and the precision count separately.
 
 Tokens/second counts answer tokens only (up to and including the end token). The ratios compare
-each row with the baseline; the target is >= 3x at batch 8 and beyond. A second table gives
+each row with the float32 baseline (the target is >= 3x) and with the loop in its own precision. A second table gives
 seconds per item and prompt tokens for the same few items in the agent's own chat prompt and in
 the compact one (constrained, as `fledgling eval --constrained` runs them).
 
@@ -79,52 +81,64 @@ def main() -> None:
     import torch
 
     from fledgling.models import open_backend, resolve_model
-    from fledgling.models.local import decode_threads
+    from fledgling.models.local import decode_threads, default_dtype
 
-    console = Console()
+    console = Console(width=150)
     threads = decode_threads(args.threads)
     requests, contract = demo_requests(args.requests)
-    with console.status("loading SmolLM2-135M"):
-        base = open_backend(resolve_model("gguf:smollm2"), prompt="compact", contract=contract,
-                            max_new_tokens=args.max_new_tokens, threads=threads)
+    shipped = default_dtype("cpu")
+    loaded = {}
+    for dtype in dict.fromkeys(("float32", shipped)):
+        with console.status(f"loading SmolLM2-135M in {dtype}"):
+            loaded[dtype] = open_backend(resolve_model("gguf:smollm2"), prompt="compact", contract=contract,
+                                         max_new_tokens=args.max_new_tokens, threads=threads, dtype=dtype)
     torch.set_num_threads(threads)
     console.print(f"{len(requests)} {TASK} requests, compact prompt, <= {args.max_new_tokens} answer tokens, "
-                  f"{threads} thread(s), torch {torch.__version__}")
-
+                  f"{threads} thread(s), torch {torch.__version__}; the backend's default precision here: "
+                  f"{shipped}")
     with console.status("warming up"):
-        plain_generate_loop(base, requests[:1], 2)
-        base.variant().generate_sync(requests[:1])
-    rows = []
-    with console.status("plain model.generate loop, batch 8"):
-        base_tokens, base_s, base_texts = plain_generate_loop(base, requests, args.max_new_tokens)
-    rows.append(("model.generate loop, batch 8", base_tokens, base_s))
-    same = None
-    for label, batch, constrained in (("backend, batch 1", 1, False), ("backend, batch 8", 8, False),
-                                      ("backend, batch 32", 32, False),
-                                      ("backend, batch 8, constrained", 8, True)):
-        backend = base.variant(constrained=constrained, batch_size=batch)  # encodes its own shared prefix
-        with console.status(label):
-            tokens, seconds, texts = backend_run(backend, requests)
-        rows.append((label, tokens, seconds))
-        if batch == 8 and not constrained:
-            same = sum(a == b for a, b in zip(texts, base_texts, strict=True))
+        for backend in loaded.values():
+            plain_generate_loop(backend, requests[:1], 2)
+            backend.variant().generate_sync(requests[:1])
 
+    rows, same = [], {}
+    for dtype, backend in loaded.items():
+        with console.status(f"plain model.generate loop, batch 8, {dtype}"):
+            tokens, seconds, plain_texts = plain_generate_loop(backend, requests, args.max_new_tokens)
+        rows.append((f"model.generate loop, batch 8, {dtype}", tokens, seconds))
+        configs = [(1, False), (8, False), (32, False), (8, True)] if dtype == shipped else [(8, False)]
+        for batch, constrained in configs:
+            label = f"backend, batch {batch}, {dtype}" + (", constrained" if constrained else "")
+            with console.status(label):
+                tokens, seconds, texts = backend_run(
+                    backend.variant(constrained=constrained, batch_size=batch), requests)
+            rows.append((label, tokens, seconds))
+            if batch == 8 and not constrained:
+                same[dtype] = sum(a == b for a, b in zip(texts, plain_texts, strict=True))
+
+    base_tokens, base_s = rows[0][1], rows[0][2]
+    same_dtype = {dtype: next(r for r in rows if r[0] == f"model.generate loop, batch 8, {dtype}") for dtype in loaded}
     table = Table(title="SmolLM2-135M decoding throughput (answer tokens per second)")
-    for col in ("configuration", "answer tokens", "seconds", "tokens/s", "vs generate loop"):
+    for col in ("configuration", "answer tokens", "seconds", "tokens/s", "vs float32 generate loop",
+                "vs generate loop, same precision"):
         table.add_column(col, justify="left" if col == "configuration" else "right")
-    base_rate = base_tokens / base_s
     for label, tokens, seconds in rows:
         rate = tokens / seconds
-        table.add_row(label, f"{tokens:,}", f"{seconds:.1f}", f"{rate:.1f}", f"{rate / base_rate:.2f}x")
+        dtype = label.split(", ")[2] if label.startswith("backend") else label.rsplit(", ", 1)[1]
+        ref = same_dtype[dtype]
+        table.add_row(label, f"{tokens:,}", f"{seconds:.1f}", f"{rate:.1f}",
+                      f"{rate / (base_tokens / base_s):.2f}x", f"{rate / (ref[1] / ref[2]):.2f}x")
     console.print(table)
-    console.print(f"identical answers, backend batch 8 vs generate loop: {same}/{len(requests)}")
+    for dtype, n in same.items():
+        console.print(f"identical answers, backend batch 8 vs generate loop, {dtype}: {n}/{len(requests)}")
 
     items = requests[: args.format_items]
-    fmt = Table(title=f"Prompt formats: {len(items)} {TASK} items, constrained, <= {args.max_new_tokens} tokens")
+    fmt = Table(title=f"Prompt formats: {len(items)} {TASK} items, constrained, <= {args.max_new_tokens} tokens, "
+                      f"{shipped}")
     for col in ("prompt", "prompt tokens/item", "seconds/item"):
         fmt.add_column(col, justify="left" if col == "prompt" else "right")
     for prompt in ("chat", "compact"):
-        backend = base.variant(prompt=prompt, constrained=True, batch_size=8)
+        backend = loaded[shipped].variant(prompt=prompt, constrained=True, batch_size=8)
         with console.status(f"{prompt} prompt"):
             started = time.perf_counter()
             gens = backend.generate_sync(items)

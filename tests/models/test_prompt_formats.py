@@ -26,12 +26,13 @@ CALL = '{"name":"lookup_order","arguments":{"order_id":"A1234"}}'
 
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir) -> LocalBackend:
-    return LocalBackend("tiny", tiny_model_dir, batch_size=3, max_new_tokens=24)
+    return LocalBackend("tiny", tiny_model_dir, batch_size=3, max_new_tokens=24, dtype="float32")
 
 
 @pytest.fixture(scope="module")
 def tiny_constrained(tiny_model_dir) -> LocalBackend:
-    return LocalBackend("tiny", tiny_model_dir, batch_size=6, max_new_tokens=200, constrained=True)
+    return LocalBackend("tiny", tiny_model_dir, batch_size=6, max_new_tokens=200, constrained=True,
+                        dtype="float32")
 
 
 def _plain_generate(backend: LocalBackend, request: Request, max_new_tokens: int = 24) -> str:
@@ -45,7 +46,7 @@ def _plain_generate(backend: LocalBackend, request: Request, max_new_tokens: int
 # -- the shared prompt prefix ----------------------------------------------------------------------------
 
 def test_shared_prefix_is_encoded_once_and_changes_no_token(tiny_model_dir):
-    backend = LocalBackend("tiny", tiny_model_dir, batch_size=3, max_new_tokens=24)
+    backend = LocalBackend("tiny", tiny_model_dir, batch_size=3, max_new_tokens=24, dtype="float32")
     reqs = [Request(messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": t}])
             for t in PROMPTS]
     gens = backend.generate_sync(reqs)

@@ -15,6 +15,10 @@ other processes keep busy one descheduled worker stalls them all. Measured on th
 with other jobs running: a SmolLM2-135M decoding step took 0.49-0.57 s with 2 threads and
 0.06-0.09 s with 1. By default the backend uses as many threads as the load average says cores
 are idle (at least one; its own recent use does not count), re-read before each batch.
+
+Precision: bfloat16 on a GPU, and on a CPU with bfloat16 instructions (AVX512-BF16 or AMX; on
+this machine's EPYC a SmolLM2 prefill ran 3.5x and a decoding step 1.9x faster than in
+float32); float32 elsewhere. `dtype=` fixes it.
 """
 
 from __future__ import annotations
@@ -67,6 +71,22 @@ def decode_threads(requested: int | None = None, own_load: float = 0.0) -> int:
     return max(1, min(cores, int(idle + 0.5)))
 
 
+DTYPES = ("float32", "bfloat16")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), read from /proc/cpuinfo."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def default_dtype(device: str) -> str:
+    return "bfloat16" if device != "cpu" or cpu_has_bf16() else "float32"
+
+
 class LocalBackend:
     """A transformers causal LM answering chat-completions requests on CPU or CUDA."""
 
@@ -74,16 +94,19 @@ class LocalBackend:
                  adapter: str | Path | None = None, constrained: bool = False,
                  batch_size: int = 16, max_new_tokens: int = 256, device: str | None = None,
                  prompt: str = "chat", task: str | None = None, allow_text: bool = False,
-                 threads: int | None = None):
+                 threads: int | None = None, dtype: str | None = None):
         """`prompt`: "chat" or "compact" (then `task` names the task in the specialist prompt).
         `allow_text`: with `constrained`, a request with tools may also be answered in plain
         text (when its `tool_choice` does not require a call); set it when the contract has seen
-        answers without a tool call. `threads`: intra-op threads (default: the idle cores)."""
+        answers without a tool call. `threads`: intra-op threads (default: the idle cores).
+        `dtype`: "float32" or "bfloat16" (default: `default_dtype`)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if prompt not in PROMPT_FORMATS:
             raise ConfigError(f"unknown prompt format {prompt!r}; use one of {', '.join(PROMPT_FORMATS)}")
+        if dtype is not None and dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
         self.name = name
         self.constrained = constrained
         self.batch_size = batch_size
@@ -93,13 +116,14 @@ class LocalBackend:
         self.allow_text = allow_text
         self.threads = threads
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = dtype or default_dtype(self.device)
         self._torch = torch
         started = time.perf_counter()
         kwargs = {"gguf_file": gguf_file} if gguf_file else {}
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(path), **kwargs)
             self.model = AutoModelForCausalLM.from_pretrained(
-                str(path), dtype=torch.float32 if self.device == "cpu" else torch.bfloat16, **kwargs)
+                str(path), dtype=getattr(torch, self.dtype), **kwargs)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot load model '{name}' from {path}: {str(exc).splitlines()[0]}; "
                               "check the path (a transformers checkpoint directory or .gguf file)") from None

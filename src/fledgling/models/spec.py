@@ -101,13 +101,15 @@ def default_prompt(ms: ModelSettings) -> tuple[str, str | None]:
 
 def open_backend(spec: ModelSpec, *, constrained: bool = False, recorded_calls: Iterable[Call] = (),
                  batch_size: int = 16, max_new_tokens: int = 256, concurrency: int = 8,
-                 prompt: str | None = None, contract: Any = None, threads: int | None = None) -> Backend:
+                 prompt: str | None = None, contract: Any = None, threads: int | None = None,
+                 dtype: str | None = None) -> Backend:
     """The backend for a spec. `recorded_calls` are the calls a `recorded` backend can answer.
 
     Local models only: `prompt` is "chat" or "compact" (default: what the model was trained on,
     see `default_prompt`); `contract` (a `fledgling.contracts.Contract`) names the task in the
     compact prompt and, when it has seen answers without a tool call, lets constrained decoding
-    answer in text too; `threads` fixes the intra-op threads (default: the idle cores).
+    answer in text too; `threads` fixes the intra-op threads (default: the idle cores); `dtype`
+    the precision ("float32" or "bfloat16"; default: bfloat16 where the hardware has it).
     """
     ms = spec.settings
     if ms.kind == "recorded":
@@ -123,7 +125,7 @@ def open_backend(spec: ModelSpec, *, constrained: bool = False, recorded_calls: 
 
     trained_format, trained_task = default_prompt(ms)
     options = dict(adapter=ms.adapter, constrained=constrained, batch_size=batch_size,
-                   max_new_tokens=max_new_tokens, prompt=prompt or trained_format, threads=threads,
+                   max_new_tokens=max_new_tokens, prompt=prompt or trained_format, threads=threads, dtype=dtype,
                    task=getattr(contract, "task", None) or trained_task,
                    allow_text=allows_text(contract))
     if ms.kind == "gguf" or (ms.base or "").lower() in SMOLLM2_NAMES and not ms.path:
