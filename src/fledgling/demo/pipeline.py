@@ -181,6 +181,12 @@ def train_candidate(ctx: DemoContext) -> str:
     return train_support_agent(ctx)
 
 
+def canary(ctx: DemoContext) -> str:
+    from fledgling.gateway.demo_stage import canary_stage
+
+    return canary_stage(ctx)
+
+
 STAGES: list[Stage] = [
     Stage("generate", "Generate synthetic agent traffic", generate),
     Stage("import", "Import it like a request log (OpenAI JSONL)", import_traffic),
@@ -192,6 +198,7 @@ STAGES: list[Stage] = [
     Stage("train", "Train a LoRA specialist for support-agent on CPU; evaluate it", train_candidate,
           uses_models=True),
     Stage("stats", "What was captured", stats),
+    Stage("canary", "Canary: support-agent's tuned SLM answers half the sessions, live", canary, uses_models=True),
 ]
 
 NEXT_STEPS = [
@@ -199,6 +206,7 @@ NEXT_STEPS = [
     "fledgling traces list --task support-agent      # browse the calls",
     "fledgling contracts show support-agent          # tools, schemas, argument frequencies",
     "fledgling contracts check --task ticket-triage  # which answers break the schema",
+    "fledgling rollout show                          # support-agent is in canary; rollback with rollout rollback",
     "fledgling demo --calls 100000                   # the same at scale",
 ]
 
