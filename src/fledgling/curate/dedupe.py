@@ -7,12 +7,17 @@ kept is decided later (`label_noise.choose`), once the whole cluster is known.
 
 Signatures are computed with numpy (5-byte shingles of the UTF-8 text, `NUM_PERM` seeded
 affine hash functions, the minimum of each), which is several times faster than feeding
-shingles one by one; datasketch's `MinHashLSH` indexes them (banding tuned to the threshold).
-`signature` is pure, so it runs where the call is prepared (possibly a worker process) and
-`Deduper.add` receives it ready-made.
+shingles one by one. `signature` is pure, so it runs where the call is prepared (possibly a
+worker process) and `Deduper.add` receives it ready-made, as bytes.
+
+The LSH index uses the banding datasketch's `MinHashLSH` chooses for the threshold (b bands of
+r values; 3 x 21 for 0.9): an anchor is a candidate when one of its bands equals the query's.
+The bands are plain dicts keyed by the band's bytes and the anchors' signatures one numpy
+matrix, so a query compares all its candidates in one operation; at 100,000 calls this is
+several times cheaper than going through `MinHashLSH` objects, with the same candidates.
 
 Memory: one dict entry per distinct exact input (an 8-byte digest), and per cluster one
-MinHash signature (`NUM_PERM` 32-bit values) plus its LSH band entries. That is O(clusters), a
+MinHash signature (`NUM_PERM` 32-bit values) plus its band entries. That is O(clusters), a
 few hundred bytes each; the examples themselves are never held.
 """
 
@@ -22,12 +27,8 @@ import hashlib
 import string
 from array import array
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from datasketch import LeanMinHash
 
 NUM_PERM = 64
 SHINGLE = 5
@@ -66,13 +67,17 @@ class Deduper:
     def __post_init__(self) -> None:
         if not 0 < self.threshold <= 1:
             raise ValueError("the near-duplicate threshold must be in (0, 1]")
-        # datasketch imports scipy (most of a second): only where the LSH index is built, so
-        # worker processes, which only sign texts, start faster under spawn and forkserver.
-        from datasketch import MinHashLSH
-
         self._exact: dict[bytes, int] = {}
-        self._lsh = MinHashLSH(threshold=self.threshold, num_perm=NUM_PERM) if self.threshold < 1 else None
-        self._anchors: dict[int, np.ndarray] = {}
+        self._bands: list[tuple[int, int, dict[bytes, list[int]]]] = []
+        if self.threshold < 1:
+            # datasketch imports scipy (most of a second): only here, so worker processes,
+            # which only sign texts, start faster under spawn and forkserver.
+            from datasketch import MinHashLSH
+
+            ranges = MinHashLSH(threshold=self.threshold, num_perm=NUM_PERM).hashranges
+            self._bands = [(4 * start, 4 * end, {}) for start, end in ranges]
+        self._anchor_sigs = np.empty((1024, NUM_PERM), dtype=np.uint32)
+        self._anchor_clusters: list[int] = []
 
     def add(self, exact_key: bytes, sig: bytes | None) -> int:
         """Cluster of the next example, given its exact-input digest and its `signature` bytes
@@ -81,30 +86,45 @@ class Deduper:
         cluster = self._exact.get(exact_key)
         if cluster is not None:
             self.exact_dups += 1
-        elif self._lsh is not None and sig is not None:
-            values = np.frombuffer(sig, dtype=np.uint32)
-            lean = _lean(values)
-            cluster = self._nearest(values, lean)
+        elif self._bands and sig is not None:
+            cluster = self._nearest(sig)
             if cluster is not None:
                 self.near_dups += 1
             else:
                 cluster = item
-                self._lsh.insert(cluster, lean)
-                self._anchors[cluster] = values
+                self._insert(cluster, sig)
             self._exact[exact_key] = cluster
         else:
             cluster = self._exact[exact_key] = item
         self.cluster_of.append(cluster)
         return cluster
 
-    def _nearest(self, values: np.ndarray, lean: LeanMinHash) -> int | None:
-        assert self._lsh is not None
-        best, best_sim = None, -1.0
-        for candidate in sorted(self._lsh.query(lean)):
-            sim = float(np.count_nonzero(self._anchors[candidate] == values)) / NUM_PERM
-            if sim >= self.threshold and sim > best_sim:
-                best, best_sim = candidate, sim
-        return best
+    def _nearest(self, sig: bytes) -> int | None:
+        """The anchor most similar to `sig` among the candidates, if similar enough; the
+        earliest one among equals."""
+        rows: set[int] = set()
+        for start, end, table in self._bands:
+            bucket = table.get(sig[start:end])
+            if bucket:
+                rows.update(bucket)
+        if not rows:
+            return None
+        candidates = np.fromiter(sorted(rows), dtype=np.intp, count=len(rows))
+        values = np.frombuffer(sig, dtype=np.uint32)
+        same = np.count_nonzero(self._anchor_sigs[candidates] == values, axis=1)
+        best = int(np.argmax(same))  # the first maximum: the earliest anchor
+        if same[best] / NUM_PERM >= self.threshold:
+            return self._anchor_clusters[candidates[best]]
+        return None
+
+    def _insert(self, cluster: int, sig: bytes) -> None:
+        row = len(self._anchor_clusters)
+        if row == len(self._anchor_sigs):
+            self._anchor_sigs = np.concatenate([self._anchor_sigs, np.empty_like(self._anchor_sigs)])
+        self._anchor_sigs[row] = np.frombuffer(sig, dtype=np.uint32)
+        self._anchor_clusters.append(cluster)
+        for start, end, table in self._bands:
+            table.setdefault(sig[start:end], []).append(row)
 
 
 def signature(text: str) -> np.ndarray:
@@ -122,9 +142,3 @@ def signature(text: str) -> np.ndarray:
     windows = np.ndarray((n,), dtype=">u8", buffer=raw, strides=(1,))
     hashed = (((windows >> _WINDOW_SHIFT) * _GOLDEN) >> np.uint64(32)).astype(np.uint32)
     return (_A32[:, None] * hashed[None, :] + _B32[:, None]).min(axis=1)
-
-
-def _lean(values: np.ndarray) -> LeanMinHash:
-    from datasketch import LeanMinHash
-
-    return LeanMinHash(seed=1, hashvalues=values.astype(np.uint64), scheme="affine32")

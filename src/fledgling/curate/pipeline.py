@@ -47,6 +47,9 @@ from fledgling.errors import InputError, StoreError
 from fledgling.store import CallFilter, Store
 
 DEFAULT_ROOT = Path(".fledgling") / "datasets"
+_BUFFER = 1 << 20
+"""File buffer for the spool and the split files: lines are kilobytes, so 8 KiB would mean a
+system call for nearly every line."""
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -79,7 +82,7 @@ def curate(store: Store, task: str, *, seed: int = 0, val: float = 0.1, test: fl
         settings = Settings.of(contract, fmt, drop_tool_failures=not keep_tool_failures,
                                near_duplicates=near_dup_threshold < 1)
         n_workers = auto_workers(total) if workers is None else workers
-        with open(work / "spool.jsonl", "wb") as spool:
+        with open(work / "spool.jsonl", "wb", buffering=_BUFFER) as spool:
             for item in prepared(store.iter_call_rows(flt), settings, n_workers,
                                  chunk=chunk_size(total, n_workers)):
                 run.absorb(item, spool)
@@ -168,6 +171,7 @@ class _Run:
         self.sessions: list[str | None] = []
         self.traces: list[str | None] = []
         self.offsets = array("q")
+        self.spooled = 0
         self.clusters: dict[int, list[Member]] = {}
 
     def absorb(self, p: Prepared, spool: Any) -> None:
@@ -188,8 +192,8 @@ class _Run:
         self.call_ids.append(p.call_id)
         self.sessions.append(p.session_id)
         self.traces.append(p.trace_id)
-        self.offsets.append(spool.tell())
-        spool.write(p.line)
+        self.offsets.append(self.spooled)
+        self.spooled += spool.write(p.line)
 
     def finish(self, work: Path, *, task: str, seed: int, val: float, test: float,
                drop_label_noise: bool, params: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, int, str]]]:
@@ -223,11 +227,11 @@ class _Run:
         items: list[tuple[str, int, str]] = []
         lines = dict.fromkeys(SPLITS, 0)
         classes: dict[str, Counter[str]] = {s: Counter() for s in SPLITS}
-        outs = {s: open(work / f"{s}.jsonl", "wb") for s in SPLITS}
+        outs = {s: open(work / f"{s}.jsonl", "wb", buffering=_BUFFER) for s in SPLITS}
         ids_out = ({s: open(work / f"{s}.call_ids.txt", "w", encoding="utf-8") for s in SPLITS}
                    if self.fmt == "openai" else {})
         try:
-            with open(work / "spool.jsonl", "rb") as spool:
+            with open(work / "spool.jsonl", "rb", buffering=_BUFFER) as spool:
                 for m in chosen:
                     call_id = self.call_ids[m.item]
                     split = split_of[groups.of(call_id)]

@@ -240,9 +240,18 @@ def _phone_numbers(candidate: str) -> tuple[tuple[int, int, str, str], ...]:
                  for m in phonenumbers.PhoneNumberMatcher(candidate, PHONE_REGION))
 
 
+_EU_SUFFIXES = ("straße", "strasse", "str.", "weg", "gasse", "platz", "allee", "ring", "damm")
+"""One of these is in every `_EU_ADDRESS` match: text without any skips that pattern."""
+
+
 def _addresses(text: str) -> list[Finding]:
+    patterns = [_US_ADDRESS]
+    for suffix in _EU_SUFFIXES:
+        if suffix in text:
+            patterns.append(_EU_ADDRESS)
+            break
     return [Finding(m.start(), m.end(), "ADDRESS", " ".join(m.group(0).lower().rstrip(".").split()))
-            for rx in (_US_ADDRESS, _EU_ADDRESS) for m in rx.finditer(text)]
+            for rx in patterns for m in rx.finditer(text)]
 
 
 @lru_cache(maxsize=16384)
