@@ -91,10 +91,10 @@ def main() -> None:
     except KeyboardInterrupt:
         session.err_console.print("interrupted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:
+        # Usage errors (a missing option, a bad value) come from click, or from the copy of
+        # click that typer bundles; both have show() and exit_code.
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
         raise
