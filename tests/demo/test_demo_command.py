@@ -42,7 +42,9 @@ def test_pipeline_runs_on_both_stores_and_is_idempotent(store: Store, tmp_path: 
     assert load_contract(store, "support-agent").kind == "toolcall"
     assert load_contract(store, "ticket-triage").kind == "structured"
     text = out.getvalue()
-    assert "150 new calls imported" in text and "captured calls" in text
+    assert "150 calls captured live through the gateway" in text and "captured calls" in text
+    assert "0 new calls imported (150 already stored)" in text
+    assert store.count_calls(CallFilter(source="gateway")) == 150
 
     again = DemoContext(store=store, console=Console(file=io.StringIO(), width=160), seed=4, calls=150,
                         out_dir=tmp_path / "demo")
@@ -50,7 +52,7 @@ def test_pipeline_runs_on_both_stores_and_is_idempotent(store: Store, tmp_path: 
     assert store.count_calls() == 150
     assert {t: load_contract(store, t).version for t in TASKS} == versions
     assert all(len(store.contracts(t)) == 1 for t in TASKS)
-    assert "0 new calls imported (150 already stored)" in outcomes[1].summary
+    assert "0 new calls imported (150 already stored)" in outcomes[2].summary
 
 
 def test_demo_command_prints_every_stage_a_summary_and_next_steps(tmp_path: Path, monkeypatch) -> None:
@@ -62,7 +64,7 @@ def test_demo_command_prints_every_stage_a_summary_and_next_steps(tmp_path: Path
     assert "Summary" in res.output and "Next steps" in res.output
     with Store(f"sqlite:///{tmp_path}/.fledgling/fledgling.db") as s:
         assert s.count_calls() == 120
-        assert s.count_calls(CallFilter(source="demo")) == 120
+        assert s.count_calls(CallFilter(source="gateway")) == 120
     assert (tmp_path / ".fledgling/demo/support-agent.jsonl").is_file()
 
 

@@ -87,18 +87,20 @@ def import_traffic(ctx: DemoContext) -> str:
             f"into {ctx.store.safe_url}")
 
 
-REPLAY_SAMPLE = 500
+CAPTURE_LIMIT = 20_000
+"""Calls sent live (the stand-in upstream holds their answers in memory); beyond it, the rest of
+a large demo arrives through the importer in the next stage."""
 
 
 def capture(ctx: DemoContext) -> str:
-    """Send (a sample of) the traffic through a real gateway to a stand-in LLM that replays the
-    recorded answers: live capture end to end. Same ids, so nothing is stored twice."""
+    """Send the traffic through a real gateway to a stand-in LLM that replays the recorded
+    answers: live capture end to end, as an agent pointed at the gateway would be captured."""
     from itertools import islice
 
     from fledgling.demo.traffic import generate_calls
     from fledgling.gateway.replay import replay_through_gateway
 
-    calls = list(islice(generate_calls(ctx.seed, ctx.calls), REPLAY_SAMPLE))
+    calls = list(islice(generate_calls(ctx.seed, ctx.calls), CAPTURE_LIMIT))
     before = ctx.store.count_calls()
     with _progress(ctx.console) as bar:
         job = bar.add_task("calls through the gateway", total=len(calls))
@@ -189,8 +191,8 @@ def canary(ctx: DemoContext) -> str:
 
 STAGES: list[Stage] = [
     Stage("generate", "Generate synthetic agent traffic", generate),
-    Stage("import", "Import it like a request log (OpenAI JSONL)", import_traffic),
-    Stage("capture", "Send it through the gateway, live", capture),
+    Stage("capture", "Send it through the recording gateway, live", capture),
+    Stage("import", "Import the same traffic as request logs", import_traffic),
     Stage("contracts", "Infer each task's contract", contracts),
     Stage("check", "Check recorded answers against the contracts", check),
     Stage("curate", "Curate each task into train/val/test datasets", curate_tasks),
