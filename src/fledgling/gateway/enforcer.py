@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 import orjson
+
 from fledgling.calls import Request, Response
 from fledgling.contracts import (
     Contract,

@@ -20,7 +20,14 @@ import orjson
 
 from fledgling.gateway.exchange import Exchange, new_call_id, upstream_error_reason
 from fledgling.gateway.recorder import Recorder
-from fledgling.gateway.responses import Problem, Receive, Send, read_body, send_bytes, send_error
+from fledgling.gateway.responses import (
+    Problem,
+    Receive,
+    Send,
+    read_body,
+    send_bytes,
+    send_error,
+)
 from fledgling.gateway.router import Route, Router
 from fledgling.gateway.upstream import UpstreamFault, UpstreamPool, response_headers
 
@@ -162,7 +169,7 @@ class Pipeline:
                     ex.metadata["ttft_ms"] = round((time.perf_counter() - started) * 1000, 3)
                 chunks.append(data)
                 await send({"type": "http.response.body", "body": data, "more_body": True})
-        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             timeout = isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError)
             ex.error = (f"upstream '{ex.upstream}' stalled mid-stream" if timeout else
                         f"upstream '{ex.upstream}' broke the stream: {type(exc).__name__}")
