@@ -17,6 +17,10 @@ from fledgling.store import Store
 
 PG_URL = os.environ.get("FLEDGLING_TEST_PG_URL")
 
+# Rich fixes a console's width when it is created (at import): 80 columns without a terminal,
+# as in CI. Tests read whole words in tables, so give every console the same wide page.
+os.environ["COLUMNS"] = "200"
+
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
