@@ -61,3 +61,25 @@ def test_task_traffic_sums(store) -> None:
         assert traffic[task].calls == len(mine)
         assert traffic[task].errors == sum(c.status == "error" for c in mine)
         assert abs(traffic[task].cost_usd - sum(c.cost_usd or 0 for c in mine)) < 1e-9
+
+
+def test_fallback_rate_counts_candidate_routed_calls_only(store) -> None:
+    from datetime import UTC, datetime
+
+    from fledgling.calls import Call, Request, Response
+
+    def routed(i: int, route: dict | None, task: str = "support-agent") -> Call:
+        return Call(id=f"fb-{task}-{i}", task=task, source="gateway", created_at=datetime.now(UTC),
+                    request=Request(messages=[{"role": "user", "content": "hi"}]),
+                    response=Response(content="ok"), metadata={"route": route} if route else {})
+
+    calls = ([routed(i, {"mode": "swapped", "served_by": "candidate", "fallback": None}) for i in range(6)]
+             + [routed(10 + i, {"mode": "swapped", "served_by": "llm", "fallback": "contract"}) for i in range(2)]
+             + [routed(20 + i, {"mode": "canary", "canary": True, "served_by": "llm", "fallback": "timeout"})
+                for i in range(2)]
+             + [routed(30 + i, {"mode": "canary", "canary": False, "served_by": "llm", "fallback": None})
+                for i in range(5)]
+             + [routed(40 + i, None) for i in range(5)]
+             + [routed(50, {"mode": "record", "served_by": "llm", "fallback": None}, task="ticket-triage")])
+    store.insert_calls(calls)
+    assert queries.fallback_rates(store) == {"support-agent": 4 / 10}

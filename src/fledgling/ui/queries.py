@@ -8,7 +8,7 @@ calls costs about the same.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, literal_column, or_, select
@@ -191,3 +191,18 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def fallback_rates(store: Store, *, hours: float = 24.0) -> dict[str, float]:
+    """Per task, over the last `hours`: of the calls routed to the candidate (canary share or
+    swapped), the share the LLM answered instead (`metadata.route.fallback` set by the gateway)."""
+    c = calls_t.c
+    mode = c.metadata["route"]["mode"].as_string()
+    to_candidate = or_(mode == "swapped",
+                       and_(mode == "canary", c.metadata["route"]["canary"].as_boolean().is_(True)))
+    fell_back = c.metadata["route"]["fallback"].as_string().is_not(None)
+    since = datetime.now(UTC) - timedelta(hours=hours)
+    q = (select(c.task, func.count(), func.sum(func.cast(fell_back, c.input_tokens.type)))
+         .where(c.created_at >= since, to_candidate).group_by(c.task))
+    with store.engine.connect() as conn:
+        return {task: int(n_fb or 0) / n for task, n, n_fb in conn.execute(q) if n}

@@ -25,7 +25,7 @@ def overview(request: Request, s: Store = Depends(store), cfg: Settings = Depend
               "errors": sum(t.errors for t in traffic)}
     return page(request, "overview.html", title="Overview", traffic=traffic, modes=modes,
                 totals=totals, store_url=s.safe_url, verdicts=_verdicts(s, cfg, [t.task for t in traffic]),
-                fallback={})
+                fallback=queries.fallback_rates(s))
 
 
 def _verdicts(s: Store, cfg: Settings, tasks: list[str]) -> dict[str, dict[str, str]]:
