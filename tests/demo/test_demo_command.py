@@ -95,3 +95,17 @@ def test_same_seed_writes_byte_identical_files(tmp_path: Path) -> None:
     assert [f.path.read_bytes() for f in first] == [f.path.read_bytes() for f in second]
     other = write_traffic(tmp_path / "c", seed=10, n=200)
     assert [f.path.read_bytes() for f in other] != [f.path.read_bytes() for f in first]
+
+
+def test_live_capture_records_exactly_what_the_llm_answered(store: Store, tmp_path: Path) -> None:
+    """Planted errors (truncated outputs, invalid JSON, failures) survive the trip through the gateway."""
+    ctx = DemoContext(store=store, console=Console(file=io.StringIO(), width=160), seed=5, calls=400,
+                      out_dir=tmp_path / "demo")
+    run_demo(ctx, [s for s in DATA_STAGES if s.name in ("generate", "capture")])
+    generated = list(generate_calls(5, 400))
+    assert any(c.response and c.response.finish_reason == "length" for c in generated)
+    for call in generated:
+        got = store.get_call(call.id)
+        assert got is not None and got.source == "gateway"
+        assert got.status == call.status
+        assert got.response == call.response, call.metadata.get("llm_error")

@@ -45,7 +45,8 @@ class RecordedAnswers:
             if call.response is None:
                 answer: dict[str, Any] = {"error": call.error or "the recorded call failed"}
             else:
-                answer = {**call.response.message(), "usage": {
+                answer = {**call.response.message(), "finish_reason": call.response.finish_reason,
+                          "usage": {
                     "prompt_tokens": call.usage.input_tokens,
                     "completion_tokens": call.usage.output_tokens,
                     "total_tokens": call.usage.input_tokens + call.usage.output_tokens}}
@@ -98,6 +99,7 @@ class StandInUpstream:
             await send_error(send, 500, "recorded_error", str(message["error"]))
             return
         logprobs = message.pop("logprobs", None)
+        finish = message.pop("finish_reason", None) or ("tool_calls" if message.get("tool_calls") else "stop")
         usage = message.pop("usage", None) or {"prompt_tokens": _tokens(request.get("messages")),
                                                "completion_tokens": _tokens([message])}
         usage.setdefault("total_tokens", usage["prompt_tokens"] + usage["completion_tokens"])
@@ -107,11 +109,10 @@ class StandInUpstream:
             include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"text/event-stream")]})
-            for chunk in stream_chunks(cid, model, message, usage if include_usage else None):
+            for chunk in stream_chunks(cid, model, message, usage if include_usage else None, finish):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
             return
-        finish = "tool_calls" if message.get("tool_calls") else "stop"
         await send_bytes(send, 200, orjson.dumps({
             "id": cid, "object": "chat.completion", "created": 1700000000, "model": model,
             "choices": [{"index": 0, "message": {"refusal": None, **message},
@@ -119,8 +120,8 @@ class StandInUpstream:
             "usage": usage}))
 
 
-def stream_chunks(cid: str, model: str, message: dict[str, Any],
-                  usage: dict[str, int] | None) -> list[bytes]:
+def stream_chunks(cid: str, model: str, message: dict[str, Any], usage: dict[str, int] | None,
+                  finish: str | None = None) -> list[bytes]:
     """The SSE events OpenAI sends for `message`: role, content pieces, tool-call pieces
     (id and name first, then the arguments in two halves), finish, optional usage, [DONE]."""
     def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
@@ -140,7 +141,7 @@ def stream_chunks(cid: str, model: str, message: dict[str, Any],
         out.append(event({"tool_calls": [{"index": idx, "id": tc.get("id"), "type": "function",
                                           "function": {"name": fn["name"], "arguments": args[:half]}}]}))
         out.append(event({"tool_calls": [{"index": idx, "function": {"arguments": args[half:]}}]}))
-    out.append(event({}, "tool_calls" if message.get("tool_calls") else "stop"))
+    out.append(event({}, finish or ("tool_calls" if message.get("tool_calls") else "stop")))
     if usage is not None:
         out.append(b"data: " + orjson.dumps({"id": cid, "object": "chat.completion.chunk",
                                              "created": 1700000000, "model": model, "choices": [],
