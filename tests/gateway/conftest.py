@@ -24,7 +24,7 @@ import pytest
 from fledgling.config import Settings, parse_settings
 from fledgling.gateway.app import GatewayApp
 from fledgling.gateway.server import ServerThread, build_app
-from fledgling.gateway.standin import StandInUpstream
+from fledgling.gateway.standin import StandInUpstream, read_body
 from fledgling.store import Store
 
 SYSTEM = "You are the support agent of an online shop. Use the tools."
@@ -56,12 +56,7 @@ class FaultyUpstream:
         if scope["type"] != "http":
             return await self.inner(scope, receive, send)
         self.seen_headers.append({k.decode(): v.decode() for k, v in scope["headers"]})
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
+        body = await read_body(receive)
         try:
             model = orjson.loads(body).get("model", "")
         except orjson.JSONDecodeError:

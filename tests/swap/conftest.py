@@ -27,7 +27,7 @@ from fledgling.calls import Call
 from fledgling.config import Settings, parse_settings
 from fledgling.gateway.app import GatewayApp
 from fledgling.gateway.server import ServerThread, build_app
-from fledgling.gateway.standin import StandInUpstream
+from fledgling.gateway.standin import StandInUpstream, read_body
 from fledgling.store import CallFilter, Store
 
 TASK = "support-agent"
@@ -99,12 +99,7 @@ class Programmable:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not scope["path"].endswith("/chat/completions"):
             return await self.inner(scope, receive, send)
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
+        body = await read_body(receive)
         if not body:  # the caller gave up (a timed-out candidate call) before sending
             return None
         request = orjson.loads(body)

@@ -34,6 +34,16 @@ def request_key(request: dict[str, Any]) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body of an ASGI http request."""
+    body = b""
+    while True:
+        msg = await receive()
+        body += msg.get("body", b"")
+        if not msg.get("more_body"):
+            return body
+
+
 class RecordedAnswers:
     """Replays recorded calls' answers: each request gets the answer recorded for it (in order,
     when the same request was made several times)."""
@@ -74,12 +84,7 @@ class StandInUpstream:
                     await send({"type": "lifespan.startup.complete"})
                 await send({"type": "lifespan.shutdown.complete"})
             return
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
+        body = await read_body(receive)
         path = scope["path"]
         if path.endswith("/models"):
             await send_bytes(send, 200, orjson.dumps(
