@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -109,3 +110,5 @@ def test_live_capture_records_exactly_what_the_llm_answered(store: Store, tmp_pa
         assert got is not None and got.source == "gateway"
         assert got.status == call.status
         assert got.response == call.response, call.metadata.get("llm_error")
+        if call.status == "ok":  # priced as the hosted model it stands in for
+            assert got.cost_usd == pytest.approx(call.cost_usd)

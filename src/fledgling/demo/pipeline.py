@@ -97,6 +97,7 @@ def capture(ctx: DemoContext) -> str:
     answers: live capture end to end, as an agent pointed at the gateway would be captured."""
     from itertools import islice
 
+    from fledgling.demo.pricing import MODEL, PRICES
     from fledgling.demo.traffic import generate_calls
     from fledgling.gateway.replay import replay_through_gateway
 
@@ -105,6 +106,7 @@ def capture(ctx: DemoContext) -> str:
     with _progress(ctx.console) as bar:
         job = bar.add_task("calls through the gateway", total=len(calls))
         result = replay_through_gateway(calls, ctx.store, spool_dir=ctx.out_dir.parent / "spool",
+                                        price=PRICES[MODEL],
                                         progress=lambda done: bar.update(job, completed=done))
     new = ctx.store.count_calls() - before
     ctx.console.print(f"  {result.sent:,} sent, {result.identical:,} answers identical to the recorded "

@@ -32,12 +32,20 @@ class ReplayResult:
 
 
 def replay_through_gateway(calls: Sequence[Call], store: Store, *, spool_dir: str | Path,
-                           concurrency: int = 16,
+                           concurrency: int = 16, price: tuple[float, float] | None = None,
                            progress: Callable[[int], None] | None = None) -> ReplayResult:
-    """Start a stand-in upstream and a gateway on loopback, send `calls` through, drain, stop."""
-    settings: Settings = parse_settings({"gateway": {"spool_dir": str(spool_dir), "spool_fsync_ms": 5}})
+    """Start a stand-in upstream and a gateway on loopback, send `calls` through, drain, stop.
+
+    `price` (USD per million input / output tokens) is the stand-in's list price, so the
+    gateway records costs as it would for the hosted model it stands in for."""
     with ServerThread(StandInUpstream(RecordedAnswers(calls))) as upstream:
-        app = build_app(settings, store, upstream=upstream + "/v1", keys=frozenset())
+        model = {"kind": "openai", "base_url": upstream + "/v1"}
+        if price is not None:
+            model |= {"usd_per_mtok_in": price[0], "usd_per_mtok_out": price[1]}
+        settings: Settings = parse_settings({
+            "gateway": {"spool_dir": str(spool_dir), "spool_fsync_ms": 5, "upstream": "recorded-llm"},
+            "models": {"recorded-llm": model}})
+        app = build_app(settings, store, keys=frozenset())
         with ServerThread(app) as gateway:
             result = asyncio.run(_send_all(gateway + "/v1/chat/completions", calls, concurrency,
                                            progress))
