@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -32,6 +33,9 @@ def demo(ctx: typer.Context, seed: int = SeedOpt, calls: int = CallsOpt, out: Pa
     """Run the demo into the configured store (default .fledgling/fledgling.db)."""
     if ctx.invoked_subcommand is not None:
         return
+    # Libraries' own tqdm bars (transformers de-quantising the GGUF weights) would interleave
+    # with the stages' rich progress; the stages report their own progress.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     s = store()
     t0 = time.perf_counter()
     stages = [st for st in STAGES if not (skip_models and st.uses_models)]
