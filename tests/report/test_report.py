@@ -15,22 +15,10 @@ from fledgling.evals.runs import load_items, run_eval, task_contract
 from fledgling.models import resolve_model
 from fledgling.models.generation import Generation
 from fledgling.report import build_report, write_report
+from tests.models.scripted import Scripted
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
-
-
-class Scripted:
-    name = "scripted"
-
-    def __init__(self, answer):
-        self.answer = answer
-
-    async def generate(self, requests):
-        return [self.answer(r) for r in requests]
-
-    async def aclose(self):
-        return None
 
 
 @pytest.fixture

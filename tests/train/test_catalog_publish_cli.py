@@ -113,18 +113,7 @@ def test_auto_publish_follows_the_gates_verdict(store: Store, tmp_path: Path) ->
     from fledgling.models.generation import Generation
     from fledgling.store import CallFilter
     from fledgling.train.publish import require_gates_pass
-
-    class Scripted:
-        name = "scripted"
-
-        def __init__(self, answer):
-            self.answer = answer
-
-        async def generate(self, requests):
-            return [self.answer(r) for r in requests]
-
-        async def aclose(self):
-            return None
+    from tests.models.scripted import Scripted
 
     store.insert_calls(generate_calls(seed=1, n=300))
     save_contract(store, infer_contract(store.iter_calls(CallFilter(task="support-agent")), "support-agent"))
