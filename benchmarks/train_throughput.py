@@ -77,7 +77,7 @@ def run_trl(data: Path, out: Path, examples: int, seed: int) -> dict:
 
     quiet_libraries()
     spec = TrainSpec(task=TASK, max_examples=examples, seed=seed)
-    files = write_chats(spec, load(data, task=TASK), out / "trl-data")
+    files, _ = write_chats(spec, load(data, task=TASK), out / "trl-data")
     rows = [json.loads(line) for line in files["train"].read_text().splitlines()]
     model, tokenizer = load_base(resolve_base(spec.base))
     tokenizer.chat_template = CHAT_TEMPLATE

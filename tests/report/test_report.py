@@ -54,6 +54,14 @@ def test_report_facts(report):
     assert report["reference"]["label_sources"] == {"ground_truth": report["reference"]["n"]}
     assert report["worst_failures"] and all("instead of" in f["differs"] for f in report["worst_failures"])
     assert any("escalate" not in tool for tool in report["per_tool"])
+    # on the items that need a tool call, every fourth went to the wrong tool
+    needs_call = report["tool_call_items"]
+    ref_row, cand_row = needs_call["recorded"], needs_call["gguf:smollm2 (constrained)"]
+    assert ref_row["n"] == cand_row["n"] > 0 and ref_row["tool_name_match"]["mean"] == 1.0
+    misses = cand_row["n"] * (1 - cand_row["tool_name_match"]["mean"])
+    assert round(misses) >= 1 and cand_row["tool_name_match"]["mean"] < 0.9
+    low, high = cand_row["args_exact_match"]["low"], cand_row["args_exact_match"]["high"]
+    assert low < cand_row["args_exact_match"]["mean"] < high
 
 
 def test_renderings_agree(report, tmp_path):
@@ -62,6 +70,7 @@ def test_renderings_agree(report, tmp_path):
     assert data["verdict"] == report["verdict"]
     md = paths["md"].read_text()
     assert f"**Verdict: {report['verdict']}**" in md
+    assert "## Items that need a tool call" in md
     html = paths["html"].read_text()
     assert "http://" not in html and "https://" not in html and "<script" not in html
     assert not list((tmp_path / "out").glob("*.tmp"))

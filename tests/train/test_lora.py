@@ -139,7 +139,7 @@ def test_interrupted_run_resumes_to_the_same_result(trained, tiny_base: Path, tm
     store.close()
 
 
-def test_long_chats_lose_their_oldest_turns_not_their_answer(tiny_base: Path) -> None:
+def test_long_chats_lose_their_oldest_turns_not_their_answers(tiny_base: Path) -> None:
     from fledgling.train.bases import load_base
     from fledgling.train.lora import fit_to_length
     from fledgling.train.prompt import CHAT_TEMPLATE
@@ -147,13 +147,42 @@ def test_long_chats_lose_their_oldest_turns_not_their_answer(tiny_base: Path) ->
     _, tok = load_base(resolve_base(str(tiny_base)))
     tok.chat_template = CHAT_TEMPLATE
     system = [{"role": "system", "content": "Task: support-agent."}, {"role": "system", "content": "ctx"}]
-    old = [{"role": "user", "content": "where is A1 " * 20}, {"role": "assistant", "content": "it left " * 20}]
-    last = [{"role": "user", "content": "refund A2"},
+    old = [{"role": "user", "content": "where is A1"}, {"role": "assistant", "content": "it left"}]
+    last = [{"role": "user", "content": "refund A2 " * 3},
             {"role": "assistant", "content": '{"name":"refund","arguments":{"order_id":"A2"}}'}]
     short = {"messages": system + last}
     long = {"messages": system + old + last}
+    context_only = {"messages": system + [old[0], {**old[1], "train": False}] + last}
     budget = len(tok.apply_chat_template(system + last, tokenize=True, return_dict=True)["input_ids"])
-    rows, counts = fit_to_length([short, long, {"messages": [last[0], {"role": "assistant", "content": "x " * 500}]}],
-                                 tok, budget)
-    assert rows == [short, short]  # the long chat keeps its system context and its answer
-    assert counts == {"examples": 3, "history_trimmed": 1, "dropped_too_long": 1}
+    too_long = {"messages": [last[0], {"role": "assistant", "content": "x " * 500}]}
+    rows, counts = fit_to_length([short, long, too_long, context_only], tok, budget)
+    # the long chat keeps its system context and last answer; its older answer becomes a chat of
+    # its own, but a turn that is only context is not split off
+    assert rows == [short, short, short, {"messages": system + old}]
+    assert counts == {"chats": 4, "history_trimmed": 2, "split_off": 1, "dropped_too_long": 1}
+
+
+def test_answer_loss_equals_trl_loss(tiny_base: Path, tmp_path: Path) -> None:
+    """The LM head on the answer positions only gives TRL's loss, and the same gradients."""
+    from trl import SFTTrainer
+
+    from fledgling.train.bases import load_base
+    from fledgling.train.prompt import CHAT_TEMPLATE
+
+    data = load(write_dataset(tmp_path / "d", n_train=4, n_val=0, n_test=0), task="support-agent")
+    plan = LoraBackend().prepare(spec_for(tiny_base, batch_size=4), data, tmp_path / "run")
+    model, tok = load_base(resolve_base(str(tiny_base)))
+    tok.chat_template = CHAT_TEMPLATE
+    trainer = build_trainer(plan, model, tok, [])
+    batch = next(iter(trainer.get_train_dataloader()))
+    trainer.model.train()
+    ours = trainer.compute_loss(trainer.model, dict(batch))
+    ours.backward()
+    grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+    trainer.model.zero_grad()
+    theirs = SFTTrainer.compute_loss(trainer, trainer.model, dict(batch))
+    theirs.backward()
+    assert type(trainer).__name__ == "AnswerLossTrainer"
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-4)
+    assert grads and all(torch.allclose(grads[n], p.grad, rtol=1e-3, atol=1e-6)
+                         for n, p in trainer.model.named_parameters() if n in grads)

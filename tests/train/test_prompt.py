@@ -64,3 +64,15 @@ def test_render_example_ends_with_the_answer() -> None:
     chat = render_example(ex["messages"], ex["tools"], task="support-agent")
     assert chat[-1] == {"role": "assistant",
                         "content": '{"name":"refund","arguments":{"order_id":"A103","reason":"damaged"}}'}
+
+
+def test_lean_prompt_names_the_task_only_and_manifests_name_their_format() -> None:
+    from fledgling.train.prompt import FORMAT_IDS, format_of
+
+    ex = example(3)
+    lean = render_example(ex["messages"], ex["tools"], task="support-agent", signatures=False)
+    full = render_example(ex["messages"], ex["tools"], task="support-agent")
+    assert lean[0] == {"role": "system", "content": "Task: support-agent."}
+    assert "lookup_order(" in full[0]["content"] and lean[1:] == full[1:]
+    assert {format_of(v) for v in FORMAT_IDS.values()} == {"compact", "lean"}
+    assert format_of("fledgling-specialist-v1") == "compact" and format_of("hf-chat") is None

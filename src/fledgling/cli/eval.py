@@ -32,8 +32,9 @@ def eval_command(
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Local models: requests per batch."),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Local models: answer length cap."),
     prompt: str = typer.Option("auto", "--prompt", help="Local models: how the request is shown. "
-                               "'compact': the specialist prompt Fledgling trains on (short system line with "
-                               "tool signatures, answers as compact JSON calls); 'chat': the model's own chat "
+                               "'compact': the specialist prompt (a short system line with the tool "
+                               "signatures, answers as compact JSON calls); 'lean': the same without the "
+                               "signatures, what Fledgling trains on by default; 'chat': the model's own chat "
                                "template with the agent's full prompt and tools; 'auto': what the model was "
                                "trained on (its manifest), else 'chat'."),
 ) -> None:
@@ -43,7 +44,7 @@ def eval_command(
     dataset_version, contract_version, items = load_items(s, task, split, version, limit)
     contract = task_contract(s, task, contract_version, items)
     if prompt not in ("auto", *PROMPT_FORMATS):
-        raise InputError(f"--prompt {prompt!r}: use auto, chat or compact")
+        raise InputError(f"--prompt {prompt!r}: use auto, chat, compact or lean")
     with console.status(f"loading {spec.name}"):
         backend = open_backend(spec, constrained=constrained, recorded_calls=(i.call for i in items),
                                batch_size=batch_size, max_new_tokens=max_new_tokens,

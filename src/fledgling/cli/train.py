@@ -43,6 +43,9 @@ def train(
     grad_accum: int = typer.Option(4, "--grad-accum", min=1,
                                    help="Forward passes per optimizer step (effective batch = batch-size x this)."),
     max_length: int = typer.Option(512, "--max-length", min=16, help="Longest example in tokens (longer ones are cut)."),
+    prompt: str = typer.Option("lean", "--prompt",
+                               help="Specialist prompt to teach: lean (the task line alone; ~3x fewer tokens "
+                                    "per example) or compact (with the tool signatures)."),
     patience: int = typer.Option(1, "--patience", min=1, help="Epochs without val improvement before stopping."),
     merge: bool = typer.Option(False, "--merge", help="Also save base+adapter merged into full weights."),
     resume: bool = typer.Option(False, "--resume",
@@ -68,6 +71,8 @@ def train(
         raise typer.BadParameter("--task is required (or use `fledgling train status`)", param_hint="--task")
     if backend not in BACKENDS:
         raise typer.BadParameter(f"use one of {', '.join(BACKENDS)}", param_hint="--backend")
+    if prompt not in ("lean", "compact"):
+        raise typer.BadParameter("use lean or compact", param_hint="--prompt")
     if launcher not in ("none", "accelerate"):
         raise typer.BadParameter("use none or accelerate", param_hint="--launcher")
     from fledgling.train.progress import TerminalView
@@ -75,7 +80,7 @@ def train(
 
     spec = TrainSpec(task=task, backend=backend, base=base, epochs=epochs, lr=lr, rank=rank, seed=seed,
                      max_examples=max_examples, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
-                     patience=patience, merge=merge, launcher=launcher, num_processes=num_processes,
+                     prompt=prompt, patience=patience, merge=merge, launcher=launcher, num_processes=num_processes,
                      suffix=suffix)
     if dry_run:
         outcome = run_training(spec, store(), dataset_dir=dataset, dataset_version=dataset_version,

@@ -74,14 +74,14 @@ class EvalRun:
 
     @property
     def prompt(self) -> str | None:
-        """The prompt format a local model was asked in ("chat" or "compact"), None for others."""
+        """The prompt format a local model was asked in ("chat", "compact" or "lean"), None for others."""
         return self.summary.get("prompt")
 
     @property
     def label(self) -> str:
-        """How reports name this run: the model, its prompt format when compact, and whether
-        decoding was constrained."""
-        notes = (["compact prompt"] if self.prompt == "compact" else []) + \
+        """How reports name this run: the model, its prompt format when a specialist one, and
+        whether decoding was constrained."""
+        notes = ([f"{self.prompt} prompt"] if self.prompt in ("compact", "lean") else []) + \
             (["constrained"] if self.constrained else [])
         return self.model + (f" ({', '.join(notes)})" if notes else "")
 

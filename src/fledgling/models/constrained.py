@@ -28,7 +28,7 @@ from fledgling.errors import ContractError
 from fledgling.models.prompting import function_specs, output_schema
 
 COMPACT_SEPARATORS = (",", ":")
-_TEXT_FIRST_EXCLUDED = {"chat": r"<{\[ \t\n\r", "compact": r"{\[ \t\n\r"}
+_TEXT_FIRST_EXCLUDED = {"chat": r"<{\[ \t\n\r", "compact": r"{\[ \t\n\r", "lean": r"{\[ \t\n\r"}
 
 
 def call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
@@ -86,7 +86,7 @@ class GrammarBook:
         if tools:
             parallel = (request.model_extra or {}).get("parallel_tool_calls") is not False
             text = text_allowed(request, allow_text)
-            if prompt == "compact":
+            if prompt != "chat":
                 schema = compact_calls_schema(tools, parallel=parallel)
             else:
                 schema = tool_calls_schema(tools, parallel=parallel)
@@ -98,7 +98,7 @@ class GrammarBook:
         key = kind + json.dumps(schema, sort_keys=True)
         if key not in self._cache:
             xgr = self._xgr
-            separators = COMPACT_SEPARATORS if prompt == "compact" else None
+            separators = COMPACT_SEPARATORS if prompt != "chat" else None
             try:
                 body = xgr.Grammar.from_json_schema(schema, any_whitespace=False, strict_mode=True,
                                                     separators=separators)

@@ -6,9 +6,9 @@ batching (less padding), and a row that has finished leaves the batch and its ca
 so the batch does not keep paying for answers that are already done. With `constrained=True`
 each row's next token is masked by its grammar (see `constrained.py`).
 
-Two prompt formats (`prompt=`): `chat`, the model's own chat template with the tools in it, and
-`compact`, the specialist prompt a Fledgling-trained model learnt (`fledgling.train.prompt`),
-answered and parsed in that format. A trained model must be asked the way it was taught.
+Prompt formats (`prompt=`): `chat`, the model's own chat template with the tools in it, and
+the specialist prompts a Fledgling-trained model learnt (`fledgling.train.prompt`): `compact`
+(with tool signatures) and `lean` (the task alone), answered and parsed in that format. A trained model must be asked the way it was taught.
 
 Threads: PyTorch's intra-op workers meet at a barrier after every operation, so on a CPU that
 other processes keep busy one descheduled worker stalls them all. Measured on the 2-core machine
@@ -36,7 +36,7 @@ from fledgling.calls import Request, Response
 from fledgling.errors import ConfigError
 from fledgling.models.generation import Generation
 from fledgling.models.constrained import request_tools
-from fledgling.models.prompting import (PROMPT_FORMATS, output_schema, render_compact_prompt, render_prompt,
+from fledgling.models.prompting import (PROMPT_FORMATS, SPECIALIST_PROMPTS, output_schema, render_compact_prompt, render_prompt,
                                         template_renders_tools)
 from fledgling.models.tool_text import parse_json_content, parse_tool_calls
 
@@ -95,7 +95,7 @@ class LocalBackend:
                  batch_size: int = 16, max_new_tokens: int = 256, device: str | None = None,
                  prompt: str = "chat", task: str | None = None, allow_text: bool = False,
                  threads: int | None = None, dtype: str | None = None):
-        """`prompt`: "chat" or "compact" (then `task` names the task in the specialist prompt).
+        """`prompt`: "chat", "compact" or "lean" (the latter two name `task` in the specialist prompt).
         `allow_text`: with `constrained`, a request with tools may also be answered in plain
         text (when its `tool_choice` does not require a call); set it when the contract has seen
         answers without a tool call. `threads`: intra-op threads (default: the idle cores).
@@ -182,8 +182,9 @@ class LocalBackend:
 
     def render(self, request: Request) -> str:
         """The prompt text the model reads for `request`, in this backend's format."""
-        if self.prompt == "compact":
-            return render_compact_prompt(self.tokenizer, request, task=self.task)
+        if self.prompt in SPECIALIST_PROMPTS:
+            return render_compact_prompt(self.tokenizer, request, task=self.task,
+                                         signatures=self.prompt == "compact")
         return render_prompt(self.tokenizer, request, native_tools=self.native_tools)
 
     async def generate(self, requests: list[Request]) -> list[Generation]:
@@ -221,7 +222,7 @@ class LocalBackend:
         text = self.tokenizer.decode([t for t in tokens if t not in self.stop_ids],
                                      skip_special_tokens=True)
         finish = "length" if hit_limit else "stop"
-        if self.prompt == "compact":
+        if self.prompt in SPECIALIST_PROMPTS:
             response, failed = _read_compact(text, req, finish)
         elif req.tools and req.tool_choice != "none":
             parsed = parse_tool_calls(text, finish)

@@ -5,9 +5,10 @@ does) gets the tools in the system message, in the format SmolLM2 was tuned on: 
 list, and answers as `<tool_call>[{"name": ..., "arguments": {...}}]</tool_call>`. A
 `response_format` schema becomes an instruction to answer with JSON only.
 
-The other format is `compact`: the specialist prompt a Fledgling-trained model learnt
-(`fledgling.train.prompt`): one short system line with tool signatures, plain ChatML, answers
-as a compact JSON call object. It is also about five times shorter than the agent's own prompt.
+The other formats are the specialist prompts a Fledgling-trained model learnt
+(`fledgling.train.prompt`): plain ChatML, answers as a compact JSON call object, and one short
+system line — with the tool signatures (`compact`, about five times shorter than the agent's
+own prompt) or naming the task alone (`lean`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 
 from fledgling.calls import Request
 
-PROMPT_FORMATS = ("chat", "compact")
+SPECIALIST_PROMPTS = ("compact", "lean")
+PROMPT_FORMATS = ("chat", *SPECIALIST_PROMPTS)
 
 TOOL_INSTRUCTIONS = (
     "You are an expert at composing function calls. From the conversation and the functions "
@@ -124,10 +126,11 @@ def render_prompt(tokenizer: Any, request: Request, *, native_tools: bool) -> st
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def render_compact_prompt(tokenizer: Any, request: Request, *, task: str) -> str:
-    """The specialist prompt for `request`, rendered exactly as the trainer renders its examples."""
+def render_compact_prompt(tokenizer: Any, request: Request, *, task: str, signatures: bool = True) -> str:
+    """The specialist prompt for `request`, rendered exactly as the trainer renders its examples
+    (`signatures=False`: the `lean` variant)."""
     from fledgling.train.prompt import CHAT_TEMPLATE, compact_request
 
-    messages = compact_request(request, task=task).messages
+    messages = compact_request(request, task=task, signatures=signatures).messages
     return tokenizer.apply_chat_template(messages, chat_template=CHAT_TEMPLATE, tokenize=False,
                                          add_generation_prompt=True)

@@ -75,9 +75,6 @@ def _gguf_location(ms: ModelSettings) -> tuple[Path, str]:
     return file.parent, file.name
 
 
-SPECIALIST_FORMAT = "fledgling-specialist"
-
-
 def trained_manifest(ms: ModelSettings) -> dict[str, Any] | None:
     """The Fledgling manifest of a trained local model (beside its adapter or checkpoint), if any."""
     from fledgling.train import manifest
@@ -92,11 +89,12 @@ def trained_manifest(ms: ModelSettings) -> dict[str, Any] | None:
 
 
 def default_prompt(ms: ModelSettings) -> tuple[str, str | None]:
-    """(prompt format, task): `compact` for a model trained on the specialist prompt, else `chat`."""
+    """(prompt format, task): the specialist prompt a model was trained on (`compact` or `lean`,
+    from its manifest), else `chat`."""
+    from fledgling.train.prompt import format_of
+
     info = trained_manifest(ms) or {}
-    if str(info.get("prompt_format", "")).startswith(SPECIALIST_FORMAT):
-        return "compact", info.get("task")
-    return "chat", info.get("task")
+    return format_of(info.get("prompt_format")) or "chat", info.get("task")
 
 
 def open_backend(spec: ModelSpec, *, constrained: bool = False, recorded_calls: Iterable[Call] = (),
@@ -105,7 +103,7 @@ def open_backend(spec: ModelSpec, *, constrained: bool = False, recorded_calls: 
                  dtype: str | None = None) -> Backend:
     """The backend for a spec. `recorded_calls` are the calls a `recorded` backend can answer.
 
-    Local models only: `prompt` is "chat" or "compact" (default: what the model was trained on,
+    Local models only: `prompt` is "chat", "compact" or "lean" (default: what it was trained on,
     see `default_prompt`); `contract` (a `fledgling.contracts.Contract`) names the task in the
     compact prompt and, when it has seen answers without a tool call, lets constrained decoding
     answer in text too; `threads` fixes the intra-op threads (default: the idle cores); `dtype`

@@ -49,6 +49,8 @@ def render_html(report: dict[str, Any]) -> str:
     runs = ([ref] if ref else []) + r["candidates"]
     parts.append("<h2>Metrics (mean and 95% interval)</h2>")
     parts.append(_metric_bars(runs))
+    if r.get("tool_call_items"):
+        parts.append("<h2>Items that need a tool call</h2>" + _tool_call_table(r["tool_call_items"]))
     parts.append("<h2>Per tool: success rate</h2>" + _per_tool(r["per_tool"], [x["label"] for x in runs]))
     parts.append("<h2>Latency</h2>" + _latency_table(runs) + _latency_plot(runs))
     parts.append("<h2>Cost</h2>" + _cost(r, runs))
@@ -101,6 +103,19 @@ def _per_tool(per_tool: dict[str, Any], labels: list[str]) -> str:
                          f"<span class=muted>(n={v['n']})</span></td>" if v else "<td></td>")
         rows.append(f"<tr><td>{escape(tool)}</td>{''.join(cells)}</tr>")
     return f"<table><tr><th>reference tool / class</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _tool_call_table(rows: dict[str, Any]) -> str:
+    metrics = ("tool_name_match", "args_exact_match")
+    head = "".join(f"<th class=num>{m}</th>" for m in metrics)
+    body = []
+    for label, row in rows.items():
+        cells = "".join(f"<td class=num style='background:{_heat(row[m]['mean'])}'>{row[m]['mean']:.2f} "
+                        f"<span class=muted>[{row[m]['low']:.2f}, {row[m]['high']:.2f}]</span></td>" for m in metrics)
+        body.append(f"<tr><td>{escape(label)}</td><td class=num>{row['n']}</td>{cells}</tr>")
+    return (f"<p class=muted>Only the items whose reference answer calls a tool (95% Wilson intervals); "
+            f"over all items, turns answered in text count too.</p>"
+            f"<table><tr><th>run</th><th class=num>n</th>{head}</tr>{''.join(body)}</table>")
 
 
 def _latency_table(runs: list[dict[str, Any]]) -> str:

@@ -28,6 +28,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         cells = [f"{v['mean']:.3f} [{v['low']:.3f}, {v['high']:.3f}]" if (v := run["metrics"].get(m)) else ""
                  for run in runs]
         out.append(f"| {m} | " + " | ".join(cells) + " |")
+    calls = r.get("tool_call_items") or {}
+    if calls:
+        out += ["", "## Items that need a tool call (mean [95% CI])", "",
+                "| run | n | tool_name_match | args_exact_match |", "|---|---|---|---|"]
+        for label, row in calls.items():
+            out.append(f"| {label} | {row['n']} | " + " | ".join(
+                f"{row[m]['mean']:.3f} [{row[m]['low']:.3f}, {row[m]['high']:.3f}]"
+                for m in ("tool_name_match", "args_exact_match")) + " |")
     out += ["", "## Latency and cost", "", "| run | p50 ms | p95 ms | cost / 1k calls | monthly saving |",
             "|---|---|---|---|---|"]
     for run in runs:

@@ -16,6 +16,7 @@ from fledgling.errors import InputError
 from fledgling.evals.gates import Decision, evaluate_gates
 from fledgling.evals.runs import EvalRun, list_runs, load_run_items, reference_of
 from fledgling.evals.scoring import compare_tool_calls
+from fledgling.evals.stats import wilson_interval
 from fledgling.store import CallFilter, Store
 
 VERDICT_ORDER = {"SWAP": 0, "NOT YET": 1, "NO": 2}
@@ -67,6 +68,7 @@ def build_report(store: Store, settings: Settings, task: str, split: str = "test
         "default_gates": decisions[primary.id].default_gates if primary else True,
         "candidates": [_candidate(c, decisions[c.id], reference, monthly) for c in candidates],
         "per_tool": _per_tool(runs, call_by_id),
+        "tool_call_items": _tool_call_items(runs, call_by_id),
         "monthly_calls": monthly,
         "worst_failures": _worst(primary, reference, call_by_id) if primary else [],
     }
@@ -128,6 +130,27 @@ def _per_tool(runs: list[EvalRun], calls: dict) -> dict[str, dict[str, dict[str,
                 table[_tool_key(call)][run.label].append(item.scores.get("success") or 0.0)
     return {tool: {label: {"mean": sum(v) / len(v), "n": len(v)} for label, v in by_run.items()}
             for tool, by_run in sorted(table.items())}
+
+
+def _tool_call_items(runs: list[EvalRun], calls: dict) -> dict[str, dict[str, Any]]:
+    """Tool-name and argument accuracy on the items whose reference calls a tool, per run, with
+    Wilson intervals: {run label: {n, tool_name_match: {mean, low, high}, args_exact_match: ...}}.
+
+    Over all items these metrics also count the turns answered in text, where a model that
+    never calls a tool scores; this is the part a specialist is trained for."""
+    out: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        picked = [i for i in run.items if (call := calls.get(i.call_id)) is not None
+                  and (ref := reference_of(call)) is not None and ref[0].tool_calls]
+        if not picked:
+            continue
+        row: dict[str, Any] = {"n": len(picked)}
+        for metric in ("tool_name_match", "args_exact_match"):
+            hits = sum(1 for i in picked if i.scores.get(metric) == 1.0)
+            low, high = wilson_interval(hits, len(picked))
+            row[metric] = {"mean": hits / len(picked), "low": low, "high": high}
+        out[run.label] = row
+    return out
 
 
 def _worst(cand: EvalRun, ref: EvalRun | None, calls: dict) -> list[dict[str, Any]]:

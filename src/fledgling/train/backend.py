@@ -40,11 +40,16 @@ class TrainSpec(BaseModel):
     lr: float = Field(default=2e-4, gt=0)
     rank: int = Field(default=16, ge=1)
     alpha: int | None = Field(default=None, ge=1, description="LoRA alpha; default 2 x rank")
-    dropout: float = Field(default=0.05, ge=0, lt=1)
+    dropout: float = Field(default=0.0, ge=0, lt=1,
+                           description="LoRA dropout; 0 skips the dropout copies (~1.2x faster on CPU)")
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
     batch_size: int = Field(default=2, ge=1, description="examples per forward pass")
     grad_accum: int = Field(default=4, ge=1, description="forward passes per optimizer step")
     max_length: int = Field(default=512, ge=16)
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto", description="auto: bf16 mixed precision where the GPU or CPU has bf16 units, else fp32")
+    prompt: Literal["lean", "compact"] = Field(
+        default="lean", description="specialist prompt taught: lean (task line only) or compact (+ tool signatures)")
     seed: int = 0
     max_examples: int | None = Field(default=None, ge=1)
     patience: int = Field(default=1, ge=1, description="epochs without val improvement before stopping")

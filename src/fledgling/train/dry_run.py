@@ -40,8 +40,11 @@ class DryRunBackend:
         model, tokenizer = load_base(base)
         tokenizer.chat_template = CHAT_TEMPLATE
         examples = data.split("train", spec.max_examples)
-        tokens = token_report(examples, tokenizer, task=spec.task, max_length=spec.max_length)
-        val = token_report(data.split("val"), tokenizer, task=spec.task, max_length=spec.max_length)
+        signatures = spec.prompt == "compact"
+        tokens = token_report(examples, tokenizer, task=spec.task, max_length=spec.max_length,
+                              signatures=signatures)
+        val = token_report(data.split("val"), tokenizer, task=spec.task, max_length=spec.max_length,
+                           signatures=signatures)
         n_params = sum(p.numel() for p in model.parameters())
         shape = model.config.get_text_config()
         act_bytes = activation_bytes(spec, shape.hidden_size, shape.intermediate_size, shape.num_hidden_layers)
@@ -62,13 +65,15 @@ class DryRunBackend:
         return Result(artifacts=dict(plan.files), metrics=plan.details)
 
 
-def token_report(examples: list[Example], tokenizer: Any, *, task: str, max_length: int) -> dict[str, Any]:
+def token_report(examples: list[Example], tokenizer: Any, *, task: str, max_length: int,
+                 signatures: bool = False) -> dict[str, Any]:
     """Token counts of the specialist chat (what we train on) and of the full prompt it replaces."""
     from fledgling.models.prompting import render_prompt
 
     compact, answers, full = [], [], []
     for ex in examples:
-        chat = render_example(ex.messages, ex.tools, task=task, response_format=ex.response_format)
+        chat = render_example(ex.messages, ex.tools, task=task, response_format=ex.response_format,
+                              signatures=signatures)
         ids = tokenizer.apply_chat_template(chat, tokenize=True, return_dict=True)["input_ids"]
         compact.append(len(ids))
         answers.append(len(tokenizer(chat[-1]["content"] + "<|im_end|>", add_special_tokens=False).input_ids))
@@ -99,7 +104,8 @@ def measure_lora_throughput(model: Any, tokenizer: Any, examples: list[Example],
         r=spec.rank, lora_alpha=spec.lora_alpha, target_modules=spec.target_modules, task_type="CAUSAL_LM"))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     peft_model.to(device).train()
-    batch_chats = [render_example(ex.messages, ex.tools, task=spec.task, response_format=ex.response_format)
+    batch_chats = [render_example(ex.messages, ex.tools, task=spec.task, response_format=ex.response_format,
+                                  signatures=spec.prompt == "compact")
                    for ex in examples[:MEASURE_BATCH]]
     enc = tokenizer.apply_chat_template(batch_chats, tokenize=True, return_dict=True, padding=True,
                                         truncation=True, max_length=min(spec.max_length, MEASURE_LENGTH),

@@ -17,13 +17,12 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from fledgling.train import manifest
+from fledgling.train import conversations, manifest
 from fledgling.train.backend import Plan, Reporter, Result, TrainingError, TrainSpec
 from fledgling.train.bases import load_base, resolve_base
 from fledgling.train.dataset import Dataset
-from fledgling.train.prompt import CHAT_TEMPLATE, render_example
+from fledgling.train.prompt import CHAT_TEMPLATE, FORMAT_IDS
 
-PROMPT_FORMAT = "fledgling-specialist-v1"
 ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged"
 CHECKPOINTS_DIR = "checkpoints"
@@ -34,9 +33,9 @@ class LoraBackend:
 
     def prepare(self, spec: TrainSpec, data: Dataset, run_dir: Path) -> Plan:
         """Render the splits into the specialist chat format and write them next to the run."""
-        files = write_chats(spec, data, run_dir / "data")
+        files, counts = write_chats(spec, data, run_dir / "data")
         return Plan(spec, data, run_dir, files=files,
-                    details={"device": device_name(), "checkpoints": str(run_dir / CHECKPOINTS_DIR)})
+                    details={"device": device_name(), "checkpoints": str(run_dir / CHECKPOINTS_DIR), **counts})
 
     def run(self, plan: Plan, reporter: Reporter, *, callbacks: list[Any] | None = None) -> Result:
         if plan.spec.launcher == "accelerate":
@@ -94,7 +93,8 @@ def fit(plan: Plan, reporter: Reporter, model: Any, tokenizer: Any, *, base_sha2
         "best_checkpoint": Path(trainer.state.best_model_checkpoint).name
         if trainer.state.best_model_checkpoint else None,
         "stopped_early": bool(eval_losses) and trainer.state.epoch < spec.epochs,
-        "train_examples": len(trainer.train_dataset),
+        "train_examples": plan.details.get("train_examples", len(trainer.train_dataset)),
+        "train_chats": len(trainer.train_dataset),
         "length_fit": {k: plan.details[k] for k in ("train_fit", "val_fit") if k in plan.details},
         "val_examples": len(trainer.eval_dataset) if trainer.eval_dataset is not None else 0,
         "train_tokens_per_epoch": train_tokens,
@@ -104,6 +104,7 @@ def fit(plan: Plan, reporter: Reporter, model: Any, tokenizer: Any, *, base_sha2
         "train_tokens_per_s": (train_tokens * progress.epochs_seen / (runtime - eval_runtime)
                                if runtime > eval_runtime else None),
         "device": device_name(),
+        "precision": "bf16" if use_bf16(spec) else "fp32",
     }
     if not trainer.is_world_process_zero():
         return Result(metrics=metrics)
@@ -124,6 +125,8 @@ def build_trainer(plan: Plan, model: Any, tokenizer: Any, callbacks: list[Any], 
     from peft import LoraConfig
     from transformers import EarlyStoppingCallback, PrinterCallback
     from trl import SFTConfig, SFTTrainer
+
+    from fledgling.train.answer_loss import AnswerLossTrainer
 
     spec, run_dir = plan.spec, plan.run_dir
     train_rows, plan.details["train_fit"] = fit_to_length(_read_jsonl(plan.files["train"]), tokenizer,
@@ -152,7 +155,7 @@ def build_trainer(plan: Plan, model: Any, tokenizer: Any, callbacks: list[Any], 
         max_length=spec.max_length,
         assistant_only_loss=True,
         activation_checkpointing=False,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
+        bf16=use_bf16(spec),
         fp16=False,
         use_cpu=not cuda,
         seed=spec.seed,
@@ -173,8 +176,9 @@ def build_trainer(plan: Plan, model: Any, tokenizer: Any, callbacks: list[Any], 
                              task_type="CAUSAL_LM") if peft else None
     if has_val:
         callbacks = [*callbacks, EarlyStoppingCallback(early_stopping_patience=spec.patience)]
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
-                         processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
+    trainer_cls = AnswerLossTrainer if peft else SFTTrainer  # Unsloth patches its own loss
+    trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
+                          processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)
     return trainer
 
@@ -182,28 +186,37 @@ def build_trainer(plan: Plan, model: Any, tokenizer: Any, callbacks: list[Any], 
 def fit_to_length(rows: list[dict[str, Any]], tokenizer: Any,
                   max_length: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Make every chat fit `max_length` tokens by dropping its oldest turns (whole user-led
-    exchanges; system context and the answer stay). Cutting the end instead would cut the answer,
-    the only part that is learned. A chat that cannot fit even then is left out, and counted."""
-    kept, trimmed, dropped = [], 0, 0
-    for row in rows:
-        messages = row["messages"]
+    exchanges; system context and the last answer stay). Cutting the end instead would cut the
+    answer. Answers to learn among the dropped turns are not lost: the dropped part becomes a
+    chat of its own, up to its last learnt answer. A chat that cannot fit even then is left out,
+    and counted."""
+    kept, trimmed, split_off, dropped = [], 0, 0, 0
+    queue = [row["messages"] for row in rows]
+    while queue:
+        messages = queue.pop(0)
         k = 0
         while k < len(messages) - 1 and messages[k]["role"] == "system":
             k += 1
         head, body = messages[:k], messages[k:]
         n = _chat_tokens(tokenizer, head + body)
-        cut = False
+        cut: list[dict[str, Any]] = []
         while n > max_length and len(body) > 1:
-            body = body[1:]
-            while len(body) > 1 and body[0]["role"] != "user":
-                body = body[1:]
-            n, cut = _chat_tokens(tokenizer, head + body), True
+            drop = 1
+            while drop < len(body) - 1 and body[drop]["role"] != "user":
+                drop += 1
+            cut, body = cut + body[:drop], body[drop:]
+            n = _chat_tokens(tokenizer, head + body)
         if n > max_length:
             dropped += 1
             continue
-        trimmed += cut
+        trimmed += bool(cut)
         kept.append({"messages": head + body})
-    return kept, {"examples": len(rows), "history_trimmed": trimmed, "dropped_too_long": dropped}
+        learnt = [i for i, m in enumerate(cut) if m["role"] == "assistant" and m.get("train") is not False]
+        if learnt:
+            queue.append(head + cut[:learnt[-1] + 1])
+            split_off += 1
+    return kept, {"chats": len(rows), "history_trimmed": trimmed, "split_off": split_off,
+                  "dropped_too_long": dropped}
 
 
 def _chat_tokens(tokenizer: Any, messages: list[dict[str, Any]]) -> int:
@@ -223,10 +236,12 @@ def quiet_libraries() -> None:
     transformers.utils.logging.set_verbosity_error()
 
 
-def write_chats(spec: TrainSpec, data: Dataset, out: Path) -> dict[str, Path]:
-    """Each split as `{"messages": [...]}` lines in the specialist prompt format."""
+def write_chats(spec: TrainSpec, data: Dataset, out: Path) -> tuple[dict[str, Path], dict[str, int]]:
+    """Each split as `{"messages": [...]}` lines in the specialist prompt format, its examples
+    folded into conversations (`conversations.fold`); returns the files and the example counts."""
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
+    counts: dict[str, int] = {}
     for split in ("train", "val"):
         examples = data.split(split, spec.max_examples if split == "train" else _val_limit(spec))
         if not examples:
@@ -234,12 +249,12 @@ def write_chats(spec: TrainSpec, data: Dataset, out: Path) -> dict[str, Path]:
         path = out / f"{split}.jsonl"
         tmp = path.with_suffix(".jsonl.tmp")
         with tmp.open("w", encoding="utf-8") as f:
-            for ex in examples:
-                chat = render_example(ex.messages, ex.tools, task=spec.task, response_format=ex.response_format)
+            for chat in conversations.fold(examples, task=spec.task, signatures=spec.prompt == "compact"):
                 f.write(json.dumps({"messages": chat}, ensure_ascii=False) + "\n")
         tmp.replace(path)
         files[split] = path
-    return files
+        counts[f"{split}_examples"] = len(examples)
+    return files, counts
 
 
 def save(trainer: Any, tokenizer: Any, run_dir: Path, *, merge: bool) -> dict[str, Path]:
@@ -287,7 +302,7 @@ def build_manifest(plan: Plan, base_files: list[str], base_sha256: str | None, m
         base_model={"name": spec.base, "files": base_files, "sha256": base_sha256},
         dataset=plan.data.describe(),
         hyperparameters=spec.model_dump(exclude={"task", "backend", "base", "seed"}),
-        seed=spec.seed, metrics=metrics, prompt_format=PROMPT_FORMAT,
+        seed=spec.seed, metrics=metrics, prompt_format=FORMAT_IDS[spec.prompt],
         artifacts={k: str(v.relative_to(plan.run_dir)) for k, v in artifacts.items()},
     )
 
@@ -295,6 +310,20 @@ def build_manifest(plan: Plan, base_files: list[str], base_sha256: str | None, m
 def latest_checkpoint(run_dir: Path) -> Path | None:
     ckpts = sorted((run_dir / CHECKPOINTS_DIR).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     return ckpts[-1] if ckpts else None
+
+
+def use_bf16(spec: TrainSpec) -> bool:
+    """bf16 autocast (weights and optimizer stay fp32): on a GPU with bf16, and on a CPU with
+    bf16 units, where it trains ~1.5x faster (`benchmarks/train_throughput.py`)."""
+    import torch
+
+    if spec.precision != "auto":
+        return spec.precision == "bf16"
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    from fledgling.models.local import cpu_has_bf16
+
+    return cpu_has_bf16()
 
 
 def device_name() -> str:

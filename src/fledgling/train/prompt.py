@@ -11,7 +11,14 @@ Training (`render_example`) and inference (`compact_request`, then `parse_comple
 same functions, so the model is always asked in the form it was taught. The rendered chat is
 plain ChatML (`<|im_start|>role ... <|im_end|>`), which SmolLM2's own template produces for the
 same messages; `CHAT_TEMPLATE` is that format with the `{% generation %}` markers TRL needs to
-put the loss on the assistant's tokens only.
+put the loss on the assistant's tokens only (but not on a turn marked `"train": false`, which
+is context; see `conversations.py`).
+
+Two variants (`SPECIALIST_PROMPTS`): `compact` lists the tool signatures (what an untrained model
+needs to have a chance), `lean` names the task only. A tuned specialist has learnt its tools'
+names and arguments from the examples, and the signatures were two thirds of an example's
+tokens, so `lean` is what the trainer teaches by default: about three times the examples for
+the same training time, and a shorter prefill when serving.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from fledgling.calls import Request, Response, ToolCall
 
 CHAT_TEMPLATE = (
     "{%- for message in messages %}"
-    "{%- if message['role'] == 'assistant' %}"
+    "{%- if message['role'] == 'assistant' and message.get('train') != false %}"
     "{{- '<|im_start|>assistant\\n' }}"
     "{%- generation %}{{- message['content'] + '<|im_end|>' }}{%- endgeneration %}"
     "{{- '\\n' }}"
@@ -37,9 +44,25 @@ CHAT_TEMPLATE = (
 _TYPE_NAMES = {"string": "str", "integer": "int", "number": "num", "boolean": "bool", "null": "null"}
 
 
-def system_line(task: str, tools: list[dict[str, Any]], output_schema: dict[str, Any] | None) -> str:
-    """The one system message the specialist gets: the task, then what it may answer with."""
+SPECIALIST_PROMPTS = ("compact", "lean")
+FORMAT_IDS = {"compact": "fledgling-specialist-v1", "lean": "fledgling-specialist-v2-lean"}
+
+
+def format_of(format_id: str | None) -> str | None:
+    """The prompt format a manifest's `prompt_format` names (None: not a specialist prompt)."""
+    for name, known in FORMAT_IDS.items():
+        if format_id == known:
+            return name
+    return "compact" if str(format_id or "").startswith("fledgling-specialist") else None
+
+
+def system_line(task: str, tools: list[dict[str, Any]], output_schema: dict[str, Any] | None, *,
+                signatures: bool = True) -> str:
+    """The one system message the specialist gets: the task, then (unless `signatures` is
+    False, the `lean` prompt) what it may answer with."""
     lines = [f"Task: {task}."]
+    if not signatures:
+        return lines[0]
     if tools:
         lines.append('Call a tool as {"name":...,"arguments":{...}} (several: a JSON list). Tools:')
         lines.extend(signature(t) for t in tools)
@@ -119,7 +142,8 @@ def parse_completion(text: str, *, structured: bool = False) -> Response:
     return Response(content=stripped, finish_reason="stop")
 
 
-def compact_request(request: Request, contract: Any = None, *, task: str | None = None) -> Request:
+def compact_request(request: Request, contract: Any = None, *, task: str | None = None,
+                    signatures: bool = True) -> Request:
     """The request rewritten into the specialist prompt (what the SLM is trained on and served).
 
     The system prompt is replaced by `system_line`; tools come from the contract (an object with
@@ -129,7 +153,8 @@ def compact_request(request: Request, contract: Any = None, *, task: str | None 
     tool calls and tool results become plain text turns. Render the
     result's `messages` alone (plain ChatML, no tool injection): everything the model needs is
     in them. `tools`, `tool_choice` and `response_format` are kept for what comes after the
-    model — parsing its answer, constrained decoding, validation.
+    model — parsing its answer, constrained decoding, validation. `signatures=False` gives the
+    `lean` prompt (the task line alone).
     """
     if contract is not None:
         tools = [t.model_dump() if hasattr(t, "model_dump") else dict(t) for t in contract.tools]
@@ -139,7 +164,7 @@ def compact_request(request: Request, contract: Any = None, *, task: str | None 
         tools = list(request.tools or [])
         output_schema = _response_format_schema(request.response_format)
         name = task or "assistant"
-    messages = [{"role": "system", "content": system_line(name, tools, output_schema)}]
+    messages = [{"role": "system", "content": system_line(name, tools, output_schema, signatures=signatures)}]
     rest = list(request.messages)
     if rest and rest[0].get("role") in ("system", "developer"):
         rest = rest[1:]  # the agent's standing instructions; later system turns carry call context
@@ -149,12 +174,13 @@ def compact_request(request: Request, contract: Any = None, *, task: str | None 
 
 
 def render_example(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, *,
-                   task: str, response_format: dict[str, Any] | None = None) -> list[dict[str, str]]:
+                   task: str, response_format: dict[str, Any] | None = None,
+                   signatures: bool = True) -> list[dict[str, str]]:
     """A curated example (its last message is the answer) as the specialist's training chat."""
     if not messages or messages[-1].get("role") != "assistant":
         raise ValueError("the last message must be the assistant's answer")
     request = Request(messages=messages[:-1], tools=tools or None, response_format=response_format)
-    prompt = compact_request(request, task=task).messages
+    prompt = compact_request(request, task=task, signatures=signatures).messages
     answer = Response.from_message(messages[-1])
     return [*prompt, {"role": "assistant", "content": render_response(answer)}]
 

@@ -49,12 +49,12 @@ class UnslothBackend:
     name = "unsloth"
 
     def prepare(self, spec: TrainSpec, data: Dataset, run_dir: Path) -> Plan:
-        files = write_chats(spec, data, run_dir / "data")
+        files, counts = write_chats(spec, data, run_dir / "data")
         settings = unsloth_settings(spec)
         path = run_dir / SETTINGS_FILE
         path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
         files["unsloth"] = path
-        return Plan(spec, data, run_dir, files=files, details={"environment": environment(), **settings})
+        return Plan(spec, data, run_dir, files=files, details={"environment": environment(), **settings, **counts})
 
     def run(self, plan: Plan, reporter: Reporter, *, callbacks: list[Any] | None = None) -> Result:
         if plan.spec.launcher == "accelerate":
