@@ -54,7 +54,7 @@ def test_local_runs_record_their_prompt_format_and_stay_apart_in_the_report(cura
 
 def test_demo_stage_evaluates_a_given_backend_and_writes_the_reports(curated, tiny_model_dir, tmp_path,
                                                                     monkeypatch):
-    monkeypatch.setattr(demo_stage, "ITEMS", 3)
+    monkeypatch.setattr(demo_stage, "ITEMS", {"support-agent": 3})
     monkeypatch.setattr(demo_stage, "MAX_NEW_TOKENS", 16)
     console = Console(record=True, width=120)
     ctx = SimpleNamespace(store=curated, console=console, out_dir=tmp_path / "demo", results={})
@@ -85,7 +85,7 @@ def test_demo_eval_stage_runs_every_model_on_both_tasks(sqlite_store, tiny_model
         save_contract(store, contracts[task])
         curate(store, task, out_dir=tmp_path / "datasets")
     monkeypatch.setattr(demo_stage, "BASE_SLM", f"hf:{tiny_model_dir}")
-    monkeypatch.setattr(demo_stage, "ITEMS", 2)
+    monkeypatch.setattr(demo_stage, "ITEMS", {"support-agent": 2, "ticket-triage": 2})
     monkeypatch.setattr(demo_stage, "MAX_NEW_TOKENS", 12)
     ctx = SimpleNamespace(store=store, console=Console(record=True, width=160), out_dir=tmp_path / "demo",
                           results={"contracts": contracts})

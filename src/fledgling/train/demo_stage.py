@@ -31,7 +31,7 @@ def train_support_agent(ctx: Any) -> str:
     """Demo stage: train, select, evaluate, refresh the report; the outcome is left in
     `ctx.results["trained"][task]`."""
     from fledgling.contracts import load_contract
-    from fledgling.evals.demo_stage import MAX_NEW_TOKENS, evaluate_on_demo, write_reports
+    from fledgling.evals.demo_stage import BATCH, MAX_NEW_TOKENS, evaluate_on_demo, write_reports
     from fledgling.models.spec import ModelSpec, allows_text, open_backend
 
     dataset = (ctx.results.get("datasets") or {}).get(TASK)
@@ -49,7 +49,7 @@ def train_support_agent(ctx: Any) -> str:
     tuned = ModelSpec(outcome.run_id, entry.settings())
     contract = (ctx.results.get("contracts") or {}).get(TASK) or load_contract(ctx.store, TASK)
     with ctx.console.status(f"loading {tuned.name}"):
-        slm = open_backend(tuned, max_new_tokens=MAX_NEW_TOKENS, prompt="compact")
+        slm = open_backend(tuned, max_new_tokens=MAX_NEW_TOKENS, batch_size=BATCH)  # in its trained prompt
     scores = []
     for constrained in (False, True):
         variant = slm.variant(constrained=constrained, task=TASK, allow_text=allows_text(contract))
@@ -58,5 +58,17 @@ def train_support_agent(ctx: Any) -> str:
         label = "tuned constrained" if constrained else "tuned"
         scores.append(f"{label} {success['mean']:.0%}" if success else f"{label} n/a")
     verdicts = write_reports(ctx, [TASK])
+    needs_call = tool_call_summary(ctx.results.get("report_data", {}).get(TASK) or {})
     return (f"{TASK}: LoRA r={RANK} on {m['train_examples']} examples in {m['train_runtime_s']:.0f} s; "
-            f"success on the test items: {', '.join(scores)}. Report: {'; '.join(verdicts)}")
+            f"success on the test items: {', '.join(scores)}.{needs_call} Report: {'; '.join(verdicts)}")
+
+
+def tool_call_summary(report: dict[str, Any]) -> str:
+    """One sentence: the right tool, per run, on the test items whose answer is a tool call."""
+    rows = report.get("tool_call_items") or {}
+    if not rows:
+        return ""
+    n = next(iter(rows.values()))["n"]
+    parts = [f"{label} {row['tool_name_match']['mean']:.0%} [{row['tool_name_match']['low']:.0%}, "
+             f"{row['tool_name_match']['high']:.0%}]" for label, row in rows.items()]
+    return f" Right tool on the {n} items that need a call: " + "; ".join(parts) + "."
