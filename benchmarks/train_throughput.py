@@ -1,20 +1,25 @@
 """Training throughput on SmolLM2-135M: our `lora` backend vs a plain TRL SFTTrainer.
 
-Both train one epoch on the same examples — the demo's support-agent task, curated, rendered in
-the specialist prompt — from the same dequantised SmolLM2-135M-Instruct weights:
+All variants train one epoch on the same chats — the demo's support-agent task, curated, in the
+specialist prompt, folded into conversations — from the same dequantised SmolLM2-135M-Instruct:
 
-  lora   Fledgling's backend (LoRA r=16 on every linear layer, assistant-only loss, fp32)
-  trl    `SFTTrainer(model, args=SFTConfig(output_dir, use_cpu=True), train_dataset)` — TRL's
-         defaults (full fine-tuning, loss on the whole sequence, gradient checkpointing on,
-         bf16 autocast, batch 8, max_length 1024) plus `use_cpu`, without which TRL refuses
-         to start on a machine with no GPU
+  lora         Fledgling's backend as it ships: LoRA r=16 on every linear layer, loss on the
+               answers only with the LM head run on those positions alone, bf16 autocast where
+               the CPU has bf16 units, LoRA dropout 0, batch 1 x 2
+  lora-trl     the same, with TRL's own loss (the LM head on every position)
+  lora-before  the same batches, with the settings it had before: TRL's loss, fp32, LoRA
+               dropout 0.05
+  trl          `SFTTrainer(model, args=SFTConfig(output_dir, use_cpu=True), train_dataset)` — TRL's
+               defaults (full fine-tuning, loss on the whole sequence, bf16 autocast, batch 8,
+               max_length 1024) plus `use_cpu`, without which TRL refuses to start on a machine
+               with no GPU
 
 Each variant runs in its own process, so its peak resident memory (VmHWM) is its own. Printed:
 training tokens per second (tokens in the batches / train runtime; loading and our per-epoch
-val pass excluded), peak
-memory, and the ratios lora/trl. One run each; the machine is shared, so expect noise.
+val pass excluded), peak memory, and each variant's ratio to `trl`. One run each; the machine
+is shared, so expect noise.
 
-    .venv/bin/python benchmarks/train_throughput.py [--examples 16] [--seed 0]
+    .venv/bin/python benchmarks/train_throughput.py [--examples 64] [--seed 0]
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import time
 from pathlib import Path
 
 TASK = "support-agent"
+VARIANTS = ("lora", "lora-trl", "lora-before", "trl")
 
 
 def peak_rss_mb() -> float:
@@ -52,14 +58,24 @@ def make_data(root: Path, seed: int) -> Path:
     return ds.path
 
 
-def run_lora(data: Path, out: Path, examples: int, seed: int) -> dict:
+def run_lora(data: Path, out: Path, examples: int, seed: int, variant: str = "lora") -> dict:
     from fledgling.store import Store
     from fledgling.train.backend import TrainSpec
     from fledgling.train.runner import train
 
-    store = Store(f"sqlite:///{out}/runs.db")
-    spec = TrainSpec(task=TASK, epochs=1, max_examples=examples, max_length=1024, seed=seed, rank=16)
-    outcome = train(spec, store, dataset_dir=data, out_dir=out / "lora")
+    extra: dict = {}
+    if variant in ("lora-trl", "lora-before"):
+        from trl import SFTTrainer
+
+        from fledgling.train.answer_loss import AnswerLossTrainer
+
+        AnswerLossTrainer.compute_loss = SFTTrainer.compute_loss  # this process only
+    if variant == "lora-before":
+        extra = {"precision": "fp32", "dropout": 0.05}
+    store = Store(f"sqlite:///{out}/{variant}.db")
+    spec = TrainSpec(task=TASK, epochs=1, max_examples=examples, max_length=1024, seed=seed, rank=16,
+                     batch_size=1, grad_accum=2, **extra)
+    outcome = train(spec, store, dataset_dir=data, out_dir=out / variant)
     m = outcome.result.metrics
     return {"tokens": m["train_tokens_per_epoch"], "runtime_s": m["train_runtime_s"] - m["eval_runtime_s"],
             "tokens_per_s": m["train_tokens_per_s"], "steps": m["global_step"]}
@@ -94,15 +110,17 @@ def run_trl(data: Path, out: Path, examples: int, seed: int) -> dict:
 
 def child(variant: str, data: str, out: str, examples: int, seed: int) -> None:
     t0 = time.perf_counter()
-    fn = run_lora if variant == "lora" else run_trl
-    figures = fn(Path(data), Path(out), examples, seed)
+    if variant == "trl":
+        figures = run_trl(Path(data), Path(out), examples, seed)
+    else:
+        figures = run_lora(Path(data), Path(out), examples, seed, variant)
     figures.update(variant=variant, wall_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb())
     print("RESULT " + json.dumps(figures))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--examples", type=int, default=16)
+    ap.add_argument("--examples", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--child", nargs=3, metavar=("VARIANT", "DATA", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -113,7 +131,7 @@ def main() -> None:
         root = Path(tmp)
         data = make_data(root, args.seed)
         results = {}
-        for variant in ("lora", "trl"):
+        for variant in VARIANTS:
             proc = subprocess.run([sys.executable, __file__, "--examples", str(args.examples), "--seed",
                                    str(args.seed), "--child", variant, str(data), str(root)],
                                   capture_output=True, text=True, check=False)
@@ -123,13 +141,13 @@ def main() -> None:
             results[variant] = json.loads(line[len("RESULT "):])
             print(f"{variant}: {results[variant]}", flush=True)
     print(f"SmolLM2-135M-Instruct, {args.examples} curated {TASK} examples, 1 epoch, CPU, one run each")
-    print(f"{'variant':8} {'tokens':>8} {'steps':>6} {'train s':>8} {'tokens/s':>9} {'peak MB':>8} {'wall s':>7}")
+    print(f"{'variant':12} {'tokens':>8} {'steps':>6} {'train s':>8} {'tokens/s':>9} {'vs trl':>7} "
+          f"{'peak MB':>8} {'vs trl':>7} {'wall s':>7}")
+    base = results["trl"]
     for r in results.values():
-        print(f"{r['variant']:8} {r['tokens']:>8,} {r['steps']:>6} {r['runtime_s']:>8.1f} "
-              f"{r['tokens_per_s']:>9.1f} {r['peak_rss_mb']:>8.0f} {r['wall_s']:>7.1f}")
-    a, b = results["lora"], results["trl"]
-    print(f"lora / trl: tokens/s x{a['tokens_per_s'] / b['tokens_per_s']:.2f}, "
-          f"peak memory x{a['peak_rss_mb'] / b['peak_rss_mb']:.2f}")
+        print(f"{r['variant']:12} {r['tokens']:>8,} {r['steps']:>6} {r['runtime_s']:>8.1f} "
+              f"{r['tokens_per_s']:>9.1f} {r['tokens_per_s'] / base['tokens_per_s']:>6.2f}x "
+              f"{r['peak_rss_mb']:>8.0f} {r['peak_rss_mb'] / base['peak_rss_mb']:>6.2f}x {r['wall_s']:>7.1f}")
 
 
 if __name__ == "__main__":
