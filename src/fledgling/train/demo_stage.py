@@ -33,7 +33,7 @@ def train_support_agent(ctx: Any) -> str:
     """Demo stage: train, select, evaluate, refresh the report; the outcome is left in
     `ctx.results["trained"][task]`."""
     from fledgling.contracts import load_contract
-    from fledgling.evals.demo_stage import BATCH, MAX_NEW_TOKENS, evaluate_on_demo, write_reports
+    from fledgling.evals.demo_stage import BASE_SLM, BATCH, MAX_NEW_TOKENS, evaluate_on_demo, write_reports
     from fledgling.models.spec import ModelSpec, allows_text, open_backend
 
     dataset = (ctx.results.get("datasets") or {}).get(TASK)
@@ -60,17 +60,24 @@ def train_support_agent(ctx: Any) -> str:
         label = "tuned constrained" if constrained else "tuned"
         scores.append(f"{label} {success['mean']:.0%}" if success else f"{label} n/a")
     verdicts = write_reports(ctx, [TASK])
-    needs_call = tool_call_summary(ctx.results.get("report_data", {}).get(TASK) or {})
+    needs_call = tool_call_summary(ctx.results.get("report_data", {}).get(TASK) or {},
+                                   {outcome.run_id: "tuned", BASE_SLM: "base", "recorded": "recorded LLM"})
     return (f"{TASK}: LoRA r={RANK} on {m['train_examples']} examples in {m['train_runtime_s']:.0f} s; "
             f"success on the test items: {', '.join(scores)}.{needs_call} Report: {'; '.join(verdicts)}")
 
 
-def tool_call_summary(report: dict[str, Any]) -> str:
-    """One sentence: the right tool, per run, on the test items whose answer is a tool call."""
+def tool_call_summary(report: dict[str, Any], names: dict[str, str]) -> str:
+    """One sentence: right tool and exact arguments per run, on the test items whose answer is a
+    tool call; `names` shortens model names in the run labels."""
     rows = report.get("tool_call_items") or {}
     if not rows:
         return ""
     n = next(iter(rows.values()))["n"]
-    parts = [f"{label} {row['tool_name_match']['mean']:.0%} [{row['tool_name_match']['low']:.0%}, "
-             f"{row['tool_name_match']['high']:.0%}]" for label, row in rows.items()]
-    return f" Right tool on the {n} items that need a call: " + "; ".join(parts) + "."
+    parts = []
+    for label, row in rows.items():
+        for long, short in names.items():
+            label = label.replace(long, short)
+        tool, args = row["tool_name_match"], row["args_exact_match"]
+        parts.append(f"{label.replace(' prompt', '')} {tool['mean']:.0%} [{tool['low']:.0%}, {tool['high']:.0%}] / "
+                     f"{args['mean']:.0%}")
+    return f" On the {n} items that need a tool call, right tool [95% CI] / exact arguments: " + "; ".join(parts) + "."
