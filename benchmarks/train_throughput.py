@@ -10,7 +10,8 @@ specialist prompt, folded into conversations — from the same dequantised SmolL
   lora-before  the same batches, with the settings it had before: TRL's loss, fp32, LoRA
                dropout 0.05
   trl          `SFTTrainer(model, args=SFTConfig(output_dir, use_cpu=True), train_dataset)` — TRL's
-               defaults (full fine-tuning, loss on the whole sequence, bf16 autocast, batch 8,
+               defaults (full fine-tuning, loss on the whole sequence, gradient checkpointing on,
+               bf16 autocast, batch 8,
                max_length 1024) plus `use_cpu`, without which TRL refuses to start on a machine
                with no GPU
 

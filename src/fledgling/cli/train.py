@@ -44,8 +44,11 @@ def train(
                                    help="Forward passes per optimizer step (effective batch = batch-size x this)."),
     max_length: int = typer.Option(512, "--max-length", min=16, help="Longest example in tokens (longer ones are cut)."),
     prompt: str = typer.Option("lean", "--prompt",
-                               help="Specialist prompt to teach: lean (the task line alone; ~3x fewer tokens "
-                                    "per example) or compact (with the tool signatures)."),
+                               help="Specialist prompt to teach: lean (the task line alone; half the tokens of "
+                                    "compact on the demo data) or compact (with the tool signatures)."),
+    precision: str = typer.Option("auto", "--precision",
+                                  help="auto (bf16 autocast where the GPU or CPU has bf16 units, else fp32), "
+                                       "fp32 or bf16."),
     patience: int = typer.Option(1, "--patience", min=1, help="Epochs without val improvement before stopping."),
     merge: bool = typer.Option(False, "--merge", help="Also save base+adapter merged into full weights."),
     resume: bool = typer.Option(False, "--resume",
@@ -71,6 +74,8 @@ def train(
         raise typer.BadParameter("--task is required (or use `fledgling train status`)", param_hint="--task")
     if backend not in BACKENDS:
         raise typer.BadParameter(f"use one of {', '.join(BACKENDS)}", param_hint="--backend")
+    if precision not in ("auto", "fp32", "bf16"):
+        raise typer.BadParameter("use auto, fp32 or bf16", param_hint="--precision")
     if prompt not in ("lean", "compact"):
         raise typer.BadParameter("use lean or compact", param_hint="--prompt")
     if launcher not in ("none", "accelerate"):
@@ -80,7 +85,7 @@ def train(
 
     spec = TrainSpec(task=task, backend=backend, base=base, epochs=epochs, lr=lr, rank=rank, seed=seed,
                      max_examples=max_examples, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
-                     prompt=prompt, patience=patience, merge=merge, launcher=launcher, num_processes=num_processes,
+                     prompt=prompt, precision=precision, patience=patience, merge=merge, launcher=launcher, num_processes=num_processes,
                      suffix=suffix)
     if dry_run:
         outcome = run_training(spec, store(), dataset_dir=dataset, dataset_version=dataset_version,

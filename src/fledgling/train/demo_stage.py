@@ -2,8 +2,8 @@
 
 The whole demo must stay under 15 minutes on a 2-core machine, so training gets about four of
 them. What fits: the first `EXAMPLES` curated train examples (about half the split), in the
-lean specialist prompt, folded into their conversations (each answer learnt once; ~44k tokens,
-not the ~110k of the examples one by one) and cut to `MAX_LENGTH`, for one epoch in micro-batches
+lean specialist prompt, folded into their conversations (each answer learnt once; 44k tokens,
+not the 119k of the examples one by one) and cut to `MAX_LENGTH`, for one epoch in micro-batches
 of one (no padding; ~100 optimizer steps), with bf16 autocast where the CPU has it: 4 minutes
 at ~190 tokens/s on an idle machine. The adapter becomes the task's selected candidate; it is
 then evaluated on the same test items as the base SLM and the recorded LLM (by the eval stage's
