@@ -87,6 +87,10 @@ def test_manifest_is_complete(trained, tiny_base: Path) -> None:
     assert info["seed"] == 0
     assert {"torch", "transformers", "peft", "trl"} <= set(info["libraries"])
     assert info["metrics"]["eval_loss_per_epoch"] == outcome.result.metrics["eval_loss_per_epoch"]
+    assert info["prompt_format"] == "fledgling-specialist-v2-lean"  # the default prompt, recorded
+    m = info["metrics"]
+    assert (m["train_examples"], m["train_chats"], m["val_examples"]) == (24, 24, 6)
+    assert m["precision"] in ("bf16", "fp32")
     assert (outcome.plan.run_dir / info["artifacts"]["adapter"] / "adapter_config.json").is_file()
 
 
