@@ -20,7 +20,6 @@ from fledgling.report import build_report
 from fledgling.store import CallFilter
 
 
-
 @pytest.fixture
 def curated(store, tmp_path):
     store.insert_calls(generate_calls(seed=3, n=240))
