@@ -76,3 +76,17 @@ def test_lean_prompt_names_the_task_only_and_manifests_name_their_format() -> No
     assert "lookup_order(" in full[0]["content"] and lean[1:] == full[1:]
     assert {format_of(v) for v in FORMAT_IDS.values()} == {"compact", "lean"}
     assert format_of("fledgling-specialist-v1") == "compact" and format_of("hf-chat") is None
+
+
+def test_demo_summary_names_runs_briefly_and_gives_intervals() -> None:
+    from fledgling.train.demo_stage import tool_call_summary
+
+    row = {"n": 21, "tool_name_match": {"mean": 2 / 3, "low": 0.454, "high": 0.828},
+           "args_exact_match": {"mean": 10 / 21, "low": 0.28, "high": 0.68}}
+    base = {"n": 21, "tool_name_match": {"mean": 0.0, "low": 0.0, "high": 0.1546},
+            "args_exact_match": {"mean": 0.0, "low": 0.0, "high": 0.1546}}
+    report = {"tool_call_items": {"support-agent-lora-1 (lean prompt)": row, "gguf:smollm2 (compact prompt)": base}}
+    text = tool_call_summary(report, {"support-agent-lora-1": "tuned", "gguf:smollm2": "base"})
+    assert text == (" On the 21 items that need a tool call, right tool [95% CI] / exact arguments: "
+                    "tuned (lean) 67% [45%, 83%] / 48%; base (compact) 0% [0%, 15%] / 0%.")
+    assert tool_call_summary({}, {}) == ""
