@@ -105,6 +105,12 @@ def test_live_capture_records_exactly_what_the_llm_answered(store: Store, tmp_pa
     run_demo(ctx, [s for s in DATA_STAGES if s.name in ("generate", "capture")])
     generated = list(generate_calls(5, 400))
     assert any(c.response and c.response.finish_reason == "length" for c in generated)
+    # identical requests with different recorded outcomes: each must get its own answer back,
+    # whatever order the concurrent requests reach the stand-in in
+    outcomes: dict[str, set[str]] = {}
+    for c in generated:
+        outcomes.setdefault(c.request.model_dump_json(), set()).add(c.status)
+    assert any(len(statuses) > 1 for statuses in outcomes.values())
     for call in generated:
         got = store.get_call(call.id)
         assert got is not None and got.source == "gateway"

@@ -36,3 +36,28 @@ def test_bad_caller_headers_get_400(gateway) -> None:
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_call_id"
     r = httpx.post(url, json=body, headers={"x-fledgling-metadata": "[1]"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_metadata"
+
+
+def test_identical_requests_get_their_own_recorded_answers_in_any_order() -> None:
+    """Two calls with the same request, one failed and one answered: asked by call id (the
+    `x-request-id` header the replay sends and the gateway passes on), each gets its own
+    outcome, whatever order the requests arrive in."""
+    from fledgling.gateway.server import ServerThread
+    from fledgling.gateway.standin import RecordedAnswers, StandInUpstream
+
+    calls = list(generate_calls(seed=5, n=400))
+    first_seen: dict[str, object] = {}
+    pair = None
+    for c in calls:
+        other = first_seen.setdefault(c.request.model_dump_json(), c)
+        if other is not c and other.status != c.status:
+            pair = [other, c]
+            break
+    assert pair is not None, "the demo traffic should hold identical requests with different outcomes"
+    with ServerThread(StandInUpstream(RecordedAnswers(pair))) as upstream:
+        for call in reversed(pair):
+            body = call.request.model_dump(mode="json", exclude_none=True) | {"model": "m"}
+            r = httpx.post(upstream + "/v1/chat/completions", json=body, headers={"x-request-id": call.id})
+            assert (r.status_code == 200) == (call.status == "ok")
+            if call.response is not None:
+                assert r.json()["choices"][0]["message"].get("content") == call.response.content

@@ -64,7 +64,7 @@ async def _send_all(url: str, calls: Sequence[Call], concurrency: int,
             body = call.request.model_dump(mode="json", exclude_none=True)
             body.setdefault("model", call.model or "recorded")
             headers = {"content-type": "application/json", "x-fledgling-task": call.task,
-                       "x-fledgling-call-id": call.id,
+                       "x-fledgling-call-id": call.id, "x-request-id": call.id,
                        "x-fledgling-metadata": orjson.dumps(call.metadata).decode()}
             if call.session_id:
                 headers["x-fledgling-session"] = call.session_id

@@ -45,11 +45,16 @@ async def read_body(receive: Receive) -> bytes:
 
 
 class RecordedAnswers:
-    """Replays recorded calls' answers: each request gets the answer recorded for it (in order,
-    when the same request was made several times)."""
+    """Replays recorded calls' answers: each request gets the answer recorded for it.
+
+    A request that names its call (`x-request-id: <call id>`, a header the gateway passes on)
+    gets exactly that call's answer. Otherwise identical requests made several times get their
+    answers in recorded order — which under concurrency is not the order they arrive in, so two
+    identical requests, one recorded as failed, could swap answers."""
 
     def __init__(self, calls: Iterable[Call]):
         self._answers: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
+        self._by_id: dict[str, dict[str, Any]] = {}
         for call in calls:
             req = call.request.model_dump(mode="json", exclude_none=True)
             if call.response is None:
@@ -61,8 +66,11 @@ class RecordedAnswers:
                     "completion_tokens": call.usage.output_tokens,
                     "total_tokens": call.usage.input_tokens + call.usage.output_tokens}}
             self._answers[request_key(req)].append(answer)
+            self._by_id[call.id] = answer
 
-    def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, request: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
+        if request_id is not None and request_id in self._by_id:
+            return self._by_id[request_id]
         queue = self._answers.get(request_key(request))
         if not queue:
             raise LookupError("no recorded answer for this request")
@@ -96,7 +104,11 @@ class StandInUpstream:
         self.requests += 1
         try:
             request = orjson.loads(body)
-            message = dict(self.answer(request))
+            if isinstance(self.answer, RecordedAnswers):
+                rid = next((v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"x-request-id"), None)
+                message = dict(self.answer(request, rid))
+            else:
+                message = dict(self.answer(request))
         except (orjson.JSONDecodeError, LookupError, KeyError, TypeError) as exc:
             await send_error(send, 400, "bad_request", f"stand-in cannot answer: {exc}")
             return
