@@ -15,21 +15,7 @@ from fledgling.evals.runs import (ItemResult, list_runs, load_items, load_run_it
                                   run_eval, task_contract)
 from fledgling.models import resolve_model
 from fledgling.models.generation import Generation
-
-
-class Scripted:
-    """A candidate answering from a fixed script, to know exactly what the scores must be."""
-
-    name = "scripted"
-
-    def __init__(self, answers):
-        self.answers = answers
-
-    async def generate(self, requests):
-        return [self.answers(r) for r in requests]
-
-    async def aclose(self):
-        return None
+from tests.models.scripted import Scripted
 
 
 @pytest.fixture

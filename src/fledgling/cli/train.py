@@ -16,6 +16,7 @@ from fledgling.cli.session import console, store
 from fledgling.train import runs
 from fledgling.train.backend import BACKENDS, TrainSpec
 from fledgling.train.bases import SMOLLM2
+from fledgling.train.prompt import SPECIALIST_PROMPTS
 
 STALE_AFTER_S = 600  # a live run writes its record at least every step; longer silence is suspicious
 
@@ -76,7 +77,7 @@ def train(
         raise typer.BadParameter(f"use one of {', '.join(BACKENDS)}", param_hint="--backend")
     if precision not in ("auto", "fp32", "bf16"):
         raise typer.BadParameter("use auto, fp32 or bf16", param_hint="--precision")
-    if prompt not in ("lean", "compact"):
+    if prompt not in SPECIALIST_PROMPTS:
         raise typer.BadParameter("use lean or compact", param_hint="--prompt")
     if launcher not in ("none", "accelerate"):
         raise typer.BadParameter("use none or accelerate", param_hint="--launcher")

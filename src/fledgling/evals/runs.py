@@ -28,6 +28,7 @@ from fledgling.models.spec import ModelSpec
 from fledgling.store import Store
 from fledgling.store.schema import eval_items as items_t
 from fledgling.store.schema import eval_runs as runs_t
+from fledgling.train.prompt import SPECIALIST_PROMPTS
 
 LabelSource = Literal["ground_truth", "corrected", "recorded"]
 
@@ -81,7 +82,7 @@ class EvalRun:
     def label(self) -> str:
         """How reports name this run: the model, its prompt format when a specialist one, and
         whether decoding was constrained."""
-        notes = ([f"{self.prompt} prompt"] if self.prompt in ("compact", "lean") else []) + \
+        notes = ([f"{self.prompt} prompt"] if self.prompt in SPECIALIST_PROMPTS else []) + \
             (["constrained"] if self.constrained else [])
         return self.model + (f" ({', '.join(notes)})" if notes else "")
 

@@ -28,7 +28,7 @@ from fledgling.errors import ContractError
 from fledgling.models.prompting import function_specs, output_schema
 
 COMPACT_SEPARATORS = (",", ":")
-_TEXT_FIRST_EXCLUDED = {"chat": r"<{\[ \t\n\r", "compact": r"{\[ \t\n\r", "lean": r"{\[ \t\n\r"}
+_TEXT_FIRST_EXCLUDED = {"chat": r"<{\[ \t\n\r", "specialist": r"{\[ \t\n\r"}
 
 
 def call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
@@ -109,7 +109,8 @@ class GrammarBook:
                 body = xgr.Grammar.concat(xgr.Grammar.from_ebnf('root ::= "<tool_call>"'), body,
                                           xgr.Grammar.from_ebnf('root ::= "</tool_call>"'))
             if text:
-                plain = xgr.Grammar.from_ebnf(f"root ::= [^{_TEXT_FIRST_EXCLUDED[prompt]}] [^]*")
+                excluded = _TEXT_FIRST_EXCLUDED["chat" if prompt == "chat" else "specialist"]
+                plain = xgr.Grammar.from_ebnf(f"root ::= [^{excluded}] [^]*")
                 body = xgr.Grammar.union(body, plain)
             self._cache[key] = self.compiler.compile_grammar(body)
         return self._cache[key]

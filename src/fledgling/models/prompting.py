@@ -17,8 +17,8 @@ import json
 from typing import Any
 
 from fledgling.calls import Request
+from fledgling.train.prompt import SPECIALIST_PROMPTS
 
-SPECIALIST_PROMPTS = ("compact", "lean")
 PROMPT_FORMATS = ("chat", *SPECIALIST_PROMPTS)
 
 TOOL_INSTRUCTIONS = (

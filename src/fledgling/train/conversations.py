@@ -49,8 +49,7 @@ def fold(examples: list[Example], *, task: str, signatures: bool) -> list[list[d
                 learnt.add(pos)
         chat = render_example(messages, ex.tools, task=task, response_format=ex.response_format,
                               signatures=signatures)
-        # render_example replaces a leading system message with its own system line, else adds one
-        shift = 0 if messages[0].get("role") in ("system", "developer") else 1
+        shift = len(chat) - len(messages)  # render_example adds its system line unless it replaced one
         for pos, message in enumerate(messages[:-1]):
             if message.get("role") == "assistant" and pos not in learnt:
                 chat[pos + shift] = {**chat[pos + shift], "train": False}

@@ -105,7 +105,7 @@ def fit(plan: Plan, reporter: Reporter, model: Any, tokenizer: Any, *, base_sha2
         "train_tokens_per_s": (train_tokens * progress.epochs_seen / (runtime - eval_runtime)
                                if runtime > eval_runtime else None),
         "device": device_name(),
-        "precision": "bf16" if use_bf16(spec) else "fp32",
+        "precision": "bf16" if trainer.args.bf16 else "fp32",
     }
     if not trainer.is_world_process_zero():
         return Result(metrics=metrics)
