@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from fledgling.calls import Call
+from fledgling.payload import unstorable  # noqa: F401  (re-exported for the importers)
 
 INT32_MAX = 2**31 - 1
 _LIMITS = {"task": 200, "trace_id": 200, "session_id": 200, "provider": 100, "model": 200}
@@ -164,21 +165,3 @@ def check_storable(call: Call) -> Call:
             if len(tc.name) > 200:
                 raise BadField("tool_calls.name", "is longer than 200 characters")
     return call
-
-
-def unstorable(value: Any) -> bool:
-    """True when a string anywhere inside holds U+0000 or a lone surrogate: text that PostgreSQL
-    (and UTF-8 itself) cannot store. Callers run it behind a cheap pre-check on the raw input."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            return True
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(unstorable(k) or unstorable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(unstorable(v) for v in value)
-    return False
