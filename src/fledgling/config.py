@@ -12,9 +12,10 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fledgling.errors import ConfigError
+from fledgling.urls import check_http_url, mask_url
 
 DEFAULT_DB_URL = "sqlite:///.fledgling/fledgling.db"
 DEFAULT_CONFIG_NAME = "fledgling.toml"
@@ -45,6 +46,12 @@ class ModelSettings(_Strict):
     usd_per_mtok_in: float | None = Field(default=None, ge=0)
     usd_per_mtok_out: float | None = Field(default=None, ge=0)
     timeout_s: float = Field(default=60.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_only(cls, url: str | None) -> str | None:
+        """file://, ftp://, javascript: are never a model endpoint."""
+        return None if url is None else check_http_url(url)
 
     @model_validator(mode="after")
     def _kind_needs(self) -> ModelSettings:
@@ -169,6 +176,15 @@ class Settings(_Strict):
                     known = ", ".join(sorted(self.models)) or "none defined"
                     raise ValueError(f"tasks.{name}.{role} = '{ref}' is not a model in [models] "
                                      f"(known: {known})")
+        upstream = self.gateway.upstream
+        if upstream is not None and upstream not in self.models:
+            try:
+                check_http_url(upstream)
+            except ValueError:
+                known = ", ".join(sorted(self.models)) or "none defined"
+                raise ValueError(f"gateway.upstream = '{mask_url(upstream)}' is neither a model in "
+                                 f"[models] (known: {known}) nor an http(s) base URL such as "
+                                 "https://api.openai.com/v1") from None
         return self
 
     @property
