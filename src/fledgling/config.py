@@ -158,6 +158,13 @@ class GatewaySettings(_Strict):
     spool_fsync_records: int = Field(default=512, ge=1)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     writer_batch: int = Field(default=500, ge=1)
+    upstream_connect_timeout_s: float = Field(
+        default=10.0, gt=0, description="to open a connection to an upstream (a free pool slot included)")
+    upstream_idle_timeout_s: float = Field(
+        default=60.0, gt=0, description="the longest an upstream may stay silent, before its answer "
+        "or between two reads of it; a model's own timeout_s replaces it for that model")
+    upstream_total_timeout_s: float = Field(
+        default=600.0, gt=0, description="one whole upstream request, a streamed answer included")
 
 
 class Settings(_Strict):

@@ -3,7 +3,7 @@
     POST <any prefix>/chat/completions   the recording proxy (see pipeline.py)
     GET  /v1/models                      the default upstream's model list
     POST /v1/traces                      OTLP/HTTP receiver (protobuf or JSON)
-    GET  /health                         liveness and recorder counters (spool, store)
+    GET  /health                         "ok" or "degraded" (with reasons), recorder counters
     /admin/...                           rollout changes and live swap figures (see admin.py)
 """
 
@@ -84,7 +84,7 @@ class GatewayApp:
             elif path.startswith(ADMIN_PREFIX):
                 await self.admin.handle(path, method, receive, send, headers)
             elif path in ("/health", "/healthz"):
-                await send_json(send, 200, {"status": "ok", "recorder": self.recorder.stats()})
+                await send_json(send, 200, self.health())
             elif path.endswith("/models") and method == "GET":
                 self.pipeline.authenticate(headers)
                 await self._models(send, headers)
@@ -101,6 +101,13 @@ class GatewayApp:
                                  "see its log")
             except RuntimeError:  # the response had already started
                 pass
+
+    def health(self) -> dict[str, Any]:
+        """Always 200 while the gateway answers (it still serves and records what it can, so a
+        liveness probe must not kill it); `status` is `degraded`, with `reasons`, while recording
+        is impaired: spool or store writes failing, a thread died, calls waiting too long."""
+        status, reasons = self.recorder.health()
+        return {"status": status, "reasons": reasons, "recorder": self.recorder.stats()}
 
     async def _traces(self, receive: Receive, send: Send, headers: dict[str, str]) -> None:
         self.pipeline.authenticate(headers)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
 from fledgling.calls import Call, Request, Response, ToolCall, Usage, cost_usd
+from fledgling.payload import storable_problem
 
 
 def new_call_id() -> str:
@@ -71,32 +72,117 @@ def exchange_from_record(rec: dict[str, Any]) -> Exchange:
     return ex
 
 
+RAW_KEEP_CHARS = 4096
+"""How much of an answer that could not be understood is kept with its error call."""
+
+
 def exchange_to_call(ex: Exchange) -> Call:
-    """The `Call` an exchange records. Never raises: what cannot be parsed is kept as an error."""
+    """The `Call` an exchange records. Never raises: an answer that cannot be understood (or that
+    the store could not hold) becomes an error call with the reason, its raw text kept (bounded)
+    in `metadata["raw_response"]`; an exchange that cannot be read at all becomes a bare error
+    call carrying what could be salvaged."""
+    try:
+        return _to_call(ex)
+    except Exception as exc:  # the recorder must get a call for every exchange, whatever it holds
+        return _salvaged_call(ex, exc)
+
+
+def _to_call(ex: Exchange) -> Call:
     error = ex.error
     response: Response | None = None
     usage = Usage()
-    model = ex.request.get("model") if isinstance(ex.request.get("model"), str) else None
-    metadata = dict(ex.metadata)
+    body = ex.request if isinstance(ex.request, dict) else {}
+    model = body.get("model") if isinstance(body.get("model"), str) else None
+    metadata = dict(ex.metadata) if isinstance(ex.metadata, dict) else {}
+    notes: list[str] = []
     try:
         if ex.stream_chunks is not None:
-            response, usage, resp_model = reassemble_stream(ex.stream_chunks)
+            response, usage, resp_model = reassemble_stream(ex.stream_chunks, notes=notes)
         elif ex.response is not None:
-            response, usage, resp_model = parse_completion(ex.response)
+            problem = storable_problem(ex.response, "the upstream answer")
+            if problem is not None:
+                raise ValueError(problem)
+            response, usage, resp_model = parse_completion(ex.response, notes=notes)
         else:
             resp_model = None
         model = resp_model or model
-    except (ValueError, TypeError, ValidationError) as exc:
-        error = error or f"unreadable upstream response: {exc}"
+    except ValueError as exc:
+        error = error or f"unreadable upstream response: {_one_line(exc)}"
         response = None
+        metadata["raw_response"] = raw_text(ex)
+    if notes:
+        metadata["response_notes"] = notes
     if error is not None and response is not None and not (response.content or response.tool_calls):
         response = None
     return Call(
         id=ex.id, task=ex.task, trace_id=ex.trace_id, session_id=ex.session_id, source=ex.source,
         created_at=ex.created_at, provider=ex.provider, model=model,
-        request=_request(ex.request, metadata), response=response, usage=usage,
+        request=_request(body, metadata), response=response, usage=usage,
         latency_ms=ex.latency_ms, cost_usd=cost_usd(usage, ex.price_in, ex.price_out),
         status="error" if error is not None else "ok", error=error, metadata=metadata)
+
+
+def _salvaged_call(ex: Exchange, exc: Exception) -> Call:
+    """The last resort: only fields that cannot fail validation, the rest as bounded text."""
+    created = ex.created_at if isinstance(ex.created_at, datetime) else datetime.now(UTC)
+    return Call(
+        id=str(ex.id), task=str(ex.task or "default"), source=str(ex.source or "gateway"),
+        created_at=created, request=Request(messages=[]), status="error",
+        error=f"unreadable exchange ({type(exc).__name__}): {_one_line(exc)}",
+        metadata={"raw_response": raw_text(ex), "raw_request": bounded_text(ex.request)})
+
+
+def raw_text(ex: Exchange) -> str:
+    """The answer as it came (SSE bytes, or the JSON body), as storable text of bounded size."""
+    if ex.stream_chunks is not None:
+        parts: list[str] = []
+        for chunk in ex.stream_chunks:
+            if isinstance(chunk, bytes | bytearray):
+                parts.append(bytes(chunk[:RAW_KEEP_CHARS]).decode("utf-8", "replace"))
+            else:
+                parts.append(bounded_text(chunk))
+            if sum(len(p) for p in parts) >= RAW_KEEP_CHARS:
+                break
+        return _storable("".join(parts))
+    return bounded_text(ex.response)
+
+
+def bounded_text(value: Any) -> str:
+    """Any value as at most `RAW_KEEP_CHARS` characters of text the store can hold."""
+    try:
+        text = orjson.dumps(_shallow(value)).decode()
+    except (TypeError, ValueError):
+        text = f"<{type(value).__name__} that cannot be written as JSON>"
+    return _storable(text)
+
+
+def _shallow(value: Any, depth: int = 0) -> Any:
+    """A copy cut off below a few levels: a preview of a hostile payload without recursing into
+    all of it."""
+    if depth >= 8:
+        return "..." if isinstance(value, dict | list) else value
+    if isinstance(value, dict):
+        return {str(k): _shallow(v, depth + 1) for k, v in list(value.items())[:50]}
+    if isinstance(value, list | tuple):
+        return [_shallow(v, depth + 1) for v in list(value)[:50]]
+    if isinstance(value, bytes | bytearray):
+        return bytes(value[:RAW_KEEP_CHARS]).decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value[:RAW_KEEP_CHARS]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return repr(value)[:RAW_KEEP_CHARS]
+
+
+def _storable(text: str) -> str:
+    """Cut to size, NUL shown as the escape `\\u0000`, lone surrogates replaced."""
+    text = text[:RAW_KEEP_CHARS].replace("\x00", "\\u0000")
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:300]
 
 
 def _request(body: dict[str, Any], metadata: dict[str, Any]) -> Request:
@@ -109,21 +195,49 @@ def _request(body: dict[str, Any], metadata: dict[str, Any]) -> Request:
                        if isinstance(messages, list) else [])
 
 
-def parse_completion(body: dict[str, Any]) -> tuple[Response, Usage, str | None]:
-    """A `chat.completion` object -> the first choice, its usage and the model that answered."""
+def parse_completion(body: dict[str, Any], *,
+                     notes: list[str] | None = None) -> tuple[Response, Usage, str | None]:
+    """A `chat.completion` object -> the first choice, its usage and the model that answered.
+
+    Raises only `ValueError` (whatever the shape). Oddities that do not make the answer
+    unreadable (a non-string model, unreadable usage) are named in `notes` instead."""
+    notes = [] if notes is None else notes
+    if not isinstance(body, dict):
+        raise ValueError(f"the chat.completion body is a {type(body).__name__}, not an object")
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise ValueError("no choices in the chat.completion body")
     choice = choices[0]
     message = choice.get("message") or {}
-    response = Response.from_message(message, choice.get("finish_reason"))
+    if not isinstance(message, dict):
+        raise ValueError(f"choices[0].message is a {type(message).__name__}, not an object")
+    try:
+        response = Response.from_message(message, choice.get("finish_reason"))
+    except (TypeError, AttributeError) as exc:
+        raise ValueError(f"choices[0].message cannot be read: {exc}") from None
     if message.get("refusal"):
         response.refusal = message["refusal"]  # type: ignore[attr-defined]
-    return response, usage_of(body.get("usage")), body.get("model")
+    return response, _usage(body.get("usage"), notes), _model(body.get("model"), notes)
+
+
+def _model(raw: Any, notes: list[str]) -> str | None:
+    if raw is None or isinstance(raw, str):
+        return raw or None
+    notes.append(f"the answer's model is {bounded_text(raw)[:100]}, not a string; kept the request's")
+    return None
+
+
+def _usage(raw: Any, notes: list[str]) -> Usage:
+    try:
+        return usage_of(raw)
+    except (TypeError, ValueError):
+        notes.append(f"unreadable usage {bounded_text(raw)[:200]}: stored as 0 tokens")
+        return Usage()
 
 
 def usage_of(raw: Any) -> Usage:
-    """OpenAI's `prompt_tokens`/`completion_tokens` (or `input_tokens`/`output_tokens`)."""
+    """OpenAI's `prompt_tokens`/`completion_tokens` (or `input_tokens`/`output_tokens`).
+    `ValueError`/`TypeError` when the counts are not numbers."""
     if not isinstance(raw, dict):
         return Usage()
     return Usage(input_tokens=int(raw.get("prompt_tokens", raw.get("input_tokens")) or 0),
@@ -148,17 +262,30 @@ def sse_events(raw: bytes) -> list[dict[str, Any]]:
     return events
 
 
-def reassemble_stream(chunks: list[Any]) -> tuple[Response, Usage, str | None]:
+def reassemble_stream(chunks: list[Any], *,
+                      notes: list[str] | None = None) -> tuple[Response, Usage, str | None]:
     """Streamed `chat.completion.chunk`s (raw SSE bytes, or already-parsed dicts) -> one answer.
 
     Content deltas are concatenated; tool-call deltas are merged by their `index` (id and name
-    arrive first, the arguments text in pieces).
+    arrive first, the arguments text in pieces). Raises only `ValueError`, naming the first
+    chunk whose shape is not a chunk's (or that the store could not hold).
     """
+    notes = [] if notes is None else notes
     events: list[dict[str, Any]] = []
     raw = b"".join(c for c in chunks if isinstance(c, bytes | bytearray))
     if raw:
         events.extend(sse_events(raw))
     events.extend(c for c in chunks if isinstance(c, dict))
+    problem = storable_problem(events, "a streamed chunk")
+    if problem is not None:
+        raise ValueError(problem)
+    try:
+        return _merge_chunks(events, notes)
+    except (TypeError, AttributeError, KeyError) as exc:
+        raise ValueError(f"a streamed chunk cannot be read: {exc}") from None
+
+
+def _merge_chunks(events: list[dict[str, Any]], notes: list[str]) -> tuple[Response, Usage, str | None]:
     content: list[str] = []
     tools: dict[int, dict[str, Any]] = {}
     finish_reason = None
@@ -167,23 +294,42 @@ def reassemble_stream(chunks: list[Any]) -> tuple[Response, Usage, str | None]:
     for ev in events:
         if "error" in ev and not ev.get("choices"):
             raise ValueError(f"error event in stream: {_error_message(ev)}")
-        model = ev.get("model") or model
+        model = _model(ev.get("model"), notes) or model
         if ev.get("usage"):
-            usage = usage_of(ev["usage"])
-        for choice in ev.get("choices") or []:
+            usage = _usage(ev["usage"], notes)
+        choices = ev.get("choices") or []
+        if not isinstance(choices, list):
+            raise ValueError(f"a chunk's choices is a {type(choices).__name__}, not a list")
+        for choice in choices:
+            if not isinstance(choice, dict):
+                raise ValueError(f"a chunk's choice is {bounded_text(choice)[:100]}, not an object")
             if choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
-            if delta.get("content"):
-                content.append(delta["content"])
-            for tc in delta.get("tool_calls") or []:
-                slot = tools.setdefault(tc.get("index", len(tools)), {"id": None, "name": "", "arguments": []})
+            if not isinstance(delta, dict):
+                raise ValueError(f"a chunk's delta is {bounded_text(delta)[:100]}, not an object")
+            piece = delta.get("content")
+            if piece:
+                if not isinstance(piece, str):
+                    raise ValueError(f"a chunk's content is a {type(piece).__name__}, not text")
+                content.append(piece)
+            tool_deltas = delta.get("tool_calls") or []
+            if not isinstance(tool_deltas, list):
+                raise ValueError("a chunk's tool_calls is not a list")
+            for tc in tool_deltas:
+                if not isinstance(tc, dict) or not isinstance(tc.get("function") or {}, dict):
+                    raise ValueError(f"a chunk's tool call is {bounded_text(tc)[:100]}, not an object")
+                index = tc.get("index", len(tools))
+                if not isinstance(index, int):
+                    raise ValueError(f"a chunk's tool call index is {bounded_text(index)[:50]}")
+                slot = tools.setdefault(index, {"id": None, "name": "", "arguments": []})
                 slot["id"] = tc.get("id") or slot["id"]
                 fn = tc.get("function") or {}
                 if fn.get("name"):
                     slot["name"] = fn["name"]
                 if fn.get("arguments"):
-                    slot["arguments"].append(fn["arguments"])
+                    args = fn["arguments"]
+                    slot["arguments"].append(args if isinstance(args, str) else orjson.dumps(args).decode())
             if choice.get("finish_reason"):
                 finish_reason = choice["finish_reason"]
     tool_calls = [ToolCall(id=t["id"], name=t["name"], arguments="".join(t["arguments"]) or "{}")

@@ -16,6 +16,7 @@ from fledgling.calls import Call
 from fledgling.capture.otel import calls_from_otlp_json, calls_from_otlp_protobuf
 from fledgling.errors import InputError
 from fledgling.gateway.responses import Problem
+from fledgling.payload import storable_problem
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -31,17 +32,28 @@ def decode_calls(body: bytes, content_type: str, content_encoding: str | None, l
     kind = content_type.split(";", 1)[0].strip().lower()
     try:
         if kind == PROTOBUF:
-            return calls_from_otlp_protobuf(body)
+            return _storable(calls_from_otlp_protobuf(body))
         if kind == JSON:
             try:
                 payload = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
                 raise Problem(400, "invalid_json", f"OTLP/JSON body is not valid JSON: {exc}") from None
-            return calls_from_otlp_json(payload)
+            if (problem := storable_problem(payload, "the OTLP/JSON body")) is not None:
+                raise Problem(400, "unstorable_body", problem)
+            return _storable(calls_from_otlp_json(payload))
     except InputError as exc:
         raise Problem(400, "invalid_otlp", str(exc)) from None
     raise Problem(415, "unsupported_media_type",
                   f"Content-Type '{content_type}' is not OTLP/HTTP; send {PROTOBUF} or {JSON}")
+
+
+def _storable(calls: list[Call]) -> list[Call]:
+    """Refuse the export (400) when a span's call holds what the store cannot keep: attribute
+    values are JSON text parsed again, so the body's own check does not cover them."""
+    for call in calls:
+        if (problem := storable_problem(call.model_dump(), f"span {call.id}")) is not None:
+            raise Problem(400, "unstorable_body", problem)
+    return calls
 
 
 async def decode_calls_off_loop(body: bytes, content_type: str, content_encoding: str | None,

@@ -28,13 +28,15 @@ from fledgling.gateway.responses import (
     send_bytes,
     send_error,
 )
-from fledgling.gateway.router import Route, Router
-from fledgling.gateway.upstream import UpstreamFault, UpstreamPool, response_headers
+from fledgling.gateway.router import Route, Router, Upstream
+from fledgling.gateway.upstream import UpstreamFault, UpstreamPool, response_headers, timeout_reason
+from fledgling.payload import storable_problem
 
 if TYPE_CHECKING:
     from fledgling.gateway.swap import SwapRouter
 
 CALL_ID_HEADER = b"x-fledgling-call-id"
+CLIENT_CLOSED = 499  # the status a call gets when its client left before the answer was done
 _CALL_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 
@@ -86,6 +88,8 @@ class Pipeline:
             raise Problem(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
         if not isinstance(request, dict):
             raise Problem(400, "invalid_json", "request body must be a JSON object")
+        if (problem := storable_problem(request, "the request body")) is not None:
+            raise Problem(400, "unstorable_body", problem)
         path = scope["path"]
         task = self.router.resolve_task(path, request, headers)
         route = self.router.route(task)
@@ -104,22 +108,23 @@ class Pipeline:
         ex.metadata["upstream"] = route.upstream.name
         call_header = (CALL_ID_HEADER, ex.id.encode())
         if route.mode != "record" and self.swap is not None:
-            await self.swap.serve(self, route, body, request, headers, caller_auth, ex, send,
+            await self.swap.serve(self, route, body, request, headers, caller_auth, ex, receive, send,
                                   call_header, started)
             return
         try:
-            await self._forward(route, body, request, headers, caller_auth, ex, send, call_header,
-                                started)
+            await self._forward(route, body, request, headers, caller_auth, ex, receive, send,
+                                call_header, started)
         finally:
             if ex.latency_ms is None:
                 ex.latency_ms = (time.perf_counter() - started) * 1000
             self.recorder.record(ex)
 
     async def _forward(self, route: Route, body: bytes, request: dict[str, Any],
-                       headers: dict[str, str], caller_auth: str | None, ex: Exchange, send: Send,
-                       call_header: tuple[bytes, bytes], started: float, *,
-                       served_by: bytes | None = None) -> None:
-        """Relay the LLM's answer (a stream as it comes). `served_by` adds X-Fledgling-Served-By."""
+                       headers: dict[str, str], caller_auth: str | None, ex: Exchange,
+                       receive: Receive, send: Send, call_header: tuple[bytes, bytes], started: float,
+                       *, served_by: bytes | None = None) -> None:
+        """Relay the LLM's answer (a stream as it comes). `served_by` adds X-Fledgling-Served-By.
+        `receive` is read only for the client's `http.disconnect` (the body is already read)."""
         upstream = route.upstream
         ours = [call_header, (b"x-fledgling-served-by", served_by)] if served_by else [call_header]
         if upstream.model is not None and request.get("model") != upstream.model:
@@ -130,7 +135,7 @@ class Pipeline:
             streaming = (resp.status == 200 and ex.metadata["stream"]
                          and resp.content_type == "text/event-stream")
             if streaming:
-                await self._relay_stream(resp, ex, send, ours, started)
+                await self._relay_stream(upstream, resp, ex, receive, send, ours, started)
                 return
             raw = await self.pool.read(upstream, resp)
         except UpstreamFault as fault:
@@ -157,31 +162,66 @@ class Pipeline:
             ex.status_code = 502
             await send_error(send, 502, "bad_upstream_response", ex.error, [call_header])
 
-    async def _relay_stream(self, resp: aiohttp.ClientResponse, ex: Exchange, send: Send,
-                            ours: list[tuple[bytes, bytes]], started: float) -> None:
-        """Pass each SSE chunk on as it arrives, keep a copy to reassemble for the record."""
+    async def _relay_stream(self, upstream: Upstream, resp: aiohttp.ClientResponse, ex: Exchange,
+                            receive: Receive, send: Send, ours: list[tuple[bytes, bytes]],
+                            started: float) -> None:
+        """Pass each SSE chunk on as it arrives, keep a copy to reassemble for the record.
+
+        The relay runs beside a watch for the client's disconnect (uvicorn's `send` stays silent
+        once the client is gone): when the client goes first, the relay stops and the upstream
+        connection is closed, so the upstream stops generating (and billing) the rest.
+        """
         chunks: list[bytes] = []
         await send({"type": "http.response.start", "status": 200,
                     "headers": [*response_headers(resp), *ours]})
-        try:
+
+        async def pump() -> None:
             async for data in resp.content.iter_any():
                 if not chunks:
                     ex.metadata["ttft_ms"] = round((time.perf_counter() - started) * 1000, 3)
                 chunks.append(data)
                 await send({"type": "http.response.body", "body": data, "more_body": True})
+
+        relay = asyncio.ensure_future(pump())
+        gone = asyncio.ensure_future(_client_gone(receive))
+        client_left = False
+        try:
+            await asyncio.wait((relay, gone), return_when=asyncio.FIRST_COMPLETED)
+            if relay.done():
+                relay.result()
+            else:
+                client_left = True
         except (TimeoutError, aiohttp.ClientError) as exc:
-            timeout = isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError)
-            ex.error = (f"upstream '{ex.upstream}' stalled mid-stream" if timeout else
+            timeout = isinstance(exc, TimeoutError)
+            ex.error = (timeout_reason(upstream, exc, "stalled mid-stream") if timeout else
                         f"upstream '{ex.upstream}' broke the stream: {type(exc).__name__}")
             await send({"type": "http.response.body", "more_body": True,
                         "body": b"data: " + _stream_error(ex.error, timeout) + b"\n\n"})
-        except OSError:
-            ex.error = "client disconnected mid-stream"
+        except OSError:  # a server that raises on sending to a closed connection
+            client_left = True
         finally:
-            resp.release()
+            gone.cancel()
+            if not relay.done():
+                relay.cancel()
+                await asyncio.wait((relay,))
+            if client_left:
+                ex.error, ex.status_code = "client disconnected mid-stream", CLIENT_CLOSED
+            if ex.error is None:
+                resp.release()
+            else:
+                resp.close()  # the upstream sees the connection end, and stops
             ex.stream_chunks = chunks
             ex.latency_ms = (time.perf_counter() - started) * 1000
+        if client_left:
+            return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _client_gone(receive: Receive) -> None:
+    """Returns once the client has disconnected: with the request body read, `http.disconnect`
+    is the only message an ASGI server has left to give."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def _stream_error(message: str, timeout: bool) -> bytes:
@@ -213,6 +253,8 @@ def _caller_metadata(headers: dict[str, str]) -> dict[str, Any]:
         meta = None
     if not isinstance(meta, dict):
         raise Problem(400, "invalid_metadata", "X-Fledgling-Metadata must be a JSON object")
+    if (problem := storable_problem(meta, "X-Fledgling-Metadata")) is not None:
+        raise Problem(400, "invalid_metadata", problem)
     return meta
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from fledgling.calls import default_task
-from fledgling.config import ModelSettings, Settings, TaskMatch
+from fledgling.config import GatewaySettings, ModelSettings, Settings, TaskMatch
 from fledgling.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -38,13 +38,19 @@ class Upstream:
     model: str | None = None
     price_in: float | None = None
     price_out: float | None = None
-    timeout_s: float = 60.0
+    timeout_s: float = 60.0  # idle: before the answer starts, and between two reads of it
+    connect_timeout_s: float = 10.0
+    total_timeout_s: float = 600.0
 
     @classmethod
-    def from_model(cls, name: str, m: ModelSettings) -> Upstream:
+    def from_model(cls, name: str, m: ModelSettings, gateway: GatewaySettings) -> Upstream:
+        """The deadlines come from [gateway]; a model that sets its own `timeout_s` keeps it."""
+        idle = m.timeout_s if "timeout_s" in m.model_fields_set else gateway.upstream_idle_timeout_s
         return cls(name=name, base_url=(m.base_url or "").rstrip("/"), api_key_env=m.api_key_env,
                    api_version=m.api_version, model=m.model, price_in=m.usd_per_mtok_in,
-                   price_out=m.usd_per_mtok_out, timeout_s=m.timeout_s)
+                   price_out=m.usd_per_mtok_out, timeout_s=idle,
+                   connect_timeout_s=gateway.upstream_connect_timeout_s,
+                   total_timeout_s=gateway.upstream_total_timeout_s)
 
     @property
     def azure(self) -> bool:
@@ -133,9 +139,12 @@ def _upstream_named(settings: Settings, choice: str) -> Upstream:
         if m.kind != "openai":
             raise ConfigError(f"model '{choice}' is kind '{m.kind}'; the gateway forwards only to "
                               "kind 'openai' models (any OpenAI-compatible base_url)")
-        return Upstream.from_model(choice, m)
+        return Upstream.from_model(choice, m, settings.gateway)
     if choice.startswith(("http://", "https://")):
-        return Upstream(name=choice, base_url=choice.rstrip("/"))
+        gw = settings.gateway
+        return Upstream(name=choice, base_url=choice.rstrip("/"), timeout_s=gw.upstream_idle_timeout_s,
+                        connect_timeout_s=gw.upstream_connect_timeout_s,
+                        total_timeout_s=gw.upstream_total_timeout_s)
     known = ", ".join(sorted(settings.models)) or "none defined"
     raise ConfigError(f"upstream '{choice}' is neither a model in [models] (known: {known}) nor "
                       "an http(s) base URL")

@@ -11,7 +11,13 @@ Files: `<spool_dir>/<time_ns>-<pid>.spool`, one JSON record per line: `{"exchang
 the gateway saw on the wire, turned into a `Call` by the store writer) or `{"call": ...}`. Each live file is held
 under an exclusive `flock` by its writer, so several gateways (or instrumented clients) can
 share a spool directory: a replay only claims files nobody holds. A file is deleted once every
-record in it is in the store.
+record in it is in the store (or quarantined, see quarantine.py).
+
+When the spool cannot write (directory read-only, removed, disk full) serving goes on: the
+records of that group go straight to the store writer, counted as `unspooled` (a crash before
+the store has them would lose them), the failure is reported as `failing` (the gateway's health
+says `degraded`), a removed directory is recreated, and every later group tries the disk again.
+The directory and its files are created owner-only (0700/0600): they hold every prompt.
 """
 
 from __future__ import annotations
@@ -29,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
 from fledgling.calls import Call
+from fledgling.errors import ConfigError
 from fledgling.gateway.exchange import Exchange, exchange_from_record, exchange_record, exchange_to_call
+from fledgling.gateway.quarantine import Quarantine
 
 log = logging.getLogger("fledgling.gateway")
 
@@ -56,16 +63,35 @@ class Segment:
 
 
 Item = Exchange | Call
-Durable = Callable[[Segment, list[Item]], None]
+Durable = Callable[[Segment | None, list[Item]], None]
+"""Called once records are written out: their segment, or None when the spool could not
+write them (then the store writer is all that holds them)."""
+
+
+def ensure_writable(directory: str | Path) -> Path:
+    """Create the spool directory (owner-only) and prove a file can be created in it; a clear
+    `ConfigError` otherwise, so a gateway that could not keep what it acknowledges never starts."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        probe = directory / f".probe-{os.getpid()}-{time.time_ns()}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        os.close(fd)
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"the spool directory {directory} is not writable ({exc.strerror or exc}); "
+                          "fix its permissions or set [gateway] spool_dir to a writable directory") from None
+    return directory
 
 
 class Spool:
     """Append from any thread; a flusher thread group-commits to disk and hands records on."""
 
     def __init__(self, directory: str | Path, *, fsync_ms: float = 10.0, fsync_records: int = 512,
-                 segment_bytes: int = 16 * 1024 * 1024, on_durable: Durable | None = None):
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+                 segment_bytes: int = 16 * 1024 * 1024, on_durable: Durable | None = None,
+                 quarantine: Quarantine | None = None):
+        self.directory = ensure_writable(directory)
+        self.quarantine = quarantine or Quarantine(self.directory)
         self.fsync_s = fsync_ms / 1000
         self.fsync_records = fsync_records
         self.segment_bytes = segment_bytes
@@ -74,12 +100,19 @@ class Spool:
         self._seq = itertools.count(1)  # next() is atomic: appends may come from any thread
         self.acknowledged = 0
         self.unspooled = 0
+        self.quarantined = 0
+        self.failing: str | None = None  # why the last write failed; None once one succeeds
+        self.faults = 0
+        self.last_fault: str | None = None
+        self.last_fault_at: float | None = None  # time.monotonic()
+        self.died: str | None = None
+        self.restarts = 0
         self._pending: deque[Item] = deque()
         self._wake = threading.Event()
         self._stop = False
         self._lock = threading.Lock()
         self._segment: Segment | None = None
-        self._thread = threading.Thread(target=self._run, name="fledgling-spool", daemon=True)
+        self._thread = self._new_thread()
         self._flushed = threading.Condition()
 
     # -- producer side (the response path) -------------------------------------------------
@@ -98,12 +131,31 @@ class Spool:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def restart(self) -> bool:
+        """Start a new flusher if the old one died (supervision); True when it did."""
+        if self._stop or self._thread.is_alive() or self._thread.ident is None:
+            return False
+        self.restarts += 1
+        log.error("the spool thread died (%s); restarting it", self.died)
+        self._thread = self._new_thread()
+        self._thread.start()
+        self._wake.set()
+        return True
+
+    def _new_thread(self) -> threading.Thread:
+        return threading.Thread(target=self._run, name="fledgling-spool", daemon=True)
+
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything appended so far has been written out (acknowledged)."""
         target = self.appended
         self._wake.set()
         with self._flushed:
-            return self._flushed.wait_for(lambda: self.acknowledged + self.unspooled >= target, timeout)
+            return self._flushed.wait_for(
+                lambda: self.acknowledged + self.unspooled + self.quarantined >= target, timeout)
 
     def close(self) -> None:
         """Write out what is pending and stop the flusher; open files stay until stored."""
@@ -118,10 +170,21 @@ class Spool:
     def stats(self) -> dict[str, Any]:
         return {"dir": str(self.directory), "appended": self.appended,
                 "acknowledged": self.acknowledged, "unspooled": self.unspooled,
-                "fsync_ms": self.fsync_s * 1000}
+                "fsync_ms": self.fsync_s * 1000, "spool_error": self.failing,
+                "spool_faults": self.faults, "spool_restarts": self.restarts}
 
-    def mark_stored(self, segment: Segment, n: int) -> None:
+    def _fault(self, reason: str) -> None:
+        if self.failing != reason:
+            log.error("spool: %s", reason)
+        self.failing = reason
+        self.faults += 1
+        self.last_fault = reason
+        self.last_fault_at = time.monotonic()
+
+    def mark_stored(self, segment: Segment | None, n: int) -> None:
         """The store now holds `n` more records of `segment`; delete the file once all are."""
+        if segment is None:
+            return
         with self._lock:
             segment.stored += n
             if segment.done:
@@ -130,64 +193,104 @@ class Spool:
     # -- flusher ----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stop:
-            self._wake.wait()
-            if self._stop:
-                break
-            self._wake.clear()
-            if len(self._pending) < self.fsync_records and self.fsync_s > 0:
-                deadline = time.monotonic() + self.fsync_s
-                while len(self._pending) < self.fsync_records and not self._stop:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._wake.wait(left)
-                    self._wake.clear()
-            self._write_pending()
+        try:
+            while not self._stop:
+                self._wake.wait()
+                if self._stop:
+                    break
+                self._wake.clear()
+                if len(self._pending) < self.fsync_records and self.fsync_s > 0:
+                    deadline = time.monotonic() + self.fsync_s
+                    while len(self._pending) < self.fsync_records and not self._stop:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._wake.wait(left)
+                        self._wake.clear()
+                try:
+                    self._write_pending()
+                except Exception as exc:  # a bug here must not end the thread: report, go on
+                    log.exception("spool flusher error")
+                    self._fault(f"flusher error: {type(exc).__name__}: {exc}"[:300])
+                    time.sleep(0.05)
+                    self._wake.set()
+        except BaseException as exc:  # the thread is dying: say why, the supervisor restarts it
+            self.died = f"{type(exc).__name__}: {exc}"[:300]
+            self._fault(f"the spool thread died ({self.died})")
 
     def _write_pending(self) -> None:
         if not self._pending:
             return
         calls: list[Item] = []
         lines: list[bytes] = []
-        while self._pending:
-            item = self._pending.popleft()
-            try:
-                lines.append(_line(item))
-            except Exception:  # a record that cannot be serialised must not stop the spool
-                log.exception("dropping a capture that could not be serialised")
-                with self._flushed:
-                    self.unspooled += 1
-                    self._flushed.notify_all()
-                continue
-            calls.append(item)
+        try:
+            while self._pending:
+                item = self._pending.popleft()
+                calls.append(item)
+                line = self._line_or_quarantine(item)
+                if line is None:
+                    calls.pop()
+                    continue
+                lines.append(line)
+        except BaseException:  # dying mid-group: what was taken goes back, nothing is dropped
+            self._pending.extendleft(reversed(calls))
+            raise
         if not calls:
             return
         data = b"".join(lines)
-        segment = self._current_segment()
-        durable = True
+        segment = None
         try:
+            segment = self._current_segment()
             _write_all(segment.fd, data)
             os.fsync(segment.fd)
-        except OSError:
-            durable = False
-            log.exception("spool write failed; %d records go to the store unspooled", len(calls))
-        with self._lock:
-            segment.records += len(calls)
-            segment.bytes += len(data)
+        except OSError as exc:
+            self._fault(f"cannot write to {self.directory} ({exc.strerror or exc}); calls go to "
+                        "the store unspooled until it can")
+            if segment is not None:  # never write to it again: a torn group may end it
+                self._close_segment(segment)
+            segment = None
+        else:
+            self.failing = None
+            with self._lock:
+                segment.records += len(calls)
+                segment.bytes += len(data)
         with self._flushed:
-            if durable:
+            if segment is not None:
                 self.acknowledged += len(calls)
             else:
                 self.unspooled += len(calls)
             self._flushed.notify_all()
         if self.on_durable is not None:
             self.on_durable(segment, calls)
-        if segment.bytes >= self.segment_bytes:
+        if segment is not None and segment.bytes >= self.segment_bytes:
             self._close_segment(segment)
 
+    def _line_or_quarantine(self, item: Item) -> bytes | None:
+        """The spool line of `item`. An exchange that cannot be written as JSON (an answer nested
+        deeper than orjson writes) is spooled as the error call it converts to; a record that
+        still cannot be written is quarantined, and counted."""
+        try:
+            return _line(item)
+        except Exception as exc:
+            first = exc
+        if isinstance(item, Exchange):
+            try:
+                return _line(exchange_to_call(item))
+            except Exception as exc:
+                first = exc
+        self.quarantine.add(f"cannot be written to the spool: {type(first).__name__}: {first}"[:300],
+                            item, call_id=getattr(item, "id", None))
+        with self._flushed:
+            self.quarantined += 1
+            self._flushed.notify_all()
+        return None
+
     def _current_segment(self) -> Segment:
+        if self._segment is not None and not self.directory.is_dir():
+            self._fault(f"the spool directory {self.directory} vanished; recreating it")
+            self._close_segment(self._segment)
         if self._segment is None:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._segment = _open_segment(self.directory)
         return self._segment
 
@@ -202,7 +305,10 @@ class Spool:
     def release(self, segment: Segment) -> None:
         if segment.fd < 0:
             return
-        segment.path.unlink(missing_ok=True)
+        try:
+            segment.path.unlink(missing_ok=True)
+        except OSError as exc:  # kept: a later replay finds its records already stored
+            self._fault(f"cannot delete the stored spool file {segment.path.name} ({exc.strerror})")
         os.close(segment.fd)
         segment.fd = -1
 
@@ -212,10 +318,15 @@ def _open_segment(directory: Path) -> Segment:
     name = f"{time.time_ns():020d}-{os.getpid()}"
     tmp = directory / f".{name}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
     path = directory / f"{name}{SUFFIX}"
-    os.rename(tmp, path)
-    _fsync_dir(directory)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(tmp, path)
+        _fsync_dir(directory)
+    except OSError:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
     return Segment(path=path, fd=fd)
 
 
@@ -264,21 +375,34 @@ def claim_orphans(directory: str | Path) -> list[Segment]:
     return claimed
 
 
-def read_segment(path: str | Path) -> Iterator[Call]:
+Unreadable = Callable[[str, bytes], None]
+
+
+def read_segment(path: str | Path, on_unreadable: Unreadable | None = None) -> Iterator[Call]:
     """The complete records of one spool file, as calls. A torn last line (crash mid-write) is
-    skipped: it was never acknowledged."""
+    skipped: it was never acknowledged. A complete line that cannot be read back is handed to
+    `on_unreadable(reason, line)` (the writer quarantines it), whatever its fault."""
     with open(path, "rb") as fh:
         for line in fh:
             if not line.endswith(b"\n"):
                 break
             try:
-                rec = orjson.loads(line)
-                if "exchange" in rec:
-                    yield exchange_to_call(exchange_from_record(rec["exchange"]))
-                else:
-                    yield Call.model_validate(rec["call"])
-            except (orjson.JSONDecodeError, ValidationError, KeyError, TypeError, ValueError):
-                log.warning("skipping an unreadable record in %s", path)
+                call = _call_of(orjson.loads(line))
+            except Exception as exc:  # one bad line must not stop the replay of the others
+                reason = f"unreadable spool record in {Path(path).name}: {type(exc).__name__}: {exc}"
+                log.warning("%s", reason[:300])
+                if on_unreadable is not None:
+                    on_unreadable(reason[:300], line)
+                continue
+            yield call
+
+
+def _call_of(rec: Any) -> Call:
+    if not isinstance(rec, dict):
+        raise ValueError(f"a spool line holds a {type(rec).__name__}, not an object")
+    if "exchange" in rec:
+        return exchange_to_call(exchange_from_record(rec["exchange"]))
+    return Call.model_validate(rec["call"])
 
 
 def spooled_ids(directory: str | Path) -> list[str]:

@@ -43,7 +43,7 @@ from fledgling.gateway.figures import Figures
 from fledgling.gateway.live_gate import LiveGates
 from fledgling.gateway.live_rollout import LiveRollout, TaskRollout
 from fledgling.gateway.recorder import Recorder
-from fledgling.gateway.responses import Send, send_bytes, send_error
+from fledgling.gateway.responses import Receive, Send, send_bytes, send_error
 from fledgling.gateway.router import Route
 from fledgling.gateway.standin import stream_chunks
 from fledgling.gateway.upstream import UpstreamFault, UpstreamPool, response_headers
@@ -148,8 +148,8 @@ class SwapRouter:
     # -- entry ----------------------------------------------------------------------------------
 
     async def serve(self, pipeline: Pipeline, route: Route, body: bytes, request: dict[str, Any],
-                    headers: dict[str, str], caller_auth: str | None, ex: Exchange, send: Send,
-                    call_header: tuple[bytes, bytes], started: float) -> None:
+                    headers: dict[str, str], caller_auth: str | None, ex: Exchange, receive: Receive,
+                    send: Send, call_header: tuple[bytes, bytes], started: float) -> None:
         """Answer the client and record the call (now, or once its shadow run is done)."""
         figures = self.figures.of(route.task)
         figures.requests += 1
@@ -162,10 +162,10 @@ class SwapRouter:
         shadow_of: Response | None = None
         try:
             if to_candidate:
-                await self._candidate_first(pipeline, route, body, request, headers, caller_auth, ex, send,
-                                            call_header, started)
+                await self._candidate_first(pipeline, route, body, request, headers, caller_auth, ex, receive,
+                                            send, call_header, started)
             elif route.mode == "shadow" or request.get("stream") is True:
-                await pipeline._forward(route, body, request, headers, caller_auth, ex, send,
+                await pipeline._forward(route, body, request, headers, caller_auth, ex, receive, send,
                                         call_header, started)
                 ex.metadata["route"]["served_by"] = "llm"
                 shadow_of = _llm_response(ex)
@@ -183,7 +183,7 @@ class SwapRouter:
 
     async def _candidate_first(self, pipeline: Pipeline, route: Route, body: bytes, request: dict[str, Any],
                                headers: dict[str, str],
-                               caller_auth: str | None, ex: Exchange, send: Send,
+                               caller_auth: str | None, ex: Exchange, receive: Receive, send: Send,
                                call_header: tuple[bytes, bytes], started: float) -> None:
         cfg = self.task_settings(route.task)
         attempt = await self.attempt(route, request, ex.id)
@@ -202,8 +202,8 @@ class SwapRouter:
             return
         if request.get("stream") is True:  # nothing sent yet: the LLM's own stream, relayed as it comes
             ex.metadata["route"]["served_by"] = "llm"
-            await pipeline._forward(route, body, request, headers, caller_auth, ex, send, call_header, started,
-                                    served_by=b"llm")
+            await pipeline._forward(route, body, request, headers, caller_auth, ex, receive, send, call_header,
+                                    started, served_by=b"llm")
             if ex.error is not None:
                 ex.metadata["route"]["served_by"] = None
             return

@@ -9,8 +9,6 @@ key in an `api-key` header; every other endpoint gets `Authorization: Bearer`.
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 
 from fledgling.gateway.router import Upstream
@@ -55,6 +53,8 @@ class UpstreamPool:
         """Start one request; the caller reads (or streams) the response and releases it.
 
         Connection failures and timeouts become `UpstreamFault`s with the status to reply with.
+        The connect and idle deadlines hold until the response ends; the total deadline covers
+        the whole request, reading (or streaming) the body included.
         """
         assert self._session is not None, "UpstreamPool.start() first"
         url = upstream.base_url + path
@@ -68,16 +68,15 @@ class UpstreamPool:
                 key if upstream.azure else f"Bearer {key}")
         elif caller_auth:
             headers["authorization"] = caller_auth
-        timeout = aiohttp.ClientTimeout(total=None, connect=min(10.0, upstream.timeout_s),
+        timeout = aiohttp.ClientTimeout(total=upstream.total_timeout_s, connect=upstream.connect_timeout_s,
                                         sock_read=upstream.timeout_s)
         try:
             return await self._session.request(method, url, data=body if method == "POST" else None,
                                                headers=headers, params=params, timeout=timeout,
                                                allow_redirects=False)
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
-            raise UpstreamFault(504, "upstream_timeout",
-                                f"upstream '{upstream.name}' did not answer within "
-                                f"{upstream.timeout_s:g}s") from None
+        except TimeoutError as exc:
+            raise UpstreamFault(504, "upstream_timeout", timeout_reason(
+                upstream, exc, f"did not answer within {upstream.timeout_s:g}s")) from None
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamFault(502, "upstream_unreachable",
                                 f"cannot connect to upstream '{upstream.name}' at "
@@ -92,16 +91,26 @@ class UpstreamPool:
         """The whole body, with the same fault mapping as `send`."""
         try:
             return await resp.read()
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
-            raise UpstreamFault(504, "upstream_timeout",
-                                f"upstream '{upstream.name}' stopped sending within "
-                                f"{upstream.timeout_s:g}s") from None
+        except TimeoutError as exc:
+            raise UpstreamFault(504, "upstream_timeout", timeout_reason(
+                upstream, exc, f"stopped sending for {upstream.timeout_s:g}s mid-answer")) from None
         except aiohttp.ClientError as exc:
             raise UpstreamFault(502, "upstream_connection_error",
                                 f"upstream '{upstream.name}' broke the connection mid-answer: "
                                 f"{type(exc).__name__}") from None
         finally:
             resp.release()
+
+
+def timeout_reason(upstream: Upstream, exc: TimeoutError, idle: str) -> str:
+    """Which deadline ran out, in one line; `idle` says what the upstream did if it was the idle
+    one. aiohttp raises `ConnectionTimeoutError` (connect), `SocketTimeoutError` (idle: no byte
+    within sock_read) and a bare `TimeoutError` when the total deadline ends the request."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return f"cannot connect to upstream '{upstream.name}' within {upstream.connect_timeout_s:g}s"
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return f"upstream '{upstream.name}' {idle}"
+    return f"upstream '{upstream.name}' did not finish within its total deadline of {upstream.total_timeout_s:g}s"
 
 
 def response_headers(resp: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:

@@ -4,6 +4,12 @@ It first replays spool files left by a crashed (or stopped) process, then absorb
 spool acknowledges as it comes. Inserts are idempotent on call id, so a record that reaches the
 store twice (replayed after a crash that happened between insert and file deletion) is stored
 once. When the store is unreachable it retries with backoff; the spool keeps the records.
+
+One record never blocks the others: a batch the store refuses is retried record by record, and
+a record the store still refuses while it is reachable (a NUL PostgreSQL cannot hold, JSON too
+deep to write) goes to the quarantine (quarantine.py), counted. "Reachable" is decided by a
+read of that record's id: if the read works, the store is up and refuses this one record; if it
+fails, the store is down and the writer waits for it, keeping everything.
 """
 
 from __future__ import annotations
@@ -12,43 +18,80 @@ import logging
 import threading
 import time
 from collections import deque
+from typing import Any
 
 from fledgling.calls import Call
 from fledgling.gateway.exchange import Exchange, exchange_to_call
+from fledgling.gateway.quarantine import Quarantine
 from fledgling.gateway.spool import Item, Segment, Spool, claim_orphans, read_segment
 from fledgling.store import Store
 
 log = logging.getLogger("fledgling.gateway")
 
+RECORD_ATTEMPTS = 3
+"""Tries of one record (the store reachable each time) before it is quarantined."""
+
 
 class StoreWriter:
-    def __init__(self, store: Store, spool: Spool, *, batch: int = 500, linger_ms: float = 50.0):
+    def __init__(self, store: Store, spool: Spool, *, batch: int = 500, linger_ms: float = 50.0,
+                 quarantine: Quarantine | None = None):
         self.store = store
         self.spool = spool
+        self.quarantine = quarantine or spool.quarantine
         self.batch = batch
         self.linger_s = linger_ms / 1000
         self.stored = 0
         self.replayed = 0
+        self.quarantined = 0
         self.failures = 0
         self.last_error: str | None = None
-        self._queue: deque[tuple[Segment, list[Item]]] = deque()
+        self.failing_since: float | None = None  # time.monotonic() of the first failure in a row
+        self.died: str | None = None
+        self.restarts = 0
+        self._queue: deque[tuple[Segment | None, list[Item], float]] = deque()
         self._wake = threading.Event()
         self._stop = False
         self._busy = True  # until the replay of orphaned spool files is done
+        self._replayed_orphans = False
         self._idle = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="fledgling-writer", daemon=True)
+        self._thread = self._new_thread()
 
-    def submit(self, segment: Segment, calls: list[Item]) -> None:
-        """Called by the spool once `calls` are durable in `segment`."""
-        self._queue.append((segment, calls))
+    def submit(self, segment: Segment | None, calls: list[Item]) -> None:
+        """Called by the spool once `calls` are durable in `segment` (None: not on disk)."""
+        self._queue.append((segment, calls, time.monotonic()))
         self._wake.set()
 
     def start(self) -> None:
         self._thread.start()
 
     @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def restart(self) -> bool:
+        """Start a new writer thread if the old one died (supervision); True when it did."""
+        if self._stop or self._thread.is_alive() or self._thread.ident is None:
+            return False
+        self.restarts += 1
+        log.error("the store writer thread died (%s); restarting it", self.died)
+        self._thread = self._new_thread()
+        self._thread.start()
+        return True
+
+    def _new_thread(self) -> threading.Thread:
+        return threading.Thread(target=self._run, name="fledgling-writer", daemon=True)
+
+    @property
     def pending(self) -> int:
-        return sum(len(calls) for _, calls in list(self._queue))
+        return sum(len(calls) for _, calls, _ in list(self._queue))
+
+    @property
+    def oldest_pending_s(self) -> float:
+        """How long the oldest call not yet in the store has waited (0 when none waits)."""
+        try:
+            return time.monotonic() - self._queue[0][2]
+        except IndexError:
+            return 0.0
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until every submitted call is in the store."""
@@ -63,67 +106,187 @@ class StoreWriter:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        self._replay_orphans()
-        self._busy = False
-        while not self._stop:
-            if not self._queue:
-                with self._idle:
-                    self._idle.notify_all()
-                self._wake.wait(1.0)
-                self._wake.clear()
-                continue
-            if self.linger_s and self.pending < self.batch:
-                time.sleep(self.linger_s)
-            self._write_some()
+        try:
+            if not self._replayed_orphans:
+                self._replay_orphans()
+                self._replayed_orphans = True
+            self._busy = False
+            while not self._stop:
+                if not self._queue:
+                    self._busy = False
+                    with self._idle:
+                        self._idle.notify_all()
+                    self._wake.wait(1.0)
+                    self._wake.clear()
+                    continue
+                if self.linger_s and self.pending < self.batch:
+                    time.sleep(self.linger_s)
+                try:
+                    self._write_some()
+                except Exception as exc:  # a bug here must not end recording: report, go on
+                    log.exception("store writer error")
+                    self._failed(f"writer error: {type(exc).__name__}: {exc}")
+                    time.sleep(0.1)
+        except BaseException as exc:  # the thread is dying: say why, the supervisor restarts it
+            self.died = f"{type(exc).__name__}: {exc}"[:300]
+            self._failed(f"the writer thread died ({self.died})")
 
     def _write_some(self) -> None:
         self._busy = True
+        taken: list[tuple[Segment | None, list[Item], float]] = []
+        done = False
         try:
-            taken: list[tuple[Segment, list[Item]]] = []
             n = 0
             while self._queue and n < self.batch:
                 item = self._queue.popleft()
                 taken.append(item)
                 n += len(item[1])
-            if not self._insert([_as_call(c) for _, items in taken for c in items]):
-                self._queue.extendleft(reversed(taken))
+            owners = [(segment, c) for segment, items, _ in taken for c in items]
+            handled = self._store([c for _, c in owners])
+            if handled is None:
                 return
-            for segment, calls in taken:
-                self.spool.mark_stored(segment, len(calls))
+            counts: dict[int, tuple[Segment, int]] = {}
+            for (segment, _), ok in zip(owners, handled):
+                if segment is not None and ok:
+                    seg, k = counts.get(id(segment), (segment, 0))
+                    counts[id(segment)] = (seg, k + 1)
+            done = True
+            for segment, k in counts.values():
+                self.spool.mark_stored(segment, k)
         finally:
+            if not done:  # stopping, or dying mid-batch: the records stay queued, none dropped
+                self._queue.extendleft(reversed(taken))
             self._busy = False
 
-    def _insert(self, calls: list[Call]) -> bool:
-        delay = 0.1
+    def _store(self, items: list[Item]) -> list[bool] | None:
+        """Store (or quarantine) every item; per item, whether it is now safe (in the store or
+        the quarantine file). None when stopping before the store took them."""
+        calls: list[Call | None] = []
+        handled = [True] * len(items)
+        for i, item in enumerate(items):
+            call = self._as_call(item)
+            if call is None:
+                handled[i] = self._quarantine("cannot be turned into a call", item)
+            calls.append(call)
+        good = [(i, c) for i, c in enumerate(calls) if c is not None]
+        if not good:
+            return handled
         while True:
             try:
-                self.store.insert_calls(calls)
-            except Exception as exc:  # the store being down must not lose or drop records
-                self.failures += 1
-                self.last_error = str(exc).splitlines()[0][:300]
-                log.warning("store write failed (%s); retrying in %.1fs", self.last_error, delay)
-                if self._stop:
-                    return False
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            self.stored += len(calls)
-            self.last_error = None
+                self.store.insert_calls([c for _, c in good])
+            except Exception as exc:
+                self._failed(_first_line(exc))
+                if not self._reachable(good[0][1]):
+                    if not self._wait_for_store():
+                        return None
+                    continue
+                break  # the store is up and refuses this batch: find the record(s) it refuses
+            self.stored += len(good)
+            self._ok()
+            return handled
+        for i, call in good:
+            ok = self._store_one(call)
+            if ok is None:
+                return None
+            handled[i] = ok
+        return handled
+
+    def _store_one(self, call: Call) -> bool | None:
+        attempts = 0
+        while True:
+            try:
+                self.store.insert_calls([call])
+            except Exception as exc:
+                reason = _first_line(exc)
+                self._failed(reason)
+                if not self._reachable(call):
+                    if not self._wait_for_store():
+                        return None
+                    continue
+                if self._stored_already(call):
+                    return True
+                attempts += 1
+                if attempts < RECORD_ATTEMPTS:
+                    time.sleep(0.05 * attempts)
+                    continue
+                return self._quarantine(f"the store refused it: {reason}", call)
+            self.stored += 1
+            self._ok()
             return True
+
+    def _reachable(self, call: Call) -> bool:
+        try:
+            self.store.get_call(call.id)
+        except Exception:
+            return False
+        return True
+
+    def _stored_already(self, call: Call) -> bool:
+        try:
+            return self.store.get_call(call.id) is not None
+        except Exception:
+            return False
+
+    def _wait_for_store(self) -> bool:
+        """Back off until the store answers again; False when asked to stop meanwhile."""
+        delay = 0.1
+        while not self._stop:
+            log.warning("store unreachable (%s); retrying in %.1fs", self.last_error, delay)
+            time.sleep(delay)
+            try:
+                self.store.get_call("")
+                return True
+            except Exception as exc:
+                self._failed(_first_line(exc))
+            delay = min(delay * 2, 5.0)
+        return False
+
+    def _quarantine(self, reason: str, record: Any) -> bool:
+        self.quarantined += 1
+        return self.quarantine.add(reason, record, call_id=getattr(record, "id", None))
+
+    def _as_call(self, item: Item) -> Call | None:
+        try:
+            return exchange_to_call(item) if isinstance(item, Exchange) else item
+        except Exception:  # exchange_to_call never raises; this guards the guard
+            log.exception("an exchange could not be turned into a call")
+            return None
+
+    def _failed(self, reason: str) -> None:
+        self.failures += 1
+        self.last_error = reason[:300]
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+
+    def _ok(self) -> None:
+        self.last_error = None
+        self.failing_since = None
 
     def _replay_orphans(self) -> None:
         for segment in claim_orphans(self.spool.directory):
-            it = read_segment(segment.path)
+            unreadable: list[bool] = []
+
+            def keep(reason: str, line: bytes) -> None:
+                unreadable.append(self._quarantine(reason, line))
+
+            it = read_segment(segment.path, on_unreadable=keep)
+            safe = True
             while True:
                 chunk = [c for _, c in zip(range(self.batch), it)]
                 if not chunk:
                     break
-                if not self._insert(chunk):
+                handled = self._store(chunk)
+                if handled is None:
                     return
+                safe = safe and all(handled)
                 self.replayed += len(chunk)
-            log.info("replayed spool file %s", segment.path.name)
-            self.spool.release(segment)
+            if safe and all(unreadable):
+                log.info("replayed spool file %s", segment.path.name)
+                self.spool.release(segment)
+            else:  # something could not be kept elsewhere: the file stays for the next start
+                log.error("spool file %s kept: some records could not be quarantined", segment.path.name)
 
 
-def _as_call(item: Item) -> Call:
-    return exchange_to_call(item) if isinstance(item, Exchange) else item
+def _first_line(exc: BaseException) -> str:
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:300]
