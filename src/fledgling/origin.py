@@ -2,10 +2,11 @@
 
 A keyless gateway or a tokenless dashboard listens on loopback only, but a web page can still
 reach it: it rebinds its own name to 127.0.0.1 (the browser then sends `Host: evil.example`) or
-posts cross-site (`Origin: https://evil.example`). So an unprotected server answers only
-requests whose Host is a name for this machine (localhost, 127.0.0.1, [::1], the bound host, or
-one listed in `FLEDGLING_ALLOWED_HOSTS`), and refuses a state-changing request whose Origin is
-not its own. Clients that are not browsers (the OpenAI SDK, curl) send no Origin and pass.
+posts cross-site (`Origin: https://evil.example`). So an unprotected server (bound to loopback,
+since without a key it may bind nowhere else) answers only requests whose Host is a name for
+this machine (localhost, 127.0.0.1, [::1] or any loopback address, or a name listed in
+`FLEDGLING_ALLOWED_HOSTS`), and refuses a state-changing request whose Origin is not its own.
+Clients that are not browsers (the OpenAI SDK, curl) send no Origin and pass.
 """
 
 from __future__ import annotations
@@ -42,14 +43,11 @@ def host_name(value: str) -> str:
 class HostCheck:
     """Which Host and Origin values an unprotected server accepts; `refusal` says why not."""
 
-    def __init__(self, bound: str | None = None, extra: Iterable[str] | None = None):
+    def __init__(self, extra: Iterable[str] | None = None):
         if extra is None:
             extra = os.environ.get(ALLOWED_HOSTS_ENV, "").split(",")
         self.extra = frozenset(host_name(h) for h in extra if h.strip())
-        names = set(self.extra | LOCAL_NAMES)
-        if bound and bound not in ("0.0.0.0", "::", ""):
-            names.add(host_name(bound))
-        self.allowed = frozenset(names)
+        self.allowed = self.extra | LOCAL_NAMES
 
     def allows(self, name: str) -> bool:
         return name in self.allowed or is_loopback(name)

@@ -27,13 +27,15 @@ def gateway(
     trace store in the background; Ctrl-C drains both before exiting.
     """
     from fledgling.gateway.pipeline import gateway_keys
-    from fledgling.gateway.server import bind, build_app, serve
+    from fledgling.gateway.server import bind, build_app, check_bind, serve
+    from fledgling.urls import mask_url
 
     settings = session.settings()
     gw = settings.gateway
     host = host or gw.host
     port = gw.port if port is None else port
     keys = gateway_keys()
+    check_bind(host, keys)
     app_ = build_app(settings, session.store(), upstream=upstream, keys=keys)
     try:
         sock = bind(host, port)
@@ -45,10 +47,11 @@ def gateway(
     con = session.console
     con.print(f"[bold green]Fledgling gateway[/] listening on [bold]{url}[/]")
     for u in app_.router.upstreams():
-        con.print(f"  upstream [cyan]{u.name}[/] -> {u.base_url}")
+        con.print(f"  upstream [cyan]{mask_url(u.name)}[/] -> {mask_url(u.base_url)}")
     con.print(f"  recording to {session.store().safe_url} via spool {gw.spool_dir} "
               f"(fsync window {gw.spool_fsync_ms:g} ms)")
     con.print(f"  gateway keys: {'required' if keys else 'off (set FLEDGLING_GATEWAY_KEYS to require them)'}")
+    con.print(f"  admin API: {'on (FLEDGLING_ADMIN_KEY)' if app_.admin.keys else 'off (set FLEDGLING_ADMIN_KEY to turn it on)'}")
     key_hint = "one of FLEDGLING_GATEWAY_KEYS" if keys else "your upstream API key"
     con.print(f"  point your agent at it: [bold]OpenAI(base_url=\"{url}\", api_key=<{key_hint}>)[/]"
               f"  (or OPENAI_BASE_URL={url}); tag calls with the X-Fledgling-Task header")

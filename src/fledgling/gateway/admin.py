@@ -5,10 +5,11 @@
     POST /admin/rollout/{task}/rollback   {"reason": "...", "to": "shadow" | "record"}
     GET  /admin/swap                      live figures, gate statistics, circuit states
 
-Every admin route needs a key: `FLEDGLING_ADMIN_KEY`, else one of `FLEDGLING_GATEWAY_KEYS`, sent
-as `Authorization: Bearer <key>`. With neither set the admin API refuses everything: a rollout
-change moves live traffic, so it is never open by default. A change is written through
-`fledgling.rollout` (stored, with an event saying who and why) and applied at once.
+Every admin route needs its own key, `FLEDGLING_ADMIN_KEY` (comma-separated for several), sent as
+`Authorization: Bearer <key>`. Gateway keys never open it: an agent that may call the LLM must not
+be able to move live traffic. Without an admin key the admin API refuses everything, on loopback
+too. A change is written through `fledgling.rollout` (stored, with an event saying who and why)
+and applied at once.
 """
 
 from __future__ import annotations
@@ -22,17 +23,22 @@ from urllib.parse import unquote
 import orjson
 
 from fledgling import rollout
-from fledgling.errors import FledglingError
+from fledgling.errors import ConfigError, FledglingError
 from fledgling.gateway.responses import Problem, Receive, Send, read_body, send_json
 from fledgling.gateway.swap import SwapRouter
 
 PREFIX = "/admin/"
+ADMIN_KEY_ENV = "FLEDGLING_ADMIN_KEY"
 
 
 def admin_keys(gateway_keys: frozenset[str], raw: str | None = None) -> frozenset[str]:
-    raw = os.environ.get("FLEDGLING_ADMIN_KEY", "") if raw is None else raw
+    """The keys of `FLEDGLING_ADMIN_KEY` (or `raw`); one that is also a gateway key is refused."""
+    raw = os.environ.get(ADMIN_KEY_ENV, "") if raw is None else raw
     own = frozenset(k.strip() for k in raw.split(",") if k.strip())
-    return own or gateway_keys
+    if own & gateway_keys:
+        raise ConfigError(f"{ADMIN_KEY_ENV} is also one of FLEDGLING_GATEWAY_KEYS: give the admin API "
+                          "a key of its own (e.g. `openssl rand -hex 24`), so agents cannot move live traffic")
+    return own
 
 
 class Admin:
@@ -42,8 +48,8 @@ class Admin:
 
     def authenticate(self, headers: dict[str, str]) -> None:
         if not self.keys:
-            raise Problem(403, "admin_disabled", "the admin API is off: start the gateway with "
-                          "FLEDGLING_ADMIN_KEY (or FLEDGLING_GATEWAY_KEYS) set, then send it as "
+            raise Problem(403, "admin_disabled", f"the admin API is off: start the gateway with "
+                          f"{ADMIN_KEY_ENV} set (gateway keys do not open it), then send it as "
                           "'Authorization: Bearer <key>'")
         auth = headers.get("authorization") or ""
         given = (auth[7:] if auth[:7].lower() == "bearer " else headers.get("api-key", "")).strip().encode()

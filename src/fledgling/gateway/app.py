@@ -26,6 +26,7 @@ from fledgling.gateway.responses import Problem, Receive, Send, read_body, send_
 from fledgling.gateway.router import Router
 from fledgling.gateway.swap import SwapRouter
 from fledgling.gateway.upstream import UpstreamFault, UpstreamPool, response_headers
+from fledgling.origin import HostCheck
 
 log = logging.getLogger("fledgling.gateway")
 
@@ -45,6 +46,7 @@ class GatewayApp:
         self.swap = SwapRouter(settings, self.pool, recorder, self.live)
         self.pipeline.swap = self.swap
         self.admin = Admin(self.swap, admin_keys(keys) if admin is None else admin)
+        self.hosts = None if keys else HostCheck()  # no key: a DNS-rebinding page must not drive it
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -73,6 +75,8 @@ class GatewayApp:
         path: str = scope["path"]
         method: str = scope["method"]
         try:
+            if self.hosts is not None and (refused := self.hosts.refusal(method, headers)):
+                raise Problem(403, "host_not_allowed", refused)
             if path.endswith("/chat/completions"):
                 if method != "POST":
                     raise Problem(405, "method_not_allowed", f"{method} {path}: use POST")

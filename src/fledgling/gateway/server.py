@@ -16,8 +16,10 @@ import time
 import uvicorn
 
 from fledgling.config import Settings
+from fledgling.errors import ConfigError
 from fledgling.gateway.app import GatewayApp
 from fledgling.gateway.recorder import Recorder
+from fledgling.origin import is_loopback
 from fledgling.store import Store
 
 
@@ -25,6 +27,14 @@ def build_app(settings: Settings, store: Store, *, upstream: str | None = None,
               keys: frozenset[str] | None = None) -> GatewayApp:
     recorder = Recorder.from_settings(store, settings.gateway)
     return GatewayApp(settings, recorder, upstream=upstream, keys=keys)
+
+
+def check_bind(host: str, keys: frozenset[str]) -> None:
+    """Refuse to take calls from beyond this machine unless every call must carry a gateway key."""
+    if not keys and not is_loopback(host):
+        raise ConfigError(f"refusing to serve the gateway on {host} without gateway keys: set "
+                          "FLEDGLING_GATEWAY_KEYS to one or more long random secrets (e.g. `export "
+                          "FLEDGLING_GATEWAY_KEYS=$(openssl rand -hex 24)`), or bind to 127.0.0.1")
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,8 +17,8 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import (Connection, Engine, Select, Text, and_, cast, create_engine, event, func, select,
-                        text, tuple_, type_coerce)
+from sqlalchemy import (Connection, Engine, Select, Text, and_, cast, create_engine, event, func, make_url,
+                        select, text, tuple_, type_coerce)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
@@ -27,6 +28,7 @@ from fledgling.store.schema import calls as calls_t
 from fledgling.store.schema import contracts as contracts_t
 from fledgling.store.schema import import_cursors as cursors_t
 from fledgling.store.schema import tool_calls as tool_calls_t
+from fledgling.urls import mask_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 0x0F1ED611
@@ -129,7 +131,7 @@ class Store:
 
     @property
     def safe_url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
+        return mask_url(self.url)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -327,21 +329,40 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
 # -- engine and row mapping ------------------------------------------------------------------
 
 def _make_engine(url: str) -> Engine:
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    backend, _, driver = scheme.partition("+")
+    if not ((backend == "sqlite" and driver in ("", "pysqlite"))
+            or (backend in ("postgresql", "postgres") and driver in ("", "psycopg"))):
+        what = f"not '{scheme}'" if scheme else "and this URL names no driver"
+        raise StoreError(f"store URL '{mask_url(url)}' is not usable (Fledgling stores in SQLite or "
+                         f"PostgreSQL, {what}); use sqlite:///path/to.db or postgresql+psycopg://user@host/db")
     try:
-        if url.startswith("sqlite"):
-            path = url.split("///", 1)[1] if "///" in url else ""
+        if backend == "sqlite":
+            path = make_url(url).database or ""
             if path and path != ":memory:" and not path.startswith("file:"):
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                _create_owner_only(Path(path))
             engine = create_engine(url, json_serializer=_dumps, json_deserializer=orjson.loads)
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
         return create_engine(url, json_serializer=_dumps, json_deserializer=orjson.loads,
                              pool_pre_ping=True, pool_size=5, max_overflow=10)
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
-        raise StoreError(f"store URL {url!r} is not usable ({_first_line(exc)}); use "
+        raise StoreError(f"store URL '{mask_url(url)}' is not usable ({_first_line(exc)}); use "
                          "sqlite:///path/to.db or postgresql+psycopg://user@host/db") from None
+    except OSError as exc:
+        raise StoreError(f"cannot create the trace store at {mask_url(url)}: {exc.strerror or exc} "
+                         f"({exc.filename}); pick a writable path for [store] url or FLEDGLING_DB_URL") from None
+
+
+def _create_owner_only(path: Path) -> None:
+    """The store holds every prompt: the file (and the directory) Fledgling creates are the
+    owner's alone. SQLite gives its -wal and -shm files the database file's mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
