@@ -10,14 +10,16 @@ redacted after parsing, value by value, so it stays valid JSON.
 
 Detectors, all offline: secret patterns from `detect-secrets` plugins (AWS, GitHub, GitLab, JWT,
 OpenAI, Slack, Stripe, SendGrid, Twilio, Discord, Telegram, Mailchimp, Square, PyPI, Azure,
-basic-auth URLs) plus our own for `sk-...` keys, `Bearer` tokens, PEM private keys and
-`password=`-style assignments; `phonenumbers` for phone numbers; `python-stdnum` for the Luhn
+basic-auth URLs) plus our own for `sk-...` keys, fine-grained GitHub, Google and Hugging Face
+tokens, `Bearer` / `Basic` credentials and `Authorization` headers, PEM private keys and
+`password=`-style assignments (any key name ending in a secret word: `aws_secret_access_key`); `phonenumbers` for phone numbers; `python-stdnum` for the Luhn
 check of card numbers and the mod-97 check of IBANs; regular expressions for emails and
 street addresses. See docs/curation.md for what is and is not detected.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -77,14 +79,41 @@ def _plugin_patterns() -> list[tuple[re.Pattern[str], str]]:
 _PLUGIN_PATTERNS = _plugin_patterns()
 _TOKEN_CHARS = re.compile(r"[A-Za-z0-9_\-+/=.]*")
 _SK_KEY = re.compile(r"(?<![\w-])sk-(?:proj-|ant-|live-|test-|svcacct-)?[A-Za-z0-9_-]{20,}")
-_BEARER = re.compile(r"\bBearer\s+([A-Za-z0-9._~+/=-]{16,})")
+_OWN_PATTERNS = (
+    (_SK_KEY, "API_KEY"),
+    (re.compile(r"(?<![\w-])github_pat_[A-Za-z0-9_]{22,}"), "API_KEY"),      # fine-grained GitHub
+    (re.compile(r"(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])"), "API_KEY"),    # Google API key
+    (re.compile(r"(?<![\w-])GOCSPX-[A-Za-z0-9_-]{28}(?![\w-])"), "API_KEY"),  # Google OAuth client secret
+    (re.compile(r"(?<![\w-])ya29\.[A-Za-z0-9_-]{20,}"), "TOKEN"),            # Google OAuth access token
+    (re.compile(r"(?<![\w-])hf_[A-Za-z0-9]{30,}(?![\w-])"), "API_KEY"),      # Hugging Face
+)
+_BEARER = re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{16,})")
+_BASIC = re.compile(r"(?i)\bbasic\s+([A-Za-z0-9+/]{4,}={0,2})(?![\w+/=-])")
+# After an Authorization header: a scheme and any credential, or a bare credential with a digit.
+_AUTH_HEADER = re.compile(
+    r"(?i)(?<![A-Za-z0-9])(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?"
+    r"(?:(bearer|basic|token|apikey|api-key|key)\s+([A-Za-z0-9._~+/=-]{4,})"
+    r"|(?=[^\s\"']*\d)([A-Za-z0-9._~+/=-]{16,}))")
+_SCHEME_KIND = {"bearer": "TOKEN", "basic": "PASSWORD"}
+_AUTH_SCHEME = re.compile(r"(?i)(bearer|basic|token)\s+(?=\S)")
 _PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY(?: BLOCK)?-----.*?-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----",
                   re.DOTALL)
-_SECRET_WORD = (r"pass(?:word|wd|phrase)?|pwd|secret|client[_-]?secret|api[_-]?key|access[_-]?key"
-                r"|access[_-]?token|auth[_-]?token|refresh[_-]?token|private[_-]?key")
-_ASSIGNMENT = re.compile(rf"(?i)\b({_SECRET_WORD})[\"']?\s*(?:=>|:=|[:=])\s*[\"']?([^\s\"',;&]{{3,}})")
-_PASSWORD_IS = re.compile(r"(?i)\b(pass(?:word|wd|phrase)?)\s+(?:is|was|=)\s+[\"']?([^\s\"',;]{3,})")
-_SECRET_KEY_NAME = re.compile(rf"(?i)^(?:{_SECRET_WORD}|token|bearer|authorization)$")
+# A key name ends with one of these words, which starts a segment of it: `aws_secret_access_key`,
+# `DB_PASSWORD`, `x-api-key`, `clientSecret`; not `passport`, `bypass`, `max_tokens`, `token_type`.
+_SECRET_WORD = (r"pass(?:word|wd|phrase|code)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key"
+                r"|secret[_-]?key|private[_-]?key")
+_WORD_START = r"(?:(?<![A-Za-z0-9])|(?-i:(?<=[a-z0-9])(?=[A-Z])))"
+# Words that follow "password:" in prose ("password: reset it") rather than a password (unquoted).
+_NOT_A_SECRET = (r"(?!(?:reset|change[ds]?|forgot(?:ten)?|expired?|required|incorrect|invalid|wrong|not|none"
+                 r"|null|true|false|empty|missing|hidden|redacted|masked|same|please|valid|ready|working"
+                 r"|correct|too|still|now|also|set|saved|updated|sent|bearer|basic)\b)")
+# The value: quoted (spaces allowed), or up to a space, quote, comma, semicolon or the `&` that
+# starts the next query parameter (`&next=`); an `&` inside a password (`Tr0ub4dor&3`) is kept.
+_VALUE = (r"(?:\"([^\"\n]{3,200})\"|'([^'\n]{3,200})'"
+          rf"|[\"']?{_NOT_A_SECRET}((?:[^\s\"',;&]|&(?![\w.-]+=))+))")
+_ASSIGNMENT = re.compile(rf"(?i){_WORD_START}({_SECRET_WORD})[\"']?\s*(?:=>|:=|[:=])\s*{_VALUE}")
+_PASSWORD_IS = re.compile(rf"(?i)\b(pass(?:word|wd|phrase|code)|pwd)\s+(?:is|was|=):?\s+{_VALUE}")
+_SECRET_KEY_NAME = re.compile(rf"(?i){_WORD_START}({_SECRET_WORD}|bearer|authorization)\Z")
 
 
 def _secret_kind(word: str) -> str:
@@ -98,17 +127,19 @@ def _secret_kind(word: str) -> str:
 _SECRET_HINT = re.compile(
     r"A3T|ABIA|ACCA|AKIA|ASIA|AccountKey=|://|\.[\w-]{6}\.|gh[pousr]_|gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt"
     r"|agent)-|GR1348941|eyJ|-us\d|sk-|pypi-|SG\.|xox[a-z]-|hooks\.slack|sq0csp-|[rs]k_live_|\d{8,10}:"
-    r"|AC[a-z0-9]{32}|SK[a-z0-9]{32}|(?i:aws|bearer|private key|pass|pwd|secret|key|token)")
+    r"|AC[a-z0-9]{32}|SK[a-z0-9]{32}|github_pat_|AIza|GOCSPX-|ya29\.|hf_"
+    r"|(?i:aws|bearer|basic|authorization|private key|pass|pwd|secret|key|token)")
 
 
 # The same test, cheaper: the alternatives one by one, literal ones as substring checks, each
 # pattern-shaped one only where its literal part occurs. The case-insensitive words are
 # substring checks on lower-cased ASCII text; other text keeps Unicode case folding (where 'ſ'
 # matches 's' and 'İ' matches 'i') with a regular expression of those words alone.
-_HINT_WORDS = ("aws", "bearer", "private key", "pass", "pwd", "secret", "key", "token")
+_HINT_WORDS = ("aws", "bearer", "basic", "authorization", "private key", "pass", "pwd", "secret", "key", "token")
 _HINT_WORDS_ANY_CASE = re.compile(rf"(?i:{'|'.join(_HINT_WORDS)})")
 _HINT_LITERALS = ("A3T", "ABIA", "ACCA", "AKIA", "ASIA", "AccountKey=", "://", "GR1348941", "eyJ",
-                  "sk-", "pypi-", "SG.", "hooks.slack", "sq0csp-", "rk_live_", "sk_live_")
+                  "sk-", "pypi-", "SG.", "hooks.slack", "sq0csp-", "rk_live_", "sk_live_", "github_pat_",
+                  "AIza", "GOCSPX-", "ya29.", "hf_")
 _HINT_GUARDED = (
     (".", re.compile(r"\.[\w-]{6}\.")), (":", re.compile(r"\d{8,10}:")), ("-us", re.compile(r"-us\d")),
     ("gh", re.compile(r"gh[pousr]_")), ("gl", re.compile(r"gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent)-")),
@@ -148,14 +179,36 @@ def _secrets(text: str) -> list[Finding]:
             if g == 0:  # some patterns stop early (JWT's signature is lazy): take the whole token
                 end = _TOKEN_CHARS.match(text, end).end()
             out.append(_secret(text, start, end, kind))
-    for m in _SK_KEY.finditer(text):
-        out.append(_secret(text, m.start(), m.end(), "API_KEY"))
+    for pattern, kind in _OWN_PATTERNS:
+        for m in pattern.finditer(text):
+            out.append(_secret(text, m.start(), m.end(), kind))
     for m in _BEARER.finditer(text):
         out.append(_secret(text, m.start(1), m.end(1), "TOKEN"))
+    for m in _BASIC.finditer(text):
+        if _is_basic_credential(m.group(1)):
+            out.append(Finding(m.start(1), m.end(1), "PASSWORD", m.group(1)))
+    for m in _AUTH_HEADER.finditer(text):
+        scheme = m.group(1)  # the value is group 2 after a scheme, else group 3
+        kind = _SCHEME_KIND.get(scheme.lower(), "API_KEY") if scheme else "API_KEY"
+        out.append(_secret(text, *m.span(m.lastindex), kind))
     for rx in (_ASSIGNMENT, _PASSWORD_IS):
         for m in rx.finditer(text):
-            out.append(_secret(text, m.start(2), m.end(2), _secret_kind(m.group(1))))
+            kind = _secret_kind(m.group(1))
+            start, end = m.span(m.lastindex)  # the one value group that matched
+            value = text[start:end]
+            # a bare number under `token` or `secret` is a count or an id; under `password`, a PIN
+            if len(value) >= 3 and (kind == "PASSWORD" or not value.isdigit()):
+                out.append(_secret(text, start, end, kind))
     return out
+
+
+def _is_basic_credential(value: str) -> bool:
+    """Basic credentials are base64 of `user:password`; a word that merely looks like base64 is not."""
+    try:
+        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return ":" in decoded and decoded.isprintable()
 
 
 def _secret(text: str, start: int, end: int, kind: str) -> Finding:
@@ -169,7 +222,7 @@ def _secret(text: str, start: int, end: int, kind: str) -> Finding:
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}")
 _CARD = re.compile(r"(?<![\w-])[3-6](?:[ -]?\d){12,18}(?![\w-])")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?")
+_IBAN = re.compile(r"(?i)\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?")
 _PHONE_CUE = re.compile(r"(?i)(?:phone|tel|telephone|mobile|cell|call|text me|sms|whatsapp|fax)\W{0,3}"
                         r"(?:\w+\W+){0,3}$")
 _STREET_SUFFIX = (r"Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl"
@@ -198,11 +251,12 @@ def _ibans(text: str) -> list[Finding]:
     out = []
     for m in _IBAN.finditer(text):
         candidate = m.group(0)
-        # The pattern may swallow a following upper-case word; back off group by group.
+        # The pattern may swallow a following word; back off character by character. An IBAN
+        # glued to more letters or digits (a hash, a product code) is not one.
         while len(candidate.replace(" ", "")) >= 15:
-            if stdnum_iban.is_valid(candidate):
-                out.append(Finding(m.start(), m.start() + len(candidate), "IBAN",
-                                   stdnum_iban.compact(candidate)))
+            end = m.start() + len(candidate)
+            if (end == len(text) or not text[end].isalnum()) and stdnum_iban.is_valid(candidate):
+                out.append(Finding(m.start(), end, "IBAN", stdnum_iban.compact(candidate)))
                 break
             candidate = candidate[:-1].rstrip()
     return out
@@ -304,15 +358,25 @@ def _key_hint(text: str) -> bool:
     return _KEY_HINT.search(text) is not None
 
 
+_SECRET_KINDS = frozenset(("PRIVATE_KEY", "PASSWORD", "TOKEN", "API_KEY"))
+
+
 class Scrubber:
-    """Redacts the strings of ONE example; the same value always gets the same placeholder."""
+    """Redacts the strings of ONE example; the same value always gets the same placeholder.
+
+    A secret keeps the kind it was first found as: the same token may be a `Bearer` token in the
+    user's text and the value of an `api_key` argument, and must still read as one placeholder.
+    """
 
     def __init__(self) -> None:
         self._placeholders: dict[tuple[str, str], str] = {}
+        self._secret_kinds: dict[str, str] = {}
         self._next: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
 
     def placeholder(self, kind: str, key: str) -> str:
+        if kind in _SECRET_KINDS:
+            kind = self._secret_kinds.setdefault(key, kind)
         ph = self._placeholders.get((kind, key))
         if ph is None:
             self._next[kind] += 1
@@ -333,10 +397,16 @@ class Scrubber:
         return "".join(parts)
 
     def value(self, value: Any, key: str | None = None) -> Any:
-        """A parsed JSON value with every string redacted; secrets under secret-named keys go whole."""
+        """A parsed JSON value with every string redacted; secrets under secret-named keys go whole
+        (after an auth scheme such as `Bearer `, kept so the value matches the same header in text)."""
         if isinstance(value, str):
-            if key is not None and _SECRET_KEY_NAME.match(key) and value:
-                return self.placeholder(_secret_kind(key), value)
+            named = _SECRET_KEY_NAME.search(key) if key is not None and value else None
+            if named is not None:
+                scheme = _AUTH_SCHEME.match(value)
+                if scheme is None:
+                    return self.placeholder(_secret_kind(named.group(1)), value)
+                kind = _SCHEME_KIND.get(scheme.group(1).lower()) or _secret_kind(named.group(1))
+                return scheme.group(0) + self.placeholder(kind, value[scheme.end():])
             return self.text(value, phone_cue=key is not None and bool(_PHONE_KEY.search(key)))
         if isinstance(value, dict):
             return {k: self.value(v, k) for k, v in value.items()}
