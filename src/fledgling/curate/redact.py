@@ -12,9 +12,10 @@ Detectors, all offline: secret patterns from `detect-secrets` plugins (AWS, GitH
 OpenAI, Slack, Stripe, SendGrid, Twilio, Discord, Telegram, Mailchimp, Square, PyPI, Azure,
 basic-auth URLs) plus our own for `sk-...` keys, fine-grained GitHub, Google and Hugging Face
 tokens, `Bearer` / `Basic` credentials and `Authorization` headers, PEM private keys and
-`password=`-style assignments (any key name ending in a secret word: `aws_secret_access_key`); `phonenumbers` for phone numbers; `python-stdnum` for the Luhn
-check of card numbers and the mod-97 check of IBANs; regular expressions for emails and
-street addresses. See docs/curation.md for what is and is not detected.
+`password=`-style assignments (any key name ending in a secret word: `aws_secret_access_key`);
+`phonenumbers` for phone numbers; `python-stdnum` for the Luhn check of card numbers and the
+mod-97 check of IBANs (in any case); regular expressions for emails and street addresses.
+See docs/curation.md for what is and is not detected.
 """
 
 from __future__ import annotations
