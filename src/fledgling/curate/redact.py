@@ -107,7 +107,7 @@ _WORD_START = r"(?:(?<![A-Za-z0-9])|(?-i:(?<=[a-z0-9])(?=[A-Z])))"
 # Words that follow "password:" in prose ("password: reset it") rather than a password (unquoted).
 _NOT_A_SECRET = (r"(?!(?:reset|change[ds]?|forgot(?:ten)?|expired?|required|incorrect|invalid|wrong|not|none"
                  r"|null|true|false|empty|missing|hidden|redacted|masked|same|please|valid|ready|working"
-                 r"|correct|too|still|now|also|set|saved|updated|sent|bearer|basic)\b)")
+                 r"|too|still|now|also|set|saved|updated|sent|bearer|basic)\b)")
 # The value: quoted (spaces allowed), or up to a space, quote, comma, semicolon or the `&` that
 # starts the next query parameter (`&next=`); an `&` inside a password (`Tr0ub4dor&3`) is kept.
 _VALUE = (r"(?:\"([^\"\n]{3,200})\"|'([^'\n]{3,200})'"
