@@ -5,7 +5,7 @@ tokenised with SmolLM2's tokenizer:
 
   full        the agent's own system prompt and every tool's JSON description, as the base SLM
               is prompted in evals (`fledgling.models.prompting.render_prompt`)
-  specialist  `fledgling.train.prompt.compact_request`: one system line, compact signatures
+  specialist  `fledgling.models.specialist.compact_request`: one system line, compact signatures
 
 Latency is the prefill (one forward pass over the prompt, batch 1, fp32 on CPU) — the part of an
 answer's latency that grows with the prompt; the answer itself is the same length either way.
@@ -42,7 +42,7 @@ def main() -> None:
     from fledgling.train.bases import SMOLLM2, load_base, resolve_base
     from fledgling.train.dataset import load
     from fledgling.train.lora import quiet_libraries
-    from fledgling.train.prompt import CHAT_TEMPLATE, compact_request
+    from fledgling.models.specialist import CHAT_TEMPLATE, compact_request
 
     quiet_libraries()
     with tempfile.TemporaryDirectory() as tmp:

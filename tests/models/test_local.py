@@ -14,7 +14,7 @@ from fledgling.calls import Request
 from fledgling.models import open_backend, resolve_model
 from fledgling.models.local import LocalBackend
 from fledgling.models.prompting import render_prompt
-from fledgling.train.prompt import render_response
+from fledgling.models.specialist import render_response
 
 PROMPTS = ["hi", "tell me about order 12", "x", "refund please, the parcel never arrived", "ok", "why?"]
 

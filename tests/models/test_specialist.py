@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from fledgling.calls import Request, Response, ToolCall
-from fledgling.train.prompt import (
+from fledgling.models.specialist import (
     compact_request,
     parse_completion,
     render_example,
@@ -13,7 +13,7 @@ from fledgling.train.prompt import (
     schema_shape,
 )
 
-from .examples import SYSTEM, TOOLS, example
+from tests.train.examples import SYSTEM, TOOLS, example
 
 
 def test_signatures_are_compact_and_keep_the_schema() -> None:
@@ -67,7 +67,7 @@ def test_render_example_ends_with_the_answer() -> None:
 
 
 def test_lean_prompt_names_the_task_only_and_manifests_name_their_format() -> None:
-    from fledgling.train.prompt import FORMAT_IDS, format_of
+    from fledgling.models.specialist import FORMAT_IDS, format_of
 
     ex = example(3)
     lean = render_example(ex["messages"], ex["tools"], task="support-agent", signatures=False)

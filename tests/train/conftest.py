@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fledgling.train.prompt import CHAT_TEMPLATE, render_example
+from fledgling.models.specialist import CHAT_TEMPLATE, render_example
 
 from .examples import example, write_dataset
 

@@ -12,7 +12,8 @@ import yaml
 from fledgling.errors import InputError
 from fledgling.models import catalog
 from fledgling.store import Store
-from fledgling.train import manifest, runs
+from fledgling.models import manifest
+from fledgling.train import runs
 from fledgling.train.backend import TrainingError, TrainSpec
 from fledgling.train.dataset import load
 from fledgling.train.runner import train

@@ -12,7 +12,7 @@ from fledgling.cli import app
 from fledgling.errors import InputError
 from fledgling.models import catalog
 from fledgling.store import Store
-from fledgling.train import manifest
+from fledgling.models import manifest
 from fledgling.train.publish import PublishError, publish, stage
 
 from .examples import write_dataset

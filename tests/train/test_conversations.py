@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fledgling.train.conversations import fold
 from fledgling.train.dataset import Example
-from fledgling.train.prompt import CHAT_TEMPLATE
+from fledgling.models.specialist import CHAT_TEMPLATE
 
 SYSTEM = {"role": "system", "content": "You are a support agent."}
 

@@ -10,7 +10,8 @@ import torch
 from transformers import TrainerCallback
 
 from fledgling.store import Store
-from fledgling.train import manifest, runs
+from fledgling.models import manifest
+from fledgling.train import runs
 from fledgling.train.backend import TrainSpec
 from fledgling.train.bases import resolve_base
 from fledgling.train.dataset import load
@@ -65,7 +66,7 @@ def test_loss_is_on_assistant_tokens_only(tiny_base: Path, tmp_path: Path) -> No
     data = load(write_dataset(tmp_path / "d", n_train=2, n_val=0, n_test=0), task="support-agent")
     plan = LoraBackend().prepare(spec_for(tiny_base), data, tmp_path / "run")
     from fledgling.train.bases import load_base
-    from fledgling.train.prompt import CHAT_TEMPLATE
+    from fledgling.models.specialist import CHAT_TEMPLATE
 
     model, tok = load_base(resolve_base(str(tiny_base)))
     tok.chat_template = CHAT_TEMPLATE
@@ -146,7 +147,7 @@ def test_interrupted_run_resumes_to_the_same_result(trained, tiny_base: Path, tm
 def test_long_chats_lose_their_oldest_turns_not_their_answers(tiny_base: Path) -> None:
     from fledgling.train.bases import load_base
     from fledgling.train.lora import fit_to_length
-    from fledgling.train.prompt import CHAT_TEMPLATE
+    from fledgling.models.specialist import CHAT_TEMPLATE
 
     _, tok = load_base(resolve_base(str(tiny_base)))
     tok.chat_template = CHAT_TEMPLATE
@@ -171,7 +172,7 @@ def test_answer_loss_equals_trl_loss(tiny_base: Path, tmp_path: Path) -> None:
     from trl import SFTTrainer
 
     from fledgling.train.bases import load_base
-    from fledgling.train.prompt import CHAT_TEMPLATE
+    from fledgling.models.specialist import CHAT_TEMPLATE
 
     data = load(write_dataset(tmp_path / "d", n_train=4, n_val=0, n_test=0), task="support-agent")
     plan = LoraBackend().prepare(spec_for(tiny_base, batch_size=4), data, tmp_path / "run")

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import select
-
 from fledgling.calls import Call, Response, Usage, cost_usd
 from fledgling.contracts import Contract, infer_contract, load_contract
 from fledgling.errors import InputError
@@ -26,9 +24,7 @@ from fledgling.evals.stats import latency_summary, mean_interval
 from fledgling.models.generation import Backend, Generation
 from fledgling.models.spec import ModelSpec
 from fledgling.store import Store
-from fledgling.store.schema import eval_items as items_t
-from fledgling.store.schema import eval_runs as runs_t
-from fledgling.train.prompt import SPECIALIST_PROMPTS
+from fledgling.models.specialist import SPECIALIST_PROMPTS
 
 LabelSource = Literal["ground_truth", "corrected", "recorded"]
 
@@ -238,40 +234,30 @@ def _recorded_cost(items: list[EvalItem]) -> float | None:
 
 
 def save_run(store: Store, run: EvalRun) -> None:
-    with store.transaction() as conn:
-        conn.execute(runs_t.insert().values(
-            id=run.id, task=run.task, split=run.split, dataset_version=run.dataset_version,
-            contract_version=run.contract_version, model=run.model, model_kind=run.model_kind,
-            constrained=run.constrained, lenient=run.lenient, created_at=run.created_at,
-            n_items=len(run.items), label_sources=run.label_sources, summary=run.summary))
-        if run.items:
-            conn.execute(items_t.insert(), [{
-                "run_id": run.id, "position": i, "call_id": r.call_id, "label_source": r.label_source,
-                "prediction": r.prediction.model_dump(mode="json", exclude_none=True) if r.prediction else None,
-                "error": r.error, "parse_failed": r.parse_failed, "latency_ms": r.latency_ms,
-                "input_tokens": r.input_tokens, "output_tokens": r.output_tokens, "scores": r.scores,
-            } for i, r in enumerate(run.items)])
+    store.eval_runs.save(
+        {"id": run.id, "task": run.task, "split": run.split, "dataset_version": run.dataset_version,
+         "contract_version": run.contract_version, "model": run.model, "model_kind": run.model_kind,
+         "constrained": run.constrained, "lenient": run.lenient, "created_at": run.created_at,
+         "label_sources": run.label_sources, "summary": run.summary},
+        [{"call_id": r.call_id, "label_source": r.label_source,
+          "prediction": r.prediction.model_dump(mode="json", exclude_none=True) if r.prediction else None,
+          "error": r.error, "parse_failed": r.parse_failed, "latency_ms": r.latency_ms,
+          "input_tokens": r.input_tokens, "output_tokens": r.output_tokens, "scores": r.scores}
+         for r in run.items])
 
 
 def list_runs(store: Store, task: str, split: str | None = None) -> list[EvalRun]:
     """Runs of a task, newest first, without their items."""
-    q = select(runs_t).where(runs_t.c.task == task).order_by(runs_t.c.created_at.desc())
-    if split:
-        q = q.where(runs_t.c.split == split)
-    with store.engine.connect() as c:
-        rows = c.execute(q).mappings().all()
     return [EvalRun(id=r["id"], task=r["task"], split=r["split"], dataset_version=r["dataset_version"],
                     contract_version=r["contract_version"], model=r["model"], model_kind=r["model_kind"],
                     constrained=r["constrained"], lenient=r["lenient"], created_at=r["created_at"],
-                    label_sources=r["label_sources"], summary=r["summary"]) for r in rows]
+                    label_sources=r["label_sources"], summary=r["summary"])
+            for r in store.eval_runs.find(task, split)]
 
 
 def load_run_items(store: Store, run: EvalRun) -> EvalRun:
-    with store.engine.connect() as c:
-        rows = c.execute(select(items_t).where(items_t.c.run_id == run.id)
-                         .order_by(items_t.c.position)).mappings().all()
     run.items = [ItemResult(r["call_id"], r["label_source"],
                             Response.model_validate(r["prediction"]) if r["prediction"] else None,
                             r["error"], r["parse_failed"], r["latency_ms"], r["input_tokens"],
-                            r["output_tokens"], r["scores"]) for r in rows]
+                            r["output_tokens"], r["scores"]) for r in store.eval_runs.items(run.id)]
     return run

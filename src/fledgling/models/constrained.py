@@ -4,7 +4,7 @@ The grammar follows the prompt format, so a constrained answer is exactly what t
 
 - `chat` (the model's own template): `<tool_call>` + a non-empty JSON list of calls +
   `</tool_call>`, SmolLM2's tool-call format;
-- `compact` (the specialist prompt of `fledgling.train.prompt`): one call object
+- `compact` (the specialist prompt of `fledgling.models.specialist`): one call object
   `{"name":...,"arguments":{...}}`, or a JSON list of two or more, with compact separators,
   exactly as `render_response` writes the training answers.
 

@@ -7,7 +7,7 @@ so the batch does not keep paying for answers that are already done. With `const
 each row's next token is masked by its grammar (see `constrained.py`).
 
 Prompt formats (`prompt=`): `chat`, the model's own chat template with the tools in it, and
-the specialist prompts a Fledgling-trained model learnt (`fledgling.train.prompt`): `compact`
+the specialist prompts a Fledgling-trained model learnt (`fledgling.models.specialist`): `compact`
 (with tool signatures) and `lean` (the task alone), answered and parsed in that format. A trained model must be asked the way it was taught.
 
 Threads: PyTorch's intra-op workers meet at a barrier after every operation, so on a CPU that
@@ -373,7 +373,7 @@ def _read_compact(text: str, request: Request, finish: str) -> tuple[Response, b
     With tools, a text that starts like JSON but is not a call object (or list of them) failed;
     with a response_format schema, a text that is not JSON failed. Both stay as text.
     """
-    from fledgling.train.prompt import parse_completion
+    from fledgling.models.specialist import parse_completion
 
     tools = bool(request_tools(request))
     response = parse_completion(text, structured=not tools)

@@ -6,7 +6,7 @@ list, and answers as `<tool_call>[{"name": ..., "arguments": {...}}]</tool_call>
 `response_format` schema becomes an instruction to answer with JSON only.
 
 The other formats are the specialist prompts a Fledgling-trained model learnt
-(`fledgling.train.prompt`): plain ChatML, answers as a compact JSON call object, and one short
+(`fledgling.models.specialist`): plain ChatML, answers as a compact JSON call object, and one short
 system line — with the tool signatures (`compact`, about five times shorter than the agent's
 own prompt) or naming the task alone (`lean`).
 """
@@ -17,7 +17,7 @@ import json
 from typing import Any
 
 from fledgling.calls import Request
-from fledgling.train.prompt import SPECIALIST_PROMPTS
+from fledgling.models.specialist import SPECIALIST_PROMPTS
 
 PROMPT_FORMATS = ("chat", *SPECIALIST_PROMPTS)
 
@@ -129,7 +129,7 @@ def render_prompt(tokenizer: Any, request: Request, *, native_tools: bool) -> st
 def render_compact_prompt(tokenizer: Any, request: Request, *, task: str, signatures: bool = True) -> str:
     """The specialist prompt for `request`, rendered exactly as the trainer renders its examples
     (`signatures=False`: the `lean` variant)."""
-    from fledgling.train.prompt import CHAT_TEMPLATE, compact_request
+    from fledgling.models.specialist import CHAT_TEMPLATE, compact_request
 
     messages = compact_request(request, task=task, signatures=signatures).messages
     return tokenizer.apply_chat_template(messages, chat_template=CHAT_TEMPLATE, tokenize=False,

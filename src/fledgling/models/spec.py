@@ -77,7 +77,7 @@ def _gguf_location(ms: ModelSettings) -> tuple[Path, str]:
 
 def trained_manifest(ms: ModelSettings) -> dict[str, Any] | None:
     """The Fledgling manifest of a trained local model (beside its adapter or checkpoint), if any."""
-    from fledgling.train import manifest
+    from fledgling.models import manifest
 
     for where in (ms.adapter, ms.path):
         if not where:
@@ -91,7 +91,7 @@ def trained_manifest(ms: ModelSettings) -> dict[str, Any] | None:
 def default_prompt(ms: ModelSettings) -> tuple[str, str | None]:
     """(prompt format, task): the specialist prompt a model was trained on (`compact` or `lean`,
     from its manifest), else `chat`."""
-    from fledgling.train.prompt import format_of
+    from fledgling.models.specialist import format_of
 
     info = trained_manifest(ms) or {}
     return format_of(info.get("prompt_format")) or "chat", info.get("task")

@@ -20,7 +20,7 @@ import json
 from typing import Any
 
 from fledgling.train.dataset import Example
-from fledgling.train.prompt import render_example
+from fledgling.models.specialist import render_example
 
 
 def fold(examples: list[Example], *, task: str, signatures: bool) -> list[list[dict[str, Any]]]:

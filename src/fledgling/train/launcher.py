@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from fledgling.train import manifest
+from fledgling.models import manifest
 from fledgling.train.backend import Plan, Reporter, Result, TrainingError
 
 PLAN_FILE = "plan.json"

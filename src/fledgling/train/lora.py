@@ -17,11 +17,12 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from fledgling.train import conversations, manifest
+from fledgling.models import manifest
+from fledgling.train import conversations
 from fledgling.train.backend import Plan, Reporter, Result, TrainingError, TrainSpec
 from fledgling.train.bases import load_base, resolve_base
 from fledgling.train.dataset import Dataset
-from fledgling.train.prompt import CHAT_TEMPLATE, FORMAT_IDS
+from fledgling.models.specialist import CHAT_TEMPLATE, FORMAT_IDS
 
 ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged"

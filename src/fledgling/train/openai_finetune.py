@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fledgling.curate.formats import example_line
-from fledgling.train import manifest
+from fledgling.models import manifest
 from fledgling.train.backend import Plan, Reporter, Result, TrainingError, TrainSpec
 from fledgling.train.dataset import Dataset
 

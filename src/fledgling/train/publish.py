@@ -16,7 +16,7 @@ from typing import Any
 from fledgling.config import Settings, load_settings
 from fledgling.errors import FledglingError
 from fledgling.models import catalog
-from fledgling.train import manifest
+from fledgling.models import manifest
 
 
 class PublishError(FledglingError):

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from fledgling.errors import InputError
 from fledgling.store import Store
 from fledgling.train import runs
-from fledgling.train.manifest import read as read_manifest
+from fledgling.models.manifest import read as read_manifest
 from fledgling.ui.charts import line_chart, loss_history
 from fledgling.ui.pages.deps import not_found, store
 from fledgling.ui.render import page
