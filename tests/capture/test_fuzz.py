@@ -1,10 +1,22 @@
-"""Fuzzing the parsers: whatever the input, the only failure is a clean `InputError`."""
+"""Fuzzing the importers: whatever the input, the only failure is a clean `InputError`.
+
+The parsers are fuzzed with hypothesis; the command a user runs, `fledgling import`, with 600
+seeded mutations of real exports (tests/capture/mutations.py), each on a real SQLite store.
+"""
 
 from __future__ import annotations
 
+import collections
+import io
+import sys
 import tempfile
+import traceback
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 import orjson
 from hypothesis import HealthCheck, given, settings
@@ -15,7 +27,10 @@ from fledgling.capture.openai_jsonl import calls_in_file as jsonl_calls
 from fledgling.capture.otel import calls_from_otlp_json, calls_from_otlp_protobuf
 from fledgling.capture.otel import calls_in_file as otel_calls
 from fledgling.capture.records import Tally
+from fledgling.cli import main
 from fledgling.errors import InputError
+from fledgling.store import Store
+from tests.capture import mutations
 from tests.capture.conftest import FIXTURES, protobuf_body
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -133,3 +148,89 @@ def test_otlp_protobuf_body(body: bytes) -> None:
         calls_from_otlp_protobuf(body)
     except InputError:
         pass
+
+
+# -- the command, on 600 malformed files -----------------------------------------------------
+
+@dataclass
+class Outcome:
+    case: mutations.Case
+    exit_code: int
+    stderr: str
+    verdict: str
+
+
+def _run_cli(argv: list[str]) -> tuple[int, str, str | None]:
+    """`fledgling *argv` in this process, as the console script runs it: exit code, stderr, and
+    the traceback of an exception that got out of `main`."""
+    err = io.StringIO()
+    saved = sys.argv
+    sys.argv = ["fledgling", *argv]
+    try:
+        with redirect_stdout(io.StringIO()), redirect_stderr(err):
+            main()
+        return 0, err.getvalue(), None
+    except SystemExit as exc:
+        return (exc.code if isinstance(exc.code, int) else 1), err.getvalue(), None
+    except BaseException:  # noqa: BLE001  (what a user would see as a traceback)
+        return 1, err.getvalue(), traceback.format_exc()
+    finally:
+        sys.argv = saved
+
+
+def _judge(case: mutations.Case, path: Path, store: Store) -> Outcome:
+    before = store.count_calls()
+    code, stderr, tb = _run_cli(["import", case.kind, str(path)])
+    if tb is not None or "Traceback (most recent call last)" in stderr:
+        return Outcome(case, code, tb or stderr, "traceback")
+    if code == 0:
+        return Outcome(case, code, stderr, "imported")
+    lines = stderr.splitlines()
+    if len(lines) > 1:
+        verdict = "multi-line"
+    elif not lines:
+        verdict = "silent"
+    elif str(path) not in lines[0]:
+        verdict = "file not named"
+    elif store.count_calls() != before:
+        verdict = "partial"
+    else:
+        verdict = "one line"
+    return Outcome(case, code, stderr, verdict)
+
+
+def fuzz_run(tmp: Path, db_url: str) -> list[Outcome]:
+    """Every case through the real command, one file per run, each on the same store."""
+    store = Store(db_url)
+    outcomes = []
+    try:
+        for case in mutations.cases():
+            folder = tmp / f"{case.number:03d}"
+            folder.mkdir()
+            path = folder / case.filename
+            path.write_bytes(case.data)
+            outcomes.append(_judge(case, path, store))
+    finally:
+        store.close()
+    return outcomes
+
+
+def test_import_errors_are_one_line_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FLEDGLING_CONFIG", raising=False)
+    db_url = f"sqlite:///{tmp_path}/fledgling.db"
+    monkeypatch.setenv("FLEDGLING_DB_URL", db_url)
+    outcomes = fuzz_run(tmp_path, db_url)
+    verdicts = collections.Counter(o.verdict for o in outcomes)
+    print(f"fuzz run of {len(outcomes)} cases: {dict(verdicts)}")
+    bad = [o for o in outcomes if o.verdict not in ("imported", "one line")]
+    assert len(outcomes) == 600
+    assert verdicts["imported"] >= 60 and verdicts["one line"] >= 300  # both paths are exercised
+    assert not bad, f"{dict(verdicts)}; first: " + "; ".join(
+        f"{o.case} -> {o.verdict}: {o.stderr.strip()[-300:]!r}" for o in bad[:8])
+    assert {o.exit_code for o in outcomes if o.verdict == "one line"} == {3}  # InputError
+    for o in outcomes:  # refused by what the store cannot keep, wherever it sits in the record
+        if o.case.mutation == "deep nesting":
+            assert "nested deeper than 128 levels" in o.stderr, o.case
+        if o.case.mutation == "NUL":
+            assert "NUL character" in o.stderr, o.case

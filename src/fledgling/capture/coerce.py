@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from fledgling.calls import Call
+from fledgling.payload import MAX_JSON_DEPTH, json_depth
 from fledgling.payload import unstorable  # noqa: F401  (re-exported for the importers)
 
 INT32_MAX = 2**31 - 1
@@ -29,24 +30,34 @@ class BadField(Exception):
         self.message = message
 
 
-def maybe_json(value: Any) -> Any:
+def maybe_json(value: Any, field: str | None = None) -> Any:
     """Decode a JSON string that holds an object or array; leave anything else as it is.
 
-    Langfuse stores `input`, `output` and `metadata` as JSON text in some exports.
+    Langfuse stores `input`, `output` and `metadata` as JSON text in some exports. Decoded text
+    nested deeper than the store can write is refused, as it would be in the record itself.
     """
     if isinstance(value, str):
         text = value.strip()
         if text[:1] in ("{", "[") and text[-1:] in ("}", "]"):
             try:
-                return orjson.loads(text)
-            except orjson.JSONDecodeError:
+                decoded = orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                if exc.msg.startswith("depth limit"):
+                    raise BadField(field, _TOO_DEEP_TEXT) from None
                 return value
+            if text.count("[") + text.count("{") > MAX_JSON_DEPTH and \
+                    json_depth(decoded) > MAX_JSON_DEPTH:
+                raise BadField(field, _TOO_DEEP_TEXT)
+            return decoded
     return value
+
+
+_TOO_DEEP_TEXT = f"holds JSON text nested deeper than {MAX_JSON_DEPTH} levels, which the store cannot keep"
 
 
 def obj(value: Any, field: str, *, required: bool = False) -> dict[str, Any]:
     """A JSON object (possibly JSON-encoded); {} when absent and not required."""
-    value = maybe_json(value)
+    value = maybe_json(value, field)
     if value is None:
         if required:
             raise BadField(field, "is missing")
@@ -57,7 +68,7 @@ def obj(value: Any, field: str, *, required: bool = False) -> dict[str, Any]:
 
 
 def array(value: Any, field: str) -> list[Any]:
-    value = maybe_json(value)
+    value = maybe_json(value, field)
     if value is None:
         return []
     if not isinstance(value, list):
@@ -164,4 +175,21 @@ def check_storable(call: Call) -> Call:
         for tc in call.response.tool_calls:
             if len(tc.name) > 200:
                 raise BadField("tool_calls.name", "is longer than 200 characters")
+    for name, document in _documents(call):
+        if json_depth(document) > MAX_JSON_DEPTH:
+            raise BadField(name, f"is nested deeper than {MAX_JSON_DEPTH} levels (with the JSON text "
+                           "decoded inside it), which the store cannot keep")
     return call
+
+
+def _documents(call: Call) -> list[tuple[str, Any]]:
+    """The parts of a call the store writes as JSON documents, each about as deep as stored."""
+    req = call.request
+    docs: list[tuple[str, Any]] = [
+        ("request", [req.messages, req.tools, req.tool_choice, req.response_format, req.model_extra]),
+        ("metadata", call.metadata)]
+    if call.response is not None:
+        docs.append(("response", [call.response.model_extra]))
+    if call.feedback is not None:
+        docs.append(("feedback", [call.feedback.model_extra]))
+    return docs

@@ -103,7 +103,7 @@ def call_from_observation(obs: dict[str, Any], trace: dict[str, Any] | None = No
     metadata = coerce.obj(obs.get("metadata"), "metadata")
     trace_meta = coerce.obj(trace.get("metadata"), "trace.metadata")
     params = coerce.obj(obs.get("modelParameters"), "modelParameters")
-    raw_input = coerce.maybe_json(obs.get("input"))
+    raw_input = coerce.maybe_json(obs.get("input"), "input")
     request = _request(raw_input, params, metadata)
     level = obs.get("level")
     error = None
@@ -154,12 +154,12 @@ def _request(raw_input: Any, params: dict[str, Any], metadata: dict[str, Any]) -
                 body[name] = value
     for key in _PASS_PARAMS:
         if params.get(key) is not None:
-            body[key] = coerce.maybe_json(params[key])
+            body[key] = coerce.maybe_json(params[key], f"modelParameters.{key}")
     tools_raw = None
     if isinstance(raw_input, dict):
         for key in ("tool_choice", "response_format"):
             if raw_input.get(key) is not None:
-                body[key] = coerce.maybe_json(raw_input[key])
+                body[key] = coerce.maybe_json(raw_input[key], f"input.{key}")
         tools_raw = raw_input.get("tools") or raw_input.get("functions")
     invocation = metadata.get("invocation_params") if isinstance(metadata.get("invocation_params"), dict) else {}
     tools_raw = tools_raw or metadata.get("tools") or invocation.get("tools") or params.get("tools")

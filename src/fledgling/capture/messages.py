@@ -33,7 +33,7 @@ def role_of(raw: str, field: str) -> str:
 
 def message(raw: Any, field: str) -> dict[str, Any]:
     """One chat message in the OpenAI shape."""
-    raw = maybe_json(raw)
+    raw = maybe_json(raw, field)
     if not isinstance(raw, dict):
         raise BadField(field, f"must be a message object, got {type_name(raw)}")
     if raw.get("lc") is not None and isinstance(raw.get("kwargs"), dict):
@@ -69,7 +69,7 @@ def message(raw: Any, field: str) -> dict[str, Any]:
 
 def messages(raw: Any, field: str) -> list[dict[str, Any]]:
     """A conversation: a list of messages, a `{"messages": [...]}` object, or a bare prompt."""
-    raw = maybe_json(raw)
+    raw = maybe_json(raw, field)
     if raw is None:
         return []
     if isinstance(raw, str):
@@ -103,7 +103,7 @@ def content(raw: Any, field: str) -> str | list[Any] | None:
 
 def tool_call(raw: Any, field: str) -> ToolCall:
     """One tool call: OpenAI (`function.name/arguments`), LangChain (`name`/`args`), or flat."""
-    raw = maybe_json(raw)
+    raw = maybe_json(raw, field)
     if not isinstance(raw, dict):
         raise BadField(field, f"must be a tool call object, got {type_name(raw)}")
     fn = raw.get("function") if isinstance(raw.get("function"), dict) else raw
@@ -120,7 +120,7 @@ def tool_call(raw: Any, field: str) -> ToolCall:
 
 
 def tool_calls(raw: Any, field: str) -> list[ToolCall]:
-    raw = maybe_json(raw)
+    raw = maybe_json(raw, field)
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -130,7 +130,7 @@ def tool_calls(raw: Any, field: str) -> list[ToolCall]:
 
 def tool(raw: Any, field: str) -> dict[str, Any]:
     """A tool definition as chat completions takes it: `{"type": "function", "function": {...}}`."""
-    raw = maybe_json(raw)
+    raw = maybe_json(raw, field)
     if not isinstance(raw, dict):
         raise BadField(field, f"must be a tool definition object, got {type_name(raw)}")
     fn = raw.get("function") if isinstance(raw.get("function"), dict) else raw
@@ -140,7 +140,8 @@ def tool(raw: Any, field: str) -> dict[str, Any]:
     out: dict[str, Any] = {"name": name}
     if isinstance(fn.get("description"), str):
         out["description"] = fn["description"]
-    params = maybe_json(fn.get("parameters", fn.get("input_schema", fn.get("args_schema"))))
+    params = maybe_json(fn.get("parameters", fn.get("input_schema", fn.get("args_schema"))),
+                        f"{field}.parameters")
     if params is not None:
         if not isinstance(params, dict):
             raise BadField(f"{field}.parameters", f"must be a JSON Schema object, got {type_name(params)}")
@@ -151,7 +152,7 @@ def tool(raw: Any, field: str) -> dict[str, Any]:
 
 
 def tools(raw: Any, field: str) -> list[dict[str, Any]] | None:
-    raw = maybe_json(raw)
+    raw = maybe_json(raw, field)
     if raw is None:
         return None
     if not isinstance(raw, list):
@@ -161,7 +162,7 @@ def tools(raw: Any, field: str) -> list[dict[str, Any]] | None:
 
 def response(raw: Any, field: str) -> Response | None:
     """The assistant's answer from an output: a message, a chat.completion, a choice, or text."""
-    raw = maybe_json(raw)
+    raw = maybe_json(raw, field)
     if raw is None:
         return None
     if isinstance(raw, str):

@@ -330,7 +330,7 @@ def _conversation(attrs: dict[str, Any], events: list[tuple[str, dict[str, Any]]
 
 
 def _system_text(raw: Any) -> str | None:
-    raw = coerce.maybe_json(raw)
+    raw = coerce.maybe_json(raw, "gen_ai.system_instructions")
     if isinstance(raw, str):
         return raw
     parts = coerce.array(raw, "gen_ai.system_instructions")
@@ -385,12 +385,12 @@ def _event_body(attrs: dict[str, Any]) -> dict[str, Any]:
     plain attributes (`content`, `tool_calls`, `message`, ...)."""
     for key in ("body", "gen_ai.event.content", "event.body"):
         if key in attrs:
-            value = coerce.maybe_json(attrs[key])
+            value = coerce.maybe_json(attrs[key], key)
             if isinstance(value, dict):
                 return value
             if isinstance(value, str):
                 return {"content": value}
-    return {k: coerce.maybe_json(v) for k, v in attrs.items() if not k.startswith("gen_ai.")}
+    return {k: coerce.maybe_json(v, k) for k, v in attrs.items() if not k.startswith("gen_ai.")}
 
 
 def _from_message_events(events: list[tuple[str, dict[str, Any]]]

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from fledgling import __version__
 from fledgling.cli import session
@@ -76,12 +77,23 @@ def _root(
     session.set_config_path(config)
 
 
+_UNPRINTABLE = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, 0x85) if c != 0x09} | {
+    0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def one_line(message: str) -> str:
+    """A message as one terminal line: line breaks and control characters (from a file name or
+    a value quoted from the input) are shown escaped, never acted on."""
+    return message.translate(_UNPRINTABLE)
+
+
 def main() -> None:
     """Entry point: every FledglingError becomes one line on stderr and a non-zero exit."""
     try:
         app(standalone_mode=False)
     except FledglingError as exc:
-        session.err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        session.err_console.print(f"[bold red]error:[/] {escape(one_line(str(exc)))}",
+                                  highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
