@@ -1,4 +1,4 @@
-"""`fledgling traces list|show|stats`: look at what has been captured."""
+"""`fledgling traces list|show|stats|quarantine`: look at what has been captured (or refused)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import typer
 from rich.syntax import Syntax
 from rich.table import Table
 
-from fledgling.cli.session import console, store
+from fledgling.cli.session import console, settings, store
 from fledgling.errors import InputError
+from fledgling.gateway.quarantine import quarantine_report
 from fledgling.store import CallFilter
 
 app = typer.Typer(no_args_is_help=True, help="List, show and summarise captured calls.")
@@ -108,3 +109,29 @@ def stats_table(groups: list) -> Table:
         table.add_row("[bold]all[/]", "", "", f"[bold]{int(total_calls):,}[/]", "", "", "", "", "", "",
                       f"[bold]{total_cost:,.4f}[/]")
     return table
+
+
+@app.command("quarantine")
+def quarantine(as_json: bool = typer.Option(False, "--json", help="Print the listing as JSON."),
+               limit: int = typer.Option(20, "--limit", "-n", min=1, help="Newest records shown.")) -> None:
+    """Records the store refused (kept in the spool directory's quarantine.jsonl): how many, why."""
+    report = quarantine_report(settings().gateway.spool_dir)
+    if as_json:
+        console.print_json(json.dumps(report, ensure_ascii=False))
+        return
+    if not report["count"]:
+        console.print(f"nothing quarantined ({report['file']})")
+        return
+    console.print(f"[bold]{report['count']}[/] quarantined records in {report['file']}")
+    reasons = Table(title="by reason")
+    reasons.add_column("records", justify="right")
+    reasons.add_column("reason")
+    for reason, n in sorted(report["by_reason"].items(), key=lambda kv: -kv[1]):
+        reasons.add_row(f"{n:,}", reason)
+    console.print(reasons)
+    table = Table(title=f"newest {min(limit, report['count'])}")
+    for col in ("at", "id", "reason"):
+        table.add_column(col, no_wrap=col != "reason")
+    for e in report["records"][-limit:][::-1]:
+        table.add_row(str(e["at"] or ""), str(e["id"] or ""), e["reason"])
+    console.print(table)

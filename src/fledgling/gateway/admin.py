@@ -3,7 +3,8 @@
     GET  /admin/rollout                   every task's mode, canary share and candidate
     POST /admin/rollout/{task}            {"mode": "canary", "percent": 10, "reason": "..."}
     POST /admin/rollout/{task}/rollback   {"reason": "...", "to": "shadow" | "record"}
-    GET  /admin/swap                      live figures, gate statistics, circuit states
+    GET  /admin/swap                      live figures, gate statistics, circuit states, and
+                                          whether recording is ok or degraded (and why)
 
 Every admin route needs its own key, `FLEDGLING_ADMIN_KEY` (comma-separated for several), sent as
 `Authorization: Bearer <key>`. Gateway keys never open it: an agent that may call the LLM must not
@@ -103,7 +104,9 @@ class Admin:
             fig["gate"] = swap.gates.snapshot(name)
             state = swap.live.tasks()
             fig["mode"] = next((t.mode for t in state if t.task == name), "record")
-        return {"tasks": tasks, "circuits": swap.breakers.states(), "candidates": swap.candidates.names()}
+        status, reasons = swap.recorder.health()
+        return {"tasks": tasks, "circuits": swap.breakers.states(), "candidates": swap.candidates.names(),
+                "recording": {"status": status, "reasons": reasons, **swap.recorder.stats()}}
 
 
 def _state(t: Any) -> dict[str, Any]:

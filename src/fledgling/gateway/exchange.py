@@ -228,6 +228,9 @@ def _model(raw: Any, notes: list[str]) -> str | None:
 
 
 def _usage(raw: Any, notes: list[str]) -> Usage:
+    if raw is not None and not isinstance(raw, dict):
+        notes.append(f"unreadable usage {bounded_text(raw)[:200]}: stored as 0 tokens")
+        return Usage()
     try:
         return usage_of(raw)
     except (TypeError, ValueError):
@@ -244,9 +247,11 @@ def usage_of(raw: Any) -> Usage:
                  output_tokens=int(raw.get("completion_tokens", raw.get("output_tokens")) or 0))
 
 
-def sse_events(raw: bytes) -> list[dict[str, Any]]:
-    """The JSON `data:` payloads of a server-sent-events body, `[DONE]` excluded."""
+def sse_events(raw: bytes, *, notes: list[str] | None = None) -> list[dict[str, Any]]:
+    """The JSON `data:` payloads of a server-sent-events body, `[DONE]` excluded. Data lines that
+    are not JSON objects are skipped, and counted in `notes`."""
     events: list[dict[str, Any]] = []
+    skipped = 0
     for line in raw.splitlines():
         if not line.startswith(b"data:"):
             continue
@@ -256,9 +261,13 @@ def sse_events(raw: bytes) -> list[dict[str, Any]]:
         try:
             obj = orjson.loads(data)
         except orjson.JSONDecodeError:
-            continue
+            obj = None
         if isinstance(obj, dict):
             events.append(obj)
+        else:
+            skipped += 1
+    if skipped and notes is not None:
+        notes.append(f"{skipped} SSE data lines were not JSON objects and were skipped")
     return events
 
 
@@ -274,8 +283,10 @@ def reassemble_stream(chunks: list[Any], *,
     events: list[dict[str, Any]] = []
     raw = b"".join(c for c in chunks if isinstance(c, bytes | bytearray))
     if raw:
-        events.extend(sse_events(raw))
+        events.extend(sse_events(raw, notes=notes))
     events.extend(c for c in chunks if isinstance(c, dict))
+    if raw.strip() and not events:
+        raise ValueError("the stream holds no chat.completion.chunk")
     problem = storable_problem(events, "a streamed chunk")
     if problem is not None:
         raise ValueError(problem)

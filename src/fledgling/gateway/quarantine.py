@@ -9,6 +9,7 @@ the recorder's figures count them.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -68,8 +69,8 @@ def _line(reason: str, record: Any, call_id: str | None) -> bytes:
     try:
         if isinstance(record, Exchange):
             entry["exchange"] = exchange_record(record)
-        elif isinstance(record, Call):
-            entry["call"] = orjson.loads(record.model_dump_json())
+        elif isinstance(record, Call):  # pydantic's JSON as is (it writes what orjson cannot)
+            return orjson.dumps(entry)[:-1] + b',"call":' + record.model_dump_json().encode() + b"}\n"
         elif isinstance(record, bytes | bytearray):
             entry["line"] = bytes(record).decode("utf-8", "replace")
         else:
@@ -93,7 +94,22 @@ def read_quarantine(directory: str | Path) -> Iterator[dict[str, Any]]:
             try:
                 entry = orjson.loads(line)
             except orjson.JSONDecodeError:
-                entry = None
+                try:  # e.g. an integer wider than 64 bits, which orjson does not read
+                    entry = json.loads(line)
+                except ValueError:
+                    entry = None
             if not isinstance(entry, dict):
                 entry = {"reason": f"line {n} of {path.name} is not a JSON object", "id": None}
             yield entry
+
+
+def quarantine_report(directory: str | Path) -> dict[str, Any]:
+    """What `fledgling traces quarantine` shows: the file, the count, the count per reason, and
+    each record's time, id and reason (the raw records stay in the file)."""
+    entries = [{"at": e.get("at"), "id": e.get("id"), "reason": str(e.get("reason"))}
+               for e in read_quarantine(directory)]
+    by_reason: dict[str, int] = {}
+    for e in entries:
+        by_reason[e["reason"]] = by_reason.get(e["reason"], 0) + 1
+    return {"file": str(Path(directory) / FILENAME), "count": len(entries), "by_reason": by_reason,
+            "records": entries}

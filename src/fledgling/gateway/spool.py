@@ -222,19 +222,28 @@ class Spool:
         if not self._pending:
             return
         calls: list[Item] = []
-        lines: list[bytes] = []
+        group: dict[str, Any] = {"segment": None, "written": False, "submitted": False}
         try:
-            while self._pending:
-                item = self._pending.popleft()
-                calls.append(item)
-                line = self._line_or_quarantine(item)
-                if line is None:
-                    calls.pop()
-                    continue
-                lines.append(line)
-        except BaseException:  # dying mid-group: what was taken goes back, nothing is dropped
-            self._pending.extendleft(reversed(calls))
+            self._write_group(calls, group)
+        except BaseException:  # dying mid-group: nothing taken may be dropped
+            if not group["written"]:
+                self._pending.extendleft(reversed(calls))
+            elif not group["submitted"] and self.on_durable is not None:
+                self.on_durable(group["segment"], calls)
+            if self._segment is not None:  # no more writes to it; kept until its records are stored
+                self._close_segment(self._segment)
             raise
+
+    def _write_group(self, calls: list[Item], group: dict[str, Any]) -> None:
+        lines: list[bytes] = []
+        while self._pending:
+            item = self._pending.popleft()
+            calls.append(item)
+            line = self._line_or_quarantine(item)
+            if line is None:
+                calls.pop()
+                continue
+            lines.append(line)
         if not calls:
             return
         data = b"".join(lines)
@@ -254,6 +263,7 @@ class Spool:
             with self._lock:
                 segment.records += len(calls)
                 segment.bytes += len(data)
+        group["segment"], group["written"] = segment, True
         with self._flushed:
             if segment is not None:
                 self.acknowledged += len(calls)
@@ -262,6 +272,7 @@ class Spool:
             self._flushed.notify_all()
         if self.on_durable is not None:
             self.on_durable(segment, calls)
+        group["submitted"] = True
         if segment is not None and segment.bytes >= self.segment_bytes:
             self._close_segment(segment)
 
