@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from jsonschema import Draft202012Validator
@@ -26,6 +26,9 @@ from pydantic import BaseModel, PrivateAttr
 
 from fledgling.calls import Call, Response
 from fledgling.errors import ContractError
+
+if TYPE_CHECKING:
+    from fledgling.store import Store
 
 Kind = Literal["toolcall", "structured", "text"]
 
@@ -446,7 +449,7 @@ def check_calls(calls: Iterable[Call], contract: Contract, *, examples: int = 5)
 
 # -- storage ------------------------------------------------------------------------------------
 
-def save_contract(store: Any, contract: Contract) -> bool:
+def save_contract(store: Store, contract: Contract) -> bool:
     """Store a contract version; False when that exact version was stored before."""
     return store.put_contract(task=contract.task, version=contract.version, kind=contract.kind,
                               n_calls=int(contract.stats.get("n", 0)),
@@ -454,7 +457,7 @@ def save_contract(store: Any, contract: Contract) -> bool:
                               output_schema=contract.output_schema, stats=contract.stats)
 
 
-def load_contract(store: Any, task: str, version: str | None = None) -> Contract | None:
+def load_contract(store: Store, task: str, version: str | None = None) -> Contract | None:
     """The newest stored contract of a task, or the named version (a unique prefix works)."""
     rows = store.contracts(task)
     if version is not None:

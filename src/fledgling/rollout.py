@@ -12,13 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, get_args
-
-from sqlalchemy import select
+from typing import get_args
 
 from fledgling.config import Mode, Settings
 from fledgling.errors import InputError
-from fledgling.store.schema import model_selections, rollout_events, rollouts
+from fledgling.store import Store
 
 MODES: tuple[str, ...] = get_args(Mode)
 
@@ -47,10 +45,9 @@ class RolloutEvent:
     reason: str | None
 
 
-def current(store: Any, settings: Settings, task: str) -> RolloutState:
+def current(store: Store, settings: Settings, task: str) -> RolloutState:
     """The task's mode and canary share: the stored run-time choice, else the config's."""
-    with store.engine.connect() as c:
-        row = c.execute(select(rollouts).where(rollouts.c.task == task)).mappings().first()
+    row = store.rollouts.get(task)
     if row is not None:
         return RolloutState(task, row["mode"], float(row["canary_percent"]), "store",
                             _aware(row["updated_at"]), row["updated_by"])
@@ -60,7 +57,7 @@ def current(store: Any, settings: Settings, task: str) -> RolloutState:
     return RolloutState(task, declared.mode, float(declared.canary_percent), "config")
 
 
-def set_mode(store: Any, settings: Settings, task: str, mode: str, canary_percent: float = 0.0, *,
+def set_mode(store: Store, settings: Settings, task: str, mode: str, canary_percent: float = 0.0, *,
              actor: str, reason: str | None = None) -> RolloutState:
     """Move a task to `mode` (with `canary_percent` for canary). Anything beyond `record` needs
     a candidate: `[tasks.X] candidate` or one selected in the model catalog."""
@@ -77,7 +74,7 @@ def set_mode(store: Any, settings: Settings, task: str, mode: str, canary_percen
     return _write(store, settings, task, mode, percent, kind="change", actor=actor, reason=reason)
 
 
-def rollback(store: Any, settings: Settings, task: str, *, actor: str, reason: str,
+def rollback(store: Store, settings: Settings, task: str, *, actor: str, reason: str,
              to_mode: str = "record") -> RolloutState:
     """Send all of a task's traffic back to the reference LLM, saying why: to `record`, or to
     `shadow` (the live gate's choice: the candidate keeps being measured, off the response path)."""
@@ -86,10 +83,9 @@ def rollback(store: Any, settings: Settings, task: str, *, actor: str, reason: s
     return _write(store, settings, task, to_mode, 0.0, kind="rollback", actor=actor, reason=reason)
 
 
-def all_current(store: Any, settings: Settings) -> dict[str, RolloutState]:
+def all_current(store: Store, settings: Settings) -> dict[str, RolloutState]:
     """Every task with a stored or declared mode, in one query (the gateway polls this)."""
-    with store.engine.connect() as c:
-        rows = c.execute(select(rollouts)).mappings().all()
+    rows = store.rollouts.find()
     out = {task: RolloutState(task, t.mode, float(t.canary_percent), "config")
            for task, t in settings.tasks.items()}
     for r in rows:
@@ -98,36 +94,24 @@ def all_current(store: Any, settings: Settings) -> dict[str, RolloutState]:
     return out
 
 
-def events(store: Any, task: str | None = None, limit: int = 100) -> list[RolloutEvent]:
+def events(store: Store, task: str | None = None, limit: int = 100) -> list[RolloutEvent]:
     """The newest rollout changes and rollbacks first."""
-    q = select(rollout_events).order_by(rollout_events.c.at.desc(), rollout_events.c.id.desc())
-    if task is not None:
-        q = q.where(rollout_events.c.task == task)
-    with store.engine.connect() as c:
-        rows = c.execute(q.limit(limit)).mappings().all()
-    return [RolloutEvent(**{**r, "at": _aware(r["at"])}) for r in rows]
+    return [RolloutEvent(**{**r, "at": _aware(r["at"])}) for r in store.rollouts.events(task, limit)]
 
 
-def candidate_of(store: Any, settings: Settings, task: str) -> str | None:
+def candidate_of(store: Store, settings: Settings, task: str) -> str | None:
     """The task's candidate model name: selected in the catalog, else declared in the config."""
-    with store.engine.connect() as c:
-        chosen = c.execute(select(model_selections.c.model)
-                           .where(model_selections.c.task == task)).scalar()
+    chosen = store.catalog.selected(task)
     declared = settings.tasks.get(task)
     return chosen or (declared.candidate if declared else None)
 
 
-def _write(store: Any, settings: Settings, task: str, mode: str, percent: float, *, kind: str,
+def _write(store: Store, settings: Settings, task: str, mode: str, percent: float, *, kind: str,
            actor: str, reason: str | None) -> RolloutState:
     before = current(store, settings, task)
     now = datetime.now(UTC)
-    with store.transaction() as c:
-        c.execute(rollouts.delete().where(rollouts.c.task == task))
-        c.execute(rollouts.insert().values(task=task, mode=mode, canary_percent=percent,
-                                           updated_at=now, updated_by=actor))
-        c.execute(rollout_events.insert().values(
-            task=task, at=now, kind=kind, from_mode=before.mode, to_mode=mode,
-            from_percent=before.canary_percent, to_percent=percent, actor=actor, reason=reason))
+    store.rollouts.save(task, mode=mode, canary_percent=percent, at=now, actor=actor, kind=kind,
+                        from_mode=before.mode, from_percent=before.canary_percent, reason=reason)
     return RolloutState(task, mode, percent, "store", now, actor)
 
 

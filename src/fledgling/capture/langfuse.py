@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -23,6 +23,9 @@ from fledgling.capture import coerce, messages
 from fledgling.capture.coerce import BadField
 from fledgling.capture.records import Tally, reading, records
 from fledgling.errors import ConfigError, UpstreamError
+
+if TYPE_CHECKING:
+    from fledgling.store import Store
 
 SOURCE = "langfuse"
 _FLOAT_PARAMS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
@@ -261,7 +264,7 @@ class PullResult:
     cursor: str | None = None
 
 
-def pull(store: Any, host: str, public_key: str, secret_key: str, *, since: datetime | None = None,
+def pull(store: Store, host: str, public_key: str, secret_key: str, *, since: datetime | None = None,
          task: str | None = None, progress: Progress | None = None, page_size: int = 100,
          timeout: float = 30.0) -> PullResult:
     """Import GENERATION observations from a Langfuse host, newer than the last pull.

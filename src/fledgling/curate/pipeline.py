@@ -111,7 +111,7 @@ def curate(store: Store, task: str, *, seed: int = 0, val: float = 0.1, test: fl
         (work / "spool.jsonl").unlink()
         try:
             with store.transaction() as conn:
-                registry.record(conn, dataset, params, items)
+                registry.record(store, dataset, params, items, conn=conn)
                 os.rename(work, final)
         except Exception as exc:
             if final.exists():

@@ -15,11 +15,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import ValidationError
-from sqlalchemy import select
 
 from fledgling.config import ModelSettings
 from fledgling.errors import InputError
-from fledgling.store.schema import catalog_models, model_selections
+from fledgling.store import Connection, Store
 
 Origin = Literal["base", "adapter", "merged", "hosted", "external"]
 BUILTIN_BASES = {"smollm2-135m-instruct": "SmolLM2-135M-Instruct, the bundled Q4_1 GGUF (dequantised)"}
@@ -47,32 +46,27 @@ class CatalogModel:
                              base_url=self.base_url, model=self.model_id)
 
 
-def list_models(store: Any, task: str | None = None) -> list[CatalogModel]:
+def list_models(store: Store, task: str | None = None) -> list[CatalogModel]:
     """Built-in bases, then stored entries (those of `task` and the task-less ones when given)."""
     out = [_builtin(name) for name in BUILTIN_BASES]
-    q = select(catalog_models).order_by(catalog_models.c.created_at)
-    if task is not None:
-        q = q.where((catalog_models.c.task == task) | catalog_models.c.task.is_(None))
-    with store.engine.connect() as c:
-        out.extend(CatalogModel(**row) for row in c.execute(q).mappings())
+    out.extend(CatalogModel(**row) for row in store.catalog.find(task))
     return out
 
 
-def get_model(store: Any, name: str) -> CatalogModel:
+def get_model(store: Store, name: str) -> CatalogModel:
     if name in BUILTIN_BASES:
         return _builtin(name)
-    with store.engine.connect() as c:
-        row = c.execute(select(catalog_models).where(catalog_models.c.name == name)).mappings().first()
+    row = store.catalog.get(name)
     if row is None:
         raise InputError(f"no model '{name}' in the catalog; see `fledgling models list`, or add it "
                          "with `fledgling models add`")
     return CatalogModel(**row)
 
 
-def add_model(store: Any, name: str, *, kind: str, origin: Origin = "external", task: str | None = None,
+def add_model(store: Store, name: str, *, kind: str, origin: Origin = "external", task: str | None = None,
               base: str | None = None, path: str | None = None, adapter: str | None = None,
               base_url: str | None = None, model_id: str | None = None, run_id: str | None = None,
-              manifest: dict[str, Any] | None = None, conn: Any = None) -> CatalogModel:
+              manifest: dict[str, Any] | None = None, conn: Connection | None = None) -> CatalogModel:
     """Add an entry; its settings are validated first, and a taken name is an error."""
     entry = CatalogModel(name=name, kind=kind, origin=origin, task=task, base=base, path=path,
                          adapter=adapter, base_url=base_url, model_id=model_id, run_id=run_id,
@@ -85,39 +79,25 @@ def add_model(store: Any, name: str, *, kind: str, origin: Origin = "external", 
         msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
         raise InputError(f"model '{name}': {msg}") from None
     row = {k: v for k, v in entry.__dict__.items() if k != "builtin"}
-    if conn is not None:
-        _insert(conn, name, row)
-    else:
-        with store.transaction() as c:
-            _insert(c, name, row)
+    if not store.catalog.add(row, conn=conn):
+        raise InputError(f"a model named '{name}' is already in the catalog; choose another name")
     return entry
 
 
-def select_model(store: Any, task: str, name: str) -> CatalogModel:
+def select_model(store: Store, task: str, name: str) -> CatalogModel:
     """Make `name` the task's default candidate (replaces the previous choice)."""
     entry = get_model(store, name)
     if entry.task is not None and entry.task != task:
         raise InputError(f"model '{name}' was trained for task '{entry.task}', not '{task}'; "
                          f"select one of `fledgling models list --task {task}`")
-    now = datetime.now(UTC)
-    with store.transaction() as c:
-        c.execute(model_selections.delete().where(model_selections.c.task == task))
-        c.execute(model_selections.insert().values(task=task, model=name, selected_at=now))
+    store.catalog.select(task, name)
     return entry
 
 
-def selected_model(store: Any, task: str) -> CatalogModel | None:
+def selected_model(store: Store, task: str) -> CatalogModel | None:
     """The task's chosen candidate, or None when nothing was selected."""
-    with store.engine.connect() as c:
-        name = c.execute(select(model_selections.c.model)
-                         .where(model_selections.c.task == task)).scalar()
+    name = store.catalog.selected(task)
     return get_model(store, name) if name else None
-
-
-def _insert(conn: Any, name: str, row: dict[str, Any]) -> None:
-    if conn.execute(select(catalog_models.c.name).where(catalog_models.c.name == name)).first():
-        raise InputError(f"a model named '{name}' is already in the catalog; choose another name")
-    conn.execute(catalog_models.insert().values(**row))
 
 
 def _builtin(name: str) -> CatalogModel:

@@ -12,8 +12,16 @@
   each task's selected candidate;
 - `rollouts`, `rollout_events`: each task's routing mode and its history;
 - `alembic_version`: which named migration the schema is at.
+
+Calls, contracts and cursors are `Store` methods; each other table has a repository on the
+store (`store.datasets`, `store.eval_runs`, `store.train_runs`, `store.catalog`,
+`store.rollouts`) and the dashboard's read queries are `store.dashboard`. Nothing outside this
+package touches the engine or the tables: a write that spans repositories takes the
+`Connection` of `store.transaction()`.
 """
+
+from sqlalchemy import Connection
 
 from fledgling.store.db import CallFilter, Page, Store, open_store
 
-__all__ = ["CallFilter", "Page", "Store", "open_store"]
+__all__ = ["CallFilter", "Connection", "Page", "Store", "open_store"]

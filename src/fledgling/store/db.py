@@ -24,10 +24,16 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from fledgling.calls import Call, Feedback, Request, Response, Usage
 from fledgling.errors import StoreError
+from fledgling.store.catalog import Catalog
+from fledgling.store.dashboard import Dashboard
+from fledgling.store.datasets import Datasets
+from fledgling.store.eval_runs import EvalRuns
+from fledgling.store.rollouts import Rollouts
 from fledgling.store.schema import calls as calls_t
 from fledgling.store.schema import contracts as contracts_t
 from fledgling.store.schema import import_cursors as cursors_t
 from fledgling.store.schema import tool_calls as tool_calls_t
+from fledgling.store.train_runs import TrainRuns
 from fledgling.urls import mask_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -91,12 +97,21 @@ class GroupStats:
 
 
 class Store:
-    """One trace store. Opening it applies any pending migrations."""
+    """One trace store. Opening it applies any pending migrations.
+
+    Calls, contracts and import cursors are its own methods; every other table has a
+    repository here (`store.datasets.find(task)`, `store.rollouts.get(task)`, ...)."""
 
     def __init__(self, url: str, *, migrate: bool = True):
         self.url = url
         self.engine = _make_engine(url)
         self.dialect = self.engine.dialect.name
+        self.datasets = Datasets(self.engine)
+        self.eval_runs = EvalRuns(self.engine)
+        self.train_runs = TrainRuns(self.engine)
+        self.catalog = Catalog(self.engine)
+        self.rollouts = Rollouts(self.engine)
+        self.dashboard = Dashboard(self.engine)
         if migrate:
             self.migrate()
 

@@ -12,11 +12,12 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import select
+from typing import TYPE_CHECKING, Any
 
 from fledgling.errors import InputError
+
+if TYPE_CHECKING:
+    from fledgling.store import Store  # training workers read a dataset without the store
 
 SPLITS = ("train", "val", "test")
 
@@ -48,20 +49,14 @@ class Dataset:
                 "sha256": self.sha256, "counts": {k: len(v) for k, v in self.splits.items()}}
 
 
-def locate(store: Any, task: str, version: int | None = None) -> tuple[Path, str]:
+def locate(store: Store, task: str, version: int | None = None) -> tuple[Path, str]:
     """The directory and version label of a task's curated dataset (the newest by default)."""
-    from fledgling.store.schema import datasets
-
-    q = select(datasets.c.version, datasets.c.path).where(datasets.c.task == task)
-    if version is not None:
-        q = q.where(datasets.c.version == version)
-    with store.engine.connect() as c:
-        row = c.execute(q.order_by(datasets.c.version.desc()).limit(1)).first()
+    row = store.datasets.get(task, version)
     if row is None:
         which = f"version {version} of " if version is not None else ""
         raise InputError(f"no curated dataset {which}task '{task}' in the store; run "
                          f"`fledgling curate --task {task}` first, or pass --dataset DIR")
-    return Path(row.path), f"v{row.version}"
+    return Path(row["path"]), f"v{row['version']}"
 
 
 def load(path: Path, *, task: str, version: str | None = None) -> Dataset:

@@ -17,6 +17,7 @@ from fledgling.config import Settings, load_settings
 from fledgling.errors import FledglingError
 from fledgling.models import catalog
 from fledgling.models import manifest
+from fledgling.store import Store
 
 
 class PublishError(FledglingError):
@@ -36,7 +37,7 @@ def hf_token() -> str:
     return token
 
 
-def require_gates_pass(store: Any, task: str, model: str, settings: Settings | None = None) -> None:
+def require_gates_pass(store: Store, task: str, model: str, settings: Settings | None = None) -> None:
     """Refuse unless the task's gates say SWAP for `model`: its newest eval run on the test split
     against the reference's (`fledgling eval`), under `[tasks.T.gates]` (or the default gates)."""
     from fledgling.contracts import load_contract
@@ -108,7 +109,7 @@ def model_card(entry: catalog.CatalogModel, info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def publish(store: Any, model: str, repo_id: str, *, private: bool = True, auto: bool = False,
+def publish(store: Store, model: str, repo_id: str, *, private: bool = True, auto: bool = False,
             task: str | None = None, endpoint: str | None = None) -> str:
     """Upload the staged adapter folder to `repo_id`; returns the commit URL."""
     entry = catalog.get_model(store, model)

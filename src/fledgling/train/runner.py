@@ -13,6 +13,7 @@ from typing import Any
 
 from fledgling.errors import FledglingError
 from fledgling.models import catalog
+from fledgling.store import Store
 from fledgling.train import dataset as datasets
 from fledgling.train import runs
 from fledgling.train.backend import Plan, Result, TrainingError, TrainSpec, get_backend
@@ -29,7 +30,7 @@ class Outcome:
     model: catalog.CatalogModel | None = None
 
 
-def train(spec: TrainSpec, store: Any, *, dataset_dir: Path | None = None,
+def train(spec: TrainSpec, store: Store, *, dataset_dir: Path | None = None,
           dataset_version: int | None = None, out_dir: Path | None = None, resume: bool = False,
           dry_run: bool = False, view: Any = None, callbacks: list[Any] | None = None) -> Outcome:
     """Plan a run and, unless `dry_run`, execute it. Returns the plan and what it produced."""
@@ -89,12 +90,8 @@ def train(spec: TrainSpec, store: Any, *, dataset_dir: Path | None = None,
     return Outcome(run_id, plan, result, model)
 
 
-def _record(store: Any, spec: TrainSpec, run_id: str, result: Result) -> catalog.CatalogModel | None:
+def _record(store: Store, spec: TrainSpec, run_id: str, result: Result) -> catalog.CatalogModel | None:
     """Finish the run's row and add what it produced to the catalog, in one transaction."""
-    from datetime import UTC, datetime
-
-    from fledgling.store.schema import train_runs
-
     with store.transaction() as conn:
         entry = None
         if result.model is not None:
@@ -104,10 +101,9 @@ def _record(store: Any, spec: TrainSpec, run_id: str, result: Result) -> catalog
                 base=m.get("base"), path=m.get("path"), adapter=m.get("adapter"),
                 base_url=m.get("base_url"), model_id=m.get("model_id"), run_id=run_id,
                 manifest=m.get("manifest", {}), conn=conn)
-        conn.execute(train_runs.update().where(train_runs.c.id == run_id).values(
-            state="completed", updated_at=datetime.now(UTC), eta_s=0.0,
-            metrics=_jsonable(result.metrics), model=entry.name if entry else None,
-            message="done"))
+        store.train_runs.update(run_id, conn=conn, state="completed", eta_s=0.0,
+                                metrics=_jsonable(result.metrics), model=entry.name if entry else None,
+                                message="done")
     return entry
 
 

@@ -3,97 +3,49 @@
 The row is what `fledgling train status` and the dashboard read: state, step of total, epoch,
 last loss, val metrics, ETA, and where the run's files are. States:
 `planned` (a --dry-run), `loading`, `training`, `saving`, `completed`, `failed`, `interrupted`.
+Its queries and the `TrainRun` record are in `fledgling.store.train_runs`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from fledgling.errors import InputError
-from fledgling.store.schema import train_runs
-
-FINAL_STATES = ("completed", "failed", "interrupted", "planned")
-
-
-@dataclass
-class TrainRun:
-    id: str
-    task: str
-    backend: str
-    base: str
-    state: str
-    created_at: datetime
-    updated_at: datetime
-    step: int
-    total_steps: int | None
-    epoch: float | None
-    loss: float | None
-    eta_s: float | None
-    metrics: dict[str, Any]
-    message: str | None
-    error: str | None
-    run_dir: str
-    spec: dict[str, Any]
-    model: str | None
-
-    @property
-    def active(self) -> bool:
-        return self.state not in FINAL_STATES
+from fledgling.store import Store
+from fledgling.store.train_runs import TrainRun
 
 
 def new_run_id(task: str, backend: str) -> str:
     return f"{task}-{backend}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
 
 
-def start(store: Any, *, run_id: str, task: str, backend: str, base: str, run_dir: Path,
+def start(store: Store, *, run_id: str, task: str, backend: str, base: str, run_dir: Path,
           spec: dict[str, Any], state: str = "loading") -> None:
     """Create the run's row (or reset it when a run is resumed under the same id)."""
-    now = datetime.now(UTC)
-    row: dict[str, Any] = {
-        "task": task, "backend": backend, "base": base, "state": state, "created_at": now,
-        "updated_at": now, "step": 0, "total_steps": None, "epoch": None, "loss": None, "eta_s": None,
-        "metrics": {}, "message": None, "error": None, "run_dir": str(run_dir), "spec": spec,
-        "model": None}
-    with store.transaction() as c:
-        exists = c.execute(select(train_runs.c.id).where(train_runs.c.id == run_id)).first()
-        if exists:
-            row.pop("created_at")
-            c.execute(train_runs.update().where(train_runs.c.id == run_id).values(**row))
-        else:
-            c.execute(train_runs.insert().values(id=run_id, **row))
+    store.train_runs.start(run_id, task=task, backend=backend, base=base, run_dir=run_dir, spec=spec,
+                           state=state)
 
 
-def update(store: Any, run_id: str, **values: Any) -> None:
-    values["updated_at"] = datetime.now(UTC)
-    with store.transaction() as c:
-        c.execute(train_runs.update().where(train_runs.c.id == run_id).values(**values))
+def update(store: Store, run_id: str, **values: Any) -> None:
+    store.train_runs.update(run_id, **values)
 
 
-def get(store: Any, run_id: str) -> TrainRun:
-    with store.engine.connect() as c:
-        row = c.execute(select(train_runs).where(train_runs.c.id == run_id)).mappings().first()
-    if row is None:
+def get(store: Store, run_id: str) -> TrainRun:
+    run = store.train_runs.get(run_id)
+    if run is None:
         raise InputError(f"no training run '{run_id}'; list runs with `fledgling train status`")
-    return TrainRun(**row)
+    return run
 
 
-def list_runs(store: Any, task: str | None = None, limit: int = 20) -> list[TrainRun]:
+def list_runs(store: Store, task: str | None = None, limit: int = 20) -> list[TrainRun]:
     """The newest runs first."""
-    q = select(train_runs)
-    if task is not None:
-        q = q.where(train_runs.c.task == task)
-    with store.engine.connect() as c:
-        rows = c.execute(q.order_by(train_runs.c.created_at.desc()).limit(limit)).mappings().all()
-    return [TrainRun(**r) for r in rows]
+    return store.train_runs.find(task, limit)
 
 
-def resumable(store: Any, task: str, backend: str) -> TrainRun | None:
+def resumable(store: Store, task: str, backend: str) -> TrainRun | None:
     """The newest run of this task and backend that did not complete (the one --resume continues)."""
     for run in list_runs(store, task, limit=50):
         if run.backend == backend and run.state not in ("completed", "planned"):
@@ -105,7 +57,7 @@ class StoreReporter:
     """A `Reporter` that keeps the run's row current (at most every `interval_s`) and
     forwards each update to an optional terminal view (`fledgling.train.progress`)."""
 
-    def __init__(self, store: Any, run_id: str, *, view: Any = None, interval_s: float = 1.0):
+    def __init__(self, store: Store, run_id: str, *, view: Any = None, interval_s: float = 1.0):
         self.store = store
         self.run_id = run_id
         self.view = view
