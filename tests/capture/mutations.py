@@ -35,6 +35,10 @@ _SWAPS: list[Any] = [0, -1, 1.5, "", "x", "{}", "[]", '{"role": 1}', True, False
 _NUMBERS = ["1e400", "-1e400", "1" + "0" * 40, "18446744073709551616", "18446744073709551615",
             "9223372036854775808", "-9223372036854775809", "1e308", "-0.0", "4294967296",
             "2147483648", "-1", "0.5", "1E-400", "123456789012345678901234567890.5"]
+_TIMES = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0001-01-01", "2024-13-01",
+          "2024-02-30T00:00:00Z", "yesterday", "", "-1", "99999999999999999999999999",
+          "9223372036854775808", "-62135596801000000000", -1e12, 1e18, 253402300800, -1, 0, 1.5,
+          "1e400", "NaN", True]
 _MARKUP = ["[/]", "[bold]x[/bold]", "[/red]", "[link=file:///etc/passwd]x", "[i]", "\\[x]",
            "[0]", "[gen_ai.x]"]
 _STRANGE_TEXT = ["line one\nline two", "a\r\nb", "tab\there", "\u2028sep\u2029", "\x1b[31mred",
@@ -220,11 +224,21 @@ def _strange_text(rng: random.Random, doc: Any, raws: list[str]) -> Any:
     return _set(doc, path, rng.choice(pool))
 
 
+def _extreme_time(rng: random.Random, doc: Any, raws: list[str]) -> Any:
+    """A time at the edge of the calendar, or not a time, where the record keeps its times."""
+    def is_time(path: tuple) -> bool:
+        return bool(path) and isinstance(path[-1], str) and \
+            any(w in path[-1].lower() for w in ("time", "created", "nano", "timestamp"))
+    paths = [p for p in _paths(doc) if is_time(p)]
+    path = rng.choice(paths) if paths else (_pick(rng, doc) or ())
+    return _set(doc, path, rng.choice(_TIMES))
+
+
 _STRUCTURAL: dict[str, Structural] = {
     "type swap": _type_swap, "string for object": _string_for_object,
     "deep nesting": _deep_nesting, "deep JSON text": _deep_json_text, "NUL": _nul,
     "lone surrogate": _lone_surrogate, "huge number": _huge_number, "deleted key": _delete_key,
-    "long string": _long_string, "strange text": _strange_text,
+    "long string": _long_string, "strange text": _strange_text, "extreme time": _extreme_time,
 }
 
 

@@ -199,12 +199,12 @@ def _judge(case: mutations.Case, path: Path, store: Store) -> Outcome:
     return Outcome(case, code, stderr, verdict)
 
 
-def fuzz_run(tmp: Path, db_url: str) -> list[Outcome]:
-    """Every case through the real command, one file per run, each on the same store."""
+def fuzz_run(tmp: Path, db_url: str, cases: list[mutations.Case]) -> list[Outcome]:
+    """Each case through the real command, one file per run, all on the same store."""
     store = Store(db_url)
     outcomes = []
     try:
-        for case in mutations.cases():
+        for case in cases:
             folder = tmp / f"{case.number:03d}"
             folder.mkdir()
             path = folder / case.filename
@@ -215,19 +215,23 @@ def fuzz_run(tmp: Path, db_url: str) -> list[Outcome]:
     return outcomes
 
 
-def test_import_errors_are_one_line_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_import_errors_are_one_line_naming_the_file(store_url: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """All 600 cases on SQLite; every third on PostgreSQL, which refuses more (NUL, surrogates)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FLEDGLING_CONFIG", raising=False)
-    db_url = f"sqlite:///{tmp_path}/fledgling.db"
-    monkeypatch.setenv("FLEDGLING_DB_URL", db_url)
-    outcomes = fuzz_run(tmp_path, db_url)
+    monkeypatch.setenv("FLEDGLING_DB_URL", store_url)
+    cases = mutations.cases()
+    assert len(cases) == 600
+    if not store_url.startswith("sqlite"):
+        cases = cases[::3]
+    outcomes = fuzz_run(tmp_path, store_url, cases)
     verdicts = collections.Counter(o.verdict for o in outcomes)
     print(f"fuzz run of {len(outcomes)} cases: {dict(verdicts)}")
     bad = [o for o in outcomes if o.verdict not in ("imported", "one line")]
-    assert len(outcomes) == 600
-    assert verdicts["imported"] >= 60 and verdicts["one line"] >= 300  # both paths are exercised
     assert not bad, f"{dict(verdicts)}; first: " + "; ".join(
         f"{o.case} -> {o.verdict}: {o.stderr.strip()[-300:]!r}" for o in bad[:8])
+    assert verdicts["imported"] >= len(cases) / 10 and verdicts["one line"] >= len(cases) / 2
     assert {o.exit_code for o in outcomes if o.verdict == "one line"} == {3}  # InputError
     for o in outcomes:  # refused by what the store cannot keep, wherever it sits in the record
         if o.case.mutation == "deep nesting":

@@ -132,9 +132,11 @@ def timestamp(value: Any, field: str) -> datetime:
         raw = value.strip()
         try:
             dt = datetime.fromisoformat(raw)
+            return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
         except ValueError:
             raise BadField(field, f"must be an ISO 8601 time, got {raw[:40]!r}") from None
-        return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+        except OverflowError:  # an offset that moves year 1 or 9999 out of range
+            raise BadField(field, f"is out of the range of times, got {raw[:40]!r}") from None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
             return datetime.fromtimestamp(value, UTC)
