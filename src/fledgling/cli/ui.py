@@ -23,7 +23,8 @@ def ui(
     """Serve the web dashboard over the configured trace store.
 
     With FLEDGLING_UI_TOKEN set, the dashboard asks for that token at login; without it, the
-    dashboard only listens on loopback. Ctrl-C stops it.
+    dashboard only listens on loopback and answers only requests addressed to localhost,
+    127.0.0.1 or [::1] (add other names to FLEDGLING_ALLOWED_HOSTS). Ctrl-C stops it.
     """
     import uvicorn
 
@@ -37,5 +38,5 @@ def ui(
     con = session.console
     con.print(f"[bold green]Fledgling dashboard[/] on [bold]http://{shown}:{port}/[/]")
     con.print(f"  store: {session.store().safe_url}")
-    con.print(f"  login: {'token required (' + TOKEN_ENV + ')' if token else 'off (loopback only)'}")
+    con.print(f"  login: {'token required (' + TOKEN_ENV + ')' if token else 'off (loopback only; Host checked)'}")
     uvicorn.run(app_, host=host, port=port, log_level=log_level, server_header=False)

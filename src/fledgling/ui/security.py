@@ -3,31 +3,43 @@
 Trace content is untrusted input and the dashboard can change what the gateway does, so:
 - with `FLEDGLING_UI_TOKEN` set, every page but the login form needs a logged-in session, and
   serving on a non-loopback address without a token is refused (`check_bind`);
-- every client gets a session cookie (HttpOnly, SameSite=Strict) carrying a server-side CSRF
-  token; every request that is not GET/HEAD must send it back as the `csrf_token` form field,
-  or it is refused with 403 before any route runs;
+- without a token, the Host (and on a state change the Origin) must be this machine's
+  (`fledgling.origin`), so a DNS-rebinding page cannot drive a dashboard on loopback;
+- every client gets a cookie (HttpOnly, SameSite=Strict). A server-side session exists only for
+  a logged-in client, made at login (at most `MAX_SESSIONS`, and only a token holder can make
+  one); a visitor's CSRF token is derived from its cookie, so anonymous requests store nothing
+  and cannot push a logged-in session out. Every request that is not GET/HEAD must send the
+  CSRF token back as the `csrf_token` form field, or it is refused with 403 before any route runs;
+- a client address that fails to log in `LOGIN_ATTEMPTS` times within `LOGIN_WINDOW_S` is
+  answered 429 (with Retry-After) until the oldest failure is that old;
 - every response carries a Content-Security-Policy that allows no inline script or style and
   nothing from another origin, so even a template mistake cannot run a trace's `<script>`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
-import ipaddress
+import math
+import re
 import secrets
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, quote
 
 from fledgling.errors import ConfigError
+from fledgling.origin import HostCheck, is_loopback
 
 SESSION_COOKIE = "fledgling_session"
 CSRF_FIELD = "csrf_token"
 TOKEN_ENV = "FLEDGLING_UI_TOKEN"
 MAX_FORM_BYTES = 64 * 1024
 MAX_SESSIONS = 10_000
+LOGIN_ATTEMPTS = 5
+LOGIN_WINDOW_S = 60.0
+_COOKIE_VALUE = re.compile(r"[A-Za-z0-9_-]{20,64}")
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 PUBLIC_PREFIXES = ("/login", "/static/")
 
@@ -38,18 +50,11 @@ HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    # same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` even on the
+    # dashboard's own forms, which the Origin check (fledgling.origin) must refuse
+    (b"referrer-policy", b"same-origin"),
     (b"cache-control", b"no-store"),
 ]
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(host: str, token: str | None) -> None:
@@ -68,7 +73,7 @@ class Session:
 
 
 class Sessions:
-    """Server-side sessions in memory (bounded): a restart logs everyone out, which is fine."""
+    """Logged-in sessions in memory (bounded): a restart logs everyone out, which is fine."""
 
     def __init__(self, limit: int = MAX_SESSIONS):
         self._items: OrderedDict[str, Session] = OrderedDict()
@@ -91,6 +96,42 @@ class Sessions:
     def drop(self, sid: str) -> None:
         self._items.pop(sid, None)
 
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class LoginLimiter:
+    """Failed logins per client address, in a sliding window (bounded in addresses too)."""
+
+    def __init__(self, attempts: int = LOGIN_ATTEMPTS, window_s: float = LOGIN_WINDOW_S,
+                 clients: int = MAX_SESSIONS):
+        self.attempts = attempts
+        self.window_s = window_s
+        self._clients = clients
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def retry_after(self, client: str) -> int:
+        """Seconds this client must wait before its next try; 0 if it may try now."""
+        failures = self._failures.get(client)
+        if not failures:
+            return 0
+        now = time.monotonic()
+        while failures and now - failures[0] >= self.window_s:
+            failures.popleft()
+        if len(failures) < self.attempts:
+            return 0
+        return max(1, math.ceil(failures[0] + self.window_s - now))
+
+    def failed(self, client: str) -> None:
+        failures = self._failures.setdefault(client, deque(maxlen=self.attempts))
+        failures.append(time.monotonic())
+        self._failures.move_to_end(client)
+        while len(self._failures) > self._clients:
+            self._failures.popitem(last=False)
+
+    def succeeded(self, client: str) -> None:
+        self._failures.pop(client, None)
+
 
 class Guard:
     """The ASGI middleware that enforces all of the above around the dashboard's routes."""
@@ -99,9 +140,30 @@ class Guard:
         self.app = app
         self.token = token or None
         self.sessions = Sessions()
+        self.logins = LoginLimiter()
+        self.hosts = None if self.token else HostCheck()
+        self._secret = secrets.token_bytes(32)
 
     def token_matches(self, given: str) -> bool:
         return bool(self.token) and hmac.compare_digest(given.encode(), self.token.encode())
+
+    def visitor(self, cookie: str) -> Session:
+        """A client without a stored session: nothing is kept, its CSRF token is its cookie's MAC."""
+        csrf = hmac.new(self._secret, cookie.encode(), hashlib.sha256).hexdigest()
+        return Session(csrf=csrf, authenticated=not self.token)
+
+    def log_in(self, old_sid: str | None) -> str:
+        """A fresh session id for a client that gave the token (never the one it came with)."""
+        if old_sid:
+            self.sessions.drop(old_sid)
+        sid, _ = self.sessions.new(authenticated=True)
+        return sid
+
+    def log_out(self, sid: str | None) -> str:
+        """Forget the session; the client continues as a visitor under a new cookie."""
+        if sid:
+            self.sessions.drop(sid)
+        return secrets.token_urlsafe(32)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -112,8 +174,9 @@ class Guard:
         session = self.sessions.get(sid)
         set_cookie: str | None = None
         if session is None:
-            sid, session = self.sessions.new(authenticated=not self.token)
-            set_cookie = sid
+            if not sid or not _COOKIE_VALUE.fullmatch(sid):
+                sid = set_cookie = secrets.token_urlsafe(32)
+            session = self.visitor(sid)
         state = scope.setdefault("state", {})
         state.update(session=session, session_id=sid, guard=self, new_session_id=set_cookie)
         path = scope["path"]
@@ -131,6 +194,12 @@ class Guard:
                 message = {**message, "headers": headers}
             await send(message)
 
+        if self.hosts is not None:
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            refused = self.hosts.refusal(method, headers)
+            if refused:
+                await _plain(send_with_headers, 403, f"forbidden: {refused}")
+                return
         if not session.authenticated and not public:
             if method in SAFE_METHODS:
                 target = scope.get("root_path", "") + "/login?next=" + quote(_full_path(scope), safe="")

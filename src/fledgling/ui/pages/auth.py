@@ -25,18 +25,23 @@ def login(request: Request) -> Response:
     data = form(request)
     guard = request.state.guard
     target = safe_next(data.get("next"))
+    client = request.client.host if request.client else ""
+    wait = guard.logins.retry_after(client)
+    if wait:
+        refused = page(request, "login.html", status_code=429, title="Log in", next=target,
+                       failed=False, wait=wait)
+        refused.headers["retry-after"] = str(wait)
+        return refused
     if not guard.token_matches(data.get("token", "")):
+        guard.logins.failed(client)
         return page(request, "login.html", status_code=403, title="Log in", next=target, failed=True)
-    guard.sessions.drop(request.state.session_id)
-    sid, _ = guard.sessions.new(authenticated=True)
-    request.state.new_session_id = sid  # the guard sets the cookie: a fresh session id on login
+    guard.logins.succeeded(client)
+    # the guard sets the cookie: a fresh session id on login, the only place a session is made
+    request.state.new_session_id = guard.log_in(request.state.session_id)
     return RedirectResponse(request.scope.get("root_path", "") + target, status_code=303)
 
 
 @router.post("/logout")
 def logout(request: Request) -> Response:
-    guard = request.state.guard
-    guard.sessions.drop(request.state.session_id)
-    sid, _ = guard.sessions.new(authenticated=not guard.token)
-    request.state.new_session_id = sid
+    request.state.new_session_id = request.state.guard.log_out(request.state.session_id)
     return RedirectResponse(request.scope.get("root_path", "") + "/login", status_code=303)
