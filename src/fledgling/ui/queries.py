@@ -34,7 +34,7 @@ def task_traffic(store: Store) -> list[TaskTraffic]:
     return [TaskTraffic(task=r["task"], calls=r["calls"], errors=int(r["errors"] or 0),
                         cost_usd=float(r["cost_usd"]), input_tokens=int(r["input_tokens"]),
                         output_tokens=int(r["output_tokens"]),
-                        mean_latency_ms=float(r["mean_latency_ms"]) if r["mean_latency_ms"] is not None else None,
+                        mean_latency_ms=None if r["mean_latency_ms"] is None else float(r["mean_latency_ms"]),
                         last_call=_aware(r["last_call"])) for r in store.dashboard.task_traffic()]
 
 
