@@ -7,6 +7,7 @@ from rich.table import Table
 
 from fledgling.cli.session import console, store
 from fledgling.models import catalog
+from fledgling.urls import mask_url
 
 app = typer.Typer(no_args_is_help=True, help="List, add and select models: bases and trained candidates.")
 
@@ -21,7 +22,7 @@ def list_models(task: str | None = typer.Option(None, "--task", "-t",
     for col in ("", "name", "kind", "origin", "task", "base", "where", "best val loss"):
         table.add_column(col)
     for m in catalog.list_models(s, task):
-        where = m.adapter or m.path or (f"{m.base_url} {m.model_id}" if m.model_id else "") or m.manifest.get("description", "")
+        where = m.adapter or m.path or (f"{mask_url(m.base_url or '')} {m.model_id}" if m.model_id else "") or m.manifest.get("description", "")
         loss = m.manifest.get("metrics", {}).get("best_eval_loss")
         table.add_row("*" if chosen and chosen.name == m.name else "", m.name, m.kind, m.origin, m.task or "",
                       m.base or "", str(where), f"{loss:.4f}" if isinstance(loss, (int, float)) else "")

@@ -12,6 +12,8 @@ from jinja2 import ChainableUndefined, Environment, FileSystemLoader
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from fledgling.urls import mask_url
+
 TEMPLATES = Path(__file__).parent / "templates"
 
 NAV = [("/", "Overview"), ("/traces", "Traces"), ("/contracts", "Contracts"),
@@ -67,7 +69,7 @@ def make_environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
                       undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(pretty_json=pretty_json, when=when, usd=usd, pct=pct, ms=ms,
-                       duration=duration)
+                       duration=duration, mask_url=mask_url)
     return env
 
 
