@@ -39,6 +39,8 @@ _TIMES = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0001-01-01"
           "2024-02-30T00:00:00Z", "yesterday", "", "-1", "99999999999999999999999999",
           "9223372036854775808", "-62135596801000000000", -1e12, 1e18, 253402300800, -1, 0, 1.5,
           "1e400", "NaN", True]
+_TIME_FIELDS = {"startTime", "endTime", "created_at", "created", "startTimeUnixNano",
+                "endTimeUnixNano"}
 _MARKUP = ["[/]", "[bold]x[/bold]", "[/red]", "[link=file:///etc/passwd]x", "[i]", "\\[x]",
            "[0]", "[gen_ai.x]"]
 _STRANGE_TEXT = ["line one\nline two", "a\r\nb", "tab\there", "\u2028sep\u2029", "\x1b[31mred",
@@ -226,12 +228,11 @@ def _strange_text(rng: random.Random, doc: Any, raws: list[str]) -> Any:
 
 def _extreme_time(rng: random.Random, doc: Any, raws: list[str]) -> Any:
     """A time at the edge of the calendar, or not a time, where the record keeps its times."""
-    def is_time(path: tuple) -> bool:
-        return bool(path) and isinstance(path[-1], str) and \
-            any(w in path[-1].lower() for w in ("time", "created", "nano", "timestamp"))
-    paths = [p for p in _paths(doc) if is_time(p)]
+    read = [p for p in _paths(doc) if p and p[-1] in _TIME_FIELDS]
+    other = [p for p in _paths(doc) if p and isinstance(p[-1], str) and "time" in p[-1].lower()]
+    paths = read if read and (rng.random() < 0.8 or not other) else other
     path = rng.choice(paths) if paths else (_pick(rng, doc) or ())
-    return _set(doc, path, rng.choice(_TIMES))
+    return _set(doc, path, rng.choice(_TIMES[:3] * 4 + _TIMES[3:]))
 
 
 _STRUCTURAL: dict[str, Structural] = {

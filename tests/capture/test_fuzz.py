@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 
 import orjson
 from hypothesis import HealthCheck, given, settings
@@ -27,6 +28,7 @@ from fledgling.capture.openai_jsonl import calls_in_file as jsonl_calls
 from fledgling.capture.otel import calls_from_otlp_json, calls_from_otlp_protobuf
 from fledgling.capture.otel import calls_in_file as otel_calls
 from fledgling.capture.records import Tally
+import fledgling.cli
 from fledgling.cli import main
 from fledgling.errors import InputError
 from fledgling.store import Store
@@ -221,6 +223,8 @@ def test_import_errors_are_one_line_naming_the_file(store_url: str, tmp_path: Pa
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FLEDGLING_CONFIG", raising=False)
     monkeypatch.setenv("FLEDGLING_DB_URL", store_url)
+    # typer rebuilds the click command on every call, half the run's time; build it once
+    monkeypatch.setattr(fledgling.cli, "app", typer.main.get_command(fledgling.cli.app))
     cases = mutations.cases()
     assert len(cases) == 600
     if not store_url.startswith("sqlite"):
