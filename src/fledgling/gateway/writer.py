@@ -265,11 +265,8 @@ class StoreWriter:
     def _replay_orphans(self) -> None:
         for segment in claim_orphans(self.spool.directory):
             unreadable: list[bool] = []
-
-            def keep(reason: str, line: bytes) -> None:
-                unreadable.append(self._quarantine(reason, line))
-
-            it = read_segment(segment.path, on_unreadable=keep)
+            it = read_segment(segment.path, on_unreadable=lambda reason, line, kept=unreadable:
+                              kept.append(self._quarantine(reason, line)))
             safe = True
             while True:
                 chunk = [c for _, c in zip(range(self.batch), it)]
