@@ -163,3 +163,12 @@ def test_a_gateway_with_keys_serves_any_host(make_gateway, sqlite_store: Store) 
     assert r.status_code == 200
     r = httpx.post(gw.url + "/v1/chat/completions", json=CHAT, headers={"host": "llm-proxy.corp.example"})
     assert r.status_code == 401
+
+
+def test_upstream_errors_mask_the_url(make_gateway, sqlite_store: Store) -> None:
+    gw = make_gateway(sqlite_store, upstream_url=f"http://alice:pw-3a@127.0.0.1:{free_port()}/v1?key=k-3b")
+    r = httpx.post(gw.url + "/v1/chat/completions", json=CHAT)
+    assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_unreachable"
+    message = r.json()["error"]["message"]
+    assert "http://alice:***@127.0.0.1:" in message and "key=***" in message
+    assert "pw-3a" not in message and "k-3b" not in message

@@ -12,6 +12,7 @@ from __future__ import annotations
 import aiohttp
 
 from fledgling.gateway.router import Upstream
+from fledgling.urls import mask_url
 
 # Caller headers worth passing on (everything else, notably Authorization, is ours to set).
 FORWARDED = ("openai-organization", "openai-project", "openai-beta", "x-request-id", "traceparent")
@@ -79,8 +80,8 @@ class UpstreamPool:
                 upstream, exc, f"did not answer within {upstream.timeout_s:g}s")) from None
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamFault(502, "upstream_unreachable",
-                                f"cannot connect to upstream '{upstream.name}' at "
-                                f"{upstream.base_url}: {exc.os_error.strerror or exc}") from None
+                                f"cannot connect to upstream '{mask_url(upstream.name)}' at "
+                                f"{mask_url(upstream.base_url)}: {exc.os_error.strerror or exc}") from None
         except aiohttp.ClientError as exc:
             raise UpstreamFault(502, "upstream_connection_error",
                                 f"upstream '{upstream.name}' broke the connection: "
