@@ -56,3 +56,28 @@ def test_usage_errors(tmp_path: Path) -> None:
                               env={k: v for k, v in os.environ.items() if not k.startswith("LANGFUSE_")}
                               | {"FLEDGLING_DB_URL": db}, capture_output=True, text=True, cwd=tmp_path)
     assert env_less.returncode == 2 and "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY not set" in env_less.stderr
+
+
+def test_deep_json_and_odd_file_names_give_one_line(tmp_path: Path) -> None:
+    """JSON nested 255-1,024 levels (orjson reads it, the store cannot write it), a file name
+    that looks like rich markup, and one with a line break: each is one line naming the file."""
+    db = f"sqlite:///{tmp_path}/f.db"
+    deep = "[" * 600 + '"x"' + "]" * 600
+    cases = {
+        "deep [bold]x[red].jsonl": f'{{"messages": [{{"role": "user", "content": {deep}}}, '
+                                     '{"role": "assistant", "content": "ok"}]}\n',
+        "deep text.json": '{"id": "g1", "type": "GENERATION", "startTime": "2024-05-28T09:14:02Z", '
+                          f'"input": "{deep}"}}',
+        "line\nbreak.jsonl": '{"request": {"messages": []}, "cost_usd": "free"}\n',
+    }
+    for name, body in cases.items():
+        path = tmp_path / name
+        path.write_text(body)
+        kind = "langfuse" if name.endswith(".json") else "openai-jsonl"
+        result = _run([kind, str(path)], db, tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 3 and len(lines) == 1, result.stderr
+        assert str(path).replace("\n", "\\n") in lines[0]
+        assert "Traceback" not in result.stderr
+    with Store(db) as s:
+        assert s.count_calls() == 0
