@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import orjson
@@ -76,7 +76,7 @@ class SlowUpstream:
         self._thread = threading.Thread(target=self._run, name="slow-upstream", daemon=True)
         self.url = ""
 
-    def __enter__(self) -> SlowUpstream:
+    def __enter__(self) -> Self:
         self._thread.start()
         assert self._ready.wait(5)
         return self
@@ -263,15 +263,15 @@ def test_a_client_that_leaves_mid_stream_closes_the_upstream_and_the_partial_ans
         slow: SlowUpstream, start_gateway, mode: str) -> None:
     gw = start_gateway(slow.url, mode=mode)
     seen = ""
-    with httpx.Client(timeout=10) as client:
-        with client.stream("POST", gw.url + "/v1/chat/completions", json=body("drip", stream=True),
-                           headers={"X-Fledgling-Task": TASK}) as resp:
-            assert resp.status_code == 200
-            for line in resp.iter_lines():
-                if line.startswith("data: {"):
-                    seen += orjson.loads(line[6:])["choices"][0]["delta"]["content"]
-                if seen.count("w") == 3:
-                    break
+    with httpx.Client(timeout=10) as client, client.stream(
+            "POST", gw.url + "/v1/chat/completions", json=body("drip", stream=True),
+            headers={"X-Fledgling-Task": TASK}) as resp:
+        assert resp.status_code == 200
+        for line in resp.iter_lines():
+            if line.startswith("data: {"):
+                seen += orjson.loads(line[6:])["choices"][0]["delta"]["content"]
+            if seen.count("w") == 3:
+                break
     left_at = time.monotonic()  # the client's connection is closed as the blocks end
 
     conn = slow.only()

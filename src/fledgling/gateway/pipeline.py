@@ -29,7 +29,12 @@ from fledgling.gateway.responses import (
     send_error,
 )
 from fledgling.gateway.router import Route, Router, Upstream
-from fledgling.gateway.upstream import UpstreamFault, UpstreamPool, response_headers, timeout_reason
+from fledgling.gateway.upstream import (
+    UpstreamFault,
+    UpstreamPool,
+    response_headers,
+    timeout_reason,
+)
 from fledgling.payload import storable_problem
 
 if TYPE_CHECKING:
@@ -193,7 +198,7 @@ class Pipeline:
                 client_left = True
         except (TimeoutError, aiohttp.ClientError) as exc:
             timeout = isinstance(exc, TimeoutError)
-            ex.error = (timeout_reason(upstream, exc, "stalled mid-stream") if timeout else
+            ex.error = (timeout_reason(upstream, exc, "stalled mid-stream") if isinstance(exc, TimeoutError) else
                         f"upstream '{ex.upstream}' broke the stream: {type(exc).__name__}")
             await send({"type": "http.response.body", "more_body": True,
                         "body": b"data: " + _stream_error(ex.error, timeout) + b"\n\n"})
