@@ -298,13 +298,20 @@ GOOD_MIX = [("good", {}), ("good", {"stream": True}), ("choice-string", {}), ("g
 
 
 def _make_immutable(path: Path, on: bool) -> None:
-    """Read-only for root too: `chattr +i` on the directory and its files (chmod for others)."""
-    targets = [path, *path.iterdir()] if path.is_dir() else [path]
-    if os.geteuid() == 0:
-        subprocess.run(["chattr", "+i" if on else "-i", *map(str, targets)], check=True)
-    else:
-        for t in targets:
+    """Read-only for root too: `chattr +i` on the directory, then on the files in it (chmod for
+    others). The directory goes first, so no file can vanish or appear while the files are
+    marked; a file the writer deleted just before is skipped."""
+    if os.geteuid() != 0:
+        for t in [path, *path.iterdir()]:
             t.chmod(0o500 if on and t.is_dir() else 0o400 if on else 0o700 if t.is_dir() else 0o600)
+        return
+    flag = "+i" if on else "-i"
+    if on:
+        subprocess.run(["chattr", flag, str(path)], check=True)
+    for t in path.iterdir():
+        subprocess.run(["chattr", flag, str(t)], check=False, capture_output=True)
+    if not on:
+        subprocess.run(["chattr", flag, str(path)], check=True)
 
 
 @pytest.mark.skipif(os.geteuid() == 0 and shutil.which("chattr") is None, reason="needs chattr as root")
