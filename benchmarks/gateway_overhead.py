@@ -89,7 +89,7 @@ def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = N
 def _serve_upstream(port: int) -> None:
     import uvicorn
 
-    from fledgling.gateway.standin import StandInUpstream
+    from fledgling.demo.standin import StandInUpstream
 
     uvicorn.run(StandInUpstream(lambda _req: ANSWER), host="127.0.0.1", port=port,
                 loop="uvloop", http="httptools", log_level="error", access_log=False)

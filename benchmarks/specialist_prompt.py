@@ -38,11 +38,11 @@ def main() -> None:
     from fledgling.curate import curate
     from fledgling.demo import generate_calls
     from fledgling.models.prompting import render_prompt
+    from fledgling.models.specialist import CHAT_TEMPLATE, compact_request
     from fledgling.store import CallFilter, Store
     from fledgling.train.bases import SMOLLM2, load_base, resolve_base
     from fledgling.train.dataset import load
     from fledgling.train.lora import quiet_libraries
-    from fledgling.models.specialist import CHAT_TEMPLATE, compact_request
 
     quiet_libraries()
     with tempfile.TemporaryDirectory() as tmp:

@@ -52,8 +52,8 @@ def _answer(request: dict) -> dict:
 
 
 def _standins(queue: mp.Queue) -> None:
+    from fledgling.demo.standin import StandInUpstream
     from fledgling.gateway.server import ServerThread
-    from fledgling.gateway.standin import StandInUpstream
 
     llm, cand = ServerThread(StandInUpstream(_answer)), ServerThread(StandInUpstream(_answer, model="slm"))
     queue.put((llm.start(), cand.start()))
@@ -164,8 +164,8 @@ def part1(n: int, concurrency: int) -> None:
 
 def part2(tiny: bool, n: int) -> None:
     from fledgling.config import SwapSettings
-    from fledgling.gateway.candidate import open_candidate
     from fledgling.models.spec import ModelSpec, resolve_model
+    from fledgling.swap.candidate import open_candidate
 
     if tiny:
         from tests.models.tiny import build_tiny_model

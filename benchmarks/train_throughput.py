@@ -86,11 +86,11 @@ def run_trl(data: Path, out: Path, examples: int, seed: int) -> dict:
     from datasets import Dataset as HFDataset
     from trl import SFTConfig, SFTTrainer
 
+    from fledgling.models.specialist import CHAT_TEMPLATE
     from fledgling.train.backend import TrainSpec
     from fledgling.train.bases import load_base, resolve_base
     from fledgling.train.dataset import load
     from fledgling.train.lora import quiet_libraries, write_chats
-    from fledgling.models.specialist import CHAT_TEMPLATE
 
     quiet_libraries()
     spec = TrainSpec(task=TASK, max_examples=examples, seed=seed)

@@ -471,3 +471,11 @@ def load_contract(store: Store, task: str, version: str | None = None) -> Contra
     return Contract(task=row["task"], version=row["version"], kind=row["kind"],
                     tools=[ToolSpec.model_validate(t) for t in row["tools"]],
                     output_schema=row["output_schema"], stats=row["stats"] or {})
+
+
+def infer_and_save(s: Store, task: str) -> tuple[Contract, bool]:
+    """Infer the task's contract from its stored calls and store it; True when the version is new."""
+    from fledgling.store import CallFilter
+
+    contract = infer_contract(s.iter_calls(CallFilter(task=task)), task)
+    return contract, save_contract(s, contract)

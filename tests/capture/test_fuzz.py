@@ -16,19 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import typer
-
-import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import fledgling.cli
 from fledgling.capture.langfuse import calls_in_file as langfuse_calls
 from fledgling.capture.openai_jsonl import calls_in_file as jsonl_calls
 from fledgling.capture.otel import calls_from_otlp_json, calls_from_otlp_protobuf
 from fledgling.capture.otel import calls_in_file as otel_calls
 from fledgling.capture.records import Tally
-import fledgling.cli
 from fledgling.cli import main
 from fledgling.errors import InputError
 from fledgling.store import Store

@@ -10,8 +10,17 @@ import pytest
 from fledgling.calls import Response
 from fledgling.contracts import contract_version, infer_contract
 from fledgling.errors import ContractError
-from tests.contracts.builders import (ORDER_SCHEMA, REFUND_SCHEMA, T0, TOOLS, TRIAGE_SCHEMA, call,
-                                      json_format, tool, tool_answer)
+from tests.contracts.builders import (
+    ORDER_SCHEMA,
+    REFUND_SCHEMA,
+    T0,
+    TOOLS,
+    TRIAGE_SCHEMA,
+    call,
+    json_format,
+    tool,
+    tool_answer,
+)
 
 
 def test_kind_toolcall_when_any_request_has_tools() -> None:

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from fledgling.store import Store
-
 from tests.curate.conftest import contact_call, make_call
 
 

@@ -9,7 +9,6 @@ from fledgling.calls import Feedback, Response
 from fledgling.curate import curate
 from fledgling.curate.filters import tool_failure
 from fledgling.store import Store
-
 from tests.curate.conftest import contact_call, make_call, tool_call
 
 

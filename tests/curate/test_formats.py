@@ -11,7 +11,6 @@ import pytest
 from fledgling.calls import Response
 from fledgling.curate import curate
 from fledgling.store import Store
-
 from tests.curate.conftest import contact_call, make_call, tool_call
 
 # A chat template written for this test: tools in the system turn, tool calls as JSON objects,

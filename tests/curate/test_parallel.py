@@ -15,7 +15,6 @@ from fledgling.curate.parallel import chunk_size, prepared
 from fledgling.curate.prepare import Settings
 from fledgling.errors import InputError
 from fledgling.store import CallFilter, Store
-
 from tests.curate.conftest import contact_call, make_call, tool_call
 
 FILES = ("train.jsonl", "val.jsonl", "test.jsonl", "report.json", "manifest.json")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
 import orjson
+import pytest
 
 from fledgling.calls import Feedback, Response
 from fledgling.curate import curate, list_datasets
 from fledgling.curate.registry import call_ids
 from fledgling.errors import InputError
 from fledgling.store import Store
-
 from tests.curate.conftest import contact_call, make_call, tool_call
 
 FILES = ("train.jsonl", "val.jsonl", "test.jsonl", "report.json", "manifest.json")

@@ -12,7 +12,6 @@ from fledgling.calls import Response
 from fledgling.curate import curate
 from fledgling.curate.splits import Groups, assign
 from fledgling.store import Store
-
 from tests.curate.conftest import contact_call, make_call, tool_call
 
 calls_strategy = st.lists(

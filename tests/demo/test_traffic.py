@@ -11,8 +11,7 @@ import pytest
 
 from fledgling.calls import Call, Response
 from fledgling.contracts import infer_contract, validate, validate_call
-from fledgling.demo import TASKS, generate_calls
-from fledgling.demo import pricing, support, triage
+from fledgling.demo import TASKS, generate_calls, pricing, support, triage
 from fledgling.demo.traffic import SPAN, end_time
 
 

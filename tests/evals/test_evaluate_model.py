@@ -12,8 +12,8 @@ from rich.console import Console
 from fledgling.config import Settings
 from fledgling.contracts import infer_contract, save_contract
 from fledgling.curate.pipeline import curate
+from fledgling.demo import eval_stage as demo_stage
 from fledgling.demo import generate_calls
-from fledgling.evals import demo_stage
 from fledgling.evals.runs import evaluate_model, list_runs, load_run_items
 from fledgling.models import open_backend, resolve_model
 from fledgling.report import build_report
@@ -56,7 +56,8 @@ def test_demo_stage_evaluates_a_given_backend_and_writes_the_reports(curated, ti
     monkeypatch.setattr(demo_stage, "ITEMS", {"support-agent": 3})
     monkeypatch.setattr(demo_stage, "MAX_NEW_TOKENS", 16)
     console = Console(record=True, width=120)
-    ctx = SimpleNamespace(store=curated, console=console, out_dir=tmp_path / "demo", results={})
+    ctx = SimpleNamespace(store=curated, console=console, out_dir=tmp_path / "demo", results={},
+                          settings=Settings())
     spec = resolve_model(f"hf:{tiny_model_dir}")
     loaded = open_backend(spec, prompt="compact", max_new_tokens=16, batch_size=3)
     ref = demo_stage.evaluate_on_demo(ctx, "support-agent", resolve_model("recorded"))
@@ -87,6 +88,7 @@ def test_demo_eval_stage_runs_every_model_on_both_tasks(sqlite_store, tiny_model
     monkeypatch.setattr(demo_stage, "ITEMS", {"support-agent": 2, "ticket-triage": 2})
     monkeypatch.setattr(demo_stage, "MAX_NEW_TOKENS", 12)
     ctx = SimpleNamespace(store=store, console=Console(record=True, width=160), out_dir=tmp_path / "demo",
+                          settings=Settings(),
                           results={"contracts": contracts})
     summary = demo_stage.evaluate_baselines(ctx)
     for task in TASKS:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from fledgling.calls import Response, ToolCall
-from fledgling.config import Gate, parse_settings
+from fledgling.config import Gate
 from fledgling.curate.pipeline import curate
 from fledgling.demo import generate_calls
 from fledgling.evals.gates import evaluate_gates
-from fledgling.evals.runs import (ItemResult, list_runs, load_items, load_run_items, reference_of,
-                                  run_eval, task_contract)
+from fledgling.evals.runs import (
+    list_runs,
+    load_items,
+    load_run_items,
+    reference_of,
+    run_eval,
+    task_contract,
+)
 from fledgling.models import resolve_model
 from fledgling.models.generation import Generation
 from tests.models.scripted import Scripted

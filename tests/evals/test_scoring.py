@@ -9,8 +9,14 @@ from hypothesis import strategies as st
 
 from fledgling.calls import Response, ToolCall
 from fledgling.contracts import Contract, ToolSpec
-from fledgling.evals.scoring import (compare_structured, compare_tool_calls, leaf_fields,
-                                     normalise_text, score_item, values_equal)
+from fledgling.evals.scoring import (
+    compare_structured,
+    compare_tool_calls,
+    leaf_fields,
+    normalise_text,
+    score_item,
+    values_equal,
+)
 
 ORDER = {"type": "object",
          "properties": {"order_id": {"type": "string"}, "qty": {"type": "integer"},

@@ -13,9 +13,17 @@ from scipy import stats as sps
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.proportion import proportion_confint
 
-from fledgling.evals.stats import (Z95, mean_interval, mcnemar_exact, more_paired_items,
-                                   newcombe_paired_interval, paired_non_inferiority, percentile,
-                                   t_quantile, wilson_interval)
+from fledgling.evals.stats import (
+    Z95,
+    mcnemar_exact,
+    mean_interval,
+    more_paired_items,
+    newcombe_paired_interval,
+    paired_non_inferiority,
+    percentile,
+    t_quantile,
+    wilson_interval,
+)
 
 
 @settings(max_examples=200, deadline=None)

@@ -22,9 +22,9 @@ import orjson
 import pytest
 
 from fledgling.config import Settings, parse_settings
+from fledgling.demo.standin import StandInUpstream, read_body
 from fledgling.gateway.app import GatewayApp
 from fledgling.gateway.server import ServerThread, build_app
-from fledgling.gateway.standin import StandInUpstream, read_body
 from fledgling.store import Store
 
 SYSTEM = "You are the support agent of an online shop. Use the tools."

@@ -23,11 +23,11 @@ import pytest
 
 from fledgling.calls import Call
 from fledgling.config import parse_settings
+from fledgling.demo.standin import StandInUpstream
 from fledgling.gateway.app import GatewayApp
-from fledgling.gateway.router import Router
 from fledgling.gateway.server import ServerThread, build_app
-from fledgling.gateway.standin import StandInUpstream
 from fledgling.store import CallFilter, Store
+from fledgling.swap.router import Router
 
 TASK = "support-agent"
 ADMIN_KEY = "admin-secret"

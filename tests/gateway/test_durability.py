@@ -13,8 +13,8 @@ import httpx
 import orjson
 
 from fledgling.calls import Call, Request
+from fledgling.capture.recording.spool import Spool, claim_orphans, read_segment, spooled_ids
 from fledgling.gateway.server import ServerThread
-from fledgling.gateway.spool import Spool, claim_orphans, read_segment, spooled_ids
 from fledgling.store import Store
 
 from .conftest import FaultyUpstream, GatewayProcess, free_port, write_config

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 import fledgling
-from fledgling.gateway.recorder import Recorder
+from fledgling.capture.recording.recorder import Recorder
 from fledgling.store import CallFilter, Store
 
 from .conftest import SYSTEM, TOOLS

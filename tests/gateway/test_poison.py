@@ -25,12 +25,12 @@ import orjson
 import pytest
 
 from fledgling.calls import Call, Request
+from fledgling.capture.recording.exchange import Exchange, exchange_to_call
+from fledgling.capture.recording.quarantine import quarantine_report, read_quarantine
+from fledgling.capture.recording.recorder import Recorder
+from fledgling.demo.standin import read_body
 from fledgling.errors import ConfigError
-from fledgling.gateway.exchange import Exchange, exchange_to_call
-from fledgling.gateway.quarantine import quarantine_report, read_quarantine
-from fledgling.gateway.recorder import Recorder
 from fledgling.gateway.server import ServerThread, build_app
-from fledgling.gateway.standin import read_body
 from fledgling.store import Store
 
 from .conftest import gateway_settings

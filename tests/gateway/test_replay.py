@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from fledgling.demo import generate_calls
-from fledgling.gateway.replay import replay_through_gateway
+from fledgling.demo.live_capture import replay_through_gateway
 from fledgling.store import Store
 
 
@@ -42,8 +42,8 @@ def test_identical_requests_get_their_own_recorded_answers_in_any_order() -> Non
     """Two calls with the same request, one failed and one answered: asked by call id (the
     `x-request-id` header the replay sends and the gateway passes on), each gets its own
     outcome, whatever order the requests arrive in."""
+    from fledgling.demo.standin import RecordedAnswers, StandInUpstream
     from fledgling.gateway.server import ServerThread
-    from fledgling.gateway.standin import RecordedAnswers, StandInUpstream
 
     calls = list(generate_calls(seed=5, n=400))
     first_seen: dict[str, object] = {}

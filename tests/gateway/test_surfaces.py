@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fledgling import rollout
 from fledgling.errors import ConfigError
 from fledgling.gateway.server import build_app, check_bind
 from fledgling.store import Store
+from fledgling.swap import rollout
 
 from .conftest import SYSTEM, free_port, gateway_settings
 

@@ -9,10 +9,9 @@ import shutil
 import pytest
 
 from fledgling.calls import Request, Response, ToolCall
-from fledgling.models import open_backend, resolve_model
+from fledgling.models import manifest, open_backend, resolve_model
 from fledgling.models.constrained import GrammarBook
 from fledgling.models.local import LocalBackend, _read_compact, common_prefix, decode_threads
-from fledgling.models import manifest
 from fledgling.models.specialist import CHAT_TEMPLATE, render_example, render_response
 
 PROMPTS = ["hi", "tell me about order 12", "x", "refund please, the parcel never arrived", "ok", "why?"]

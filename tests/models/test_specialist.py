@@ -12,7 +12,6 @@ from fledgling.models.specialist import (
     render_response,
     schema_shape,
 )
-
 from tests.train.examples import SYSTEM, TOOLS, example
 
 
@@ -79,7 +78,7 @@ def test_lean_prompt_names_the_task_only_and_manifests_name_their_format() -> No
 
 
 def test_demo_summary_names_runs_briefly_and_gives_intervals() -> None:
-    from fledgling.train.demo_stage import tool_call_summary
+    from fledgling.demo.train_stage import tool_call_summary
 
     row = {"n": 21, "tool_name_match": {"mean": 2 / 3, "low": 0.454, "high": 0.828},
            "args_exact_match": {"mean": 10 / 21, "low": 0.28, "high": 0.68}}

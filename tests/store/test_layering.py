@@ -11,7 +11,7 @@ import fledgling
 PACKAGE = Path(fledgling.__file__).parent
 STORE = PACKAGE / "store"
 ABOVE_STORE = ("fledgling.curate", "fledgling.models", "fledgling.evals", "fledgling.train",
-               "fledgling.ui", "fledgling.gateway", "fledgling.swap", "fledgling.rollout",
+               "fledgling.ui", "fledgling.gateway", "fledgling.swap", "fledgling.swap.rollout",
                "fledgling.report", "fledgling.contracts", "fledgling.capture", "fledgling.cli",
                "fledgling.demo")
 

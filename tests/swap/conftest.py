@@ -25,9 +25,9 @@ from openai import OpenAI
 
 from fledgling.calls import Call
 from fledgling.config import Settings, parse_settings
+from fledgling.demo.standin import StandInUpstream, read_body
 from fledgling.gateway.app import GatewayApp
 from fledgling.gateway.server import ServerThread, build_app
-from fledgling.gateway.standin import StandInUpstream, read_body
 from fledgling.store import CallFilter, Store
 
 TASK = "support-agent"

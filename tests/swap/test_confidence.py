@@ -9,10 +9,10 @@ from typer.testing import CliRunner
 from fledgling.cli import app
 from fledgling.curate.pipeline import curate
 from fledgling.demo import generate_calls
+from fledgling.demo.standin import StandInUpstream, request_key
 from fledgling.errors import ConfigError
-from fledgling.gateway.confidence import calibrate, local_confidence, remote_confidence
 from fledgling.gateway.server import ServerThread, build_app
-from fledgling.gateway.standin import StandInUpstream, request_key
+from fledgling.swap.confidence import calibrate, local_confidence, remote_confidence
 from tests.swap.conftest import Programmable, bucket, swap_settings
 
 

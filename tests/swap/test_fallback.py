@@ -7,7 +7,7 @@ import time
 
 from fledgling.calls import Request
 from fledgling.contracts import validate
-from fledgling.gateway.enforcer import request_contract
+from fledgling.swap.enforcer import request_contract
 from tests.swap.conftest import SYSTEM, TASK, TOOLS, Programmable, wait_for
 
 

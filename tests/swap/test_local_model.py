@@ -10,8 +10,8 @@ import pytest
 
 from fledgling.calls import Request, Response
 from fledgling.contracts import validate
-from fledgling.gateway.enforcer import request_contract
-from fledgling.gateway.rerun import rerun_call
+from fledgling.swap.enforcer import request_contract
+from fledgling.swap.replay import rerun_call
 from tests.models.tiny import build_tiny_model
 from tests.swap.conftest import SYSTEM, TASK, wait_for
 

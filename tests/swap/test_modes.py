@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 
-from fledgling import rollout
+from fledgling.swap import rollout
 from tests.swap.conftest import TASK, Programmable, wait_for
 
 N = 40

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fledgling import rollout
 from fledgling.cli import app
-from fledgling.gateway.rerun import rerun_call
+from fledgling.swap import rollout
+from fledgling.swap.replay import rerun_call
 from tests.swap.conftest import TASK, Programmable, wait_for
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from fledgling import rollout
+from fledgling.swap import rollout
 from tests.swap.conftest import ADMIN_KEY, TASK, Programmable, bucket, wait_for
 
 N = 160

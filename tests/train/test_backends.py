@@ -10,9 +10,8 @@ import pytest
 import yaml
 
 from fledgling.errors import InputError
-from fledgling.models import catalog
+from fledgling.models import catalog, manifest
 from fledgling.store import Store
-from fledgling.models import manifest
 from fledgling.train import runs
 from fledgling.train.backend import TrainingError, TrainSpec
 from fledgling.train.dataset import load

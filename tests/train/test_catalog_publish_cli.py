@@ -10,10 +10,9 @@ from typer.testing import CliRunner
 
 from fledgling.cli import app
 from fledgling.errors import InputError
-from fledgling.models import catalog
+from fledgling.models import catalog, manifest
 from fledgling.store import Store
-from fledgling.models import manifest
-from fledgling.train.publish import PublishError, publish, stage
+from fledgling.report.publish import PublishError, publish, stage
 
 from .examples import write_dataset
 
@@ -112,7 +111,7 @@ def test_auto_publish_follows_the_gates_verdict(store: Store, tmp_path: Path) ->
     from fledgling.models import resolve_model
     from fledgling.models.generation import Generation
     from fledgling.store import CallFilter
-    from fledgling.train.publish import require_gates_pass
+    from fledgling.report.publish import require_gates_pass
     from tests.models.scripted import Scripted
 
     store.insert_calls(generate_calls(seed=1, n=300))

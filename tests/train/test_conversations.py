@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from fledgling.models.specialist import CHAT_TEMPLATE
 from fledgling.train.conversations import fold
 from fledgling.train.dataset import Example
-from fledgling.models.specialist import CHAT_TEMPLATE
 
 SYSTEM = {"role": "system", "content": "You are a support agent."}
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from fledgling.store import Store
 from fledgling.models import manifest
+from fledgling.store import Store
 from fledgling.train import runs
 from fledgling.train.backend import TrainSpec
 from fledgling.train.bases import resolve_base
@@ -65,8 +65,8 @@ def test_loss_falls(trained) -> None:
 def test_loss_is_on_assistant_tokens_only(tiny_base: Path, tmp_path: Path) -> None:
     data = load(write_dataset(tmp_path / "d", n_train=2, n_val=0, n_test=0), task="support-agent")
     plan = LoraBackend().prepare(spec_for(tiny_base), data, tmp_path / "run")
-    from fledgling.train.bases import load_base
     from fledgling.models.specialist import CHAT_TEMPLATE
+    from fledgling.train.bases import load_base
 
     model, tok = load_base(resolve_base(str(tiny_base)))
     tok.chat_template = CHAT_TEMPLATE
@@ -145,9 +145,9 @@ def test_interrupted_run_resumes_to_the_same_result(trained, tiny_base: Path, tm
 
 
 def test_long_chats_lose_their_oldest_turns_not_their_answers(tiny_base: Path) -> None:
+    from fledgling.models.specialist import CHAT_TEMPLATE
     from fledgling.train.bases import load_base
     from fledgling.train.lora import fit_to_length
-    from fledgling.models.specialist import CHAT_TEMPLATE
 
     _, tok = load_base(resolve_base(str(tiny_base)))
     tok.chat_template = CHAT_TEMPLATE
@@ -171,8 +171,8 @@ def test_answer_loss_equals_trl_loss(tiny_base: Path, tmp_path: Path) -> None:
     """The LM head on the answer positions only gives TRL's loss, and the same gradients."""
     from trl import SFTTrainer
 
-    from fledgling.train.bases import load_base
     from fledgling.models.specialist import CHAT_TEMPLATE
+    from fledgling.train.bases import load_base
 
     data = load(write_dataset(tmp_path / "d", n_train=4, n_val=0, n_test=0), task="support-agent")
     plan = LoraBackend().prepare(spec_for(tiny_base, batch_size=4), data, tmp_path / "run")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from fledgling import rollout
 from fledgling.config import Settings
 from fledgling.models import catalog
+from fledgling.swap import rollout
 
 
 def test_compare_to_failing_call_select_model_and_canary(server, watched, ui_data) -> None:

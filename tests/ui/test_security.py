@@ -11,9 +11,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from fledgling import rollout
 from fledgling.errors import ConfigError
 from fledgling.models import catalog
+from fledgling.swap import rollout
 from fledgling.ui.security import check_bind
 from tests.ui.conftest import TOKEN
 from tests.ui.data import XSS, XSS_ARG, XSS_TASK

@@ -13,8 +13,11 @@ from typing import Any
 import orjson
 
 from fledgling.calls import Call
-from fledgling.payload import MAX_JSON_DEPTH, json_depth
-from fledgling.payload import unstorable  # noqa: F401  (re-exported for the importers)
+from fledgling.payload import (
+    MAX_JSON_DEPTH,
+    json_depth,
+    unstorable,  # noqa: F401  (re-exported for the importers)
+)
 
 INT32_MAX = 2**31 - 1
 _LIMITS = {"task": 200, "trace_id": 200, "session_id": 200, "provider": 100, "model": 200}

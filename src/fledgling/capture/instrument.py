@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import orjson
 
 from fledgling.calls import default_task
-from fledgling.gateway.exchange import Exchange, new_call_id, upstream_error_reason
-from fledgling.gateway.recorder import Recorder
+from fledgling.capture.recording.exchange import Exchange, new_call_id, upstream_error_reason
+from fledgling.capture.recording.recorder import Recorder
 
 C = TypeVar("C")
 

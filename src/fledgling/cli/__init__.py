@@ -17,10 +17,10 @@ from fledgling.cli.demo import app as demo_app
 from fledgling.cli.eval import app as eval_app
 from fledgling.cli.gateway import app as gateway_app
 from fledgling.cli.imports import app as import_app
-from fledgling.cli.report import app as report_app
 from fledgling.cli.models import app as models_app
 from fledgling.cli.publish import publish
 from fledgling.cli.replay import replay
+from fledgling.cli.report import app as report_app
 from fledgling.cli.rollout import app as rollout_app
 from fledgling.cli.traces import app as traces_app
 from fledgling.cli.train import app as train_app

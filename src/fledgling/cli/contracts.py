@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.console import Group
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.syntax import Syntax
-from rich.table import Table
 
 from fledgling.cli.session import console, store
-from fledgling.contracts import (CODES, CheckResult, Contract, check_calls, infer_contract, load_contract,
-                                 save_contract)
+from fledgling.contracts import CheckResult, Contract, check_calls, infer_and_save, load_contract
 from fledgling.errors import ContractError
+from fledgling.report.tables import check_table, contract_summary, contract_tables
 from fledgling.store import CallFilter, Store
 
 app = typer.Typer(no_args_is_help=True,
@@ -63,11 +61,6 @@ def check(task: str = TaskOpt, version: str | None = VersionOpt) -> None:
     console.print(check_table(contract, result))
 
 
-def infer_and_save(s: Store, task: str) -> tuple[Contract, bool]:
-    contract = infer_contract(s.iter_calls(CallFilter(task=task)), task)
-    return contract, save_contract(s, contract)
-
-
 def check_with_progress(s: Store, contract: Contract) -> CheckResult:
     flt = CallFilter(task=contract.task)
     total = s.count_calls(flt)
@@ -93,69 +86,3 @@ def _load(s: Store, task: str, version: str | None) -> Contract:
     return contract
 
 
-def contract_summary(contract: Contract, new: bool | None) -> str:
-    st = contract.stats
-    state = "" if new is None else " [green](new version stored)[/]" if new else " [dim](already stored)[/]"
-    line = (f"[bold]{contract.task}[/]: {contract.kind} contract, version [cyan]{contract.version}[/]{state}"
-            f"\n  from {st.get('n', 0):,} calls ({st.get('errors', 0):,} errors)")
-    if contract.kind == "toolcall":
-        line += (f"; {len(contract.tools)} tools; {st.get('no_tool_call_share', 0):.1%} answers without a "
-                 f"tool call; {st.get('parallel_share', 0):.1%} with parallel calls")
-    changes = st.get("tool_schema_changes") or {}
-    if changes:
-        line += "\n  [yellow]declarations changed over time (newest kept):[/] " + ", ".join(
-            f"{k} ({v} versions)" for k, v in changes.items())
-    return line
-
-
-def contract_tables(contract: Contract) -> Group:
-    parts = []
-    tools = contract.stats.get("tools", {})
-    if contract.tools or tools:
-        table = Table(title=f"{contract.task}: tools")
-        table.add_column("tool")
-        table.add_column("calls", justify="right")
-        table.add_column("required")
-        table.add_column("argument presence")
-        for name, st in tools.items():
-            spec = contract.tool(name)
-            required = ", ".join(spec.parameters.get("required", [])) if spec else "[red]undeclared[/]"
-            args = ", ".join(f"{k} {v:.0%}" for k, v in st.get("arguments", {}).items())
-            if st.get("invalid_json_arguments"):
-                args += f" [red]({st['invalid_json_arguments']} invalid JSON)[/]"
-            table.add_row(name, f"{st.get('calls', 0):,}", required, args or "-")
-        parts.append(table)
-    fields = contract.stats.get("fields")
-    if fields:
-        table = Table(title=f"{contract.task}: output fields")
-        table.add_column("field")
-        table.add_column("present", justify="right")
-        for k, v in fields.items():
-            table.add_row(k, f"{v:.1%}")
-        parts.append(table)
-    return Group(*parts)
-
-
-def check_table(contract: Contract, result: CheckResult, *, examples: bool = True) -> Group:
-    table = Table(title=f"{contract.task} answers vs contract {contract.version}")
-    table.add_column("violation")
-    table.add_column("calls", justify="right")
-    table.add_column("share", justify="right")
-    for code in CODES:
-        n = result.by_code.get(code, 0)
-        if n:
-            table.add_row(code, f"{n:,}", f"{n / result.checked:.2%}" if result.checked else "-")
-    table.add_section()
-    table.add_row("[bold]valid[/]", f"{result.valid:,}", f"{result.valid / result.checked:.2%}" if result.checked else "-")
-    table.add_row("no answer (upstream error)", f"{result.no_answer:,}", "")
-    parts: list = [table]
-    if examples and result.examples:
-        ex = Table(title="examples", show_header=True)
-        ex.add_column("call")
-        ex.add_column("code")
-        ex.add_column("path")
-        ex.add_column("message")
-        for call_id, v in result.examples:
-            ex.add_row(call_id, v.code, v.path, v.message[:80])
-        parts.append(ex)
-    return Group(*parts)

@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from fledgling.cli import session
 from fledgling.cli.session import console, store
 from fledgling.demo.pipeline import DEFAULT_OUT, NEXT_STEPS, STAGES, DemoContext, run_demo
 
@@ -39,7 +40,8 @@ def demo(ctx: typer.Context, seed: int = SeedOpt, calls: int = CallsOpt, out: Pa
     s = store()
     t0 = time.perf_counter()
     stages = [st for st in STAGES if not (skip_models and st.uses_models)]
-    outcomes = run_demo(DemoContext(store=s, console=console, seed=seed, calls=calls, out_dir=out), stages)
+    outcomes = run_demo(DemoContext(store=s, console=console, seed=seed, calls=calls, out_dir=out,
+                                         settings=session.settings()), stages)
     console.rule("[bold]Summary[/]")
     table = Table(show_header=True)
     table.add_column("stage")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from fledgling.cli.session import console, settings, store
 from fledgling.errors import InputError
-from fledgling.evals.runs import EvalRun, load_items, run_eval, task_contract
+from fledgling.evals.runs import load_items, run_eval, task_contract
 from fledgling.models import open_backend, resolve_model
 from fledgling.models.prompting import PROMPT_FORMATS
 from fledgling.models.spec import SPEC_HELP
+from fledgling.report.tables import run_table
 
 _SPEC_HELP = SPEC_HELP.replace("[", "\\[")  # rich markup would eat "[models]"
 
@@ -59,16 +59,3 @@ def eval_command(
     console.print(f"[dim]stored as {run.id}; compare with `fledgling report --task {task}`[/]")
 
 
-def run_table(run: EvalRun) -> Table:
-    table = Table(title=f"{run.label} on {run.task} {run.split} (n={run.n_items}, "
-                        f"labels: {', '.join(f'{k} {v}' for k, v in run.label_sources.items())})")
-    table.add_column("metric")
-    table.add_column("mean", justify="right")
-    table.add_column("95% CI", justify="right")
-    for name, m in run.summary["metrics"].items():
-        table.add_row(name, f"{m['mean']:.3f}", f"[{m['low']:.3f}, {m['high']:.3f}]")
-    lat = run.summary["latency_ms"]
-    if lat.get("p50") is not None:
-        table.add_row("latency p50 / p95 ms", f"{lat['p50']:,.0f} / {lat['p95']:,.0f}", "")
-    table.add_row("errors / parse failures", f"{run.summary['errors']} / {run.summary['parse_failures']}", "")
-    return table

@@ -7,8 +7,15 @@ from datetime import datetime
 from pathlib import Path
 
 import typer
-from rich.progress import (BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn,
-                           TimeElapsedColumn, TransferSpeedColumn)
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from fledgling.capture import FileResult, import_files

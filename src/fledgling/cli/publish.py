@@ -18,7 +18,7 @@ def publish(
 
     The token comes from HF_TOKEN or the Hugging Face token file (`hf auth login`), never from
     Fledgling's database."""
-    from fledgling.train.publish import publish as push
+    from fledgling.report.publish import publish as push
 
     url = push(store(), model, repo, private=not public, auto=auto, task=task)
     console.print(f"[green]published[/] {model} -> {url}")

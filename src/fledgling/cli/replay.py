@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from fledgling.cli.session import console, settings, store
-from fledgling.gateway.rerun import rerun_call
+from fledgling.swap.replay import rerun_call
 
 
 def replay(call_id: str = typer.Argument(..., help="The call's id (X-Fledgling-Call-Id, or see `fledgling traces list`)."),

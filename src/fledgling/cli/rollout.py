@@ -7,9 +7,10 @@ import os
 import typer
 from rich.table import Table
 
-from fledgling import rollout
 from fledgling.cli.session import console, settings, store
 from fledgling.errors import ConfigError, UpstreamError
+from fledgling.swap import rollout
+from fledgling.swap.figures import figures_table
 
 app = typer.Typer(no_args_is_help=True, help=(
     "Show and change each task's rollout: record (LLM only), shadow (the candidate runs beside "
@@ -69,25 +70,6 @@ def show(task: str | None = typer.Option(None, "--task", "-t", help="Only this t
         console.print(figures_table(_admin(gateway, "GET", "/admin/swap")["tasks"], task))
 
 
-def figures_table(tasks: dict, only: str | None = None) -> Table:
-    """The gateway's live swap figures as a table (also used by the demo)."""
-    table = Table(title="live figures")
-    for col in ("task", "requests", "served by SLM", "fallbacks by reason", "agreement", "SLM p50/p95 ms",
-                "LLM p50 ms", "saved USD", "rollbacks"):
-        table.add_column(col, justify="right" if col not in ("task", "fallbacks by reason") else "left")
-    for name, f in sorted(tasks.items()):
-        if only and name != only:
-            continue
-        fallbacks = ", ".join(f"{k} {v}" for k, v in sorted(f["fallbacks"].items())) or "none"
-        agreement = f"{f['agreement']:.0%} of {f['compared']}" if f["agreement"] is not None else "-"
-        cand = (f"{f['candidate_p50_ms']:.0f}/{f['candidate_p95_ms']:.0f}"
-                if f["candidate_p50_ms"] is not None else "-")
-        llm = f"{f['llm_p50_ms']:.0f}" if f["llm_p50_ms"] is not None else "-"
-        table.add_row(name, str(f["requests"]), f"{f['candidate_share']:.0%}", fallbacks, agreement, cand, llm,
-                      f"{f['saved_usd']:.4f}", str(f["rollbacks"]))
-    return table
-
-
 @app.command("set")
 def set_mode(task: str = typer.Argument(..., help="The task, e.g. support-agent."),
              mode: str = typer.Option(..., "--mode", "-m", help="record | shadow | canary | swapped"),
@@ -139,7 +121,7 @@ def calibrate(task: str = typer.Option(..., "--task", "-t", help="The task whose
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from fledgling.evals.runs import load_items
-    from fledgling.gateway.confidence import calibrate_task
+    from fledgling.swap.confidence import calibrate_task
 
     s, cfg = store(), settings()
     total = len(load_items(s, task, split, limit=limit)[2])

@@ -9,9 +9,10 @@ import typer
 from rich.syntax import Syntax
 from rich.table import Table
 
+from fledgling.capture.recording.quarantine import quarantine_report
 from fledgling.cli.session import console, settings, store
 from fledgling.errors import InputError
-from fledgling.gateway.quarantine import quarantine_report
+from fledgling.report.tables import stats_table
 from fledgling.store import CallFilter
 
 app = typer.Typer(no_args_is_help=True, help="List, show and summarise captured calls.")
@@ -86,29 +87,6 @@ def stats(task: str | None = TaskOpt, model: str | None = ModelOpt,
     """Counts, error rates, latency percentiles and cost per task, model and source."""
     groups = store().stats(_filter(task, model, source, None, since, until))
     console.print(stats_table(groups))
-
-
-def stats_table(groups: list) -> Table:
-    table = Table(title="captured calls")
-    for col in ("task", "model", "source"):
-        table.add_column(col)
-    for col in ("calls", "errors", "p50 ms", "p95 ms", "p99 ms", "tokens in", "tokens out", "cost $"):
-        table.add_column(col, justify="right")
-    total_calls = total_cost = 0.0
-    for g in groups:
-        pct = [g.latency_percentile(q) for q in (50, 95, 99)]
-        table.add_row(str(g.key.get("task", "")), str(g.key.get("model") or ""),
-                      str(g.key.get("source", "")), f"{g.calls:,}",
-                      f"{g.errors:,} ({g.error_rate:.1%})",
-                      *[f"{p:,.0f}" if p is not None else "-" for p in pct],
-                      f"{g.input_tokens:,}", f"{g.output_tokens:,}", f"{g.cost_usd:,.4f}")
-        total_calls += g.calls
-        total_cost += g.cost_usd
-    if len(groups) > 1:
-        table.add_section()
-        table.add_row("[bold]all[/]", "", "", f"[bold]{int(total_calls):,}[/]", "", "", "", "", "", "",
-                      f"[bold]{total_cost:,.4f}[/]")
-    return table
 
 
 @app.command("quarantine")

@@ -13,10 +13,10 @@ from rich.live import Live
 from rich.table import Table
 
 from fledgling.cli.session import console, store
+from fledgling.models.specialist import SPECIALIST_PROMPTS
 from fledgling.train import runs
 from fledgling.train.backend import BACKENDS, TrainSpec
 from fledgling.train.bases import SMOLLM2
-from fledgling.models.specialist import SPECIALIST_PROMPTS
 
 STALE_AFTER_S = 600  # a live run writes its record at least every step; longer silence is suspicious
 

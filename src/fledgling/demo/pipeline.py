@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from fledgling.config import Settings
 from fledgling.store import CallFilter, Store
 
 DEFAULT_OUT = Path(".fledgling/demo")
@@ -29,6 +30,7 @@ class DemoContext:
     seed: int = 0
     calls: int = 2000
     out_dir: Path = DEFAULT_OUT
+    settings: Settings = field(default_factory=Settings)  # gates and prices the reports use
     results: dict[str, Any] = field(default_factory=dict)
 
 
@@ -97,9 +99,9 @@ def capture(ctx: DemoContext) -> str:
     answers: live capture end to end, as an agent pointed at the gateway would be captured."""
     from itertools import islice
 
+    from fledgling.demo.live_capture import replay_through_gateway
     from fledgling.demo.pricing import MODEL, PRICES
     from fledgling.demo.traffic import generate_calls
-    from fledgling.gateway.replay import replay_through_gateway
 
     calls = list(islice(generate_calls(ctx.seed, ctx.calls), CAPTURE_LIMIT))
     before = ctx.store.count_calls()
@@ -117,8 +119,9 @@ def capture(ctx: DemoContext) -> str:
 
 
 def contracts(ctx: DemoContext) -> str:
-    from fledgling.cli.contracts import contract_summary, contract_tables, infer_and_save
+    from fledgling.contracts import infer_and_save
     from fledgling.demo.traffic import TASKS
+    from fledgling.report.tables import contract_summary, contract_tables
 
     versions = []
     for task in TASKS:
@@ -131,8 +134,8 @@ def contracts(ctx: DemoContext) -> str:
 
 
 def check(ctx: DemoContext) -> str:
-    from fledgling.cli.contracts import check_table
     from fledgling.contracts import check_calls
+    from fledgling.report.tables import check_table
 
     parts = []
     for task, contract in ctx.results.get("contracts", {}).items():
@@ -143,7 +146,7 @@ def check(ctx: DemoContext) -> str:
 
 
 def stats(ctx: DemoContext) -> str:
-    from fledgling.cli.traces import stats_table
+    from fledgling.report.tables import stats_table
 
     groups = ctx.store.stats()
     ctx.console.print(stats_table(groups))
@@ -174,19 +177,19 @@ def curate_tasks(ctx: DemoContext) -> str:
 
 
 def evaluate(ctx: DemoContext) -> str:
-    from fledgling.evals.demo_stage import evaluate_baselines
+    from fledgling.demo.eval_stage import evaluate_baselines
 
     return evaluate_baselines(ctx)
 
 
 def train_candidate(ctx: DemoContext) -> str:
-    from fledgling.train.demo_stage import train_support_agent
+    from fledgling.demo.train_stage import train_support_agent
 
     return train_support_agent(ctx)
 
 
 def canary(ctx: DemoContext) -> str:
-    from fledgling.gateway.demo_stage import canary_stage
+    from fledgling.demo.canary_stage import canary_stage
 
     return canary_stage(ctx)
 

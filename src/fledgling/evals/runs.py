@@ -23,8 +23,8 @@ from fledgling.evals.scoring import METRICS, ItemScore, score_item
 from fledgling.evals.stats import latency_summary, mean_interval
 from fledgling.models.generation import Backend, Generation
 from fledgling.models.spec import ModelSpec
-from fledgling.store import Store
 from fledgling.models.specialist import SPECIALIST_PROMPTS
+from fledgling.store import Store
 
 LabelSource = Literal["ground_truth", "corrected", "recorded"]
 

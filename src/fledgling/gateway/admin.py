@@ -9,7 +9,7 @@
 Every admin route needs its own key, `FLEDGLING_ADMIN_KEY` (comma-separated for several), sent as
 `Authorization: Bearer <key>`. Gateway keys never open it: an agent that may call the LLM must not
 be able to move live traffic. Without an admin key the admin API refuses everything, on loopback
-too. A change is written through `fledgling.rollout` (stored, with an event saying who and why)
+too. A change is written through `fledgling.swap.rollout` (stored, with an event saying who and why)
 and applied at once.
 """
 
@@ -23,10 +23,10 @@ from urllib.parse import unquote
 
 import orjson
 
-from fledgling import rollout
 from fledgling.errors import ConfigError, FledglingError
-from fledgling.gateway.responses import Problem, Receive, Send, read_body, send_json
-from fledgling.gateway.swap import SwapRouter
+from fledgling.swap import rollout
+from fledgling.swap.modes import SwapRouter
+from fledgling.transport.asgi import Problem, Receive, Send, read_body, send_json
 
 PREFIX = "/admin/"
 ADMIN_KEY_ENV = "FLEDGLING_ADMIN_KEY"

@@ -15,18 +15,18 @@ from typing import Any
 
 import orjson
 
+from fledgling.capture.recording.recorder import Recorder
 from fledgling.config import Settings
 from fledgling.gateway import otlp
 from fledgling.gateway.admin import PREFIX as ADMIN_PREFIX
 from fledgling.gateway.admin import Admin, admin_keys
-from fledgling.gateway.live_rollout import LiveRollout
 from fledgling.gateway.pipeline import Pipeline, gateway_keys
-from fledgling.gateway.recorder import Recorder
-from fledgling.gateway.responses import Problem, Receive, Send, read_body, send_bytes, send_error, send_json
-from fledgling.gateway.router import Router
-from fledgling.gateway.swap import SwapRouter
-from fledgling.gateway.upstream import UpstreamFault, UpstreamPool, response_headers
 from fledgling.origin import HostCheck
+from fledgling.swap.live_rollout import LiveRollout
+from fledgling.swap.modes import SwapRouter
+from fledgling.swap.router import Router
+from fledgling.transport.asgi import Problem, Receive, Send, read_body, send_bytes, send_error, send_json
+from fledgling.transport.upstream import UpstreamFault, UpstreamPool, response_headers
 
 log = logging.getLogger("fledgling.gateway")
 

@@ -15,8 +15,8 @@ import orjson
 from fledgling.calls import Call
 from fledgling.capture.otel import calls_from_otlp_json, calls_from_otlp_protobuf
 from fledgling.errors import InputError
-from fledgling.gateway.responses import Problem
 from fledgling.payload import storable_problem
+from fledgling.transport.asgi import Problem
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"

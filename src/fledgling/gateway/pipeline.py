@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 
-from fledgling.gateway.exchange import Exchange, new_call_id, upstream_error_reason
-from fledgling.gateway.recorder import Recorder
-from fledgling.gateway.responses import (
+from fledgling.capture.recording.exchange import Exchange, new_call_id, upstream_error_reason
+from fledgling.capture.recording.recorder import Recorder
+from fledgling.payload import storable_problem
+from fledgling.swap.router import Route, Router, Upstream
+from fledgling.transport.asgi import (
     Problem,
     Receive,
     Send,
@@ -28,17 +30,15 @@ from fledgling.gateway.responses import (
     send_bytes,
     send_error,
 )
-from fledgling.gateway.router import Route, Router, Upstream
-from fledgling.gateway.upstream import (
+from fledgling.transport.upstream import (
     UpstreamFault,
     UpstreamPool,
     response_headers,
     timeout_reason,
 )
-from fledgling.payload import storable_problem
 
 if TYPE_CHECKING:
-    from fledgling.gateway.swap import SwapRouter
+    from fledgling.swap.modes import SwapRouter
 
 CALL_ID_HEADER = b"x-fledgling-call-id"
 CLIENT_CLOSED = 499  # the status a call gets when its client left before the answer was done

@@ -15,10 +15,10 @@ import time
 
 import uvicorn
 
+from fledgling.capture.recording.recorder import Recorder
 from fledgling.config import Settings
 from fledgling.errors import ConfigError
 from fledgling.gateway.app import GatewayApp
-from fledgling.gateway.recorder import Recorder
 from fledgling.origin import is_loopback
 from fledgling.store import Store
 

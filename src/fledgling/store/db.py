@@ -17,8 +17,22 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import (Connection, Engine, Select, Text, and_, cast, create_engine, event, func, make_url,
-                        select, text, tuple_, type_coerce)
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    Text,
+    and_,
+    cast,
+    create_engine,
+    event,
+    func,
+    make_url,
+    select,
+    text,
+    tuple_,
+    type_coerce,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 

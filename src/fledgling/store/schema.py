@@ -6,8 +6,21 @@ the two never drift apart.
 
 from __future__ import annotations
 
-from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, ForeignKey, ForeignKeyConstraint,
-                        Index, Integer, MetaData, String, Table, Text)
+from sqlalchemy import (
+                        JSON,
+                        Boolean,
+                        Column,
+                        DateTime,
+                        Float,
+                        ForeignKey,
+                        ForeignKeyConstraint,
+                        Index,
+                        Integer,
+                        MetaData,
+                        String,
+                        Table,
+                        Text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()

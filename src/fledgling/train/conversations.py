@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fledgling.train.dataset import Example
 from fledgling.models.specialist import render_example
+from fledgling.train.dataset import Example
 
 
 def fold(examples: list[Example], *, task: str, signatures: bool) -> list[list[dict[str, Any]]]:

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from fledgling.calls import Request
+from fledgling.models.specialist import CHAT_TEMPLATE, render_example
 from fledgling.train.backend import Plan, Reporter, Result, TrainSpec
 from fledgling.train.bases import load_base, resolve_base
 from fledgling.train.dataset import Dataset, Example
-from fledgling.models.specialist import CHAT_TEMPLATE, render_example
 
 # Assumed sustained bf16 throughput of one data-centre GPU for LoRA training (an A10G-class
 # card at ~35% of its 125 TFLOPS peak). An assumption, printed with the estimate.

@@ -18,11 +18,11 @@ from typing import Any
 from transformers import TrainerCallback
 
 from fledgling.models import manifest
+from fledgling.models.specialist import CHAT_TEMPLATE, FORMAT_IDS
 from fledgling.train import conversations
 from fledgling.train.backend import Plan, Reporter, Result, TrainingError, TrainSpec
 from fledgling.train.bases import load_base, resolve_base
 from fledgling.train.dataset import Dataset
-from fledgling.models.specialist import CHAT_TEMPLATE, FORMAT_IDS
 
 ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged"

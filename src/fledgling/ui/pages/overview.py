@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from fledgling import rollout
 from fledgling.config import Settings
 from fledgling.evals import runs as eval_runs
 from fledgling.report import build_report
 from fledgling.store import Store
+from fledgling.swap import rollout
 from fledgling.ui import queries
 from fledgling.ui.pages.deps import settings, store
 from fledgling.ui.render import page

@@ -1,5 +1,5 @@
 """Rollout: each task's mode and canary share, changed through a confirmation step; the history
-of changes and rollbacks. Writes go through `fledgling.rollout`, which the gateway reads."""
+of changes and rollbacks. Writes go through `fledgling.swap.rollout`, which the gateway reads."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import RedirectResponse, Response
 
-from fledgling import rollout
 from fledgling.config import Settings
 from fledgling.errors import InputError
 from fledgling.store import Store
+from fledgling.swap import rollout
 from fledgling.ui.pages.deps import form, settings, store
 from fledgling.ui.render import page
 

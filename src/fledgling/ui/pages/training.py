@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from fledgling.errors import InputError
+from fledgling.models.manifest import read as read_manifest
 from fledgling.store import Store
 from fledgling.train import runs
-from fledgling.models.manifest import read as read_manifest
 from fledgling.ui.charts import line_chart, loss_history
 from fledgling.ui.pages.deps import not_found, store
 from fledgling.ui.render import page

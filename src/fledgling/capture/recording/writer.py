@@ -21,9 +21,9 @@ from collections import deque
 from typing import Any
 
 from fledgling.calls import Call
-from fledgling.gateway.exchange import Exchange, exchange_to_call
-from fledgling.gateway.quarantine import Quarantine
-from fledgling.gateway.spool import Item, Segment, Spool, claim_orphans, read_segment
+from fledgling.capture.recording.exchange import Exchange, exchange_to_call
+from fledgling.capture.recording.quarantine import Quarantine
+from fledgling.capture.recording.spool import Item, Segment, Spool, claim_orphans, read_segment
 from fledgling.store import Store
 
 log = logging.getLogger("fledgling.gateway")

@@ -1,5 +1,5 @@
 """The rollout state as the gateway sees it: each task's mode, canary share and candidate, read
-from the store (`fledgling.rollout`) and kept for a short time.
+from the store (`fledgling.swap.rollout`) and kept for a short time.
 
 The request path never waits on the database: it reads the cached state, and a stale cache is
 refreshed in the background (one query for every task). A change through the admin API, or a
@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fledgling import rollout
 from fledgling.config import Settings
 from fledgling.store import Store
+from fledgling.swap import rollout
 
 log = logging.getLogger("fledgling.gateway")
 TTL_S = 1.0

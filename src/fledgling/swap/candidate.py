@@ -31,17 +31,17 @@ from typing import Any
 import orjson
 
 from fledgling.calls import Request
+from fledgling.capture.recording.exchange import parse_completion
 from fledgling.config import Settings, SwapSettings
 from fledgling.errors import ConfigError
-from fledgling.gateway.batching import BatchQueue
-from fledgling.gateway.confidence import local_confidence, remote_confidence
-from fledgling.gateway.exchange import parse_completion
-from fledgling.gateway.router import Upstream
-from fledgling.gateway.upstream import UpstreamFault, UpstreamPool
 from fledgling.models.generation import Backend, Generation
 from fledgling.models.prompting import output_schema
 from fledgling.models.spec import ModelSpec, open_backend
 from fledgling.store import Store
+from fledgling.swap.batching import BatchQueue
+from fledgling.swap.confidence import local_confidence, remote_confidence
+from fledgling.swap.router import Upstream
+from fledgling.transport.upstream import UpstreamFault, UpstreamPool
 
 log = logging.getLogger("fledgling.gateway")
 RETRY_LOAD_S = 30.0

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from fledgling.calls import Call
+from fledgling.capture.recording.exchange import Exchange
+from fledgling.capture.recording.quarantine import Quarantine
+from fledgling.capture.recording.spool import Spool
+from fledgling.capture.recording.writer import StoreWriter
 from fledgling.config import GatewaySettings
-from fledgling.gateway.exchange import Exchange
-from fledgling.gateway.quarantine import Quarantine
-from fledgling.gateway.spool import Spool
-from fledgling.gateway.writer import StoreWriter
 from fledgling.store import Store
 
 SUPERVISE_S = 0.25

@@ -25,11 +25,11 @@ import orjson
 from fledgling.calls import Call, Request, Response
 from fledgling.config import Settings, SwapSettings, TaskSettings
 from fledgling.errors import InputError
-from fledgling.gateway.candidate import Candidate, candidate_spec, open_candidate
-from fledgling.gateway.router import Router
-from fledgling.gateway.upstream import UpstreamPool
 from fledgling.models.generation import Generation
 from fledgling.store import Store
+from fledgling.swap.candidate import Candidate, candidate_spec, open_candidate
+from fledgling.swap.router import Router
+from fledgling.transport.upstream import UpstreamPool
 
 
 @dataclass

@@ -22,8 +22,8 @@ from typing import Any
 
 import orjson
 
-from fledgling import rollout
 from fledgling.config import parse_settings
+from fledgling.swap import rollout
 
 TASK = "support-agent"
 PERCENT = 50
@@ -34,13 +34,13 @@ SWAP = {"budget_ms": 45_000, "batch_size": 4, "batch_wait_ms": 50, "max_tokens":
 
 
 def canary_stage(ctx: Any) -> str:
-    from fledgling.cli.rollout import figures_table
     from fledgling.contracts import load_contract
     from fledgling.demo.pricing import MODEL, PRICES
+    from fledgling.demo.standin import RecordedAnswers, StandInUpstream
     from fledgling.evals.runs import load_items
-    from fledgling.gateway.candidate import candidate_spec, open_candidate
     from fledgling.gateway.server import ServerThread, build_app
-    from fledgling.gateway.standin import RecordedAnswers, StandInUpstream
+    from fledgling.swap.candidate import candidate_spec, open_candidate
+    from fledgling.swap.figures import figures_table
 
     store, console = ctx.store, ctx.console
     _, _, items = load_items(store, TASK, "test", limit=REQUESTS)

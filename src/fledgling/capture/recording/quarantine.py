@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from fledgling.calls import Call
-from fledgling.gateway.exchange import Exchange, bounded_text, exchange_record
+from fledgling.capture.recording.exchange import Exchange, bounded_text, exchange_record
 
 log = logging.getLogger("fledgling.gateway")
 

@@ -24,29 +24,29 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from fledgling import rollout
 from fledgling.calls import Response, Usage, cost_usd
-from fledgling.config import Settings, TaskSettings
-from fledgling.contracts import Violation
-from fledgling.errors import ConfigError
-from fledgling.gateway.breaker import Breakers
-from fledgling.gateway.canary import in_canary, sticky_key
-from fledgling.gateway.candidate import Candidate, CandidatePool
-from fledgling.gateway.enforcer import Enforcer, agree
-from fledgling.gateway.exchange import (
+from fledgling.capture.recording.exchange import (
     Exchange,
     parse_completion,
     reassemble_stream,
     upstream_error_reason,
 )
-from fledgling.gateway.figures import Figures
-from fledgling.gateway.live_gate import LiveGates
-from fledgling.gateway.live_rollout import LiveRollout, TaskRollout
-from fledgling.gateway.recorder import Recorder
-from fledgling.gateway.responses import Receive, Send, send_bytes, send_error
-from fledgling.gateway.router import Route
-from fledgling.gateway.standin import stream_chunks
-from fledgling.gateway.upstream import UpstreamFault, UpstreamPool, response_headers
+from fledgling.capture.recording.recorder import Recorder
+from fledgling.config import Settings, TaskSettings
+from fledgling.contracts import Violation
+from fledgling.errors import ConfigError
+from fledgling.swap import rollout
+from fledgling.swap.breaker import Breakers
+from fledgling.swap.canary import in_canary, sticky_key
+from fledgling.swap.candidate import Candidate, CandidatePool
+from fledgling.swap.enforcer import Enforcer, agree
+from fledgling.swap.figures import Figures
+from fledgling.swap.live_gate import LiveGates
+from fledgling.swap.live_rollout import LiveRollout, TaskRollout
+from fledgling.swap.router import Route
+from fledgling.transport.asgi import Receive, Send, send_bytes, send_error
+from fledgling.transport.sse import stream_chunks
+from fledgling.transport.upstream import UpstreamFault, UpstreamPool, response_headers
 
 if TYPE_CHECKING:
     from fledgling.gateway.pipeline import Pipeline
@@ -488,7 +488,7 @@ class SwapRouter:
         if meta["served_by"] == "candidate":
             fig.candidate_ms.append(ex.metadata.get("candidate", {}).get("latency_ms", 0.0))
         if meta["served_by"] == "llm" and isinstance(ex.response, dict):
-            from fledgling.gateway.exchange import usage_of
+            from fledgling.capture.recording.exchange import usage_of
 
             fig.cost_usd += cost_usd(usage_of(ex.response.get("usage")), ex.price_in, ex.price_out) or 0.0
 

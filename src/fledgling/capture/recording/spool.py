@@ -37,9 +37,9 @@ from typing import Any
 import orjson
 
 from fledgling.calls import Call
+from fledgling.capture.recording.exchange import Exchange, exchange_from_record, exchange_record, exchange_to_call
+from fledgling.capture.recording.quarantine import Quarantine
 from fledgling.errors import ConfigError
-from fledgling.gateway.exchange import Exchange, exchange_from_record, exchange_record, exchange_to_call
-from fledgling.gateway.quarantine import Quarantine
 
 log = logging.getLogger("fledgling.gateway")
 

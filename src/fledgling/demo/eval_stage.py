@@ -32,7 +32,7 @@ def evaluate_on_demo(ctx: Any, task: str, spec: ModelSpec, *, constrained: bool 
                      prompt: str | None = None, backend: Backend | None = None) -> EvalRun:
     """Evaluate `spec` (or an already loaded `backend` of it) on the demo's slice of `task`'s
     test split, with a progress bar; the run is stored and returned."""
-    from fledgling.cli.eval import run_table
+    from fledgling.report.tables import run_table
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=ctx.console, transient=True) as bar:
@@ -48,10 +48,9 @@ def evaluate_on_demo(ctx: Any, task: str, spec: ModelSpec, *, constrained: bool 
 
 def write_reports(ctx: Any, tasks: list[str]) -> list[str]:
     """Write each task's report from its newest runs; print the verdict and where the files are."""
-    from fledgling.cli.session import settings as session_settings
     from fledgling.report import build_report, write_report
 
-    settings = session_settings()
+    settings = ctx.settings
     verdicts = []
     for task in tasks:
         report = build_report(ctx.store, settings, task)

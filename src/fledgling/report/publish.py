@@ -15,8 +15,7 @@ from typing import Any
 
 from fledgling.config import Settings, load_settings
 from fledgling.errors import FledglingError
-from fledgling.models import catalog
-from fledgling.models import manifest
+from fledgling.models import catalog, manifest
 from fledgling.store import Store
 
 

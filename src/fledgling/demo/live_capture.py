@@ -17,8 +17,8 @@ import orjson
 
 from fledgling.calls import Call
 from fledgling.config import Settings, parse_settings
+from fledgling.demo.standin import RecordedAnswers, StandInUpstream
 from fledgling.gateway.server import ServerThread, build_app
-from fledgling.gateway.standin import RecordedAnswers, StandInUpstream
 from fledgling.store import Store
 
 

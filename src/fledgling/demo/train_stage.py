@@ -33,7 +33,7 @@ def train_support_agent(ctx: Any) -> str:
     """Demo stage: train, select, evaluate, refresh the report; the outcome is left in
     `ctx.results["trained"][task]`."""
     from fledgling.contracts import load_contract
-    from fledgling.evals.demo_stage import BASE_SLM, BATCH, MAX_NEW_TOKENS, evaluate_on_demo, write_reports
+    from fledgling.demo.eval_stage import BASE_SLM, BATCH, MAX_NEW_TOKENS, evaluate_on_demo, write_reports
     from fledgling.models.spec import ModelSpec, allows_text, open_backend
 
     dataset = (ctx.results.get("datasets") or {}).get(TASK)

@@ -79,14 +79,14 @@ def calibrate_task(store: Any, settings: Any, task: str, target_accuracy: float,
     same grammar) and calibrate the threshold on its answers' agreement with the references."""
     import asyncio
 
-    from fledgling import rollout
     from fledgling.calls import Request
     from fledgling.config import SwapSettings
     from fledgling.errors import InputError
     from fledgling.evals.runs import load_items, task_contract
-    from fledgling.gateway.candidate import Answer, candidate_spec, open_candidate
-    from fledgling.gateway.enforcer import Enforcer, agree
-    from fledgling.gateway.upstream import UpstreamPool
+    from fledgling.swap import rollout
+    from fledgling.swap.candidate import Answer, candidate_spec, open_candidate
+    from fledgling.swap.enforcer import Enforcer, agree
+    from fledgling.transport.upstream import UpstreamPool
 
     name = rollout.candidate_of(store, settings, task)
     if not name:

@@ -8,6 +8,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.table import Table
+
 from fledgling.evals.stats import percentile
 
 
@@ -55,3 +57,22 @@ class Figures:
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         return {task: f.as_dict() for task, f in self.tasks.items()}
+
+
+def figures_table(tasks: dict, only: str | None = None) -> Table:
+    """The gateway's live swap figures as a table (also used by the demo)."""
+    table = Table(title="live figures")
+    for col in ("task", "requests", "served by SLM", "fallbacks by reason", "agreement", "SLM p50/p95 ms",
+                "LLM p50 ms", "saved USD", "rollbacks"):
+        table.add_column(col, justify="right" if col not in ("task", "fallbacks by reason") else "left")
+    for name, f in sorted(tasks.items()):
+        if only and name != only:
+            continue
+        fallbacks = ", ".join(f"{k} {v}" for k, v in sorted(f["fallbacks"].items())) or "none"
+        agreement = f"{f['agreement']:.0%} of {f['compared']}" if f["agreement"] is not None else "-"
+        cand = (f"{f['candidate_p50_ms']:.0f}/{f['candidate_p95_ms']:.0f}"
+                if f["candidate_p50_ms"] is not None else "-")
+        llm = f"{f['llm_p50_ms']:.0f}" if f["llm_p50_ms"] is not None else "-"
+        table.add_row(name, str(f["requests"]), f"{f['candidate_share']:.0%}", fallbacks, agreement, cand, llm,
+                      f"{f['saved_usd']:.4f}", str(f["rollbacks"]))
+    return table

@@ -9,9 +9,13 @@ key in an `api-key` header; every other endpoint gets `Authorization: Bearer`.
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
 import aiohttp
 
-from fledgling.gateway.router import Upstream
+from fledgling.config import GatewaySettings, ModelSettings
 from fledgling.urls import mask_url
 
 # Caller headers worth passing on (everything else, notably Authorization, is ours to set).
@@ -21,6 +25,48 @@ FORWARDED = ("openai-organization", "openai-project", "openai-beta", "x-request-
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
                         "content-encoding", "date", "server", "proxy-connection", "upgrade",
                         "content-type"})
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One OpenAI-compatible endpoint the gateway forwards to."""
+
+    name: str
+    base_url: str
+    api_key_env: str | None = None
+    api_version: str | None = None
+    model: str | None = None
+    price_in: float | None = None
+    price_out: float | None = None
+    timeout_s: float = 60.0  # idle: before the answer starts, and between two reads of it
+    connect_timeout_s: float = 10.0
+    total_timeout_s: float = 600.0
+
+    @classmethod
+    def from_model(cls, name: str, m: ModelSettings, gateway: GatewaySettings) -> Upstream:
+        """The deadlines come from [gateway]; a model that sets its own `timeout_s` keeps it."""
+        idle = m.timeout_s if "timeout_s" in m.model_fields_set else gateway.upstream_idle_timeout_s
+        return cls(name=name, base_url=(m.base_url or "").rstrip("/"), api_key_env=m.api_key_env,
+                   api_version=m.api_version, model=m.model, price_in=m.usd_per_mtok_in,
+                   price_out=m.usd_per_mtok_out, timeout_s=idle,
+                   connect_timeout_s=gateway.upstream_connect_timeout_s,
+                   total_timeout_s=gateway.upstream_total_timeout_s)
+
+    @property
+    def azure(self) -> bool:
+        return self.api_version is not None
+
+    @property
+    def provider(self) -> str:
+        host = urlsplit(self.base_url).hostname or ""
+        if self.azure or host.endswith(".azure.com"):
+            return "azure"
+        if host.endswith("openai.com"):
+            return "openai"
+        return host or "unknown"
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
 
 
 class UpstreamFault(Exception):
