@@ -54,7 +54,7 @@ def make_call(i: int, *, user: str | None = None, response: Response | None = No
 
 def contact_call(i: int, **kw: Any) -> Call:
     email, phone = f"user{i}@example.com", f"+1 415-555-{i % 10000:04d}"
+    digits = phone.replace(" ", "").replace("-", "")
     return make_call(i, user=f"please change my email to {email}, my phone is {phone} (ref {i})",
-                     response=Response(tool_calls=[tool_call("update_contact",
-                                                             {"email": email, "phone": phone.replace(" ", "").replace("-", "")}, i)],
+                     response=Response(tool_calls=[tool_call("update_contact", {"email": email, "phone": digits}, i)],
                                        finish_reason="tool_calls"), **kw)

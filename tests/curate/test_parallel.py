@@ -12,7 +12,7 @@ from fledgling.calls import Feedback, Response
 from fledgling.contracts import infer_contract
 from fledgling.curate import curate
 from fledgling.curate.parallel import chunk_size, prepared
-from fledgling.curate.prepare import Settings
+from fledgling.curate.prepare import PrepareOptions
 from fledgling.errors import InputError
 from fledgling.store import CallFilter, Store
 from tests.curate.conftest import contact_call, make_call, tool_call
@@ -60,26 +60,26 @@ def test_bad_worker_count_is_a_one_line_error(sqlite_store: Store, tmp_path) -> 
         curate(sqlite_store, "support-agent", out_dir=tmp_path, workers=-1)
 
 
-def _rows_and_settings(store: Store, n: int) -> tuple[list[dict[str, Any]], Settings]:
+def _rows_and_options(store: Store, n: int) -> tuple[list[dict[str, Any]], PrepareOptions]:
     store.insert_calls(mixed_calls(n))
     flt = CallFilter(task="support-agent")
     contract = infer_contract(store.iter_calls(flt), "support-agent")
-    return list(store.iter_call_rows(flt)), Settings.of(contract, "chat", drop_tool_failures=True,
-                                                         near_duplicates=True)
+    return list(store.iter_call_rows(flt)), PrepareOptions.of(contract, "chat", drop_tool_failures=True,
+                                                               near_duplicates=True)
 
 
 @pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
 def test_workers_start_under_every_start_method(sqlite_store: Store, method: str) -> None:
-    rows, settings = _rows_and_settings(sqlite_store, 60)
-    expected = list(prepared(rows, settings, 0))
-    got = list(prepared(rows, settings, 1, chunk=7, context=mp.get_context(method)))
+    rows, options = _rows_and_options(sqlite_store, 60)
+    expected = list(prepared(rows, options, 0))
+    got = list(prepared(rows, options, 1, chunk=7, context=mp.get_context(method)))
     assert got == expected
     assert [p.call_id for p in got] == [r["id"] for r in rows]
     assert sum(p.reason is None for p in got) > 30 and any(p.signature for p in got)
 
 
 def test_reading_stays_a_bounded_window_ahead(sqlite_store: Store) -> None:
-    rows, settings = _rows_and_settings(sqlite_store, 300)
+    rows, options = _rows_and_options(sqlite_store, 300)
     read = 0
 
     def counted() -> Iterator[dict[str, Any]]:
@@ -88,7 +88,7 @@ def test_reading_stays_a_bounded_window_ahead(sqlite_store: Store) -> None:
             read += 1
             yield r
 
-    stream = prepared(counted(), settings, 2, chunk=10)
+    stream = prepared(counted(), options, 2, chunk=10)
     first = next(stream)
     assert first.call_id == rows[0]["id"]
     assert read <= (2 * 2 + 1) * 10           # in-flight chunks plus the one refilled

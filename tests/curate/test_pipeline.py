@@ -35,7 +35,7 @@ def test_same_seed_same_bytes_other_seed_other_split(store: Store, tmp_path) -> 
     rows = list_datasets(store, "support-agent")
     assert [r["version"] for r in rows] == [3, 2, 1]
     assert rows[-1]["n_train"] == a.counts["train"] and rows[-1]["seed"] == 7
-    assert call_ids(store, "support-agent", 1, "test") == [l["call_ids"][0] for l in lines(a.path / "test.jsonl")]
+    assert call_ids(store, "support-agent", 1, "test") == [ln["call_ids"][0] for ln in lines(a.path / "test.jsonl")]
 
 
 def test_duplicates_keep_the_best_labelled_and_noise_is_flagged(sqlite_store: Store, tmp_path) -> None:
@@ -56,7 +56,7 @@ def test_duplicates_keep_the_best_labelled_and_noise_is_flagged(sqlite_store: St
                   tool_calls=[tool_call("lookup_order", {"order_id": "ORD-778"})], finish_reason="tool_calls"))]
     sqlite_store.insert_calls(calls)
     ds = curate(sqlite_store, "support-agent", out_dir=tmp_path)
-    kept = {l["call_ids"][0]: l for s in ("train", "val", "test") for l in lines(ds.path / f"{s}.jsonl")}
+    kept = {ln["call_ids"][0]: ln for s in ("train", "val", "test") for ln in lines(ds.path / f"{s}.jsonl")}
     assert "call-000102" in kept and not {"call-000100", "call-000101", "call-000103"} & set(kept)
     assert kept["call-000102"]["messages"][-1]["tool_calls"][0]["function"]["arguments"] == {"order_id": "ORD-555"}
     assert ("call-000200" in kept) != ("call-000201" in kept)
@@ -106,7 +106,8 @@ def test_bad_options_and_unknown_task_are_one_line_errors(sqlite_store: Store, t
 
 def test_ground_truth_precision_and_recall(sqlite_store: Store, tmp_path) -> None:
     fixed = Response(tool_calls=[tool_call("lookup_order", {"order_id": "ORD-1"})], finish_reason="tool_calls")
-    failed_turn = [{"role": "assistant", "content": None, "tool_calls": [tool_call("lookup_order", {"order_id": "X"}, 9)]},
+    failed_turn = [{"role": "assistant", "content": None,
+                    "tool_calls": [tool_call("lookup_order", {"order_id": "X"}, 9)]},
                    {"role": "tool", "tool_call_id": "tc_9", "content": '{"ok": false, "error": {"code": "not_found"}}'}]
     calls = [make_call(i, metadata={"llm_error": None}) for i in range(40)]
     calls += [make_call(100 + i, status="error", metadata={"llm_error": "upstream"}) for i in range(3)]

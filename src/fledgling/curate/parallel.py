@@ -1,13 +1,13 @@
 """Preparing calls in worker processes, in input order, with bounded memory.
 
-`prepared(rows, settings, workers)` yields one `Prepared` per row of `Store.iter_call_rows`, in
+`prepared(rows, options, workers)` yields one `Prepared` per row of `Store.iter_call_rows`, in
 the rows' order, so a curation gives the same bytes however many workers prepared it. With
 `workers=0` it prepares in this process. Otherwise the rows are cut into chunks and at most
 `2 x workers` chunks are in flight: reading stays just ahead of the workers, and memory does
 not grow with the number of calls (unlike `Pool.imap`, whose feeder drains the whole input).
 
 Workers receive raw rows (JSON columns as text), parse them themselves and send back compact
-`Prepared` tuples. They build their state from the `Settings` passed to the pool initializer,
+`Prepared` tuples. They build their state from the `PrepareOptions` passed to the pool initializer,
 never from globals of the parent, so they start the same under fork, forkserver and spawn.
 """
 
@@ -23,7 +23,7 @@ from itertools import islice
 from multiprocessing.context import BaseContext
 from typing import Any
 
-from fledgling.curate.prepare import Prepared, Preparer, Settings
+from fledgling.curate.prepare import Prepared, PrepareOptions, Preparer
 from fledgling.errors import FledglingError
 
 PARALLEL_FROM = 5000
@@ -47,16 +47,16 @@ def chunk_size(total: int, workers: int) -> int:
     return max(MIN_CHUNK, min(MAX_CHUNK, total // max(1, 8 * workers)))
 
 
-def prepared(rows: Iterable[Mapping[str, Any]], settings: Settings, workers: int, *,
+def prepared(rows: Iterable[Mapping[str, Any]], options: PrepareOptions, workers: int, *,
              chunk: int = MAX_CHUNK, context: BaseContext | None = None) -> Iterator[Prepared]:
     """Each row prepared, in input order; `context` picks the start method (default: the platform's)."""
     if workers <= 0:
-        preparer = Preparer(settings)
+        preparer = Preparer(options)
         for row in rows:
             yield preparer.row(row)
         return
     chunks = _chunks(rows, chunk)
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=(settings,))
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=(options,))
     try:
         pending: deque[Future[list[Prepared]]] = deque(
             pool.submit(_prepare, c) for c in islice(chunks, 2 * workers))
@@ -81,11 +81,11 @@ def _chunks(rows: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[Mappi
         yield chunk
 
 
-def _start(settings: Settings) -> None:
+def _start(options: PrepareOptions) -> None:
     """Worker initializer: the per-run state, built from what the parent sent."""
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    _worker = Preparer(settings)
+    _worker = Preparer(options)
 
 
 def _prepare(rows: list[Mapping[str, Any]]) -> list[Prepared]:

@@ -29,7 +29,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -39,7 +39,7 @@ from fledgling.curate.dedupe import Deduper
 from fledgling.curate.formats import FORMATS, Format
 from fledgling.curate.label_noise import Member, choose
 from fledgling.curate.parallel import auto_workers, chunk_size, prepared
-from fledgling.curate.prepare import QUALITY_CORRECTED, Prepared, Settings
+from fledgling.curate.prepare import QUALITY_CORRECTED, Prepared, PrepareOptions
 from fledgling.curate.registry import Dataset
 from fledgling.curate.report import GroundTruth
 from fledgling.curate.splits import SPLITS, Groups, assign
@@ -79,11 +79,11 @@ def curate(store: Store, task: str, *, seed: int = 0, val: float = 0.1, test: fl
     work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
         run = _Run(contract, fmt, near_dup_threshold)
-        settings = Settings.of(contract, fmt, drop_tool_failures=not keep_tool_failures,
-                               near_duplicates=near_dup_threshold < 1)
+        options = PrepareOptions.of(contract, fmt, drop_tool_failures=not keep_tool_failures,
+                                    near_duplicates=near_dup_threshold < 1)
         n_workers = auto_workers(total) if workers is None else workers
         with open(work / "spool.jsonl", "wb", buffering=_BUFFER) as spool:
-            for item in prepared(store.iter_call_rows(flt), settings, n_workers,
+            for item in prepared(store.iter_call_rows(flt), options, n_workers,
                                  chunk=chunk_size(total, n_workers)):
                 run.absorb(item, spool)
                 if progress is not None and run.calls_in % 500 == 0:
@@ -245,7 +245,8 @@ class _Run:
                     lines[split] += 1
                     classes[split][m.cls] += 1
         finally:
-            for f in (*outs.values(), *ids_out.values()):
+            files: list[IO[Any]] = [*outs.values(), *ids_out.values()]
+            for f in files:
                 f.close()
         for cls in sorted({m.cls for m in chosen}):
             if lines["test"] and classes["test"][cls] == 0 and not any(cls in w for w in warnings):

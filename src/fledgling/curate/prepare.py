@@ -50,7 +50,7 @@ class Prepared(NamedTuple):
 
 
 @dataclass(frozen=True)
-class Settings:
+class PrepareOptions:
     """What preparing needs to know about the run, as plain data that pickles for any start
     method (a `Contract` caches compiled validators, which do not pickle)."""
 
@@ -61,7 +61,7 @@ class Settings:
 
     @classmethod
     def of(cls, contract: Contract | None, fmt: Format, *, drop_tool_failures: bool,
-           near_duplicates: bool) -> Settings:
+           near_duplicates: bool) -> PrepareOptions:
         return cls(contract.model_dump_json() if contract is not None else None, fmt,
                    drop_tool_failures, near_duplicates)
 
@@ -69,10 +69,10 @@ class Settings:
 class Preparer:
     """Prepares calls for one curation run."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.contract = (Contract.model_validate_json(settings.contract_json)
-                         if settings.contract_json is not None else None)
+    def __init__(self, options: PrepareOptions) -> None:
+        self.options = options
+        self.contract = (Contract.model_validate_json(options.contract_json)
+                         if options.contract_json is not None else None)
         self.class_field = _class_field(self.contract)
 
     def row(self, row: Mapping[str, Any]) -> Prepared:
@@ -80,7 +80,7 @@ class Preparer:
         return self.call(call_from_row(row))
 
     def call(self, call: Call) -> Prepared:
-        s = self.settings
+        s = self.options
         verdict = filters.check(call, self.contract, drop_tool_failures=s.drop_tool_failures)
         truth = (call.metadata["llm_error"],) if "llm_error" in call.metadata else None
         if verdict.label is None:

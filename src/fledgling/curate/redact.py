@@ -178,7 +178,8 @@ def _secrets(text: str) -> list[Finding]:
             g = 1 if m.re.groups and m.start(1) > m.start(0) else 0
             start, end = m.span(g)
             if g == 0:  # some patterns stop early (JWT's signature is lazy): take the whole token
-                end = _TOKEN_CHARS.match(text, end).end()
+                tail = _TOKEN_CHARS.match(text, end)  # `*`: always matches, possibly empty
+                end = tail.end() if tail else end
             out.append(_secret(text, start, end, kind))
     for pattern, kind in _OWN_PATTERNS:
         for m in pattern.finditer(text):
@@ -191,11 +192,11 @@ def _secrets(text: str) -> list[Finding]:
     for m in _AUTH_HEADER.finditer(text):
         scheme = m.group(1)  # the value is group 2 after a scheme, else group 3
         kind = _SCHEME_KIND.get(scheme.lower(), "API_KEY") if scheme else "API_KEY"
-        out.append(_secret(text, *m.span(m.lastindex), kind))
+        out.append(_secret(text, *_last_group_span(m), kind))
     for rx in (_ASSIGNMENT, _PASSWORD_IS):
         for m in rx.finditer(text):
             kind = _secret_kind(m.group(1))
-            start, end = m.span(m.lastindex)  # the one value group that matched
+            start, end = _last_group_span(m)  # the one value group that matched
             value = text[start:end]
             # a bare number under `token` or `secret` is a count or an id; under `password`, a PIN
             if len(value) >= 3 and (kind == "PASSWORD" or not value.isdigit()):
@@ -210,6 +211,11 @@ def _is_basic_credential(value: str) -> bool:
     except (ValueError, UnicodeDecodeError):
         return False
     return ":" in decoded and decoded.isprintable()
+
+
+def _last_group_span(m: re.Match[str]) -> tuple[int, int]:
+    """The span of the last group that matched (patterns whose alternatives each hold one value group)."""
+    return m.span(m.lastindex or 0)
 
 
 def _secret(text: str, start: int, end: int, kind: str) -> Finding:
