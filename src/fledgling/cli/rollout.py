@@ -121,7 +121,7 @@ def calibrate(task: str = typer.Option(..., "--task", "-t", help="The task whose
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from fledgling.evals.runs import load_items
-    from fledgling.swap.confidence import calibrate_task
+    from fledgling.swap.calibrate import calibrate_task
 
     s, cfg = store(), settings()
     total = len(load_items(s, task, split, limit=limit)[2])

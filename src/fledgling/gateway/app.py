@@ -39,12 +39,11 @@ class GatewayApp:
         self.router = Router(settings, upstream)
         self.pool = UpstreamPool()
         keys = gateway_keys() if keys is None else keys
-        self.pipeline = Pipeline(self.router, self.pool, recorder, keys=keys,
-                                 max_body_bytes=settings.gateway.max_body_bytes)
         self.live = LiveRollout(recorder.store, settings)
         self.router.live = self.live
         self.swap = SwapRouter(settings, self.pool, recorder, self.live)
-        self.pipeline.swap = self.swap
+        self.pipeline = Pipeline(self.router, self.swap, recorder, keys=keys,
+                                 max_body_bytes=settings.gateway.max_body_bytes)
         self.admin = Admin(self.swap, admin_keys(keys) if admin is None else admin)
         self.hosts = None if keys else HostCheck()  # no key: a DNS-rebinding page must not drive it
 

@@ -17,7 +17,7 @@ from fledgling.store.repository import Repository
 from fledgling.store.schema import calls as calls_t
 
 if TYPE_CHECKING:
-    from fledgling.store.db import CallFilter
+    from fledgling.store.filters import CallFilter
 
 Key = tuple[datetime, str]  # (created_at, id): a position in the store's order of calls
 

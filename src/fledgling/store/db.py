@@ -42,6 +42,7 @@ from fledgling.store.catalog import Catalog
 from fledgling.store.dashboard import Dashboard
 from fledgling.store.datasets import Datasets
 from fledgling.store.eval_runs import EvalRuns
+from fledgling.store.filters import CallFilter
 from fledgling.store.rollouts import Rollouts
 from fledgling.store.schema import calls as calls_t
 from fledgling.store.schema import contracts as contracts_t
@@ -52,32 +53,6 @@ from fledgling.urls import mask_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 0x0F1ED611
-
-
-@dataclass(frozen=True)
-class CallFilter:
-    """Which calls a query is about. Unset fields do not filter."""
-
-    task: str | None = None
-    model: str | None = None
-    source: str | None = None
-    status: str | None = None
-    session_id: str | None = None
-    trace_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-    def clauses(self) -> list[Any]:
-        c = calls_t.c
-        out = [getattr(c, name) == value for name, value in
-               (("task", self.task), ("model", self.model), ("source", self.source),
-                ("status", self.status), ("session_id", self.session_id),
-                ("trace_id", self.trace_id)) if value is not None]
-        if self.since is not None:
-            out.append(c.created_at >= _utc(self.since))
-        if self.until is not None:
-            out.append(c.created_at < _utc(self.until))
-        return out
 
 
 @dataclass
@@ -415,10 +390,6 @@ def _dumps(obj: Any) -> str:
 
 def _first_line(exc: BaseException) -> str:
     return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-
-
-def _utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def _call_to_row(call: Call) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""The swap path: how a request of a task in `shadow`, `canary` or `swapped` mode is served.
+"""Routing modes: how a turn is served in each of the task's rollout modes.
 
+    record    the LLM answers (relayed as it comes, `relay.py`); the call is recorded.
     shadow    the LLM answers (relayed as in record mode); the candidate answers the same request
               beside it, off the response path, and both answers are recorded and compared.
     canary    a sticky share (`canary.py`) goes to the candidate, the rest to the LLM with the
@@ -20,17 +21,12 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from fledgling.calls import Response, Usage, cost_usd
-from fledgling.capture.recording.exchange import (
-    Exchange,
-    parse_completion,
-    reassemble_stream,
-    upstream_error_reason,
-)
+from fledgling.capture.recording.exchange import Exchange, parse_completion, reassemble_stream, usage_of
 from fledgling.capture.recording.recorder import Recorder
 from fledgling.config import Settings, TaskSettings
 from fledgling.contracts import Violation
@@ -43,13 +39,12 @@ from fledgling.swap.enforcer import Enforcer, agree
 from fledgling.swap.figures import Figures
 from fledgling.swap.live_gate import LiveGates
 from fledgling.swap.live_rollout import LiveRollout, TaskRollout
+from fledgling.swap.relay import Relay
 from fledgling.swap.router import Route
-from fledgling.transport.asgi import Receive, Send, send_bytes, send_error
+from fledgling.swap.turn import Turn
+from fledgling.transport.asgi import Send, send_bytes, send_error
 from fledgling.transport.sse import stream_chunks
-from fledgling.transport.upstream import UpstreamFault, UpstreamPool, response_headers
-
-if TYPE_CHECKING:
-    from fledgling.gateway.pipeline import Pipeline
+from fledgling.transport.upstream import UpstreamFault, UpstreamPool
 
 log = logging.getLogger("fledgling.gateway")
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -115,6 +110,7 @@ class SwapRouter:
                                   f"[tasks.{name}.swap] min_confidence to what it prints")
         self.settings = settings
         self.pool = pool
+        self.relay = Relay(pool)
         self.recorder = recorder
         self.store = recorder.store
         self.live = live
@@ -147,10 +143,24 @@ class SwapRouter:
 
     # -- entry ----------------------------------------------------------------------------------
 
-    async def serve(self, pipeline: Pipeline, route: Route, body: bytes, request: dict[str, Any],
-                    headers: dict[str, str], caller_auth: str | None, ex: Exchange, receive: Receive,
-                    send: Send, call_header: tuple[bytes, bytes], started: float) -> None:
-        """Answer the client and record the call (now, or once its shadow run is done)."""
+    async def serve(self, turn: Turn) -> None:
+        """Answer the client and record the call (now, or once its shadow run is done); the
+        client gets the last byte of its answer once the call is on its way to the store."""
+        try:
+            if turn.route.mode == "record":
+                try:
+                    await self.relay.forward(turn)
+                finally:
+                    if turn.exchange.latency_ms is None:
+                        turn.exchange.latency_ms = turn.elapsed_ms()
+                    self.recorder.record(turn.exchange)
+            else:
+                await self._swap(turn)
+        finally:
+            await turn.close()
+
+    async def _swap(self, turn: Turn) -> None:
+        route, request, ex = turn.route, turn.request, turn.exchange
         figures = self.figures.of(route.task)
         figures.requests += 1
         to_candidate = route.mode == "swapped" or (
@@ -162,81 +172,74 @@ class SwapRouter:
         shadow_of: Response | None = None
         try:
             if to_candidate:
-                await self._candidate_first(pipeline, route, body, request, headers, caller_auth, ex, receive,
-                                            send, call_header, started)
-            elif route.mode == "shadow" or request.get("stream") is True:
-                await pipeline._forward(route, body, request, headers, caller_auth, ex, receive, send,
-                                        call_header, started)
+                await self._candidate_first(turn)
+            elif route.mode == "shadow" or turn.streaming:
+                await self.relay.forward(turn)
                 ex.metadata["route"]["served_by"] = "llm"
                 shadow_of = _llm_response(ex)
             else:
-                shadow_of = await self._llm_first(route, request, headers, caller_auth, ex, send,
-                                                  call_header, started)
+                shadow_of = await self._llm_first(turn)
         finally:
             if ex.latency_ms is None:
-                ex.latency_ms = (time.perf_counter() - started) * 1000
+                ex.latency_ms = turn.elapsed_ms()
             self._account(route, ex)
             if shadow_of is None or not self._spawn_shadow(route, request, ex, shadow_of):
                 self.recorder.record(ex)
 
     # -- candidate first (canary share, swapped) ------------------------------------------------
 
-    async def _candidate_first(self, pipeline: Pipeline, route: Route, body: bytes, request: dict[str, Any],
-                               headers: dict[str, str],
-                               caller_auth: str | None, ex: Exchange, receive: Receive, send: Send,
-                               call_header: tuple[bytes, bytes], started: float) -> None:
+    async def _candidate_first(self, turn: Turn) -> None:
+        route, request, ex = turn.route, turn.request, turn.exchange
         cfg = self.task_settings(route.task)
         attempt = await self.attempt(route, request, ex.id)
         ex.metadata["candidate"] = self._record(attempt, request)
         await self._observe(route, failed=attempt.failure is not None,
                             latency_ms=attempt.latency_ms if attempt.failure is None else None)
         if attempt.failure is None:
-            await self._serve_candidate(route, attempt, request, ex, send, call_header, started)
+            await self._serve_candidate(turn, attempt)
             return
         ex.metadata["route"]["fallback"] = attempt.failure
         ex.metadata["route"]["fallback_detail"] = attempt.detail
         if COVERED_BY[attempt.failure] not in cfg.fallback_on:
             ex.error = f"candidate failed ({attempt.failure}: {attempt.detail}); the task does not fall back on it"
             ex.status_code = 502
-            await send_error(send, 502, "candidate_failed", ex.error, [call_header])
+            await send_error(turn.send, 502, "candidate_failed", ex.error, [turn.call_header])
             return
-        if request.get("stream") is True:  # nothing sent yet: the LLM's own stream, relayed as it comes
+        if turn.streaming:  # nothing sent yet: the LLM's own stream, relayed as it comes
             ex.metadata["route"]["served_by"] = "llm"
-            await pipeline._forward(route, body, request, headers, caller_auth, ex, receive, send, call_header,
-                                    started, served_by=b"llm")
+            await self.relay.forward(turn, served_by=b"llm")
             if ex.error is not None:
                 ex.metadata["route"]["served_by"] = None
             return
-        outcome = await self.call_llm(route, request, headers, caller_auth)
+        outcome = await self.call_llm(turn)
         if outcome.ok:
             ex.metadata["route"]["served_by"] = "llm"
-            await self._serve_llm(route, outcome, request, ex, send, call_header, started)
+            await self._serve_llm(turn, outcome)
             return
-        await self._send_llm_failure(outcome, ex, send, call_header)
+        await self._send_llm_failure(turn, outcome)
 
     # -- LLM first (canary's other share) -------------------------------------------------------
 
-    async def _llm_first(self, route: Route, request: dict[str, Any], headers: dict[str, str],
-                         caller_auth: str | None, ex: Exchange, send: Send,
-                         call_header: tuple[bytes, bytes], started: float) -> Response | None:
+    async def _llm_first(self, turn: Turn) -> Response | None:
         """The LLM answers; when it fails (after retries), a valid candidate answer does.
         Returns the LLM's answer for the shadow comparison."""
-        outcome = await self.call_llm(route, request, headers, caller_auth)
+        route, request, ex = turn.route, turn.request, turn.exchange
+        outcome = await self.call_llm(turn)
         if outcome.ok:
             ex.metadata["route"]["served_by"] = "llm"
-            await self._serve_llm(route, outcome, request, ex, send, call_header, started)
+            await self._serve_llm(turn, outcome)
             return _llm_response(ex)
         if not outcome.retriable:
-            await self._send_llm_failure(outcome, ex, send, call_header)
+            await self._send_llm_failure(turn, outcome)
             return None
         attempt = await self.attempt(route, request, ex.id)
         ex.metadata["candidate"] = self._record(attempt, request)
         ex.metadata["route"]["fallback"] = f"llm_{outcome.code}"
         ex.metadata["route"]["fallback_detail"] = outcome.error
         if attempt.failure is None:
-            await self._serve_candidate(route, attempt, request, ex, send, call_header, started)
+            await self._serve_candidate(turn, attempt)
         else:
-            await self._send_llm_failure(outcome, ex, send, call_header)
+            await self._send_llm_failure(turn, outcome)
         return None
 
     # -- the candidate ---------------------------------------------------------------------------
@@ -309,8 +312,8 @@ class SwapRouter:
                                                   if k in request}).decode()
         return record
 
-    async def _serve_candidate(self, route: Route, attempt: Attempt, request: dict[str, Any], ex: Exchange,
-                               send: Send, call_header: tuple[bytes, bytes], started: float) -> None:
+    async def _serve_candidate(self, turn: Turn, attempt: Attempt) -> None:
+        route, ex = turn.route, turn.exchange
         assert attempt.response is not None and attempt.candidate is not None
         cand = attempt.candidate
         ex.metadata["route"]["served_by"] = "candidate"
@@ -331,19 +334,19 @@ class SwapRouter:
         ex.response = completion
         upstream = route.upstream
         self.figures.of(route.task).saved_usd += cost_usd(attempt.usage, upstream.price_in, upstream.price_out) or 0.0
-        await _send_completion(send, completion, request, [call_header, (b"x-fledgling-served-by", b"candidate")])
-        ex.latency_ms = (time.perf_counter() - started) * 1000
+        await _send_completion(turn.send, completion, turn.request,
+                               [turn.call_header, (b"x-fledgling-served-by", b"candidate")])
+        ex.latency_ms = turn.elapsed_ms()
 
     # -- the LLM ---------------------------------------------------------------------------------
 
-    async def call_llm(self, route: Route, request: dict[str, Any], headers: dict[str, str],
-                       caller_auth: str | None) -> LlmOutcome:
+    async def call_llm(self, turn: Turn) -> LlmOutcome:
         """A non-streaming call to the task's LLM, retried with backoff behind its breaker."""
-        cfg = self.task_settings(route.task).swap
-        upstream = route.upstream
+        cfg = self.task_settings(turn.route.task).swap
+        upstream = turn.route.upstream
         breaker = self.breakers.get("llm:" + upstream.name, failures=cfg.breaker_failures,
                                     cooldown_s=cfg.breaker_cooldown_s)
-        body = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
+        body = {k: v for k, v in turn.request.items() if k not in ("stream", "stream_options")}
         if upstream.model is not None:
             body["model"] = upstream.model
         raw_body = orjson.dumps(body)
@@ -355,52 +358,45 @@ class SwapRouter:
             if n:
                 await asyncio.sleep(BACKOFF_S * 2 ** (n - 1))
             try:
-                resp = await self.pool.send(upstream, "/chat/completions", raw_body, headers, caller_auth)
-                raw = await self.pool.read(upstream, resp)
+                got, raw, hdrs = await self.relay.call(upstream, raw_body, turn)
             except UpstreamFault as fault:
                 breaker.failure()
                 last = LlmOutcome(fault.status, error=fault.message, code=fault.code, retriable=True)
                 continue
-            try:
-                answer = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                answer = None
-            hdrs = response_headers(resp)
-            if resp.status == 200 and isinstance(answer, dict) and isinstance(answer.get("choices"), list):
+            if got.kind == "completion":
                 breaker.success()
-                return LlmOutcome(200, raw, answer, hdrs)
-            if resp.status >= 400 and isinstance(answer, dict) and "error" in answer:
-                last = LlmOutcome(resp.status, raw, None, hdrs, upstream_error_reason(resp.status, answer),
-                                  "upstream_error", resp.status in RETRY_STATUS)
+                return LlmOutcome(200, raw, got.answer, hdrs)
+            if got.kind == "error":
+                last = LlmOutcome(got.status, raw, None, hdrs, got.reason, "upstream_error",
+                                  got.status in RETRY_STATUS)
             else:
-                snippet = raw[:200].decode("utf-8", "replace")
-                last = LlmOutcome(502, error=f"upstream '{upstream.name}' answered {resp.status} with a "
-                                  f"malformed body: {snippet!r}", code="bad_upstream_response", retriable=True)
+                last = LlmOutcome(502, error=got.reason, code="bad_upstream_response", retriable=True)
             if not last.retriable:
                 breaker.success()  # the endpoint is up; it refused this request
                 return last
             breaker.failure()
         return last
 
-    async def _serve_llm(self, route: Route, outcome: LlmOutcome, request: dict[str, Any], ex: Exchange,
-                         send: Send, call_header: tuple[bytes, bytes], started: float) -> None:
+    async def _serve_llm(self, turn: Turn, outcome: LlmOutcome) -> None:
+        ex = turn.exchange
         ex.status_code = 200
         ex.response = outcome.answer
         served = (b"x-fledgling-served-by", b"llm")
-        if request.get("stream") is True:
-            await _send_completion(send, outcome.answer or {}, request, [call_header, served])
+        if turn.streaming:
+            await _send_completion(turn.send, outcome.answer or {}, turn.request, [turn.call_header, served])
         else:
-            await send_bytes(send, 200, outcome.raw, headers=[*outcome.headers, call_header, served])
-        ex.latency_ms = (time.perf_counter() - started) * 1000
+            await send_bytes(turn.send, 200, outcome.raw, headers=[*outcome.headers, turn.call_header, served])
+        ex.latency_ms = turn.elapsed_ms()
 
-    async def _send_llm_failure(self, outcome: LlmOutcome, ex: Exchange, send: Send,
-                                call_header: tuple[bytes, bytes]) -> None:
+    async def _send_llm_failure(self, turn: Turn, outcome: LlmOutcome) -> None:
+        ex, call_header = turn.exchange, turn.call_header
         ex.error = outcome.error
         ex.status_code = outcome.status
         if outcome.raw and outcome.status >= 400:
-            await send_bytes(send, outcome.status, outcome.raw, headers=[*outcome.headers, call_header])
+            await send_bytes(turn.send, outcome.status, outcome.raw, headers=[*outcome.headers, call_header])
         else:
-            await send_error(send, outcome.status, outcome.code, outcome.error or "upstream failed", [call_header])
+            await send_error(turn.send, outcome.status, outcome.code, outcome.error or "upstream failed",
+                             [call_header])
 
     # -- shadow runs -------------------------------------------------------------------------------
 
@@ -488,8 +484,6 @@ class SwapRouter:
         if meta["served_by"] == "candidate":
             fig.candidate_ms.append(ex.metadata.get("candidate", {}).get("latency_ms", 0.0))
         if meta["served_by"] == "llm" and isinstance(ex.response, dict):
-            from fledgling.capture.recording.exchange import usage_of
-
             fig.cost_usd += cost_usd(usage_of(ex.response.get("usage")), ex.price_in, ex.price_out) or 0.0
 
 

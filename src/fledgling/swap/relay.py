@@ -1,0 +1,167 @@
+"""The LLM's side of a turn: forward the request upstream and relay the answer (a stream as it
+comes), and the one reading of what an upstream answered.
+
+Every path that reaches the LLM classifies its answer here: a chat completion, an error the
+upstream meant (>= 400 with an `error` object), or a malformed body (anything else), which the
+gateway answers as 502.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+import orjson
+
+from fledgling.capture.recording.exchange import upstream_error_reason
+from fledgling.swap.turn import Turn
+from fledgling.transport.asgi import Receive, send_bytes, send_error
+from fledgling.transport.upstream import (
+    Upstream,
+    UpstreamFault,
+    UpstreamPool,
+    response_headers,
+    timeout_reason,
+)
+
+CLIENT_CLOSED = 499  # the status a call gets when its client left before the answer was done
+
+
+@dataclass
+class UpstreamAnswer:
+    """What an upstream's reply is: `answer` for a completion, `reason` for the other kinds."""
+
+    kind: Literal["completion", "error", "malformed"]
+    status: int
+    answer: dict[str, Any] | None = None
+    reason: str | None = None
+
+
+def classify(upstream: Upstream, status: int, raw: bytes) -> UpstreamAnswer:
+    try:
+        answer = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        answer = None
+    if status == 200 and isinstance(answer, dict) and isinstance(answer.get("choices"), list):
+        return UpstreamAnswer("completion", status, answer)
+    if status >= 400 and isinstance(answer, dict) and "error" in answer:
+        return UpstreamAnswer("error", status, None, upstream_error_reason(status, answer))
+    snippet = raw[:200].decode("utf-8", "replace")
+    return UpstreamAnswer("malformed", status, None,
+                          f"upstream '{upstream.name}' answered {status} with a malformed body: {snippet!r}")
+
+
+class Relay:
+    def __init__(self, pool: UpstreamPool):
+        self.pool = pool
+
+    async def forward(self, turn: Turn, *, served_by: bytes | None = None) -> None:
+        """Relay the LLM's answer to the client (a stream as it comes) and note it on the
+        exchange. `served_by` adds X-Fledgling-Served-By."""
+        upstream, ex, request = turn.route.upstream, turn.exchange, turn.request
+        call_header = turn.call_header
+        ours = [call_header, (b"x-fledgling-served-by", served_by)] if served_by else [call_header]
+        body = turn.body
+        if upstream.model is not None and request.get("model") != upstream.model:
+            body = orjson.dumps({**request, "model": upstream.model})
+        try:
+            resp = await self.pool.send(upstream, "/chat/completions", body, turn.headers, turn.caller_auth)
+            ex.status_code = resp.status
+            if resp.status == 200 and ex.metadata["stream"] and resp.content_type == "text/event-stream":
+                await self._stream(turn, resp, ours)
+                return
+            raw = await self.pool.read(upstream, resp)
+        except UpstreamFault as fault:
+            ex.error = fault.message
+            ex.status_code = fault.status
+            await send_error(turn.send, fault.status, fault.code, fault.message, [call_header])
+            return
+        ex.latency_ms = turn.elapsed_ms()
+        got = classify(upstream, resp.status, raw)
+        if got.kind == "completion":
+            ex.response = got.answer
+            await send_bytes(turn.send, 200, raw, headers=[*response_headers(resp), *ours])
+        elif got.kind == "error":
+            ex.error = got.reason
+            await send_bytes(turn.send, resp.status, raw, headers=[*response_headers(resp), call_header])
+        else:
+            ex.error = got.reason
+            ex.metadata["upstream_status"] = resp.status
+            ex.status_code = 502
+            await send_error(turn.send, 502, "bad_upstream_response", got.reason or "", [call_header])
+
+    async def call(self, upstream: Upstream, body: bytes, turn: Turn) -> tuple[UpstreamAnswer, bytes,
+                                                                               list[tuple[bytes, bytes]]]:
+        """One non-streaming request to the LLM: its classified answer, raw body and headers.
+        Raises `UpstreamFault` when there is no answer at all."""
+        resp = await self.pool.send(upstream, "/chat/completions", body, turn.headers, turn.caller_auth)
+        raw = await self.pool.read(upstream, resp)
+        return classify(upstream, resp.status, raw), raw, response_headers(resp)
+
+    async def _stream(self, turn: Turn, resp: aiohttp.ClientResponse, ours: list[tuple[bytes, bytes]]) -> None:
+        """Pass each SSE chunk on as it arrives, keep a copy to reassemble for the record.
+
+        The relay runs beside a watch for the client's disconnect (uvicorn's `send` stays silent
+        once the client is gone): when the client goes first, the relay stops and the upstream
+        connection is closed, so the upstream stops generating (and billing) the rest.
+        """
+        ex, upstream = turn.exchange, turn.route.upstream
+        chunks: list[bytes] = []
+        await turn.send({"type": "http.response.start", "status": 200,
+                         "headers": [*response_headers(resp), *ours]})
+
+        async def pump() -> None:
+            async for data in resp.content.iter_any():
+                if not chunks:
+                    ex.metadata["ttft_ms"] = round(turn.elapsed_ms(), 3)
+                chunks.append(data)
+                await turn.send({"type": "http.response.body", "body": data, "more_body": True})
+
+        relay = asyncio.ensure_future(pump())
+        gone = asyncio.ensure_future(_client_gone(turn.receive))
+        client_left = False
+        try:
+            await asyncio.wait((relay, gone), return_when=asyncio.FIRST_COMPLETED)
+            if relay.done():
+                relay.result()
+            else:
+                client_left = True
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            timeout = isinstance(exc, TimeoutError)
+            ex.error = (timeout_reason(upstream, exc, "stalled mid-stream") if isinstance(exc, TimeoutError) else
+                        f"upstream '{ex.upstream}' broke the stream: {type(exc).__name__}")
+            await turn.send({"type": "http.response.body", "more_body": True,
+                             "body": b"data: " + _stream_error(ex.error, timeout) + b"\n\n"})
+        except OSError:  # a server that raises on sending to a closed connection
+            client_left = True
+        finally:
+            gone.cancel()
+            if not relay.done():
+                relay.cancel()
+                await asyncio.wait((relay,))
+            if client_left:
+                ex.error, ex.status_code = "client disconnected mid-stream", CLIENT_CLOSED
+            if ex.error is None:
+                resp.release()
+            else:
+                resp.close()  # the upstream sees the connection end, and stops
+            ex.stream_chunks = chunks
+            ex.latency_ms = turn.elapsed_ms()
+        if client_left:
+            return
+        await turn.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _client_gone(receive: Receive) -> None:
+    """Returns once the client has disconnected: with the request body read, `http.disconnect`
+    is the only message an ASGI server has left to give."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _stream_error(message: str, timeout: bool) -> bytes:
+    code = "upstream_timeout" if timeout else "upstream_connection_error"
+    return orjson.dumps({"error": {"message": message, "type": "upstream_error", "param": None,
+                                   "code": code}})
