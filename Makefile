@@ -9,13 +9,23 @@ PYTEST_ARGS ?=
 
 LOCK   := constraints.txt
 
-.PHONY: demo test setup postgres browser clean bench lock
+.PHONY: demo test check lint setup postgres browser clean bench lock
 
 demo: $(STAMP)
 	$(VENV)/bin/fledgling demo
 
-test: $(STAMP) postgres browser
+test: $(STAMP) postgres browser lint
 	FLEDGLING_TEST_PG_URL="$$(scripts/postgres.sh url)" $(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+# The inner loop: lint, types, layers, and the tests that need neither PostgreSQL nor Chromium
+# nor minutes of model work.
+check: $(STAMP) lint
+	$(PY) -m pytest -n 2 -q -m "not postgres and not browser and not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 setup: $(STAMP)
 

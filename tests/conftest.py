@@ -67,3 +67,10 @@ def sqlite_store(tmp_path) -> Iterator[Store]:
     s = Store(f"sqlite:///{tmp_path}/fledgling.db")
     yield s
     s.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that open the `browser` fixture are `browser` tests (`make check` leaves them out)."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)

@@ -76,6 +76,7 @@ def test_renderings_agree(report, tmp_path):
     assert not list((tmp_path / "out").glob("*.tmp"))
 
 
+@pytest.mark.browser
 def test_html_opens_in_headless_chromium_without_errors(report, tmp_path):
     from playwright.sync_api import sync_playwright
 

@@ -76,8 +76,10 @@ def secured(ui_data: UiData) -> Iterator[Served]:
     served.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium per test module: Playwright's sync API keeps an event loop running in the
+    main thread while it is open, so it is closed before other modules' tests run there."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -65,6 +65,7 @@ def _visit_as(host: str, port: str, path: str) -> tuple[int, str]:
     return seen[0]
 
 
+@pytest.mark.browser
 def test_rebinding_page_in_a_browser_is_refused(server) -> None:
     port = server.url.rsplit(":", 1)[1]
     form = f"/models/select?task={TASK}&model=smollm2-135m-instruct"  # a page with a CSRF token

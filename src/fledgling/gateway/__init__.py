@@ -1,14 +1,12 @@
-"""The gateway: an OpenAI-compatible server that forwards each call upstream and records it.
+"""The gateway: the OpenAI-compatible server agents point their `base_url` at.
 
     app.py       the ASGI app and its routes
-    pipeline.py  authenticate -> resolve task -> route -> call upstream -> record
-    router.py    task resolution and the route decision (where routing modes slot in)
-    upstream.py  the pooled upstream client and fault mapping
-    exchange.py  what was captured on the wire, and how it becomes a `Call`
-    spool.py     durable, group-fsync'd append-only spool with crash replay
-    writer.py    the background batch writer into the trace store
-    recorder.py  spool + writer: the one way captured calls reach the store
+    pipeline.py  authenticate -> check the body -> resolve the task -> route -> hand the turn
+                 to its routing mode (`fledgling.swap.modes`)
+    admin.py     the admin API: rollout changes and live figures
     otlp.py      the OTLP/HTTP trace receiver
-    server.py    running it under uvicorn
-    standin.py   a stand-in upstream for demos, benchmarks and tests
+    server.py    running it under uvicorn (and in a thread, for tests and benchmarks)
+
+Routing modes live in `fledgling.swap`, the HTTP vocabulary and upstream pool in
+`fledgling.transport`, recording in `fledgling.capture.recording`.
 """

@@ -16,6 +16,7 @@ and applied at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import os
 from typing import Any
@@ -70,20 +71,21 @@ class Admin:
         elif len(parts) in (2, 3) and parts[0] == "rollout" and method == "POST":
             body = await _json_body(receive, headers)
             task = parts[1]
+            store, settings = self.swap.store, self.swap.settings
             if len(parts) == 3 and parts[2] == "rollback":
-                change = lambda: rollout.rollback(
-                    self.swap.store, self.swap.settings, task, actor="admin-api",
+                change = functools.partial(
+                    rollout.rollback, store, settings, task, actor="admin-api",
                     reason=str(body.get("reason") or "rolled back through the admin API"),
                     to_mode=str(body.get("to") or "shadow"))
             elif len(parts) == 2:
                 percent = body.get("percent", 0)
                 if not isinstance(percent, int | float):
                     raise Problem(400, "invalid_percent", "'percent' must be a number from 0 to 100")
-                change = lambda: rollout.set_mode(
-                    self.swap.store, self.swap.settings, task, str(body.get("mode") or ""), float(percent),
-                    actor="admin-api", reason=body.get("reason"))
+                change = functools.partial(rollout.set_mode, store, settings, task, str(body.get("mode") or ""),
+                                           float(percent), actor="admin-api", reason=body.get("reason"))
             else:
-                raise Problem(404, "not_found", f"POST {path}: use /admin/rollout/TASK or /admin/rollout/TASK/rollback")
+                raise Problem(404, "not_found",
+                              f"POST {path}: use /admin/rollout/TASK or /admin/rollout/TASK/rollback")
             try:
                 state = await asyncio.to_thread(change)
             except FledglingError as exc:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fledgling.calls import Request
-from fledgling.models.generation import Backend, Generation
+from fledgling.models.generation import Generation, ModelBackend
 from fledgling.models.local import decode_threads
 
 Result = tuple[Generation, dict[str, Any]]
@@ -38,7 +38,7 @@ class _Waiting:
 
 
 class BatchQueue:
-    def __init__(self, backend: Backend, *, max_batch: int = 8, max_wait_ms: float = 5.0):
+    def __init__(self, backend: ModelBackend, *, max_batch: int = 8, max_wait_ms: float = 5.0):
         self.backend = backend
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000
@@ -80,7 +80,8 @@ class BatchQueue:
                 except TimeoutError:
                     break
             batch = [self._pending.popleft() for _ in range(min(self.max_batch, len(self._pending)))]
-            batch += [self._background.popleft() for _ in range(min(self.max_batch - len(batch), len(self._background)))]
+            room = min(self.max_batch - len(batch), len(self._background))
+            batch += [self._background.popleft() for _ in range(room)]
             live = [w for w in batch if not w.future.done()]
             if not live:
                 continue
@@ -101,7 +102,7 @@ class BatchQueue:
         threads = None
         if hasattr(self.backend, "threads"):
             threads = decode_threads(self._threads)
-            setattr(self.backend, "threads", threads)  # noqa: B010 (not on the Backend protocol)
+            setattr(self.backend, "threads", threads)  # noqa: B010 (not on the ModelBackend protocol)
         return {"id": os.urandom(6).hex(), "size": len(live), "peers": [w.tag for w in live],
                 "threads": threads}
 

@@ -18,7 +18,8 @@ import orjson
 def sticky_key(session_id: str | None, request: dict[str, Any]) -> str:
     if session_id:
         return "session:" + session_id
-    messages = request.get("messages") if isinstance(request.get("messages"), list) else []
+    raw = request.get("messages")
+    messages: list[Any] = raw if isinstance(raw, list) else []
     start: list[Any] = []
     for m in messages:
         if not isinstance(m, dict):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -43,7 +43,8 @@ def request_contract(task: str, request: Request) -> Contract:
     tools = [ToolSpec(name=t["name"], description=t["description"] or None, parameters=t["parameters"])
              for t in function_specs(request)]
     schema = output_schema(request)
-    kind = "toolcall" if tools else "structured" if schema is not None else "text"
+    kind: Literal["toolcall", "structured", "text"] = (
+        "toolcall" if tools else "structured" if schema is not None else "text")
     return Contract(task=task, version=contract_version(kind, tools, schema), kind=kind, tools=tools,
                     output_schema=schema, stats={})
 

@@ -259,7 +259,8 @@ class SwapRouter:
         prepared = got.prepare(request)
         t0 = time.perf_counter()
         deadline = t0 + cfg.budget_ms / 1000
-        failure, detail, gen, answer = "error", "not attempted", None, None
+        failure: str | None = "error"
+        detail, gen, answer = "not attempted", None, None
         for n in range(cfg.retries + 1):
             if not breaker.allow():
                 failure, detail = "circuit_open", f"circuit of candidate '{got.name}' is open"

@@ -105,7 +105,7 @@ class UpstreamPool:
         """
         assert self._session is not None, "UpstreamPool.start() first"
         url = upstream.base_url + path
-        params = {"api-version": upstream.api_version} if upstream.azure else None
+        params = {"api-version": upstream.api_version} if upstream.api_version is not None else None
         headers = {k: v for k in FORWARDED if (v := caller_headers.get(k))}
         headers["content-type"] = "application/json"
         headers["accept-encoding"] = "identity"

@@ -62,8 +62,9 @@ def exchange_record(ex: Exchange) -> dict[str, Any]:
 
 
 def exchange_from_record(rec: dict[str, Any]) -> Exchange:
-    ex = Exchange(**{name: rec.get(name) for name in _FIELDS if name != "metadata"},
-                  created_at=datetime.fromisoformat(rec["created_at"]), metadata=rec.get("metadata") or {})
+    fields: dict[str, Any] = {name: rec.get(name) for name in _FIELDS if name != "metadata"}
+    ex = Exchange(**fields, created_at=datetime.fromisoformat(rec["created_at"]),
+                  metadata=rec.get("metadata") or {})
     if "stream_chunks" in rec:
         chunks: list[Any] = list(rec.get("stream_chunks") or [])
         if rec.get("stream_sse"):

@@ -106,8 +106,8 @@ def read_quarantine(directory: str | Path) -> Iterator[dict[str, Any]]:
 def quarantine_report(directory: str | Path) -> dict[str, Any]:
     """What `fledgling traces quarantine` shows: the file, the count, the count per reason, and
     each record's time, id and reason (the raw records stay in the file)."""
-    entries = [{"at": e.get("at"), "id": e.get("id"), "reason": str(e.get("reason"))}
-               for e in read_quarantine(directory)]
+    entries: list[dict[str, Any]] = [{"at": e.get("at"), "id": e.get("id"), "reason": str(e.get("reason"))}
+                                     for e in read_quarantine(directory)]
     by_reason: dict[str, int] = {}
     for e in entries:
         by_reason[e["reason"]] = by_reason.get(e["reason"], 0) + 1

@@ -14,10 +14,12 @@ fails, the store is down and the writer waits for it, keeping everything.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from fledgling.calls import Call
@@ -146,7 +148,7 @@ class StoreWriter:
             if handled is None:
                 return
             counts: dict[int, tuple[Segment, int]] = {}
-            for (segment, _), ok in zip(owners, handled):
+            for (segment, _), ok in zip(owners, handled, strict=True):
                 if segment is not None and ok:
                     seg, k = counts.get(id(segment), (segment, 0))
                     counts[id(segment)] = (seg, k + 1)
@@ -158,7 +160,7 @@ class StoreWriter:
                 self._queue.extendleft(reversed(taken))
             self._busy = False
 
-    def _store(self, items: list[Item]) -> list[bool] | None:
+    def _store(self, items: Sequence[Item]) -> list[bool] | None:
         """Store (or quarantine) every item; per item, whether it is now safe (in the store or
         the quarantine file). None when stopping before the store took them."""
         calls: list[Call | None] = []
@@ -265,11 +267,14 @@ class StoreWriter:
     def _replay_orphans(self) -> None:
         for segment in claim_orphans(self.spool.directory):
             unreadable: list[bool] = []
-            it = read_segment(segment.path, on_unreadable=lambda reason, line, kept=unreadable:
-                              kept.append(self._quarantine(reason, line)))
+
+            def quarantine(reason: str, line: bytes, kept: list[bool] = unreadable) -> None:
+                kept.append(self._quarantine(reason, line))
+
+            it = read_segment(segment.path, on_unreadable=quarantine)
             safe = True
             while True:
-                chunk = [c for _, c in zip(range(self.batch), it)]
+                chunk = list(itertools.islice(it, self.batch))
                 if not chunk:
                     break
                 handled = self._store(chunk)
