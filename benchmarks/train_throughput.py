@@ -62,7 +62,7 @@ def make_data(root: Path, seed: int) -> Path:
 def run_lora(data: Path, out: Path, examples: int, seed: int, variant: str = "lora") -> dict:
     from fledgling.store import Store
     from fledgling.train.backend import TrainSpec
-    from fledgling.train.runner import train
+    from fledgling.train.orchestrator import train
 
     extra: dict = {}
     if variant in ("lora-trl", "lora-before"):

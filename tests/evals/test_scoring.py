@@ -1,4 +1,4 @@
-"""The scoring rules of DESIGN.md, one by one, plus properties that must hold for any input."""
+"""The scoring rules of docs/paritybench.md, one by one, plus properties that must hold for any input."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from fledgling.store import Store
 from fledgling.train import runs
 from fledgling.train.backend import TrainingError, TrainSpec
 from fledgling.train.dataset import load
-from fledgling.train.runner import train
+from fledgling.train.orchestrator import train
 from fledgling.train.worker import load_plan
 
 from .examples import example, write_dataset

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from fledgling.cli import app
 from fledgling.errors import InputError
 from fledgling.models import catalog, manifest
-from fledgling.store import Store
 from fledgling.report.publish import PublishError, publish, stage
+from fledgling.store import Store
 
 from .examples import write_dataset
 
@@ -110,8 +110,8 @@ def test_auto_publish_follows_the_gates_verdict(store: Store, tmp_path: Path) ->
     from fledgling.evals.runs import load_items, run_eval, task_contract
     from fledgling.models import resolve_model
     from fledgling.models.generation import Generation
-    from fledgling.store import CallFilter
     from fledgling.report.publish import require_gates_pass
+    from fledgling.store import CallFilter
     from tests.models.scripted import Scripted
 
     store.insert_calls(generate_calls(seed=1, n=300))

@@ -16,7 +16,7 @@ from fledgling.train.backend import TrainSpec
 from fledgling.train.bases import resolve_base
 from fledgling.train.dataset import load
 from fledgling.train.lora import LoraBackend, build_trainer, load_trained
-from fledgling.train.runner import train
+from fledgling.train.orchestrator import train
 
 from .examples import write_dataset
 

@@ -82,7 +82,7 @@ def train(
     if launcher not in ("none", "accelerate"):
         raise typer.BadParameter("use none or accelerate", param_hint="--launcher")
     from fledgling.train.progress import TerminalView
-    from fledgling.train.runner import train as run_training
+    from fledgling.train.orchestrator import train as run_training
 
     spec = TrainSpec(task=task, backend=backend, base=base, epochs=epochs, lr=lr, rank=rank, seed=seed,
                      max_examples=max_examples, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,

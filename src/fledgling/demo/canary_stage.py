@@ -8,9 +8,9 @@ agent sent them; then the stage prints the live figures: the share the SLM serve
 by reason, agreement with the LLM (on the LLM's half, where the candidate runs in shadow),
 latency and the cost saved.
 
-Bounded for a 2-core CPU: every request runs the candidate (served or in shadow), at ~2 s a
-request in batches of 4, so `REQUESTS` bounds the stage to about two minutes with the model
-load. The rollout state stays stored: a `fledgling gateway` on this store starts in canary.
+Bounded for a 2-core CPU: every request runs the candidate (served or in shadow), in batches
+of 4, so `REQUESTS` bounds the stage's time (docs/swap.md has the measured figures). The
+rollout state stays stored: a `fledgling gateway` on this store starts in canary.
 """
 
 from __future__ import annotations

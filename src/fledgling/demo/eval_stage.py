@@ -19,7 +19,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fledgling.evals.runs import EvalRun, evaluate_model
-from fledgling.models.generation import Backend
+from fledgling.models.generation import ModelBackend
 from fledgling.models.spec import ModelSpec, resolve_model
 
 ITEMS = {"support-agent": 48, "ticket-triage": 12}
@@ -29,7 +29,7 @@ BASE_SLM = "gguf:smollm2"
 
 
 def evaluate_on_demo(ctx: Any, task: str, spec: ModelSpec, *, constrained: bool = False,
-                     prompt: str | None = None, backend: Backend | None = None) -> EvalRun:
+                     prompt: str | None = None, backend: ModelBackend | None = None) -> EvalRun:
     """Evaluate `spec` (or an already loaded `backend` of it) on the demo's slice of `task`'s
     test split, with a progress bar; the run is stored and returned."""
     from fledgling.report.tables import run_table
@@ -67,11 +67,11 @@ def write_reports(ctx: Any, tasks: list[str]) -> list[str]:
 def evaluate_baselines(ctx: Any) -> str:
     """Demo stage: recorded LLM, base SLM (compact prompt) free and constrained, per task; reports."""
     from fledgling.demo.traffic import TASKS
-    from fledgling.models.spec import open_backend
+    from fledgling.models.spec import open_local
 
     recorded, base = resolve_model("recorded"), resolve_model(BASE_SLM)
     with ctx.console.status(f"loading {base.name}"):
-        slm = open_backend(base, max_new_tokens=MAX_NEW_TOKENS, batch_size=BATCH, prompt="compact")
+        slm = open_local(base, max_new_tokens=MAX_NEW_TOKENS, batch_size=BATCH, prompt="compact")
     parts = []
     for task in TASKS:
         ref = evaluate_on_demo(ctx, task, recorded)

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -39,7 +40,7 @@ def replay_through_gateway(calls: Sequence[Call], store: Store, *, spool_dir: st
     `price` (USD per million input / output tokens) is the stand-in's list price, so the
     gateway records costs as it would for the hosted model it stands in for."""
     with ServerThread(StandInUpstream(RecordedAnswers(calls))) as upstream:
-        model = {"kind": "openai", "base_url": upstream + "/v1"}
+        model: dict[str, Any] = {"kind": "openai", "base_url": upstream + "/v1"}
         if price is not None:
             model |= {"usd_per_mtok_in": price[0], "usd_per_mtok_out": price[1]}
         settings: Settings = parse_settings({

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from fledgling.demo import entities, support, triage
-from fledgling.demo.exchange import Exchange, assistant_text, compact
+from fledgling.demo.scripted_call import ScriptedCall, assistant_text, compact
 
 # Chance of a mistake by answer kind: tool calls go wrong more often than small talk.
 ERROR_RATES = {"tool": 0.06, "text": 0.02, "json": 0.045}
@@ -54,13 +54,13 @@ class Answer:
     error: str | None = None
 
 
-def answer(rng: random.Random, ex: Exchange) -> Answer:
+def answer(rng: random.Random, ex: ScriptedCall) -> Answer:
     """The model's answer to an exchange: usually the ground truth, sometimes a planted mistake."""
     truth = ex.ground_truth
     if rng.random() >= ERROR_RATES[ex.answer_kind]:
         return Answer(copy.deepcopy(truth), "tool_calls" if truth.get("tool_calls") else "stop")
     table = {"tool": TOOL_MISTAKES, "text": TEXT_MISTAKES, "json": JSON_MISTAKES}[ex.answer_kind]
-    names, weights = zip(*table)
+    names, weights = zip(*table, strict=True)
     kind = rng.choices(names, weights)[0]
     if kind == "api_error":
         return Answer(None, None, kind, rng.choice(API_ERRORS))
@@ -77,7 +77,7 @@ def answer(rng: random.Random, ex: Exchange) -> Answer:
 
 # -- tool calls ---------------------------------------------------------------------------------
 
-def _tool_mistake(rng: random.Random, kind: str, msg: dict[str, Any], ex: Exchange) -> tuple[dict[str, Any], str]:
+def _tool_mistake(rng: random.Random, kind: str, msg: dict[str, Any], ex: ScriptedCall) -> tuple[dict[str, Any], str]:
     calls = msg["tool_calls"]
     j = rng.randrange(len(calls))
     fn = calls[j]["function"]
@@ -105,7 +105,7 @@ def _tool_mistake(rng: random.Random, kind: str, msg: dict[str, Any], ex: Exchan
     return msg, "tool_calls"
 
 
-def _other_tool(name: str, args: dict[str, Any], ex: Exchange) -> tuple[str, dict[str, Any]]:
+def _other_tool(name: str, args: dict[str, Any], ex: ScriptedCall) -> tuple[str, dict[str, Any]]:
     """A plausible but wrong tool with arguments that are valid for it."""
     if name == "lookup_order":
         return "cancel_order", {"order_id": args["order_id"], "reason": "other"}
@@ -195,7 +195,7 @@ def _break_json(rng: random.Random, text: str) -> str:
 
 # -- text and structured answers ----------------------------------------------------------------
 
-def _text_mistake(rng: random.Random, kind: str, msg: dict[str, Any], ex: Exchange) -> tuple[dict[str, Any], str]:
+def _text_mistake(rng: random.Random, kind: str, msg: dict[str, Any], ex: ScriptedCall) -> tuple[dict[str, Any], str]:
     if kind == "truncated":
         text = msg["content"]
         return assistant_text(text[: max(1, int(len(text) * rng.uniform(0.25, 0.75)))]), "length"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from fledgling.config import Settings
 from fledgling.store import CallFilter, Store
@@ -52,6 +52,11 @@ class StageOutcome:
 def _progress(console: Console) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=console, transient=True)
+
+
+def _advancing(bar: Progress, job: TaskID) -> Callable[[int, int], None]:
+    """A `(done, total)` progress callback that moves `job` on `bar`."""
+    return lambda done, total: bar.update(job, completed=done, total=total)
 
 
 def generate(ctx: DemoContext) -> str:
@@ -165,7 +170,7 @@ def curate_tasks(ctx: DemoContext) -> str:
         with _progress(ctx.console) as bar:
             job = bar.add_task(f"curating {task}", total=None)
             ds = curate(ctx.store, task, seed=ctx.seed,
-                        progress=lambda done, total: bar.update(job, completed=done, total=total))
+                        progress=_advancing(bar, job))
         ctx.console.print(render(ds.report))
         ctx.results.setdefault("datasets", {})[task] = ds
         gt = ds.report.get("ground_truth") or {}

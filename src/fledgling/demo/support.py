@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from fledgling.demo import entities as ent
-from fledgling.demo.exchange import Exchange, assistant_text, assistant_tools, compact
 from fledgling.demo.phrasing import noisy
+from fledgling.demo.scripted_call import AnswerKind, ScriptedCall, assistant_text, assistant_tools, compact
 
 TASK = "support-agent"
 
@@ -196,7 +196,8 @@ CANCEL = {
                            "I clicked buy by accident. order {oid}. can you cancel?"),
     "shipping_too_slow": ("{oid} is taking forever to ship, just cancel it",
                           "it's been 10 days and {oid} hasn't even shipped. cancel it"),
-    "duplicate_order": ("I placed the same order twice, cancel {oid}", "{oid} is a duplicate of my other order, please cancel it"),
+    "duplicate_order": ("I placed the same order twice, cancel {oid}",
+                        "{oid} is a duplicate of my other order, please cancel it"),
     "other": ("please cancel {oid}", "I need to cancel {oid}", "cancel {oid}"),
 }
 NOTIFY = {True: (" and send me a confirmation email", " - email me when it's done"),
@@ -235,7 +236,8 @@ TICKET = (
     ("your checkout page keeps crashing when I enter my card", "Checkout page crashes on card entry", "high"),
     ("I want to make a warranty claim for my {product}, it stopped working after 3 months",
      "Warranty claim: {product} stopped working", "normal"),
-    ("the {product} arrived with a big scratch, can someone look at my photos?", "Damaged {product} on arrival", "normal"),
+    ("the {product} arrived with a big scratch, can someone look at my photos?", "Damaged {product} on arrival",
+     "normal"),
     ("just some feedback: the packaging for the {product} was way too big", "Packaging feedback", "low"),
     ("we ordered 40 {product}s for our office and half are missing, we need them for monday",
      "Bulk order incomplete: {product}", "high"),
@@ -254,7 +256,8 @@ MULTI = ("where are my orders {oid} and {oid2}?", "can you check {oid} and {oid2
 STATUS_AND_SEARCH = ("where is {oid}? also do you have {query}?", "check order {oid} and find me {query} please",
                      "{oid} status? and I'm looking for {query} too")
 POLICY = (
-    (("what's your return policy?", "can I return stuff?", "how do returns work", "how long do I have to return something"),
+    (("what's your return policy?", "can I return stuff?", "how do returns work",
+      "how long do I have to return something"),
      "You can return items within 30 days of delivery, unused and in the original packaging. Return shipping "
      "is free for defective items; otherwise there's a flat 5.95 fee. The refund reaches your card in 5-10 "
      "business days."),
@@ -302,36 +305,36 @@ class SupportSession:
         self.turn += 1
         self.messages.append({"role": "user", "content": text})
 
-    def _ask(self, answer: dict[str, Any], intent: str, **extra: Any) -> Exchange:
-        kind = "tool" if answer.get("tool_calls") else "text"
-        ex = Exchange(list(self.messages), answer, intent, self.turn, kind, extra)
+    def _ask(self, answer: dict[str, Any], intent: str, **extra: Any) -> ScriptedCall:
+        kind: AnswerKind = "tool" if answer.get("tool_calls") else "text"
+        ex = ScriptedCall(list(self.messages), answer, intent, self.turn, kind, extra)
         self.messages.append(answer)
         return ex
 
-    def _call(self, intent: str, *calls: tuple[str, dict[str, Any]], **extra: Any) -> tuple[Exchange, list[str]]:
+    def _call(self, intent: str, *calls: tuple[str, dict[str, Any]], **extra: Any) -> tuple[ScriptedCall, list[str]]:
         ids = [ent.tool_call_id(self.rng) for _ in calls]
-        answer = assistant_tools([(i, name, args) for i, (name, args) in zip(ids, calls)])
+        answer = assistant_tools([(i, name, args) for i, (name, args) in zip(ids, calls, strict=True)])
         return self._ask(answer, intent, **extra), ids
 
     def _results(self, ids: list[str], results: list[dict[str, Any]]) -> bool:
         failed = False
-        for cid, res in zip(ids, results):
+        for cid, res in zip(ids, results, strict=True):
             self.messages.append({"role": "tool", "tool_call_id": cid, "content": compact(res)})
             failed = failed or res.get("ok") is False
         return failed
 
-    def _reply(self, intent: str, text: str, *, after_failure: bool = False) -> Exchange:
+    def _reply(self, intent: str, text: str, *, after_failure: bool = False) -> ScriptedCall:
         extra = {"tool_failure": True} if after_failure else {}
         return self._ask(assistant_text(text), intent, **extra)
 
     # -- the session ----------------------------------------------------------------------
 
-    def exchanges(self) -> Iterator[Exchange]:
+    def exchanges(self) -> Iterator[ScriptedCall]:
         rng = self.rng
         if rng.random() < 0.3:
             self._user(rng.choice(GREETINGS))
             yield self._reply("greeting", rng.choice(GREETING_ANSWERS).format(first=self.customer.first_name))
-        names, weights = zip(*INTENTS)
+        names, weights = zip(*INTENTS, strict=True)
         for _ in range(rng.choice((1, 1, 1, 2, 2, 3))):
             intent = rng.choices(names, weights)[0]
             yield from getattr(self, f"_{intent}")()
@@ -372,7 +375,7 @@ class SupportSession:
             text += " It should ship within 1-2 business days."
         return text
 
-    def _lookup(self, intent: str, order: dict[str, Any]) -> Iterator[Exchange]:
+    def _lookup(self, intent: str, order: dict[str, Any]) -> Iterator[ScriptedCall]:
         oid = order["order_id"]
         ex, ids = self._call(intent, ("lookup_order", {"order_id": oid}))
         yield ex
@@ -387,21 +390,21 @@ class SupportSession:
         self._results(ids, [order])
         yield self._reply(intent, self._status_text(order))
 
-    def _order_status(self) -> Iterator[Exchange]:
+    def _order_status(self) -> Iterator[ScriptedCall]:
         order = self._order()
         product = order["items"][0]["name"]
         self._user(noisy(self.rng, self.rng.choice(ORDER_STATUS), oid=say_order(self.rng, order["order_id"]),
                          product=product, day=self.rng.choice(DAYS)))
         yield from self._lookup("order_status", order)
 
-    def _order_status_no_id(self) -> Iterator[Exchange]:
+    def _order_status_no_id(self) -> Iterator[ScriptedCall]:
         self._user(noisy(self.rng, self.rng.choice(NO_ID)))
         yield self._reply("ask_order_id", self.rng.choice(ASK_ID))
         order = self._order()
         self._user(noisy(self.rng, self.rng.choice(GIVE_ID), oid=say_order(self.rng, order["order_id"])))
         yield from self._lookup("order_status", order)
 
-    def _cancel_order(self) -> Iterator[Exchange]:
+    def _cancel_order(self) -> Iterator[ScriptedCall]:
         rng = self.rng
         order = self._order(rng.choices(("processing", "shipped"), (4, 1))[0])
         reason = rng.choice(CANCEL_REASONS)
@@ -429,7 +432,7 @@ class SupportSession:
                                           f"{order['currency']} will be refunded to your original payment "
                                           "method within 5-10 business days.")
 
-    def _refund_items(self) -> Iterator[Exchange]:
+    def _refund_items(self) -> Iterator[ScriptedCall]:
         rng = self.rng
         order = self._order("delivered")
         item = rng.choice(order["items"])
@@ -444,7 +447,7 @@ class SupportSession:
         yield ex
         yield from self._refund_outcome("refund_items", ids, order["order_id"], amount, order["currency"])
 
-    def _refund_amount(self) -> Iterator[Exchange]:
+    def _refund_amount(self) -> Iterator[ScriptedCall]:
         rng = self.rng
         oid = ent.order_id(rng)
         amount = ent.money(rng.choice((5, 10, 12.5, 15, 20, 25, 7.99, 19.99, 30)))
@@ -457,7 +460,7 @@ class SupportSession:
         yield from self._refund_outcome("refund_amount", ids, oid, amount, currency)
 
     def _refund_outcome(self, intent: str, ids: list[str], oid: str, amount: float,
-                        currency: str) -> Iterator[Exchange]:
+                        currency: str) -> Iterator[ScriptedCall]:
         if self.rng.random() < 0.1:
             self._results(ids, [{"ok": False, "error": {
                 "code": "payment_provider_unavailable",
@@ -472,7 +475,7 @@ class SupportSession:
         yield self._reply(intent, f"I've refunded {amount:.2f} {currency} on {oid}. It should reach your "
                                   "original payment method within 5-10 business days.")
 
-    def _update_address(self) -> Iterator[Exchange]:
+    def _update_address(self) -> Iterator[ScriptedCall]:
         rng, c = self.rng, self.customer
         order = self._order(rng.choices(("processing", "shipped"), (5, 1))[0])
         city, country_name, code, pattern = rng.choice(ent.CITIES)
@@ -529,12 +532,13 @@ class SupportSession:
 
     def _search_text(self, result: dict[str, Any]) -> str:
         if not result["results"]:
-            return f"I couldn't find anything matching \"{result['query']}\" right now. Want me to try something broader?"
+            return (f"I couldn't find anything matching \"{result['query']}\" right now. "
+                    "Want me to try something broader?")
         lines = "; ".join(f"{r['name']} ({r['price']:.2f}{'' if r['in_stock'] else ', out of stock'})"
                           for r in result["results"])
         return f"Here's what I found: {lines}. Want a link to any of them?"
 
-    def _search_products(self) -> Iterator[Exchange]:
+    def _search_products(self) -> Iterator[ScriptedCall]:
         text, args, query = self._search_args()
         self._user(noisy(self.rng, text, query=query))
         ex, ids = self._call("search_products", ("search_products", args))
@@ -543,12 +547,12 @@ class SupportSession:
         self._results(ids, [result])
         yield self._reply("search_products", self._search_text(result))
 
-    def _create_ticket(self) -> Iterator[Exchange]:
+    def _create_ticket(self) -> Iterator[ScriptedCall]:
         rng, c = self.rng, self.customer
         body, subject, priority = rng.choice(TICKET)
         prod = ent.product(rng)
         oid = ent.order_id(rng) if rng.random() < 0.5 else None
-        text = body + (f" (order {{oid}})" if oid else "")
+        text = body + (" (order {oid})" if oid else "")
         user = noisy(rng, text, product=prod.name, oid=say_order(rng, oid) if oid else "")
         self._user(user)
         args: dict[str, Any] = {"subject": subject.format(product=prod.name), "priority": priority,
@@ -565,7 +569,7 @@ class SupportSession:
         yield self._reply("create_ticket", f"I've opened ticket {ticket} for you. The team will get back to you "
                                            f"at {c.email} {when}.")
 
-    def _escalate(self, reason: str | None = None) -> Iterator[Exchange]:
+    def _escalate(self, reason: str | None = None) -> Iterator[ScriptedCall]:
         rng = self.rng
         if reason is None:
             text, reason = rng.choice(ESCALATE)
@@ -590,7 +594,7 @@ class SupportSession:
         yield self._reply("escalate", f"I've passed this to a colleague; they'll pick it up in about {wait} minutes. "
                                       "You'll stay in this chat.")
 
-    def _multi_order_status(self) -> Iterator[Exchange]:
+    def _multi_order_status(self) -> Iterator[ScriptedCall]:
         rng = self.rng
         a, b = self._order(), self._order()
         self._user(noisy(rng, rng.choice(MULTI), oid=say_order(rng, a["order_id"]), oid2=say_order(rng, b["order_id"])))
@@ -598,9 +602,10 @@ class SupportSession:
                              ("lookup_order", {"order_id": b["order_id"]}))
         yield ex
         self._results(ids, [a, b])
-        yield self._reply("multi_order_status", self._status_text(a) + " " + self._status_text(b).replace("Your order", "And"))
+        yield self._reply("multi_order_status",
+                          self._status_text(a) + " " + self._status_text(b).replace("Your order", "And"))
 
-    def _status_and_search(self) -> Iterator[Exchange]:
+    def _status_and_search(self) -> Iterator[ScriptedCall]:
         rng = self.rng
         order = self._order()
         _, args, query = self._search_args()
@@ -613,7 +618,7 @@ class SupportSession:
         self._results(ids, [order, result])
         yield self._reply("status_and_search", self._status_text(order) + " " + self._search_text(result))
 
-    def _policy_question(self) -> Iterator[Exchange]:
+    def _policy_question(self) -> Iterator[ScriptedCall]:
         rng = self.rng
         questions, answer = rng.choice(POLICY)
         _, country_name, _, _ = rng.choice(ent.CITIES)

@@ -16,7 +16,7 @@ from typing import Any
 
 from fledgling.calls import Call, Feedback, Request, Response, Usage, cost_usd, stable_id
 from fledgling.demo import mistakes, pricing, support, triage
-from fledgling.demo.exchange import Exchange, compact
+from fledgling.demo.scripted_call import ScriptedCall, compact
 
 SOURCE = "demo"
 TASKS = (support.TASK, triage.TASK)
@@ -46,6 +46,7 @@ def generate_calls(seed: int = 0, n: int = 2000) -> Iterator[Call]:
     conversation = 0
     while emitted < n:
         conversation += 1
+        scenario: support.SupportSession | triage.TriageTicket
         if rng.random() < SUPPORT_SESSION_SHARE:
             task, scenario = support.TASK, support.SupportSession(rng)
         else:
@@ -74,7 +75,7 @@ def generate_calls(seed: int = 0, n: int = 2000) -> Iterator[Call]:
 
 
 def _call(rng: random.Random, seed: int, n: int, index: int, task: str, session: str, trace: str,
-          at: datetime, ex: Exchange, ans: mistakes.Answer) -> Call:
+          at: datetime, ex: ScriptedCall, ans: mistakes.Answer) -> Call:
     in_price, out_price = pricing.PRICES[pricing.MODEL]
     request = _request(task, ex)
     usage = Usage(input_tokens=_input_tokens(task, ex.messages),
@@ -87,16 +88,21 @@ def _call(rng: random.Random, seed: int, n: int, index: int, task: str, session:
         id=stable_id("fledgling-demo", seed, n, index), task=task, trace_id=trace, session_id=session,
         source=SOURCE, created_at=at, provider=pricing.PROVIDER, model=pricing.MODEL,
         request=request, response=response, usage=usage,
-        latency_ms=_latency(rng, usage, ans), cost_usd=round(cost_usd(usage, in_price, out_price), 8),
+        latency_ms=_latency(rng, usage, ans), cost_usd=_rounded(cost_usd(usage, in_price, out_price)),
         status="error" if ans.message is None else "ok", error=ans.error,
         feedback=_feedback(rng, ex, ans), metadata=metadata,
     )
 
 
-def _request(task: str, ex: Exchange) -> Request:
+def _rounded(usd: float | None) -> float | None:
+    return round(usd, 8) if usd is not None else None
+
+
+def _request(task: str, ex: ScriptedCall) -> Request:
     if task == support.TASK:
-        return Request(messages=ex.messages, tools=support.TOOLS, tool_choice="auto", temperature=0.2,
-                       parallel_tool_calls=True)
+        # parallel_tool_calls is one of the request's extra (passed-through) fields
+        return Request.model_validate({"messages": ex.messages, "tools": support.TOOLS, "tool_choice": "auto",
+                                       "temperature": 0.2, "parallel_tool_calls": True})
     return Request(messages=ex.messages, response_format=triage.RESPONSE_FORMAT, temperature=0.0,
                    max_tokens=400, seed=7)
 
@@ -129,7 +135,7 @@ def _latency(rng: random.Random, usage: Usage, ans: mistakes.Answer) -> float:
     return round(ttft + usage.output_tokens * per_token, 1)
 
 
-def _feedback(rng: random.Random, ex: Exchange, ans: mistakes.Answer) -> Feedback | None:
+def _feedback(rng: random.Random, ex: ScriptedCall, ans: mistakes.Answer) -> Feedback | None:
     """A few users rate answers; wrong answers draw more (and mostly negative) ratings."""
     wrong = ans.mistake is not None and ans.message is not None
     if ans.message is None or rng.random() >= (0.3 if wrong else 0.02):

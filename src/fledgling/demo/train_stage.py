@@ -4,8 +4,8 @@ The whole demo must stay under 15 minutes on a 2-core machine, so training gets 
 them. What fits: the first `EXAMPLES` curated train examples (about half the split), in the
 lean specialist prompt, folded into their conversations (each answer learnt once; 44k tokens,
 not the 119k of the examples one by one) and cut to `MAX_LENGTH`, for one epoch in micro-batches
-of one (no padding; ~100 optimizer steps), with bf16 autocast where the CPU has it: 4 minutes
-at ~190 tokens/s on an idle machine. The adapter becomes the task's selected candidate; it is
+of one (no padding; ~100 optimizer steps), with bf16 autocast where the CPU has it. Its measured
+time is in docs/training.md ("Speed on a small CPU"). The adapter becomes the task's selected candidate; it is
 then evaluated on the same test items as the base SLM and the recorded LLM (by the eval stage's
 `evaluate_on_demo`), free and constrained, and the task's report is rewritten with all of them:
 base vs tuned vs recorded.
@@ -17,8 +17,8 @@ from typing import Any
 
 from fledgling.models import catalog
 from fledgling.train.backend import TrainSpec
+from fledgling.train.orchestrator import train
 from fledgling.train.progress import TerminalView
-from fledgling.train.runner import train
 
 TASK = "support-agent"
 EXAMPLES = 400
@@ -34,7 +34,7 @@ def train_support_agent(ctx: Any) -> str:
     `ctx.results["trained"][task]`."""
     from fledgling.contracts import load_contract
     from fledgling.demo.eval_stage import BASE_SLM, BATCH, MAX_NEW_TOKENS, evaluate_on_demo, write_reports
-    from fledgling.models.spec import ModelSpec, allows_text, open_backend
+    from fledgling.models.spec import ModelSpec, allows_text, open_local
 
     dataset = (ctx.results.get("datasets") or {}).get(TASK)
     spec = TrainSpec(task=TASK, epochs=EPOCHS, max_examples=EXAMPLES, max_length=MAX_LENGTH,
@@ -43,6 +43,7 @@ def train_support_agent(ctx: Any) -> str:
         outcome = train(spec, ctx.store, dataset_dir=getattr(dataset, "path", None), view=view)
     entry = catalog.select_model(ctx.store, TASK, outcome.run_id)
     ctx.results.setdefault("trained", {})[TASK] = outcome
+    assert outcome.result is not None  # not a dry run: the run produced a result
     m = outcome.result.metrics
     ctx.console.print(f"  trained {outcome.run_id}: {m['train_examples']} examples, {m['global_step']} steps, "
                       f"loss {m['train_loss_first']:.3f} -> {m['train_loss_last']:.3f}, "
@@ -51,7 +52,7 @@ def train_support_agent(ctx: Any) -> str:
     tuned = ModelSpec(outcome.run_id, entry.settings())
     contract = (ctx.results.get("contracts") or {}).get(TASK) or load_contract(ctx.store, TASK)
     with ctx.console.status(f"loading {tuned.name}"):
-        slm = open_backend(tuned, max_new_tokens=MAX_NEW_TOKENS, batch_size=BATCH)  # in its trained prompt
+        slm = open_local(tuned, max_new_tokens=MAX_NEW_TOKENS, batch_size=BATCH)  # in its trained prompt
     scores = []
     for constrained in (False, True):
         variant = slm.variant(constrained=constrained, task=TASK, allow_text=allows_text(contract))

@@ -84,11 +84,14 @@ def _one(metric: str, shown: str, gate: Gate, cand: EvalRun, ref: EvalRun | None
         low = value if interval is None or metric in POINT_METRICS else interval["low"]
         high = value if interval is None or metric in POINT_METRICS else interval["high"]
         if low >= gate.min:
-            return GateResult(shown, _rule(gate), "pass", f"{_fmt(value)} (95% CI low {_fmt(low)}) >= {gate.min}", value)
+            return GateResult(shown, _rule(gate), "pass",
+                              f"{_fmt(value)} (95% CI low {_fmt(low)}) >= {gate.min}", value)
         if high < gate.min:
-            return GateResult(shown, _rule(gate), "fail", f"{_fmt(value)} (95% CI high {_fmt(high)}) < {gate.min}", value)
+            return GateResult(shown, _rule(gate), "fail",
+                              f"{_fmt(value)} (95% CI high {_fmt(high)}) < {gate.min}", value)
         return GateResult(shown, _rule(gate), "not_yet",
-                          f"{_fmt(value)}: 95% CI [{_fmt(low)}, {_fmt(high)}] straddles {gate.min}; more items needed", value)
+                          f"{_fmt(value)}: 95% CI [{_fmt(low)}, {_fmt(high)}] straddles {gate.min}; "
+                          "more items needed", value)
     assert gate.max is not None
     low = value if interval is None or metric in POINT_METRICS else interval["low"]
     high = value if interval is None or metric in POINT_METRICS else interval["high"]
@@ -106,8 +109,8 @@ def _non_inferior(metric: str, shown: str, delta: float, cand: EvalRun, ref: Eva
         return GateResult(shown, rule, "not_yet", "no reference run on this split; run "
                           "`fledgling eval --model recorded` first")
     ref_scores = {i.call_id: i.scores.get(metric) for i in ref.items}
-    pairs = [(i.scores.get(metric), ref_scores.get(i.call_id)) for i in cand.items]
-    pairs = [(c, r) for c, r in pairs if c is not None and r is not None]
+    both = [(i.scores.get(metric), ref_scores.get(i.call_id)) for i in cand.items]
+    pairs = [(c, r) for c, r in both if c is not None and r is not None]
     if not pairs:
         return GateResult(shown, rule, "not_yet", f"no paired items with '{metric}' in both runs")
     cmp = paired_non_inferiority([c for c, _ in pairs], [r for _, r in pairs], delta)

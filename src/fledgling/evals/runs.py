@@ -21,7 +21,7 @@ from fledgling.contracts import Contract, infer_contract, load_contract
 from fledgling.errors import InputError
 from fledgling.evals.scoring import METRICS, ItemScore, score_item
 from fledgling.evals.stats import latency_summary, mean_interval
-from fledgling.models.generation import Backend, Generation
+from fledgling.models.generation import Generation, ModelBackend
 from fledgling.models.spec import ModelSpec
 from fledgling.models.specialist import SPECIALIST_PROMPTS
 from fledgling.store import Store
@@ -123,7 +123,7 @@ def task_contract(store: Store, task: str, version: str | None, items: list[Eval
         or infer_contract((i.call for i in items), task)
 
 
-async def evaluate(items: list[EvalItem], backend: Backend, contract: Contract, *,
+async def evaluate(items: list[EvalItem], backend: ModelBackend, contract: Contract, *,
                    lenient: bool = False, chunk: int = 16,
                    progress: Callable[[int], None] | None = None) -> list[ItemResult]:
     """Generate and score every item; `progress(n)` is told after each chunk of n items."""
@@ -150,7 +150,7 @@ def summarise(results: list[ItemResult], spec: ModelSpec,
     """Means with 95% intervals per metric, per-tool success, latency, tokens and cost."""
     metrics = {}
     for name in (*METRICS, "success"):
-        values = [r.scores[name] for r in results if r.scores.get(name) is not None]
+        values = [v for r in results if (v := r.scores.get(name)) is not None]
         if values:
             est = mean_interval(values)
             metrics[name] = {"mean": est.mean, "low": max(0.0, est.low), "high": min(1.0, est.high),
@@ -175,7 +175,7 @@ def cost_usd_of(input_tokens: int, output_tokens: int, spec: ModelSpec) -> float
                     ms.usd_per_mtok_in, ms.usd_per_mtok_out)
 
 
-def run_eval(store: Store, task: str, spec: ModelSpec, backend: Backend, items: list[EvalItem],
+def run_eval(store: Store, task: str, spec: ModelSpec, backend: ModelBackend, items: list[EvalItem],
              contract: Contract, *, split: str, dataset_version: int | None, constrained: bool,
              lenient: bool = False, progress: Callable[[int], None] | None = None,
              chunk: int = 16) -> EvalRun:
@@ -197,7 +197,7 @@ def run_eval(store: Store, task: str, spec: ModelSpec, backend: Backend, items: 
 def evaluate_model(store: Store, task: str, spec: ModelSpec, *, split: str = "test",
                    dataset_version: int | None = None, limit: int | None = None, constrained: bool = False,
                    prompt: str | None = None, lenient: bool = False, batch_size: int = 16,
-                   max_new_tokens: int = 256, backend: Backend | None = None,
+                   max_new_tokens: int = 256, backend: ModelBackend | None = None,
                    on_items: Callable[[int], None] | None = None,
                    progress: Callable[[int], None] | None = None) -> EvalRun:
     """Evaluate one model on (the first `limit` items of) a task's curated split and store the run.

@@ -1,4 +1,4 @@
-"""Scoring one prediction against one reference, exactly as DESIGN.md's Scoring section says.
+"""Scoring one prediction against one reference, exactly as docs/paritybench.md's Scoring section says.
 
 Pure functions, no I/O, so every number means the same everywhere and can be property-tested.
 

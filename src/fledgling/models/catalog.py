@@ -42,8 +42,9 @@ class CatalogModel:
 
     def settings(self) -> ModelSettings:
         """The entry as a `[models.NAME]` block: what evals and the gateway know how to run."""
-        return ModelSettings(kind=self.kind, base=self.base, path=self.path, adapter=self.adapter,
-                             base_url=self.base_url, model=self.model_id)
+        return ModelSettings.model_validate({"kind": self.kind, "base": self.base, "path": self.path,
+                                             "adapter": self.adapter, "base_url": self.base_url,
+                                             "model": self.model_id})
 
 
 def list_models(store: Store, task: str | None = None) -> list[CatalogModel]:

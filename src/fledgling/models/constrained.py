@@ -109,8 +109,8 @@ class GrammarBook:
             else:
                 schema = tool_calls_schema(tools, parallel=parallel)
             return self._compile(f"tools/{prompt}/{text}", schema, prompt, text)
-        schema = output_schema(request)
-        return self._compile(f"json/{prompt}", schema, prompt, False) if schema is not None else None
+        out_schema = output_schema(request)
+        return self._compile(f"json/{prompt}", out_schema, prompt, False) if out_schema is not None else None
 
     def _compile(self, kind: str, schema: dict[str, Any], prompt: str, text: bool) -> Any:
         key = kind + json.dumps(schema, sort_keys=True)

@@ -29,8 +29,11 @@ class Generation:
     token_logprobs: list[float] | None = None
 
 
-class Backend(Protocol):
-    """A model behind `generate`: a batch of chat-completions requests in, one answer per request."""
+class ModelBackend(Protocol):
+    """A model behind `generate`: a batch of chat-completions requests in, one answer per request.
+
+    Recorded, OpenAI-compatible and local models all answer this way; what only a local model
+    offers (`variant`, `render`) is on `LocalBackend`, opened with `spec.open_local`."""
 
     name: str
 

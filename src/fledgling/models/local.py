@@ -8,17 +8,17 @@ each row's next token is masked by its grammar (see `constrained.py`).
 
 Prompt formats (`prompt=`): `chat`, the model's own chat template with the tools in it, and
 the specialist prompts a Fledgling-trained model learnt (`fledgling.models.specialist`): `compact`
-(with tool signatures) and `lean` (the task alone), answered and parsed in that format. A trained model must be asked the way it was taught.
+(with tool signatures) and `lean` (the task alone), answered and parsed in that format. A trained
+model must be asked the way it was taught.
 
 Threads: PyTorch's intra-op workers meet at a barrier after every operation, so on a CPU that
-other processes keep busy one descheduled worker stalls them all. Measured on the 2-core machine
-with other jobs running: a SmolLM2-135M decoding step took 0.49-0.57 s with 2 threads and
-0.06-0.09 s with 1. By default the backend uses as many threads as the load average says cores
-are idle (at least one; its own recent use does not count), re-read before each batch.
+other processes keep busy one descheduled worker stalls them all, and fewer threads decode
+faster. By default the backend uses as many threads as the load average says cores are idle (at
+least one; its own recent use does not count), re-read before each batch.
 
-Precision: bfloat16 on a GPU, and on a CPU with bfloat16 instructions (AVX512-BF16 or AMX; on
-this machine's EPYC a SmolLM2 prefill ran 3.5x and a decoding step 1.9x faster than in
-float32); float32 elsewhere. `dtype=` fixes it.
+Precision: bfloat16 on a GPU, and on a CPU with bfloat16 instructions (AVX512-BF16 or AMX), where
+prefill and decoding run faster than in float32; float32 elsewhere. `dtype=` fixes it. The
+figures are in docs/paritybench.md ("Speed on CPU"); `benchmarks/eval_throughput.py` measures them.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fledgling.calls import Request, Response
 from fledgling.errors import ConfigError
@@ -47,6 +47,9 @@ from fledgling.models.prompting import (
     template_renders_tools,
 )
 from fledgling.models.tool_text import parse_json_content, parse_tool_calls
+
+if TYPE_CHECKING:
+    from fledgling.models.constrained import GrammarBook
 
 
 @dataclass
@@ -94,14 +97,16 @@ def cpu_has_bf16() -> bool:
 @contextlib.contextmanager
 def _gguf_dtype_advice_silenced() -> Iterator[None]:
     """transformers advises loading a GGUF in float32 ("weights stay packed, every matmul casts").
-    SmolLM2's GGUF is dequantised into plain bf16 `Linear` layers all the same, and measured on
-    the 2-core EPYC a 300-token prefill took 369 ms loaded in bf16 against 653 ms in fp32, so
-    the advice does not apply here and only clutters the terminal."""
+    SmolLM2's GGUF is dequantised into plain bf16 `Linear` layers all the same, where a prefill
+    runs faster than in fp32 (docs/paritybench.md), so the advice does not apply here and only
+    clutters the terminal."""
     import logging
 
     log = logging.getLogger("transformers.quantizers.quantizer_gguf")
-    quiet = logging.Filter()
-    quiet.filter = lambda record: "GGUF checkpoint with its weights packed" not in record.getMessage()  # type: ignore[method-assign]
+
+    def quiet(record: logging.LogRecord) -> bool:
+        return "GGUF checkpoint with its weights packed" not in record.getMessage()
+
     log.addFilter(quiet)
     try:
         yield
@@ -146,6 +151,7 @@ class LocalBackend:
         self._torch = torch
         started = time.perf_counter()
         kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+        self.model: Any  # the checkpoint's own model class, or the merged PEFT model
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(path), **kwargs)
             with _gguf_dtype_advice_silenced():
@@ -164,10 +170,11 @@ class LocalBackend:
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id
         eos = self.model.generation_config.eos_token_id
-        self.stop_ids = {self.tokenizer.eos_token_id} | set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        model_eos = eos if isinstance(eos, list) else [eos] if eos is not None else []
+        self.stop_ids = {self.tokenizer.eos_token_id} | set(model_eos)
         self.stop_ids.discard(None)
         self.native_tools = template_renders_tools(self.tokenizer)
-        self._grammar_book = None
+        self._grammar_book: GrammarBook | None = None
         self._prefix: tuple[tuple[int, ...], list[tuple[Any, Any]]] | None = None
         self._cpu_mark = (time.monotonic(), time.process_time())
 
@@ -246,8 +253,8 @@ class LocalBackend:
 
     def _to_generation(self, req: Request, row: _Row, tokens: list[int], ms: float,
                        hit_limit: bool) -> Generation:
-        text = self.tokenizer.decode([t for t in tokens if t not in self.stop_ids],
-                                     skip_special_tokens=True)
+        text = cast(str, self.tokenizer.decode([t for t in tokens if t not in self.stop_ids],  # one sequence
+                                               skip_special_tokens=True))
         finish = "length" if hit_limit else "stop"
         if self.prompt in SPECIALIST_PROMPTS:
             response, failed = _read_compact(text, req, finish)
@@ -280,7 +287,7 @@ class LocalBackend:
         if kept and reuse == len(tokens):
             return reuse, [(keys[:, :, :reuse], values[:, :, :reuse]) for keys, values in kept[1]]
         cache = DynamicCache()
-        if reuse >= MIN_PREFIX:
+        if kept and reuse >= MIN_PREFIX:
             for layer, (keys, values) in enumerate(kept[1]):
                 cache.update(keys[:, :, :reuse], values[:, :, :reuse], layer)
         else:
@@ -290,7 +297,8 @@ class LocalBackend:
             positions = torch.arange(reuse, len(tokens), device=self.device)[None]
             with torch.inference_mode():
                 self.model(input_ids=ids, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1)
-        kv = [(layer.keys, layer.values) for layer in cache.layers]
+        layers: list[Any] = list(cache.layers)  # attention layers (the stub's union has other cache kinds)
+        kv = [(layer.keys, layer.values) for layer in layers]
         self._prefix = (tuple(tokens), kv)
         return len(tokens), kv
 
@@ -317,7 +325,7 @@ class LocalBackend:
             cache.update(keys.expand(len(batch), -1, -1, -1).contiguous(),
                          values.expand(len(batch), -1, -1, -1).contiguous(), layer)
         out_tokens: list[list[int]] = [[] for _ in batch]
-        done: list[tuple[float, bool] | None] = [None] * len(batch)
+        done: list[tuple[float, bool]] = [(0.0, False)] * len(batch)  # set as each row finishes
         active = list(range(len(batch)))
         bitmask = self._grammars.bitmask(len(batch)) if self._grammars is not None else None
         with torch.inference_mode():
@@ -329,6 +337,7 @@ class LocalBackend:
                 masked = [k for k, row in enumerate(active) if batch[row].matcher is not None
                           and not batch[row].matcher.is_terminated()]
                 if masked:
+                    assert bitmask is not None  # a row has a matcher only when decoding is constrained
                     for k in masked:
                         batch[active[k]].matcher.fill_next_token_bitmask(bitmask, k)
                     logits = logits.cpu()

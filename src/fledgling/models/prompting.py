@@ -36,7 +36,8 @@ JSON_INSTRUCTIONS = ("Answer with one JSON value only, no prose, that matches th
 def function_specs(request: Request) -> list[dict[str, Any]]:
     out = []
     for raw in request.tools or []:
-        fn = raw.get("function") if isinstance(raw.get("function"), dict) else raw
+        inner = raw.get("function")
+        fn = inner if isinstance(inner, dict) else raw
         if fn.get("name"):
             out.append({"name": fn["name"], "description": fn.get("description") or "",
                         "parameters": fn.get("parameters") or {"type": "object", "properties": {}}})

@@ -14,14 +14,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fledgling.calls import Call
 from fledgling.config import ModelSettings, Settings
 from fledgling.errors import ConfigError
-from fledgling.models.generation import Backend
+from fledgling.models.generation import ModelBackend
 from fledgling.models.smollm2 import NAMES as SMOLLM2_NAMES
 from fledgling.models.smollm2 import smollm2_gguf
+
+if TYPE_CHECKING:
+    from fledgling.models.local import LocalBackend
 
 SPEC_HELP = ("a model name from [models] in fledgling.toml, or openai:BASE_URL#MODEL, hf:PATH[+ADAPTER], "
              "gguf:PATH, gguf:smollm2, recorded")
@@ -100,7 +103,7 @@ def default_prompt(ms: ModelSettings) -> tuple[str, str | None]:
 def open_backend(spec: ModelSpec, *, constrained: bool = False, recorded_calls: Iterable[Call] = (),
                  batch_size: int = 16, max_new_tokens: int = 256, concurrency: int = 8,
                  prompt: str | None = None, contract: Any = None, threads: int | None = None,
-                 dtype: str | None = None) -> Backend:
+                 dtype: str | None = None) -> ModelBackend:
     """The backend for a spec. `recorded_calls` are the calls a `recorded` backend can answer.
 
     Local models only: `prompt` is "chat", "compact" or "lean" (default: what it was trained on,
@@ -119,21 +122,34 @@ def open_backend(spec: ModelSpec, *, constrained: bool = False, recorded_calls: 
 
         return OpenAICompatibleBackend(spec.name, ms.base_url or "", model=ms.model, api_key=ms.api_key(),
                                        timeout_s=ms.timeout_s, concurrency=concurrency)
+    return open_local(spec, constrained=constrained, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                      prompt=prompt, contract=contract, threads=threads, dtype=dtype)
+
+
+def open_local(spec: ModelSpec, *, constrained: bool = False, batch_size: int = 16, max_new_tokens: int = 256,
+               prompt: str | None = None, contract: Any = None, threads: int | None = None,
+               dtype: str | None = None) -> LocalBackend:
+    """The local (transformers) backend of an `hf` or `gguf` spec, with what only a local model
+    offers (`variant`, `render`, `generate_sync`); the options are `open_backend`'s."""
     from fledgling.models.local import LocalBackend
 
+    ms = spec.settings
+    if not spec.is_local:
+        raise ConfigError(f"model '{spec.name}' is kind '{ms.kind}', not a local model (hf or gguf)")
     trained_format, trained_task = default_prompt(ms)
-    options = dict(adapter=ms.adapter, constrained=constrained, batch_size=batch_size,
-                   max_new_tokens=max_new_tokens, prompt=prompt or trained_format, threads=threads, dtype=dtype,
-                   task=getattr(contract, "task", None) or trained_task,
-                   allow_text=allows_text(contract))
+    directory: str | Path
+    gguf_file: str | None = None
     if ms.kind == "gguf" or (ms.base or "").lower() in SMOLLM2_NAMES and not ms.path:
-        directory, file = _gguf_location(ms)
-        return LocalBackend(spec.name, directory, gguf_file=file, **options)
-    path = ms.path or ms.base or ""
-    if not Path(path).is_dir():
-        raise ConfigError(f"model '{spec.name}': {path} is not a checkpoint directory; give a "
-                          "transformers model directory (hf) or a .gguf file (gguf)")
-    return LocalBackend(spec.name, path, **options)
+        directory, gguf_file = _gguf_location(ms)
+    else:
+        directory = ms.path or ms.base or ""
+        if not Path(directory).is_dir():
+            raise ConfigError(f"model '{spec.name}': {directory} is not a checkpoint directory; give a "
+                              "transformers model directory (hf) or a .gguf file (gguf)")
+    return LocalBackend(spec.name, directory, gguf_file=gguf_file, adapter=ms.adapter, constrained=constrained,
+                        batch_size=batch_size, max_new_tokens=max_new_tokens, prompt=prompt or trained_format,
+                        threads=threads, dtype=dtype, task=getattr(contract, "task", None) or trained_task,
+                        allow_text=allows_text(contract))
 
 
 def allows_text(contract: Any) -> bool:

@@ -104,7 +104,7 @@ def schema_shape(schema: Any) -> str:
         required = set(schema.get("required") or [])
         inner = ", ".join(f"{k}{'' if k in required else '?'}: {schema_shape(v)}" for k, v in props.items())
         return "{" + inner + "}"
-    return _TYPE_NAMES.get(kind, "any")
+    return _TYPE_NAMES.get(kind, "any") if isinstance(kind, str) else "any"
 
 
 def _literal(value: Any) -> str:
@@ -137,8 +137,9 @@ def parse_completion(text: str, *, structured: bool = False) -> Response:
             value = None
         items = value if isinstance(value, list) else [value]
         calls = [_tool_call(item) for item in items]
-        if items and all(c is not None for c in calls):
-            return Response(content=None, tool_calls=calls, finish_reason="tool_calls")
+        found = [c for c in calls if c is not None]
+        if items and len(found) == len(calls):
+            return Response(content=None, tool_calls=found, finish_reason="tool_calls")
     return Response(content=stripped, finish_reason="stop")
 
 

@@ -47,7 +47,7 @@ def _first_json(text: str) -> Any:
 
 def _as_calls(value: Any) -> list[ToolCall] | None:
     items = value if isinstance(value, list) else [value]
-    calls = []
+    calls: list[ToolCall] = []
     for item in items:
         if isinstance(item, dict) and isinstance(item.get("function"), dict):
             item = item["function"]

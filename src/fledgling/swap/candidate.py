@@ -34,7 +34,7 @@ from fledgling.calls import Request
 from fledgling.capture.recording.exchange import parse_completion
 from fledgling.config import Settings, SwapSettings
 from fledgling.errors import ConfigError
-from fledgling.models.generation import Backend, Generation
+from fledgling.models.generation import Generation, ModelBackend
 from fledgling.models.prompting import output_schema
 from fledgling.models.spec import ModelSpec, open_backend
 from fledgling.store import Store
@@ -86,7 +86,7 @@ class Answer:
 
 
 class Candidate:
-    def __init__(self, spec: ModelSpec, swap: SwapSettings, *, backend: Backend | None = None,
+    def __init__(self, spec: ModelSpec, swap: SwapSettings, *, backend: ModelBackend | None = None,
                  queue: BatchQueue | None = None, pool: UpstreamPool | None = None):
         self.spec = spec
         self.name = spec.name

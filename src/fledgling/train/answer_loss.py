@@ -5,7 +5,7 @@ assistant's answers are learnt (a third of the tokens in the demo's data). TRL's
 projects every position onto the vocabulary (49k entries for SmolLM2, a fifth of the model's
 compute) and then masks most of them away; here the decoder runs on the whole sequence, but the
 LM head and the cross-entropy only on the positions that predict an answer token. Same loss,
-same gradients; on the 2-core CPU it trains about 1.1x faster (`benchmarks/train_throughput.py`).
+same gradients, less compute: `benchmarks/train_throughput.py` measures the gain (docs/training.md).
 
 Models whose head does more than a plain projection (logit soft-capping, logit scaling) fall
 back to TRL's own loss.

@@ -96,30 +96,21 @@ class Reporter(Protocol):
                message: str | None = None) -> None: ...
 
 
-class Backend(Protocol):
+class TrainerBackend(Protocol):
+    """A way to train: `prepare` writes the plan down (no GPU, no money), `run` carries it out.
+
+    `callbacks` are extra transformers `TrainerCallback`s for backends that drive a transformers
+    Trainer (lora, unsloth); the others accept and ignore them.
+    """
+
     name: str
 
     def prepare(self, spec: TrainSpec, data: Dataset, run_dir: Path) -> Plan: ...
 
-    def run(self, plan: Plan, reporter: Reporter) -> Result: ...
+    def run(self, plan: Plan, reporter: Reporter, *, callbacks: list[Any] | None = None) -> Result: ...
 
 
-def get_backend(name: str) -> Backend:
-    """The backend object; imported on demand, since `lora` pulls in torch and transformers."""
-    if name == "lora":
-        from fledgling.train.lora import LoraBackend
+class LaunchedBackend(TrainerBackend, Protocol):
+    """A backend whose runs the launcher can start as worker processes (`train.worker`)."""
 
-        return LoraBackend()
-    if name == "unsloth":
-        from fledgling.train.unsloth import UnslothBackend
-
-        return UnslothBackend()
-    if name == "openai":
-        from fledgling.train.openai_finetune import OpenAIBackend
-
-        return OpenAIBackend()
-    if name == "dry-run":
-        from fledgling.train.dry_run import DryRunBackend
-
-        return DryRunBackend()
-    raise TrainingError(f"unknown backend '{name}'; use one of {', '.join(BACKENDS)}")
+    def train_here(self, plan: Plan, reporter: Reporter, *, callbacks: list[Any] | None = None) -> Result: ...

@@ -69,7 +69,8 @@ def load_base(ref: BaseRef, *, dtype: Any = None) -> tuple[Any, Any]:
 
     kwargs: dict[str, Any] = {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
     tokenizer = AutoTokenizer.from_pretrained(ref.directory, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(ref.directory, dtype=dtype or torch.float32, **kwargs)
+    # Any: the GGUF fix-up below sets plain attributes that torch's Module stub types as Tensor | Module
+    model: Any = AutoModelForCausalLM.from_pretrained(ref.directory, dtype=dtype or torch.float32, **kwargs)
     if ref.gguf_file:
         model.hf_quantizer = None
         model.is_quantized = False

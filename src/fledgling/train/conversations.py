@@ -47,8 +47,8 @@ def fold(examples: list[Example], *, task: str, signatures: bool) -> list[list[d
                 folded.add(j)
                 messages[pos] = examples[j].messages[-1]
                 learnt.add(pos)
-        chat = render_example(messages, ex.tools, task=task, response_format=ex.response_format,
-                              signatures=signatures)
+        chat: list[dict[str, Any]] = render_example(messages, ex.tools, task=task,
+                                                    response_format=ex.response_format, signatures=signatures)
         shift = len(chat) - len(messages)  # render_example adds its system line unless it replaced one
         for pos, message in enumerate(messages[:-1]):
             if message.get("role") == "assistant" and pos not in learnt:

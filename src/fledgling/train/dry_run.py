@@ -60,7 +60,7 @@ class DryRunBackend:
         path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         return Plan(spec, data, run_dir, files={"report": path}, details=report)
 
-    def run(self, plan: Plan, reporter: Reporter) -> Result:
+    def run(self, plan: Plan, reporter: Reporter, *, callbacks: list[Any] | None = None) -> Result:
         reporter.update(state="saving", message="dry run: nothing to train")
         return Result(artifacts=dict(plan.files), metrics=plan.details)
 

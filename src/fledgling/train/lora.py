@@ -284,6 +284,7 @@ def load_trained(run_dir: Path, *, merged: bool = False) -> tuple[Any, Any]:
 
     info = manifest.read(run_dir)
     run_dir = Path(run_dir)
+    model: Any  # a transformers model, or a PeftModel wrapping one
     if merged:
         model = AutoModelForCausalLM.from_pretrained(run_dir / MERGED_DIR)
         tokenizer = AutoTokenizer.from_pretrained(run_dir / MERGED_DIR)
@@ -316,7 +317,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 def use_bf16(spec: TrainSpec) -> bool:
     """bf16 autocast (weights and optimizer stay fp32): on a GPU with bf16, and on a CPU with
-    bf16 units, where it and LoRA dropout 0 train 1.3x faster (`benchmarks/train_throughput.py`)."""
+    bf16 units, where it and LoRA dropout 0 train faster (`benchmarks/train_throughput.py`, docs/training.md)."""
     import torch
 
     if spec.precision != "auto":

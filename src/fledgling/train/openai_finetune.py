@@ -50,7 +50,7 @@ class OpenAIBackend:
                     details={"endpoint": os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
                              "job": body, "lines": {k: _lines(v) for k, v in files.items() if k != "job_request"}})
 
-    def run(self, plan: Plan, reporter: Reporter) -> Result:
+    def run(self, plan: Plan, reporter: Reporter, *, callbacks: list[Any] | None = None) -> Result:
         client = _client()
         job_path = plan.run_dir / JOB_FILE
         if plan.resume and job_path.is_file():

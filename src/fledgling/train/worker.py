@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fledgling.train.backend import Plan, TrainSpec, get_backend
+from fledgling.train.backend import Plan, TrainSpec
 from fledgling.train.dataset import load
+from fledgling.train.registry import get_launched
 
 
 class _Silent:
@@ -45,7 +46,7 @@ def main(argv: list[str]) -> int:
         reporter: Any = StoreReporter(open_store(), plan.run_id)
     else:
         reporter = _Silent()
-    get_backend(plan.spec.backend).train_here(plan, reporter)
+    get_launched(plan.spec.backend).train_here(plan, reporter)
     return 0
 
 

@@ -16,8 +16,9 @@ from fledgling.models import catalog
 from fledgling.store import Store
 from fledgling.train import dataset as datasets
 from fledgling.train import runs
-from fledgling.train.backend import Plan, Result, TrainingError, TrainSpec, get_backend
+from fledgling.train.backend import Plan, Result, TrainingError, TrainSpec
 from fledgling.train.launcher import prepare_launch
+from fledgling.train.registry import LAUNCHED, get_backend
 
 RUNS_DIR = Path(".fledgling") / "runs"
 
@@ -56,7 +57,7 @@ def train(spec: TrainSpec, store: Store, *, dataset_dir: Path | None = None,
     backend = get_backend(spec.backend)
     plan = backend.prepare(spec, data, run_dir)
     plan.resume, plan.run_id = resume, run_id
-    if spec.backend in ("lora", "unsloth"):
+    if spec.backend in LAUNCHED:
         prepare_launch(plan)
     spec_json = spec.model_dump(mode="json")
     if dry_run:
@@ -68,8 +69,7 @@ def train(spec: TrainSpec, store: Store, *, dataset_dir: Path | None = None,
                run_dir=run_dir, spec=spec_json)
     reporter = runs.StoreReporter(store, run_id, view=view)
     try:
-        extra = {"callbacks": callbacks} if callbacks else {}
-        result = backend.run(plan, reporter, **extra)
+        result = backend.run(plan, reporter, callbacks=callbacks or None)
     except KeyboardInterrupt:
         reporter.flush()
         runs.update(store, run_id, state="interrupted",

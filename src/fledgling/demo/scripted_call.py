@@ -7,14 +7,18 @@ from typing import Any, Literal
 
 import orjson
 
+AnswerKind = Literal["tool", "text", "json"]
+
 
 @dataclass
-class Exchange:
+class ScriptedCall:
+    """A turn of a scripted conversation: what the agent sends, and the answer that is right."""
+
     messages: list[dict[str, Any]]
     ground_truth: dict[str, Any]
     intent: str
     turn: int
-    answer_kind: Literal["tool", "text", "json"]
+    answer_kind: AnswerKind
     extra: dict[str, Any] = field(default_factory=dict)
 
 
