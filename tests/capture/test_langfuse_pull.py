@@ -105,12 +105,12 @@ def test_cli_pull_uses_env_keys(tmp_path) -> None:
     with _server() as srv:
         env = {**os.environ, "FLEDGLING_DB_URL": db, "LANGFUSE_PUBLIC_KEY": srv.public_key,
                "LANGFUSE_SECRET_KEY": srv.secret_key, "COLUMNS": "200"}
-        ok = subprocess.run([FLEDGLING, "import", "langfuse", "--host", srv.url],
+        ok = subprocess.run([FLEDGLING, "import", "langfuse", "--langfuse-url", srv.url],
                             env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60)
         assert ok.returncode == 0, ok.stderr
         assert "langfuse pull (v2 API)" in ok.stdout and "2024-07-01T09:04:00+00:00" in ok.stdout
         env["LANGFUSE_SECRET_KEY"] = "nope"
-        bad = subprocess.run([FLEDGLING, "import", "langfuse", "--host", srv.url],
+        bad = subprocess.run([FLEDGLING, "import", "langfuse", "--langfuse-url", srv.url],
                              env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert bad.returncode != 0
     assert bad.stderr.strip().count("\n") == 0 and "LANGFUSE_SECRET_KEY" in bad.stderr

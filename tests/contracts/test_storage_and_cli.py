@@ -63,12 +63,12 @@ def test_cli_infer_show_check(tmp_path: Path, monkeypatch) -> None:
     again = runner.invoke(app, ["contracts", "infer", "--task", "shop"], env={"COLUMNS": "200"})
     assert "already stored" in again.output
 
-    shown = runner.invoke(app, ["contracts", "show", "shop", "--json"])
+    shown = runner.invoke(app, ["contracts", "show", "--task", "shop", "--json"])
     assert shown.exit_code == 0
     body = json.loads(shown.output)
     assert body["version"] == version and body["kind"] == "toolcall"
     assert [t["name"] for t in body["tools"]] == ["cancel_order", "issue_refund"]
-    pretty = runner.invoke(app, ["contracts", "show", "shop"], env={"COLUMNS": "200"})
+    pretty = runner.invoke(app, ["contracts", "show", "--task", "shop"], env={"COLUMNS": "200"})
     assert "Cancel an order." in pretty.output and '"order_id"' in pretty.output
 
     checked = runner.invoke(app, ["contracts", "check", "--task", "shop"], env={"COLUMNS": "200"})
@@ -81,7 +81,7 @@ def test_cli_infer_show_check(tmp_path: Path, monkeypatch) -> None:
 def test_cli_missing_contract_is_one_clear_line(tmp_path: Path) -> None:
     env = {"FLEDGLING_DB_URL": f"sqlite:///{tmp_path}/empty.db", "PATH": "/usr/bin:/bin"}
     fledgling = str(Path(sys.executable).parent / "fledgling")
-    res = subprocess.run([fledgling, "contracts", "show", "ghost"], capture_output=True, text=True,
+    res = subprocess.run([fledgling, "contracts", "show", "--task", "ghost"], capture_output=True, text=True,
                          env=env, cwd=tmp_path)
     assert res.returncode == 5
     assert res.stderr.strip().count("\n") == 0

@@ -35,6 +35,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
+
 def _single(command: Callable[..., None]) -> typer.Typer:
     """A one-command group, so that typer lists it in its panel in the order given here."""
     group = typer.Typer(subcommand_metavar="")
@@ -106,7 +108,8 @@ def main() -> None:
     except Exception as exc:
         # Usage errors (a missing option, a bad value) come from click, or from the copy of
         # click that typer bundles; both have show() and exit_code.
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
-            sys.exit(exc.exit_code)
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            sys.exit(exit_code)
         raise

@@ -10,20 +10,25 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fledgling.cli import session
+from fledgling.cli import options, session
+from fledgling.cli.options import Renamed, group_spellings, spellings
 from fledgling.cli.session import console, store
 from fledgling.demo.pipeline import DEFAULT_OUT, NEXT_STEPS, STAGES, DemoContext, run_demo
 
-app = typer.Typer(
-    invoke_without_command=True,
-    help="Run the end-to-end demo on synthetic traffic of a support agent (tool calls) and a ticket "
-         "triager (structured output): generate -> import -> contracts -> check -> stats. Safe to rerun.")
+_STAGE_LINES = "\n\n".join(f"{i}. {st.title}" + (" (runs models)" if st.uses_models else "")
+                            for i, st in enumerate(STAGES, 1))
+OLD_CALLS = Renamed("-n", "--calls")
 
-SeedOpt = typer.Option(0, "--seed", "-s", help="Same seed, same traffic.")
-CallsOpt = typer.Option(2000, "--calls", "-n", min=1, max=10_000_000,
+app = typer.Typer(
+    invoke_without_command=True, cls=group_spellings(OLD_CALLS),
+    help="Run the whole loop on synthetic traffic of a support agent (tool calls) and a ticket "
+         f"triager (structured output), in {len(STAGES)} stages:\n\n{_STAGE_LINES}\n\n"
+         "--skip-models leaves out the stages that run models (minutes on a CPU). Safe to rerun.")
+
+SeedOpt = options.seed("Same seed, same traffic.")
+CallsOpt = typer.Option(2000, "--calls", min=1, max=10_000_000,
                         help="How many calls to generate (try 100000 for scale).")
-OutOpt = typer.Option(DEFAULT_OUT, "--out", "-o", file_okay=False,
-                      help="Directory for the JSONL files (one per task).")
+OutOpt = options.out(DEFAULT_OUT, "Directory for the JSONL files (one per task).")
 
 
 @app.callback()
@@ -56,7 +61,7 @@ def demo(ctx: typer.Context, seed: int = SeedOpt, calls: int = CallsOpt, out: Pa
         console.print(f"  {step}", highlight=False)
 
 
-@app.command("generate")
+@app.command("generate", cls=spellings(OLD_CALLS))
 def generate(seed: int = SeedOpt, calls: int = CallsOpt, out: Path = OutOpt) -> None:
     """Write the synthetic traffic as OpenAI JSONL files (one per task), without importing it."""
     from fledgling.demo.export import write_traffic

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fledgling.cli import session
+from fledgling.cli import options, session
 from fledgling.errors import ConfigError
 
 app = typer.Typer(invoke_without_command=True)
@@ -12,13 +12,13 @@ app = typer.Typer(invoke_without_command=True)
 
 @app.callback(invoke_without_command=True)
 def gateway(
-    host: str = typer.Option(None, "--host", help="Interface to listen on (default: [gateway] host, 127.0.0.1)."),
-    port: int = typer.Option(None, "--port", help="Port to listen on (default: [gateway] port, 8787; 0 picks a free one)."),
-    upstream: str = typer.Option(
+    bind_host: str | None = options.bind_host(None, "Interface to listen on (default: [gateway] host, 127.0.0.1)."),
+    port: int | None = options.port(None, "Port to listen on (default: [gateway] port, 8787; 0 picks a free one)."),
+    upstream: str | None = typer.Option(
         None, "--upstream",
         help="Where calls go when no [tasks.X] upstream claims them: a model name from [models] "
              "or an OpenAI-compatible base URL such as https://api.openai.com/v1."),
-    log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+    log_level: str = options.log_level(),
 ) -> None:
     """Serve the OpenAI chat-completions API, forward every call upstream, and record it.
 
@@ -32,7 +32,7 @@ def gateway(
 
     settings = session.settings()
     gw = settings.gateway
-    host = host or gw.host
+    host = bind_host or gw.host
     port = gw.port if port is None else port
     keys = gateway_keys()
     check_bind(host, keys)
@@ -51,7 +51,8 @@ def gateway(
     con.print(f"  recording to {session.store().safe_url} via spool {gw.spool_dir} "
               f"(fsync window {gw.spool_fsync_ms:g} ms)")
     con.print(f"  gateway keys: {'required' if keys else 'off (set FLEDGLING_GATEWAY_KEYS to require them)'}")
-    con.print(f"  admin API: {'on (FLEDGLING_ADMIN_KEY)' if app_.admin.keys else 'off (set FLEDGLING_ADMIN_KEY to turn it on)'}")
+    admin = "on (FLEDGLING_ADMIN_KEY)" if app_.admin.keys else "off (set FLEDGLING_ADMIN_KEY to turn it on)"
+    con.print(f"  admin API: {admin}")
     key_hint = "one of FLEDGLING_GATEWAY_KEYS" if keys else "your upstream API key"
     con.print(f"  point your agent at it: [bold]OpenAI(base_url=\"{url}\", api_key=<{key_hint}>)[/]"
               f"  (or OPENAI_BASE_URL={url}); tag calls with the X-Fledgling-Task header")

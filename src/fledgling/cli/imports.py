@@ -19,6 +19,8 @@ from rich.progress import (
 from rich.table import Table
 
 from fledgling.capture import FileResult, import_files
+from fledgling.cli import options
+from fledgling.cli.options import Renamed, spellings
 from fledgling.cli.session import console, err_console, store
 from fledgling.errors import ConfigError, InputError
 
@@ -29,10 +31,9 @@ app = typer.Typer(
 )
 
 PathsArg = typer.Argument(..., exists=False, help="Files to import (JSON or JSON Lines).")
-TaskOpt = typer.Option(None, "--task", "-t",
-                       help="Put every call in this task. Default: the task named in the record "
-                            "(metadata `fledgling.task`/`task`, Langfuse trace name), else one "
-                            "derived from the system prompt.")
+TaskOpt = options.task("Put every call in this task. Default: the task named in the record "
+                       "(metadata `fledgling.task`/`task`, Langfuse trace name), else one "
+                       "derived from the system prompt.", required=False)
 
 
 @app.command("openai-jsonl")
@@ -49,27 +50,27 @@ def otel(paths: list[Path] = PathsArg, task: str | None = TaskOpt) -> None:
     _import("otel", paths, task)
 
 
-@app.command("langfuse")
+@app.command("langfuse", cls=spellings(Renamed("--host", "--langfuse-url")))
 def langfuse(
     paths: list[Path] = typer.Argument(None, help="Langfuse export files (JSON or JSONL of traces "
-                                                  "or observations). Omit with --host."),
+                                                  "or observations). Omit with --langfuse-url."),
     task: str | None = TaskOpt,
-    host: str | None = typer.Option(None, "--host",
-                                    help="Pull from this Langfuse host's public API instead, e.g. "
-                                         "https://cloud.langfuse.com. Keys come from "
-                                         "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY."),
-    since: str | None = typer.Option(None, "--since",
-                                     help="With --host: pull calls from this time (ISO). Default: "
-                                          "from the last pull."),
+    langfuse_url: str | None = typer.Option(None, "--langfuse-url",
+                                   help="Pull from this Langfuse server's public API instead, e.g. "
+                                        "https://cloud.langfuse.com. Keys come from "
+                                        "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY."),
+    since: str | None = options.since("With --langfuse-url: pull calls from this time (ISO). "
+                                      "Default: from the last pull."),
 ) -> None:
-    """Langfuse GENERATION observations: from exported files, or live with --host."""
-    if host:
+    """Langfuse GENERATION observations: from exported files, or live with --langfuse-url."""
+    if langfuse_url:
         if paths:
-            raise InputError("give either export files or --host, not both")
-        _pull(host, task, since)
+            raise InputError("give either export files or --langfuse-url, not both")
+        _pull(langfuse_url, task, since)
         return
     if not paths:
-        raise InputError("no files given; pass Langfuse export files, or --host URL to pull live")
+        raise InputError("no files given; pass Langfuse export files, or --langfuse-url URL (formerly --host) "
+                         "to pull live")
     _import("langfuse", paths, task)
 
 
@@ -116,14 +117,14 @@ def _table(kind: str, files: list[FileResult]) -> Table:
     return table
 
 
-def _pull(host: str, task: str | None, since: str | None) -> None:
+def _pull(url: str, task: str | None, since: str | None) -> None:
     from fledgling.capture.langfuse import pull
 
     public, secret = os.environ.get("LANGFUSE_PUBLIC_KEY"), os.environ.get("LANGFUSE_SECRET_KEY")
     missing = [n for n, v in (("LANGFUSE_PUBLIC_KEY", public), ("LANGFUSE_SECRET_KEY", secret)) if not v]
     if missing:
         raise ConfigError(f"{' and '.join(missing)} not set; export the project's API keys "
-                          "(Langfuse > Settings > API Keys) before `fledgling import langfuse --host`")
+                          "(Langfuse > Settings > API Keys) before `fledgling import langfuse --langfuse-url`")
     start = None
     if since:
         try:
@@ -133,8 +134,8 @@ def _pull(host: str, task: str | None, since: str | None) -> None:
     with Progress(SpinnerColumn(), TextColumn("[bold]pulling from {task.description}"),
                   TextColumn("{task.completed} calls"), TimeElapsedColumn(),
                   console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
-        job = bar.add_task(host, total=None)
-        result = pull(store(), host, public or "", secret or "", since=start, task=task,
+        job = bar.add_task(url, total=None)
+        result = pull(store(), url, public or "", secret or "", since=start, task=task,
                       progress=lambda n, _total: bar.update(job, completed=n))
     table = Table(title=f"langfuse pull ({result.api} API)")
     for col in ("host", "since", "pages", "read", "new", "skipped", "next pull from"):

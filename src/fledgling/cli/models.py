@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import typer
 from rich.table import Table
 
-from fledgling.cli.session import console, store
+from fledgling.cli import options
+from fledgling.cli.session import console, print_json, store
 from fledgling.models import catalog
 from fledgling.urls import mask_url
 
@@ -13,16 +16,22 @@ app = typer.Typer(no_args_is_help=True, help="List, add and select models: bases
 
 
 @app.command("list")
-def list_models(task: str | None = typer.Option(None, "--task", "-t",
-                                                help="Only models for this task (and task-less ones).")) -> None:
+def list_models(task: str | None = options.task("Only models for this task (and task-less ones).", required=False),
+                as_json: bool = options.as_json("Print the entries as JSON (endpoint credentials masked).")
+                ) -> None:
     """Every model in the catalog; a star marks the task's selected candidate."""
     s = store()
     chosen = catalog.selected_model(s, task) if task else None
+    if as_json:
+        print_json([{**asdict(m), "base_url": mask_url(m.base_url) if m.base_url else None,
+                     "selected": bool(chosen and chosen.name == m.name)} for m in catalog.list_models(s, task)])
+        return
     table = Table(title="models" + (f" for {task}" if task else ""))
     for col in ("", "name", "kind", "origin", "task", "base", "where", "best val loss"):
         table.add_column(col)
     for m in catalog.list_models(s, task):
-        where = m.adapter or m.path or (f"{mask_url(m.base_url or '')} {m.model_id}" if m.model_id else "") or m.manifest.get("description", "")
+        where = (m.adapter or m.path or (f"{mask_url(m.base_url or '')} {m.model_id}" if m.model_id else "")
+                 or m.manifest.get("description", ""))
         loss = m.manifest.get("metrics", {}).get("best_eval_loss")
         table.add_row("*" if chosen and chosen.name == m.name else "", m.name, m.kind, m.origin, m.task or "",
                       m.base or "", str(where), f"{loss:.4f}" if isinstance(loss, (int, float)) else "")
@@ -32,9 +41,10 @@ def list_models(task: str | None = typer.Option(None, "--task", "-t",
 @app.command("add")
 def add(
     name: str = typer.Argument(..., help="A new, unique name for the entry."),
-    kind: str = typer.Option(..., "--kind", help="openai (an endpoint), hf (checkpoint + adapter) or gguf (a .gguf file)."),
-    task: str | None = typer.Option(None, "--task", "-t", help="The task it is a candidate for (none: any task)."),
-    base: str | None = typer.Option(None, "--base", help="hf/gguf: base model name or directory."),
+    kind: str = typer.Option(..., "--kind",
+                             help="openai (an endpoint), hf (checkpoint + adapter) or gguf (a .gguf file)."),
+    task: str | None = options.task("The task it is a candidate for (none: any task).", required=False),
+    base: str | None = options.base(None, "hf/gguf: base model name or directory."),
     path: str | None = typer.Option(None, "--path", help="hf: checkpoint directory; gguf: the .gguf file."),
     adapter: str | None = typer.Option(None, "--adapter", help="hf: a PEFT adapter directory on top of the base."),
     base_url: str | None = typer.Option(None, "--base-url", help="openai: the endpoint, e.g. http://localhost:8000/v1."),
@@ -51,7 +61,7 @@ def add(
 @app.command("select")
 def select(
     name: str = typer.Argument(..., help="The model to use (see `fledgling models list`)."),
-    task: str = typer.Option(..., "--task", "-t", help="The task it becomes the default candidate of."),
+    task: str = options.task("The task it becomes the default candidate of."),
 ) -> None:
     """Make a model the task's default candidate (evals and the gateway use it)."""
     entry = catalog.select_model(store(), task, name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from fledgling.cli import options
 from fledgling.cli.session import console, store
 
 
@@ -12,7 +13,7 @@ def publish(
     repo: str = typer.Option(..., "--repo", help="The Hub repository, e.g. my-org/support-agent-slm."),
     public: bool = typer.Option(False, "--public", help="Create the repository public (default private)."),
     auto: bool = typer.Option(False, "--auto", help="Publish only if the task's acceptance gates pass."),
-    task: str | None = typer.Option(None, "--task", "-t", help="The task whose gates --auto checks (default: the model's)."),
+    task: str | None = options.task("The task whose gates --auto checks (default: the model's).", required=False),
 ) -> None:
     """Push a trained adapter to the Hugging Face Hub, with its manifest and a model card.
 

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 from rich.table import Table
 
-from fledgling.cli.session import console, settings, store
+from fledgling.calls import Response
+from fledgling.cli import options
+from fledgling.cli.session import console, print_json, settings, store
 from fledgling.swap.replay import rerun_call
 
 
-def replay(call_id: str = typer.Argument(..., help="The call's id (X-Fledgling-Call-Id, or see `fledgling traces list`)."),
-           as_json: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
+def replay(call_id: str = typer.Argument(..., help="The call's id (X-Fledgling-Call-Id, or see "
+                                                   "`fledgling traces list`)."),
+           as_json: bool = options.as_json("Print the result as JSON.")) -> None:
     """Re-run a recorded call with the same model, adapter, decoding settings and seed, and
     compare. Exits 1 when the answer differs."""
     r = rerun_call(store(), settings(), call_id)
     if as_json:
-        console.print_json(json.dumps({
+        print_json({
             "call_id": r.call_id, "target": r.target, "model": r.model, "identical": r.identical,
             "error": r.error, "seed": r.seed, "adapter_recorded": r.adapter_recorded, "adapter_now": r.adapter_now,
-            "recorded": r.recorded.message() if r.recorded else None, "now": r.now.message() if r.now else None}))
+            "recorded": r.recorded.message() if r.recorded else None, "now": r.now.message() if r.now else None})
     else:
         table = Table(title=f"replay of {r.call_id} ({r.target}: {r.model}, seed {r.seed})")
         table.add_column("")
@@ -37,7 +38,7 @@ def replay(call_id: str = typer.Argument(..., help="The call's id (X-Fledgling-C
         raise typer.Exit(1)
 
 
-def _show(resp) -> str:
+def _show(resp: Response | None) -> str:
     if resp is None:
         return "-"
     calls = "; ".join(f"{tc.name}({tc.arguments})" for tc in resp.tool_calls)

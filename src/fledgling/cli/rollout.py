@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 
 import typer
 from rich.table import Table
 
-from fledgling.cli.session import console, settings, store
+from fledgling.cli import options
+from fledgling.cli.options import Renamed, spellings
+from fledgling.cli.session import console, print_json, settings, store
 from fledgling.errors import ConfigError, UpstreamError
 from fledgling.swap import rollout
 from fledgling.swap.figures import figures_table
@@ -16,11 +19,10 @@ app = typer.Typer(no_args_is_help=True, help=(
     "Show and change each task's rollout: record (LLM only), shadow (the candidate runs beside "
     "the LLM), canary (a sticky share goes to the candidate), swapped (the candidate answers, "
     "the LLM is the fallback). Changes are stored; running gateways apply them within a second, "
-    "or at once with --gateway."))
+    "or at once with --gateway-url."))
 
-GatewayOpt = typer.Option(None, "--gateway", "-g", envvar="FLEDGLING_GATEWAY_URL",
-                          help="A running gateway (e.g. http://127.0.0.1:8787): change it through its "
-                               "admin API (key from FLEDGLING_ADMIN_KEY), applied at once.")
+GatewayOpt = options.gateway_url()
+OLD_GATEWAY = Renamed("--gateway", "--gateway-url")
 
 
 def _admin(gateway: str, method: str, path: str, body: dict | None = None) -> dict:
@@ -28,7 +30,7 @@ def _admin(gateway: str, method: str, path: str, body: dict | None = None) -> di
 
     key = os.environ.get("FLEDGLING_ADMIN_KEY")
     if not key:
-        raise ConfigError("--gateway needs FLEDGLING_ADMIN_KEY set to the gateway's admin key")
+        raise ConfigError("--gateway-url needs FLEDGLING_ADMIN_KEY set to the gateway's admin key")
     try:
         r = httpx.request(method, gateway.rstrip("/") + path, json=body, timeout=30,
                           headers={"authorization": f"Bearer {key}"})
@@ -41,13 +43,21 @@ def _admin(gateway: str, method: str, path: str, body: dict | None = None) -> di
     return data
 
 
-@app.command("show")
-def show(task: str | None = typer.Option(None, "--task", "-t", help="Only this task."),
+@app.command("show", cls=spellings(OLD_GATEWAY))
+def show(task: str | None = options.task("Only this task.", required=False),
          events: int = typer.Option(10, "--events", "-e", min=0, help="How many recent changes to list."),
-         gateway: str | None = GatewayOpt) -> None:
-    """Each task's mode, canary share and candidate; recent changes; live figures with --gateway."""
+         gateway_url: str | None = GatewayOpt,
+         as_json: bool = options.as_json("Print the tasks, recent changes and live figures as JSON.")) -> None:
+    """Each task's mode, canary share and candidate; recent changes; live figures with --gateway-url."""
     s, cfg = store(), settings()
     states = rollout.all_current(s, cfg)
+    if as_json:
+        live = _admin(gateway_url, "GET", "/admin/swap")["tasks"] if gateway_url else None
+        print_json({"tasks": [{**asdict(st), "candidate": rollout.candidate_of(s, cfg, name)}
+                              for name, st in sorted(states.items()) if not task or name == task],
+                    "events": rollout.events(s, task, limit=events) if events else [],
+                    "live": {n: f for n, f in live.items() if not task or n == task} if live is not None else None})
+        return
     table = Table(title="rollout")
     for col in ("task", "mode", "canary %", "candidate", "set by", "since"):
         table.add_column(col)
@@ -63,41 +73,43 @@ def show(task: str | None = typer.Option(None, "--task", "-t", help="Only this t
             history.add_column(col)
         for e in rollout.events(s, task, limit=events):
             history.add_row(e.at.isoformat(timespec="seconds"), e.task, e.kind,
-                            f"{e.from_mode} {e.from_percent:g}%" if e.from_mode else "", f"{e.to_mode} {e.to_percent:g}%",
+                            f"{e.from_mode} {e.from_percent:g}%" if e.from_mode else "",
+                            f"{e.to_mode} {e.to_percent:g}%",
                             e.actor, e.reason or "")
         console.print(history)
-    if gateway:
-        console.print(figures_table(_admin(gateway, "GET", "/admin/swap")["tasks"], task))
+    if gateway_url:
+        console.print(figures_table(_admin(gateway_url, "GET", "/admin/swap")["tasks"], task))
 
 
-@app.command("set")
-def set_mode(task: str = typer.Argument(..., help="The task, e.g. support-agent."),
-             mode: str = typer.Option(..., "--mode", "-m", help="record | shadow | canary | swapped"),
+@app.command("set", cls=spellings(OLD_GATEWAY, Renamed("-m", "--mode"), task_argument=True))
+def set_mode(task: str = options.task("The task, e.g. support-agent."),
+             mode: str = typer.Option(..., "--mode", help="record | shadow | canary | swapped"),
              percent: float = typer.Option(0.0, "--percent", "-p", min=0, max=100,
                                            help="canary: the share of sessions for the candidate."),
-             reason: str | None = typer.Option(None, "--reason", "-r", help="Why (kept in the history)."),
-             gateway: str | None = GatewayOpt) -> None:
+             reason: str | None = options.reason(None),
+             gateway_url: str | None = GatewayOpt) -> None:
     """Move a task to another mode (needs a candidate: `fledgling models select NAME --task T`)."""
-    if gateway:
-        data = _admin(gateway, "POST", f"/admin/rollout/{task}", {"mode": mode, "percent": percent, "reason": reason})
+    if gateway_url:
+        data = _admin(gateway_url, "POST", f"/admin/rollout/{task}",
+                      {"mode": mode, "percent": percent, "reason": reason})
         if data.get("candidate_error"):
             console.print(f"[yellow]warning:[/] {data['candidate_error']}; the LLM answers meanwhile")
-        console.print(f"[green]{task}[/] is now {data['mode']} ({data['canary_percent']:g}%) on {gateway}")
+        console.print(f"[green]{task}[/] is now {data['mode']} ({data['canary_percent']:g}%) on {gateway_url}")
         return
     st = rollout.set_mode(store(), settings(), task, mode, percent, actor=_actor(), reason=reason)
     console.print(f"[green]{task}[/] is now {st.mode} ({st.canary_percent:g}%); running gateways apply it "
                   "within a second")
 
 
-@app.command("rollback")
-def rollback(task: str = typer.Argument(..., help="The task to roll back."),
+@app.command("rollback", cls=spellings(OLD_GATEWAY, task_argument=True))
+def rollback(task: str = options.task("The task to roll back."),
              to: str = typer.Option("shadow", "--to", help="shadow (keep measuring the candidate) or record."),
-             reason: str = typer.Option("rolled back by hand", "--reason", "-r", help="Why (kept in the history)."),
-             gateway: str | None = GatewayOpt) -> None:
+             reason: str = options.reason("rolled back by hand"),
+             gateway_url: str | None = GatewayOpt) -> None:
     """Send all of a task's traffic back to the LLM."""
-    if gateway:
-        data = _admin(gateway, "POST", f"/admin/rollout/{task}/rollback", {"reason": reason, "to": to})
-        console.print(f"[green]{task}[/] rolled back to {data['mode']} on {gateway}")
+    if gateway_url:
+        data = _admin(gateway_url, "POST", f"/admin/rollout/{task}/rollback", {"reason": reason, "to": to})
+        console.print(f"[green]{task}[/] rolled back to {data['mode']} on {gateway_url}")
         return
     st = rollout.rollback(store(), settings(), task, actor=_actor(), reason=reason, to_mode=to)
     console.print(f"[green]{task}[/] rolled back to {st.mode}")
@@ -108,11 +120,11 @@ def _actor() -> str:
 
 
 @app.command("calibrate")
-def calibrate(task: str = typer.Option(..., "--task", "-t", help="The task whose candidate to calibrate."),
+def calibrate(task: str = options.task("The task whose candidate to calibrate."),
               target_accuracy: float = typer.Option(0.95, "--target-accuracy", "-a", min=0.0, max=1.0,
                                                     help="Agreement with the reference the kept answers must reach."),
-              split: str = typer.Option("val", "--split", help="The curated split to calibrate on."),
-              limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="At most this many items."),
+              split: str = options.split("val", "The curated split to calibrate on."),
+              limit: int | None = options.limit(None, "At most this many items."),
               ) -> None:
     """Calibrate the low-confidence fallback: run the task's candidate over its curated val split
     and find the lowest mean token log-probability at which its answers agree with the

@@ -10,7 +10,8 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from fledgling.capture.recording.quarantine import quarantine_report
-from fledgling.cli.session import console, settings, store
+from fledgling.cli import options
+from fledgling.cli.session import console, print_json, settings, store
 from fledgling.errors import InputError
 from fledgling.report.tables import stats_table
 from fledgling.store import CallFilter
@@ -34,23 +35,29 @@ def _when(value: str | None, flag: str) -> datetime | None:
                          "2026-11-25T14:00") from None
 
 
-TaskOpt = typer.Option(None, "--task", "-t", help="Only this task.")
-ModelOpt = typer.Option(None, "--model", "-m", help="Only calls to this model.")
-SourceOpt = typer.Option(None, "--source", help="Only calls from this source (gateway, langfuse, otel, openai-jsonl, demo).")
+TaskOpt = options.task("Only this task.", required=False)
+ModelOpt = options.model("Only calls to this model.", required=False)
+SourceOpt = options.source()
 StatusOpt = typer.Option(None, "--status", help="ok or error.")
-SinceOpt = typer.Option(None, "--since", help="From this time (ISO, inclusive).")
-UntilOpt = typer.Option(None, "--until", help="Up to this time (ISO, exclusive).")
+SinceOpt = options.since()
+UntilOpt = options.until()
 
 
 @app.command("list")
 def list_calls(task: str | None = TaskOpt, model: str | None = ModelOpt,
                source: str | None = SourceOpt, status: str | None = StatusOpt,
                since: str | None = SinceOpt, until: str | None = UntilOpt,
-               limit: int = typer.Option(20, "--limit", "-n", min=1, max=1000),
-               page: int = typer.Option(1, "--page", min=1, help="Page number (newest first).")) -> None:
+               limit: int = options.limit(20, "Calls per page.", max=1000),
+               page: int = typer.Option(1, "--page", min=1, help="Page number (newest first)."),
+               as_json: bool = options.as_json("Print the page as JSON: the whole call records.")) -> None:
     """The newest calls, one line each."""
     flt = _filter(task, model, source, status, since, until)
     result = store().query_calls(flt, limit=limit, offset=(page - 1) * limit)
+    if as_json:
+        print_json({"total": result.total, "offset": result.offset, "limit": result.limit,
+                    "has_more": result.has_more,
+                    "calls": [c.model_dump(mode="json", exclude_none=True) for c in result.items]})
+        return
     table = Table(title=f"calls {result.offset + 1}-{result.offset + len(result.items)} of {result.total}")
     for col in ("id", "created", "task", "model", "source", "status", "answer", "ms", "$"):
         table.add_column(col, no_wrap=col in ("id", "created"), justify="right" if col in ("ms", "$") else "left")
@@ -71,11 +78,15 @@ def list_calls(task: str | None = TaskOpt, model: str | None = ModelOpt,
 
 
 @app.command("show")
-def show(call_id: str = typer.Argument(..., help="The call id (see `fledgling traces list`).")) -> None:
+def show(call_id: str = typer.Argument(..., help="The call id (see `fledgling traces list`)."),
+         as_json: bool = options.as_json("Print the call as plain JSON (no colours, no wrapping).")) -> None:
     """One call in full: request, answer, usage, metadata."""
     call = store().get_call(call_id)
     if call is None:
         raise InputError(f"no call with id {call_id}; list ids with `fledgling traces list`")
+    if as_json:
+        print_json(call.model_dump(mode="json", exclude_none=True))
+        return
     console.print(Syntax(json.dumps(call.model_dump(mode="json", exclude_none=True), indent=2,
                                     ensure_ascii=False), "json", word_wrap=True))
 
@@ -83,19 +94,25 @@ def show(call_id: str = typer.Argument(..., help="The call id (see `fledgling tr
 @app.command("stats")
 def stats(task: str | None = TaskOpt, model: str | None = ModelOpt,
           source: str | None = SourceOpt, since: str | None = SinceOpt,
-          until: str | None = UntilOpt) -> None:
+          until: str | None = UntilOpt,
+          as_json: bool = options.as_json("Print one JSON object per task, model and source.")) -> None:
     """Counts, error rates, latency percentiles and cost per task, model and source."""
     groups = store().stats(_filter(task, model, source, None, since, until))
+    if as_json:
+        print_json([{**g.key, "calls": g.calls, "errors": g.errors, "error_rate": g.error_rate,
+                     "input_tokens": g.input_tokens, "output_tokens": g.output_tokens, "cost_usd": g.cost_usd,
+                     "latency_ms": {f"p{q}": g.latency_percentile(q) for q in (50, 95, 99)}} for g in groups])
+        return
     console.print(stats_table(groups))
 
 
 @app.command("quarantine")
-def quarantine(as_json: bool = typer.Option(False, "--json", help="Print the listing as JSON."),
-               limit: int = typer.Option(20, "--limit", "-n", min=1, help="Newest records shown.")) -> None:
+def quarantine(as_json: bool = options.as_json("Print the listing as JSON."),
+               limit: int = options.limit(20, "Newest records shown.")) -> None:
     """Records the store refused (kept in the spool directory's quarantine.jsonl): how many, why."""
     report = quarantine_report(settings().gateway.spool_dir)
     if as_json:
-        console.print_json(json.dumps(report, ensure_ascii=False))
+        print_json(report)
         return
     if not report["count"]:
         console.print(f"nothing quarantined ({report['file']})")

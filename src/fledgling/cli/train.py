@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,51 +13,55 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from fledgling.cli.session import console, store
+from fledgling.cli import options
+from fledgling.cli.options import Renamed, group_spellings, spellings
+from fledgling.cli.session import console, print_json, store
 from fledgling.models.specialist import SPECIALIST_PROMPTS
+from fledgling.store import Store
+from fledgling.store.train_runs import TrainRun
 from fledgling.train import runs
-from fledgling.train.backend import BACKENDS, TrainSpec
+from fledgling.train.backend import BACKENDS, Plan, TrainSpec
 from fledgling.train.bases import SMOLLM2
 
 STALE_AFTER_S = 600  # a live run writes its record at least every step; longer silence is suspicious
 
-app = typer.Typer(help="Fine-tune a small model on a task's curated dataset, and follow the runs.")
+app = typer.Typer(help="Fine-tune a small model on a task's curated dataset, and follow the runs.",
+                  cls=group_spellings(Renamed("--max-examples", "--limit")))
 
 
 @app.callback(invoke_without_command=True)
 def train(
     ctx: typer.Context,
-    task: str | None = typer.Option(None, "--task", "-t", help="The task whose curated dataset to train on."),
-    base: str = typer.Option(SMOLLM2, "--base", "-b",
-                             help="Base model: smollm2-135m-instruct (bundled), a checkpoint directory, a "
-                                  ".gguf file, or for --backend openai the hosted model to fine-tune."),
+    task: str | None = options.task("The task whose curated dataset to train on.", required=False),
+    base: str = options.base(SMOLLM2, "Base model: smollm2-135m-instruct (bundled), a checkpoint directory, a "
+                                      ".gguf file, or for --backend openai the hosted model to fine-tune."),
     backend: str = typer.Option("lora", "--backend",
                                 help="lora (CPU/CUDA, default), unsloth (QLoRA on CUDA), openai (hosted "
                                      "fine-tuning job), dry-run (token counts and estimates only)."),
-    epochs: int = typer.Option(3, "--epochs", min=1, help="Passes over the train split (early stopping may end sooner)."),
+    epochs: int = typer.Option(3, "--epochs", min=1,
+                               help="Passes over the train split (early stopping may end sooner)."),
     lr: float = typer.Option(2e-4, "--lr", help="Learning rate."),
     rank: int = typer.Option(16, "--rank", min=1, help="LoRA rank (alpha is 2 x rank)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of initialisation and data order: same seed, same result."),
-    max_examples: int | None = typer.Option(None, "--max-examples", min=1,
-                                            help="Train on the first N examples only (a quick run)."),
-    batch_size: int = typer.Option(2, "--batch-size", min=1,
-                                   help="Examples per forward pass (memory grows with it)."),
+    seed: int = options.seed("Seed of initialisation and data order: same seed, same result."),
+    limit: int | None = options.limit(None, "Train on the first N examples only (a quick run)."),
+    batch_size: int = options.batch_size(2, "Examples per forward pass (memory grows with it)."),
     grad_accum: int = typer.Option(4, "--grad-accum", min=1,
                                    help="Forward passes per optimizer step (effective batch = batch-size x this)."),
-    max_length: int = typer.Option(512, "--max-length", min=16, help="Longest example in tokens (longer ones are cut)."),
-    prompt: str = typer.Option("lean", "--prompt",
-                               help="Specialist prompt to teach: lean (the task line alone; half the tokens of "
-                                    "compact on the demo data) or compact (with the tool signatures)."),
+    max_length: int = typer.Option(512, "--max-length", min=16,
+                                   help="Longest example in tokens (longer ones are cut)."),
+    prompt: str = options.prompt("lean", "Specialist prompt to teach: lean (the task line alone; half the tokens "
+                                         "of compact on the demo data) or compact (with the tool signatures)."),
     precision: str = typer.Option("auto", "--precision",
                                   help="auto (bf16 autocast where the GPU or CPU has bf16 units, else fp32), "
                                        "fp32 or bf16."),
     patience: int = typer.Option(1, "--patience", min=1, help="Epochs without val improvement before stopping."),
     merge: bool = typer.Option(False, "--merge", help="Also save base+adapter merged into full weights."),
-    resume: bool = typer.Option(False, "--resume",
-                                help="Continue the newest unfinished run of this task and backend from its last checkpoint."),
-    dataset: Path | None = typer.Option(None, "--dataset", help="Dataset directory (default: the task's newest curated version)."),
-    dataset_version: int | None = typer.Option(None, "--dataset-version", help="Curated dataset version N (v<N>)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (default .fledgling/runs/<run id>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the newest unfinished run of this task and "
+                                                        "backend from its last checkpoint."),
+    dataset: Path | None = typer.Option(None, "--dataset",
+                                        help="Dataset directory (default: the task's newest curated version)."),
+    dataset_version: int | None = options.dataset_version(),
+    out: Path | None = options.out(None, "Run directory (default .fledgling/runs/<run id>)."),
     launcher: str = typer.Option("none", "--launcher", help="none, or accelerate (multi-GPU, DeepSpeed ZeRO-2)."),
     num_processes: int = typer.Option(1, "--num-processes", min=1, help="GPUs for --launcher accelerate."),
     suffix: str | None = typer.Option(None, "--suffix", help="openai: suffix of the fine-tuned model's name."),
@@ -81,13 +86,15 @@ def train(
         raise typer.BadParameter("use lean or compact", param_hint="--prompt")
     if launcher not in ("none", "accelerate"):
         raise typer.BadParameter("use none or accelerate", param_hint="--launcher")
-    from fledgling.train.progress import TerminalView
     from fledgling.train.orchestrator import train as run_training
+    from fledgling.train.progress import TerminalView
 
-    spec = TrainSpec(task=task, backend=backend, base=base, epochs=epochs, lr=lr, rank=rank, seed=seed,
-                     max_examples=max_examples, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
-                     prompt=prompt, precision=precision, patience=patience, merge=merge, launcher=launcher, num_processes=num_processes,
-                     suffix=suffix)
+    # the choices were checked above; the spec validates its fields again
+    spec = TrainSpec.model_validate(dict(
+        task=task, backend=backend, base=base, epochs=epochs, lr=lr, rank=rank, seed=seed,
+        max_examples=limit, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
+        prompt=prompt, precision=precision, patience=patience, merge=merge, launcher=launcher,
+        num_processes=num_processes, suffix=suffix))
     if dry_run:
         outcome = run_training(spec, store(), dataset_dir=dataset, dataset_version=dataset_version,
                                out_dir=out, resume=resume, dry_run=True)
@@ -96,24 +103,31 @@ def train(
     with TerminalView(console, title=f"{backend} {task}") as view:
         outcome = run_training(spec, store(), dataset_dir=dataset, dataset_version=dataset_version,
                                out_dir=out, resume=resume, view=view)
+    metrics = outcome.result.metrics if outcome.result is not None else {}
     if backend == "dry-run":
-        _print_dry_run(outcome.result.metrics)
+        _print_dry_run(metrics)
         return
-    _print_metrics(outcome.result.metrics)
+    _print_metrics(metrics)
     if outcome.model is not None:
         console.print(f"[green]trained[/] {outcome.model.name} -> {outcome.plan.run_dir}")
         console.print(f"next: `fledgling models select --task {task} {outcome.model.name}` makes it the "
                       "task's candidate")
 
 
-@app.command("status")
+@app.command("status", cls=spellings(Renamed("-w", "--watch")))
 def status(
     run_id: str | None = typer.Argument(None, help="One run in detail (default: the newest runs)."),
-    task: str | None = typer.Option(None, "--task", "-t", help="Only this task's runs."),
-    watch: bool = typer.Option(False, "--watch", "-w", help="Refresh every second until the run ends."),
+    task: str | None = options.task("Only this task's runs.", required=False),
+    watch: bool = options.watch("Refresh every second until the run ends."),
+    as_json: bool = options.as_json("Print the run records as JSON (once)."),
 ) -> None:
     """Training runs as the store records them: state, step, loss, val loss, ETA."""
     s = store()
+    if as_json:
+        if watch:
+            raise typer.BadParameter("--watch redraws a table; --json prints once: give one", param_hint="--json")
+        print_json([{**asdict(r), "active": r.active} for r in _runs(s, run_id, task)])
+        return
     if not watch:
         console.print(_status_table(s, run_id, task))
         return
@@ -126,8 +140,12 @@ def status(
                 return
 
 
-def _status_table(s: object, run_id: str | None, task: str | None) -> Table:
-    rows = [runs.get(s, run_id)] if run_id else runs.list_runs(s, task)
+def _runs(s: Store, run_id: str | None, task: str | None) -> list[TrainRun]:
+    return [runs.get(s, run_id)] if run_id else runs.list_runs(s, task)
+
+
+def _status_table(s: Store, run_id: str | None, task: str | None) -> Table:
+    rows = _runs(s, run_id, task)
     table = Table(title="training runs")
     for col in ("run", "task", "backend", "state", "step", "epoch", "loss", "val loss", "eta", "updated"):
         table.add_column(col, justify="right" if col in ("step", "epoch", "loss", "val loss", "eta") else "left")
@@ -156,17 +174,17 @@ def _utc(when: datetime) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
-def _print_plan(plan: object) -> None:
-    table = Table(title=f"plan: {plan.spec.backend} on {plan.data.task} {plan.data.version}")  # type: ignore[attr-defined]
+def _print_plan(plan: Plan) -> None:
+    table = Table(title=f"plan: {plan.spec.backend} on {plan.data.task} {plan.data.version}")
     table.add_column("what")
     table.add_column("where")
-    for name, path in plan.files.items():  # type: ignore[attr-defined]
+    for name, path in plan.files.items():
         table.add_row(name, str(path))
     console.print(table)
-    if plan.command:  # type: ignore[attr-defined]
-        console.print("command:", shlex.join(plan.command), highlight=False, soft_wrap=True)  # type: ignore[attr-defined]
-    if plan.details:  # type: ignore[attr-defined]
-        console.print_json(json.dumps(plan.details, default=str))  # type: ignore[attr-defined]
+    if plan.command:
+        console.print("command:", shlex.join(plan.command), highlight=False, soft_wrap=True)
+    if plan.details:
+        console.print_json(json.dumps(plan.details, default=str))
 
 
 def _print_metrics(metrics: dict) -> None:

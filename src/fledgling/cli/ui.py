@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from fledgling.cli import session
+from fledgling.cli import options, session
 
 app = typer.Typer(invoke_without_command=True)
 
@@ -15,10 +15,10 @@ DEFAULT_PORT = 8788
 
 @app.callback(invoke_without_command=True)
 def ui(
-    host: str = typer.Option("127.0.0.1", "--host",
-                             help="Interface to listen on. Anything but loopback needs FLEDGLING_UI_TOKEN."),
-    port: int = typer.Option(DEFAULT_PORT, "--port", min=0, max=65535, help="Port to listen on."),
-    log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+    bind_host: str = options.bind_host("127.0.0.1",
+                                  "Interface to listen on. Anything but loopback needs FLEDGLING_UI_TOKEN."),
+    port: int = options.port(DEFAULT_PORT, "Port to listen on."),
+    log_level: str = options.log_level(),
 ) -> None:
     """Serve the web dashboard over the configured trace store.
 
@@ -32,6 +32,7 @@ def ui(
     from fledgling.ui.security import TOKEN_ENV, check_bind
 
     token = os.environ.get(TOKEN_ENV) or None
+    host = bind_host
     check_bind(host, token)
     app_ = create_app(session.settings(), session.store(), token=token)
     shown = f"[{host}]" if ":" in host else host
