@@ -21,6 +21,7 @@ OLD_CALLS = Renamed("-n", "--calls")
 
 app = typer.Typer(
     invoke_without_command=True, cls=group_spellings(OLD_CALLS),
+    short_help=f"The whole loop in {len(STAGES)} stages on synthetic agent traffic, from capture to a live canary.",
     help="Run the whole loop on synthetic traffic of a support agent (tool calls) and a ticket "
          f"triager (structured output), in {len(STAGES)} stages:\n\n{_STAGE_LINES}\n\n"
          "--skip-models leaves out the stages that run models (minutes on a CPU). Safe to rerun.")
