@@ -22,6 +22,8 @@ DEFAULT_CONFIG_NAME = "fledgling.toml"
 
 Mode = Literal["record", "shadow", "canary", "swapped"]
 ModelKind = Literal["openai", "hf", "gguf", "recorded"]
+FallbackReason = Literal["error", "timeout", "contract", "low_confidence"]
+DEFAULT_FALLBACK_ON: tuple[FallbackReason, ...] = ("error", "timeout", "contract")
 
 
 class _Strict(BaseModel):
@@ -139,8 +141,7 @@ class TaskSettings(_Strict):
     candidate: str | None = None
     mode: Mode = "record"
     canary_percent: float = Field(default=0.0, ge=0, le=100)
-    fallback_on: list[Literal["error", "timeout", "contract", "low_confidence"]] = Field(
-        default_factory=lambda: ["error", "timeout", "contract"])
+    fallback_on: list[FallbackReason] = Field(default_factory=lambda: list(DEFAULT_FALLBACK_ON))
     gates: dict[str, Gate] = Field(default_factory=dict)
     swap: SwapSettings = Field(default_factory=SwapSettings)
 
@@ -165,6 +166,12 @@ class GatewaySettings(_Strict):
         "or between two reads of it; a model's own timeout_s replaces it for that model")
     upstream_total_timeout_s: float = Field(
         default=600.0, gt=0, description="one whole upstream request, a streamed answer included")
+    health_pending_bound_s: float = Field(
+        default=30.0, gt=0, description="/health says degraded while a call has waited longer than "
+        "this for the store")
+    health_fault_window_s: float = Field(
+        default=30.0, ge=0, description="how long /health stays degraded after a passing fault (a "
+        "thread restarted, a record quarantined, the spool directory recreated)")
 
 
 class Settings(_Strict):
@@ -243,7 +250,8 @@ def _describe(exc: ValidationError) -> str:
     if err["type"] == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1])
         hint = difflib.get_close_matches(loc[-1], allowed, n=1)
-        fix = f"did you mean '{hint[0]}'?" if hint else f"allowed keys: {', '.join(allowed)}" if allowed else "remove it"
+        fix = (f"did you mean '{hint[0]}'?" if hint
+               else f"allowed keys: {', '.join(allowed)}" if allowed else "remove it")
         return f"unknown key '{key}'; {fix}"
     if err["type"] == "missing":
         return f"'{key}' is required; add it"

@@ -148,7 +148,8 @@ class _Accumulator:
         if call.model:
             self.models[call.model] += 1
         for raw in call.request.tools or []:
-            fn = raw.get("function") if isinstance(raw.get("function"), dict) else raw
+            inner = raw.get("function")
+            fn = inner if isinstance(inner, dict) else raw
             name = fn.get("name")
             if not name:
                 continue

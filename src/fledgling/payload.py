@@ -8,6 +8,7 @@ and then lost by the recorder.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 MAX_JSON_DEPTH = 128
@@ -19,6 +20,7 @@ def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
     error on a hostile payload)."""
     deepest = 0
     stack: list[tuple[Any, int]] = [(value, 1)]
+    children: Iterable[Any]
     while stack:
         item, level = stack.pop()
         if isinstance(item, dict):

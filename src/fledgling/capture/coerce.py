@@ -8,7 +8,7 @@ that a bad value always becomes the same kind of error, naming the field it was 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 import orjson
 
@@ -87,6 +87,14 @@ def text(value: Any, field: str) -> str | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     raise BadField(field, f"must be a string, got {type_name(value)}")
+
+
+@overload
+def integer(value: Any, field: str, *, default: int) -> int: ...
+
+
+@overload
+def integer(value: Any, field: str, *, default: None = None) -> int | None: ...
 
 
 def integer(value: Any, field: str, *, default: int | None = None) -> int | None:

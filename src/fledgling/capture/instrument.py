@@ -83,7 +83,8 @@ def _begin(kwargs: dict[str, Any], ctx: dict[str, Any]) -> tuple[Exchange, float
                if k not in _TRANSPORT_KWARGS and type(v).__name__ not in ("NotGiven", "Omit")}
     headers = {k.lower(): v for k, v in (kwargs.get("extra_headers") or {}).items()
                if isinstance(v, str)}
-    messages = request.get("messages") if isinstance(request.get("messages"), list) else []
+    sent = request.get("messages")
+    messages = sent if isinstance(sent, list) else []
     task = headers.get("x-fledgling-task") or ctx["task"] or default_task(messages)
     ex = Exchange(id=new_call_id(), created_at=datetime.now(UTC), request=request, task=task,
                   source="sdk", provider=ctx["provider"],

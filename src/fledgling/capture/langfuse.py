@@ -164,7 +164,8 @@ def _request(raw_input: Any, params: dict[str, Any], metadata: dict[str, Any]) -
             if raw_input.get(key) is not None:
                 body[key] = coerce.maybe_json(raw_input[key], f"input.{key}")
         tools_raw = raw_input.get("tools") or raw_input.get("functions")
-    invocation = metadata.get("invocation_params") if isinstance(metadata.get("invocation_params"), dict) else {}
+    invocation_params = metadata.get("invocation_params")
+    invocation = invocation_params if isinstance(invocation_params, dict) else {}
     tools_raw = tools_raw or metadata.get("tools") or invocation.get("tools") or params.get("tools")
     body["messages"] = messages.messages(raw_input, "input")
     body["tools"] = messages.tools(tools_raw, "input.tools")
@@ -226,11 +227,12 @@ def _feedback(scores: Any, obs_id: str) -> Feedback | None:
     s = mine[0]
     value = s.get("value")
     label = s.get("stringValue")
-    return Feedback(score=coerce.number(value, "trace.scores.value") if not isinstance(value, bool)
-                    else float(value),
-                    label=label if isinstance(label, str) else None,
-                    comment=coerce.text(s.get("comment"), "trace.scores.comment"),
-                    name=s.get("name") if isinstance(s.get("name"), str) else None)
+    name = s.get("name")
+    return Feedback.model_validate({  # `name` is one of the extra fields a Feedback keeps
+        "score": coerce.number(value, "trace.scores.value") if not isinstance(value, bool) else float(value),
+        "label": label if isinstance(label, str) else None,
+        "comment": coerce.text(s.get("comment"), "trace.scores.comment"),
+        "name": name if isinstance(name, str) else None})
 
 
 def _meta_task(metadata: dict[str, Any]) -> str | None:

@@ -106,7 +106,8 @@ def tool_call(raw: Any, field: str) -> ToolCall:
     raw = maybe_json(raw, field)
     if not isinstance(raw, dict):
         raise BadField(field, f"must be a tool call object, got {type_name(raw)}")
-    fn = raw.get("function") if isinstance(raw.get("function"), dict) else raw
+    inner = raw.get("function")
+    fn = inner if isinstance(inner, dict) else raw
     name = fn.get("name")
     if not isinstance(name, str) or not name:
         raise BadField(f"{field}.name", "is missing")
@@ -133,7 +134,8 @@ def tool(raw: Any, field: str) -> dict[str, Any]:
     raw = maybe_json(raw, field)
     if not isinstance(raw, dict):
         raise BadField(field, f"must be a tool definition object, got {type_name(raw)}")
-    fn = raw.get("function") if isinstance(raw.get("function"), dict) else raw
+    inner = raw.get("function")
+    fn = inner if isinstance(inner, dict) else raw
     name = fn.get("name")
     if not isinstance(name, str) or not name:
         raise BadField(f"{field}.name", "is missing")
@@ -199,5 +201,5 @@ def response(raw: Any, field: str) -> Response | None:
 def _parts_text(parts: Any) -> str | None:
     if not parts:
         return None
-    texts = [p.get("text") for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    texts = [t for p in parts if isinstance(p, dict) and isinstance(t := p.get("text"), str)]
     return "".join(texts) if texts else None

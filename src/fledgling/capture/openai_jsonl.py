@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from fledgling.calls import Call, Feedback, Request, Response, Usage, default_task, stable_id
+from fledgling.calls import Call, Feedback, Request, Response, Status, Usage, default_task, stable_id
 from fledgling.capture import coerce, messages
 from fledgling.capture.coerce import BadField
 from fledgling.capture.records import Tally, reading, records
@@ -169,9 +169,7 @@ def _call(rec: dict[str, Any], request: Request, response: Response | None, usag
         created = coerce.timestamp(rec["created_at"], "created_at")
     error = coerce.text(rec.get("error") if not isinstance(rec.get("error"), dict)
                         else rec["error"].get("message"), "error")
-    status = rec.get("status") or ("error" if error or response is None else "ok")
-    if status not in ("ok", "error"):
-        raise BadField("status", f"must be 'ok' or 'error', got {str(status)[:20]!r}")
+    status = _status(rec.get("status") or ("error" if error or response is None else "ok"))
     feedback = rec.get("feedback")
     call = Call(
         id=call_id,
@@ -202,3 +200,10 @@ def _metadata_task(metadata: dict[str, Any]) -> str | None:
 def _content_id(rec: dict[str, Any]) -> str:
     """Lines without an id are identified by their content, so re-importing them adds nothing."""
     return stable_id(SOURCE, hashlib.sha256(orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)).hexdigest())
+
+
+def _status(value: Any) -> Status:
+    """The record's `ok` or `error`; anything else is a bad field."""
+    if value not in ("ok", "error"):
+        raise BadField("status", f"must be 'ok' or 'error', got {str(value)[:20]!r}")
+    return value

@@ -151,7 +151,7 @@ def any_value(raw: Any, field: str) -> Any:
         try:
             return int(value)
         except ValueError:
-            raise BadField(field, f"intValue must be an integer, got {value[:40]!r}") from None
+            raise BadField(field, f"intValue must be an integer, got {str(value)[:40]!r}") from None
     if "doubleValue" in raw:
         value = raw["doubleValue"]
         if isinstance(value, str):
@@ -334,7 +334,7 @@ def _system_text(raw: Any) -> str | None:
     if isinstance(raw, str):
         return raw
     parts = coerce.array(raw, "gen_ai.system_instructions")
-    texts = [p.get("content") for p in parts if isinstance(p, dict) and isinstance(p.get("content"), str)]
+    texts = [t for p in parts if isinstance(p, dict) and isinstance(t := p.get("content"), str)]
     return "\n".join(texts) if texts else None
 
 

@@ -27,12 +27,14 @@ def render_html(report: dict[str, Any]) -> str:
              f"{escape(r['task'])}</title><style>{CSS}</style></head><body>",
              f"<h1>Swap readiness: {escape(r['task'])}</h1>",
              f"<p class=muted>split {escape(r['split'])} · generated {escape(r['generated_at'])}</p>",
-             f"<p><span id=verdict class=verdict style='background:{COLOURS[r['verdict']]}'>{escape(r['verdict'])}</span>"
+             f"<p><span id=verdict class=verdict style='background:{COLOURS[r['verdict']]}'>"
+             f"{escape(r['verdict'])}</span>"
              f" &nbsp;for <b>{escape(r['primary'] or 'no candidate')}</b></p>"]
     ref = r["reference"]
     if ref:
         sources = ", ".join(f"{k}: {v}" for k, v in ref["label_sources"].items())
-        silver = " (silver labels: the reference is scored against its own answers)" if "recorded" in ref["label_sources"] else ""
+        silver = (" (silver labels: the reference is scored against its own answers)"
+                  if "recorded" in ref["label_sources"] else "")
         parts.append(f"<p>Reference: <b>{escape(ref['label'])}</b> · n={ref['n']} · labels {escape(sources)}{silver}"
                      f"{' · lenient string matching' if ref['lenient'] else ' · strict matching'}</p>")
     parts.append("<h2>Gates</h2>")
@@ -43,7 +45,8 @@ def render_html(report: dict[str, Any]) -> str:
                      f"{escape(cand['verdict'])}</span></h3><table><tr><th>gate</th><th>rule</th><th>outcome</th><th>why</th></tr>")
         for g in cand["gates"]:
             parts.append(f"<tr><td>{escape(g['metric'])}</td><td>{escape(g['rule'])}</td><td><span class=pill "
-                         f"style='background:{COLOURS[g['outcome']]}'>{escape(g['outcome'].replace('_', ' '))}</span></td>"
+                         f"style='background:{COLOURS[g['outcome']]}'>"
+                         f"{escape(g['outcome'].replace('_', ' '))}</span></td>"
                          f"<td>{escape(g['reason'])}</td></tr>")
         parts.append("</table>")
     runs = ([ref] if ref else []) + r["candidates"]
@@ -76,9 +79,11 @@ def _metric_bars(runs: list[dict[str, Any]]) -> str:
                 w = max(0.0, v["mean"]) * width
                 lo, hi = max(0.0, v["low"]) * width, min(1.0, v["high"]) * width
                 svg.append(f"<rect x={label_w} y={y} width={w:.1f} height={row_h - 4} fill='{colour}' opacity=.8>"
-                           f"<title>{escape(run['label'])}: {v['mean']:.3f} [{v['low']:.3f}, {v['high']:.3f}]</title></rect>")
+                           f"<title>{escape(run['label'])}: {v['mean']:.3f} [{v['low']:.3f}, {v['high']:.3f}]"
+                           "</title></rect>")
                 cy = y + (row_h - 4) / 2
-                svg.append(f"<line x1={label_w + lo:.1f} x2={label_w + hi:.1f} y1={cy} y2={cy} stroke='#1f2328' stroke-width=1.5 />")
+                svg.append(f"<line x1={label_w + lo:.1f} x2={label_w + hi:.1f} y1={cy} y2={cy} "
+                           "stroke='#1f2328' stroke-width=1.5 />")
                 svg.append(f"<text x={label_w + width + 6} y={y + 10}>{v['mean']:.3f}</text>")
             y += row_h
         y += 14
@@ -163,17 +168,19 @@ def _cost(report: dict[str, Any], runs: list[dict[str, Any]]) -> str:
         c = run["cost_per_1k_usd"]
         saving = run.get("monthly_saving_usd")
         rows.append(f"<tr><td>{escape(run['label'])}</td><td class=num>"
-                    f"{'$%.4f' % c if c is not None else 'unpriced (local)'}</td>"
-                    f"<td class=num>{'$%.2f' % saving if saving is not None else '-'}</td></tr>")
+                    f"{'$' + format(c, '.4f') if c is not None else 'unpriced (local)'}</td>"
+                    f"<td class=num>{'$' + format(saving, '.2f') if saving is not None else '-'}</td></tr>")
     monthly = report["monthly_calls"]
     note = (f"<p class=muted>Projected at the observed traffic of {monthly:,.0f} calls per 30 days.</p>"
             if monthly else "<p class=muted>Not enough traffic history to project a monthly figure.</p>")
-    return ("<table><tr><th>run</th><th class=num>cost per 1,000 calls</th><th class=num>monthly saving vs reference</th></tr>"
+    return ("<table><tr><th>run</th><th class=num>cost per 1,000 calls</th>"
+            "<th class=num>monthly saving vs reference</th></tr>"
             + "".join(rows) + "</table>" + note)
 
 
 def _pre(value: Any) -> str:
-    return "<pre>" + escape(json.dumps(value, indent=1, ensure_ascii=False) if not isinstance(value, str) else value) + "</pre>"
+    text = value if isinstance(value, str) else json.dumps(value, indent=1, ensure_ascii=False)
+    return "<pre>" + escape(text) + "</pre>"
 
 
 def _failures(items: list[dict[str, Any]], who: str | None) -> str:
@@ -181,5 +188,6 @@ def _failures(items: list[dict[str, Any]], who: str | None) -> str:
         return "<p>No failures.</p>"
     rows = "".join(f"<tr><td>{_pre(i['input'])}</td><td>{_pre(i['reference'])}</td><td>{_pre(i['candidate'])}</td>"
                    f"<td>{escape(i['differs'])}</td></tr>" for i in items)
-    return (f"<table><tr><th>input</th><th>reference</th><th>{escape(who or 'candidate')}</th><th>what differs</th></tr>"
+    return (f"<table><tr><th>input</th><th>reference</th><th>{escape(who or 'candidate')}</th>"
+            "<th>what differs</th></tr>"
             f"{rows}</table>")

@@ -8,7 +8,8 @@ from typing import Any
 def render_markdown(report: dict[str, Any]) -> str:
     r = report
     out = [f"# Swap readiness: {r['task']}", "",
-           f"**Verdict: {r['verdict']}** for {r['primary'] or 'no candidate'} (split {r['split']}, {r['generated_at']})", ""]
+           f"**Verdict: {r['verdict']}** for {r['primary'] or 'no candidate'} "
+           f"(split {r['split']}, {r['generated_at']})", ""]
     ref = r["reference"]
     if ref:
         out += [f"Reference: {ref['label']}, n={ref['n']}, labels "
@@ -43,8 +44,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         cost = run["cost_per_1k_usd"]
         saving = run.get("monthly_saving_usd")
         out.append(f"| {run['label']} | {_n(lat.get('p50'))} | {_n(lat.get('p95'))} | "
-                   f"{'$%.4f' % cost if cost is not None else 'unpriced'} | "
-                   f"{'$%.2f' % saving if saving is not None else '-'} |")
+                   f"{'$' + format(cost, '.4f') if cost is not None else 'unpriced'} | "
+                   f"{'$' + format(saving, '.2f') if saving is not None else '-'} |")
     out += ["", "## Worst failures", ""]
     for f in r["worst_failures"]:
         out.append(f"- `{f['call_id']}`: {f['differs']}; input: {str(f['input'])[:120]!r}")

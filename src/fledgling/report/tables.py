@@ -78,7 +78,8 @@ def check_table(contract: Contract, result: CheckResult, *, examples: bool = Tru
         if n:
             table.add_row(code, f"{n:,}", f"{n / result.checked:.2%}" if result.checked else "-")
     table.add_section()
-    table.add_row("[bold]valid[/]", f"{result.valid:,}", f"{result.valid / result.checked:.2%}" if result.checked else "-")
+    table.add_row("[bold]valid[/]", f"{result.valid:,}",
+                  f"{result.valid / result.checked:.2%}" if result.checked else "-")
     table.add_row("no answer (upstream error)", f"{result.no_answer:,}", "")
     parts: list = [table]
     if examples and result.examples:

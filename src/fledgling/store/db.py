@@ -260,7 +260,7 @@ class Store:
             for row in c.execute(agg):
                 k = tuple(row[: len(by)])
                 n, errors, tin, tout, cost = row[len(by):]
-                groups[k] = GroupStats(dict(zip(by, k)), n, int(errors or 0), int(tin), int(tout),
+                groups[k] = GroupStats(dict(zip(by, k, strict=True)), n, int(errors or 0), int(tin), int(tout),
                                        float(cost))
             lat = select(*cols, calls_t.c.latency_ms).where(where, calls_t.c.latency_ms.is_not(None))
             for row in c.execute(lat.execution_options(yield_per=5000)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from fledgling.store import CallFilter, Store
 
@@ -121,6 +121,14 @@ def distinct_values(store: Store, column: str) -> list[str]:
 def dataset_report(store: Store, task: str, version: int) -> dict[str, Any] | None:
     """One dataset version with its curation report (`list_datasets` leaves the report out)."""
     return store.datasets.get(task, version)
+
+
+@overload
+def _aware(value: datetime) -> datetime: ...
+
+
+@overload
+def _aware(value: None) -> None: ...
 
 
 def _aware(value: datetime | None) -> datetime | None:

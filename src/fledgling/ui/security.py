@@ -80,7 +80,9 @@ class Sessions:
         self._limit = limit
 
     def get(self, sid: str | None) -> Session | None:
-        session = self._items.get(sid) if sid else None
+        if not sid:
+            return None
+        session = self._items.get(sid)
         if session is not None:
             self._items.move_to_end(sid)
         return session
@@ -145,7 +147,7 @@ class Guard:
         self._secret = secrets.token_bytes(32)
 
     def token_matches(self, given: str) -> bool:
-        return bool(self.token) and hmac.compare_digest(given.encode(), self.token.encode())
+        return self.token is not None and hmac.compare_digest(given.encode(), self.token.encode())
 
     def visitor(self, cookie: str) -> Session:
         """A client without a stored session: nothing is kept, its CSRF token is its cookie's MAC."""

@@ -1,4 +1,6 @@
-"""create train_runs, catalog_models and model_selections: training status, the model catalog, the chosen candidate per task
+"""create train_runs, catalog_models and model_selections
+
+Training status, the model catalog, the chosen candidate per task.
 
 Revision ID: 0005_create_train_runs_catalog
 Revises: 0004_create_datasets

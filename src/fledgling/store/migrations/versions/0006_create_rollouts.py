@@ -1,4 +1,6 @@
-"""create rollouts and rollout_events: each task's requested routing mode and canary share, and its history (changes, rollbacks)
+"""create rollouts and rollout_events
+
+Each task's requested routing mode and canary share, and its history (changes, rollbacks).
 
 Revision ID: 0006_create_rollouts
 Revises: 0005_create_train_runs_catalog
