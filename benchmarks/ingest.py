@@ -119,7 +119,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.stage:
         kind, *rest = args.stage
-        result = stage_generate(Path(rest[0]), int(rest[1])) if kind == "generate" else stage_import(Path(rest[0]), rest[1])
+        result = (stage_generate(Path(rest[0]), int(rest[1])) if kind == "generate"
+                  else stage_import(Path(rest[0]), rest[1]))
         print(json.dumps(result))
         return
 

@@ -26,7 +26,8 @@ def test_import_prints_table_and_is_idempotent(store_url: str, tmp_path: Path, f
     assert "otel import" in first.stdout and "otel_genai_legacy.jsonl" in first.stdout
     assert first.stdout.split("total")[1].split()[:8] == ["│", "7", "│", "7", "│", "0", "│", "4"]
     again = _run(["otel", *files], store_url, tmp_path)
-    assert again.returncode == 0 and again.stdout.split("total")[1].split()[:8] == ["│", "7", "│", "0", "│", "7", "│", "4"]
+    assert again.returncode == 0
+    assert again.stdout.split("total")[1].split()[:8] == ["│", "7", "│", "0", "│", "7", "│", "4"]
     with Store(store_url) as s:
         assert s.count_calls() == 7
 
@@ -34,7 +35,8 @@ def test_import_prints_table_and_is_idempotent(store_url: str, tmp_path: Path, f
 def test_malformed_file_gives_one_line_and_keeps_earlier_files(store_url: str, tmp_path: Path,
                                                                fixtures: Path) -> None:
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"request": {"messages": []}, "response": null}\n{"request": {"messages": []}, "cost_usd": "free"}\n')
+    bad.write_text('{"request": {"messages": []}, "response": null}\n'
+                   '{"request": {"messages": []}, "cost_usd": "free"}\n')
     result = _run(["openai-jsonl", "--task", "t", str(fixtures / "openai_pairs.jsonl"), str(bad)], store_url, tmp_path)
     assert result.returncode == 3
     lines = result.stderr.strip().splitlines()

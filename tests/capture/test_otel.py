@@ -43,7 +43,8 @@ def test_current_conventions(fixtures: Path) -> None:
     assert chat.response.finish_reason == "tool_call"
 
     # messages in the operation-details event, as structured (kvlist/array) attribute values
-    assert details.response.content == "Order B-77 is still being processed." and details.response.finish_reason == "stop"
+    assert details.response.content == "Order B-77 is still being processed."
+    assert details.response.finish_reason == "stop"
     assert [m["role"] for m in details.request.messages] == ["system", "user"]
     assert details.task == default_task(details.request.messages)
 
@@ -92,7 +93,8 @@ def test_protobuf_garbage_is_an_input_error() -> None:
      "attributes[gen_ai.usage.input_tokens]"),
     (lambda s: s["attributes"].append({"key": "gen_ai.usage.output_tokens", "value": {"doubleValue": 1.5}}),
      "gen_ai.usage.output_tokens"),
-    (lambda s: s["attributes"].append({"key": "gen_ai.output.messages", "value": {"stringValue": '[{"role": "assistant", "parts": 3}]'}}),
+    (lambda s: s["attributes"].append({"key": "gen_ai.output.messages",
+                                       "value": {"stringValue": '[{"role": "assistant", "parts": 3}]'}}),
      "gen_ai.output.messages[0].parts"),
     (lambda s: s["attributes"].append({"oops": 1}), "attributes[18]"),
 ])

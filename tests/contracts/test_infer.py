@@ -99,7 +99,8 @@ def test_stats_count_calls_tools_arguments_and_shares() -> None:
 
 def test_structured_stats_count_field_presence_and_unparseable_outputs() -> None:
     fmt = json_format(TRIAGE_SCHEMA)
-    calls = [call(0, response_format=fmt, response=Response(content='{"priority":"low","customer":{"tier":"a"},"tags":[]}')),
+    calls = [call(0, response_format=fmt,
+                  response=Response(content='{"priority":"low","customer":{"tier":"a"},"tags":[]}')),
              call(1, response_format=fmt, response=Response(content='{"priority":"high","customer":{}}')),
              call(2, response_format=fmt, response=Response(content="Sure! here it is"))]
     st = infer_contract(calls, "t").stats

@@ -147,7 +147,8 @@ def test_check_calls_counts_calls_per_code() -> None:
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                           lambda inner: (st.lists(inner, max_size=3)
+                                          | st.dictionaries(st.text(max_size=5), inner, max_size=3)),
                            max_leaves=8)
 
 

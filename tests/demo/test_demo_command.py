@@ -82,8 +82,8 @@ def test_demo_through_the_installed_command(tmp_path: Path) -> None:
     fledgling = str(Path(sys.executable).parent / "fledgling")
     env = {"PATH": "/usr/bin:/bin", "COLUMNS": "120", "HOME": str(tmp_path)}
     for _ in range(2):
-        res = subprocess.run([fledgling, "demo", "--calls", "60", "--skip-models"], capture_output=True, text=True, cwd=tmp_path,
-                             env=env, timeout=120)
+        res = subprocess.run([fledgling, "demo", "--calls", "60", "--skip-models"], capture_output=True, text=True,
+                             cwd=tmp_path, env=env, timeout=120)
         assert res.returncode == 0, res.stderr
     assert "0 new calls imported (60 already stored)" in res.stdout
     with Store(f"sqlite:///{tmp_path}/.fledgling/fledgling.db") as s:

@@ -61,7 +61,7 @@ def test_every_tool_parallel_calls_and_no_call_turns_are_present() -> None:
     assert set(used) == set(support.TOOL_NAMES)
     assert len(support.TOOL_NAMES) >= 6
     assert sum(len(t.get("tool_calls") or []) > 1 for t in truths) >= 20
-    no_call = Counter(c.metadata["intent"] for c, t in zip(calls, truths) if not t.get("tool_calls")
+    no_call = Counter(c.metadata["intent"] for c, t in zip(calls, truths, strict=True) if not t.get("tool_calls")
                       and c.request.messages[-1]["role"] == "user")
     assert {"greeting", "thanks", "policy_question", "ask_order_id"} <= set(no_call)
 
@@ -93,7 +93,7 @@ def test_phrasing_varies() -> None:
     gt_ids = [orjson.loads(c.metadata["ground_truth"]["tool_calls"][0]["function"]["arguments"])["order_id"]
               for c in calls]
     assert all(i.startswith("ORD-") for i in gt_ids)
-    assert sum(i not in t for i, t in zip(gt_ids, texts)) > len(texts) / 4  # typed differently by the user
+    assert sum(i not in t for i, t in zip(gt_ids, texts, strict=True)) > len(texts) / 4  # typed differently by the user
 
 
 @pytest.mark.parametrize("task", TASKS)

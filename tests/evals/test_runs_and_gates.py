@@ -106,8 +106,9 @@ def test_not_yet_names_how_many_more_items(curated):
         resp = Response(tool_calls=[ToolCall(name="nope")]) if key in flip else truth[key]
         return Generation(resp, 10.0)
 
-    ref = run_eval(curated, "support-agent", resolve_model("recorded"), Scripted(lambda r: Generation(truth[r.model_dump_json()], 10.0)),
-                   items, contract, split="test", dataset_version=version, constrained=False)
+    ref = run_eval(curated, "support-agent", resolve_model("recorded"),
+                   Scripted(lambda r: Generation(truth[r.model_dump_json()], 10.0)), items,
+                   contract, split="test", dataset_version=version, constrained=False)
     cand = run_eval(curated, "support-agent", resolve_model("openai:http://x/v1#c"), Scripted(mostly), items,
                     contract, split="test", dataset_version=version, constrained=False)
     d = evaluate_gates(cand, ref, {"tool_name_accuracy": Gate(non_inferior=0.05)}, "toolcall")

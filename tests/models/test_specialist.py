@@ -35,7 +35,8 @@ def test_context_system_messages_and_history_are_kept() -> None:
     msgs = [{"role": "system", "content": SYSTEM}, {"role": "system", "content": "Customer: Ana, USD."},
             {"role": "user", "content": "where is A1?"},
             {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "c1", "type": "function", "function": {"name": "lookup_order", "arguments": '{"order_id": "A1"}'}}]},
+                {"id": "c1", "type": "function",
+                 "function": {"name": "lookup_order", "arguments": '{"order_id": "A1"}'}}]},
             {"role": "tool", "tool_call_id": "c1", "content": '{"status": "late"}'},
             {"role": "user", "content": "refund it"}]
     out = compact_request(Request(messages=msgs, tools=TOOLS), task="t").messages

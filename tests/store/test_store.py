@@ -39,7 +39,8 @@ def make_call(i: int, *, task: str = "support-agent", model: str = "gpt-4o", sou
 
 
 def test_round_trip_keeps_every_field(store: Store) -> None:
-    call = make_call(1).model_copy(update={"feedback": Feedback(score=0.0, label="bad", corrected=Response(content="fixed"))})
+    feedback = Feedback(score=0.0, label="bad", corrected=Response(content="fixed"))
+    call = make_call(1).model_copy(update={"feedback": feedback})
     assert store.insert_calls([call]) == 1
     assert store.get_call(call.id) == call
     assert store.get_call("missing") is None

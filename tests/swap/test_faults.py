@@ -38,7 +38,8 @@ async def _load(url: str) -> list[tuple[int, object]]:
         async with gate:
             try:
                 r = await client.chat.completions.create(
-                    model="gpt-4o", tools=TOOLS, extra_headers={"X-Fledgling-Task": TASK, "X-Fledgling-Session": f"s{i}"},
+                    model="gpt-4o", tools=TOOLS,
+                    extra_headers={"X-Fledgling-Task": TASK, "X-Fledgling-Session": f"s{i}"},
                     messages=[{"role": "system", "content": SYSTEM},
                               {"role": "user", "content": f"Where is my order A{i:04d}?"}])
                 return i, r

@@ -4,6 +4,7 @@ commands drive the same functions from the shell."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -56,8 +57,10 @@ def test_rollout_commands_change_and_show_state(make_swap, tmp_path, monkeypatch
     sw = make_swap()
     config = _config(sw, tmp_path / "fledgling.toml")
     runner = CliRunner()
-    run = lambda *args: runner.invoke(app, ["--config", str(config), "rollout", *args],
-                                      env={"COLUMNS": "300"})
+
+    def run(*args: str) -> Any:
+        return runner.invoke(app, ["--config", str(config), "rollout", *args], env={"COLUMNS": "300"})
+
     r = run("set", TASK, "--mode", "canary", "--percent", "20", "--reason", "first look")
     assert r.exit_code == 0, r.output
     assert rollout.current(sw.store, sw.settings, TASK).canary_percent == 20
