@@ -2,7 +2,7 @@
 
 from fledgling.errors import FledglingError
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version source: pyproject.toml reads it (tool.setuptools.dynamic)
 
 __all__ = ["FledglingError", "__version__", "instrument"]
 
