@@ -495,3 +495,34 @@ def test_spool_files_are_owner_only(poison_url: str, tmp_path: Path) -> None:
         assert (gw.spool_dir / "quarantine.jsonl").exists()
     finally:
         gw.stop()
+
+
+def test_calls_waiting_on_a_locked_store_make_health_degraded_then_all_land(tmp_path: Path) -> None:
+    """Another process holds the SQLite store's write lock: the writer cannot store anything.
+    Calls wait (none is quarantined: a lock is not a refusal), /health says how long past the
+    configured bound, and once the lock goes every call is stored."""
+    import sqlite3
+
+    from fledgling.config import GatewaySettings
+
+    db = tmp_path / "fledgling.db"
+    with Store(f"sqlite:///{db}") as store:
+        cfg = GatewaySettings(spool_dir=str(tmp_path / "spool"), spool_fsync_ms=1,
+                              health_pending_bound_s=0.5, health_fault_window_s=0.5)
+        rec = Recorder.from_settings(store, cfg).start()
+        holder = sqlite3.connect(db, timeout=0, isolation_level=None)
+        try:
+            holder.execute("BEGIN EXCLUSIVE")
+            for i in range(20):
+                rec.record(Call(id=f"locked-{i}", source="instrument", created_at=_now(),
+                                request=Request(messages=[{"role": "user", "content": f"hi {i}"}])))
+            _wait(lambda: rec.health()[0] == "degraded"
+                  and any("waiting for the store" in r for r in rec.health()[1]), what="degraded health")
+            holder.execute("ROLLBACK")
+            assert rec.drain(30), rec.stats()
+            assert {c.id for c in store.iter_calls()} == {f"locked-{i}" for i in range(20)}
+            assert _quarantined_ids(tmp_path / "spool") == []
+            _wait(lambda: rec.health()[0] == "ok", timeout=10, what="health back to ok")
+        finally:
+            holder.close()
+            rec.close()

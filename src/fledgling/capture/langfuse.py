@@ -360,7 +360,7 @@ def _get(client: httpx.Client, host: str, path: str, params: dict[str, Any], *,
                             "or check the host is up") from None
     except httpx.HTTPError as exc:
         raise UpstreamError(f"cannot reach Langfuse at {host} ({type(exc).__name__}: {exc}); "
-                            "check --host and your network") from None
+                            "check --langfuse-url and your network") from None
     if resp.status_code in (401, 403):
         raise ConfigError(f"Langfuse at {host} rejected the API keys ({resp.status_code}); set "
                           "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY to the project's public "

@@ -216,7 +216,7 @@ STAGES: list[Stage] = [
 NEXT_STEPS = [
     "fledgling ui                                    # the dashboard: http://127.0.0.1:8788/",
     "fledgling traces list --task support-agent      # browse the calls",
-    "fledgling contracts show support-agent          # tools, schemas, argument frequencies",
+    "fledgling contracts show --task support-agent   # tools, schemas, argument frequencies",
     "fledgling contracts check --task ticket-triage  # which answers break the schema",
     "fledgling rollout show                          # support-agent is in canary; rollback with rollout rollback",
     "fledgling demo --calls 100000                   # the same at scale",

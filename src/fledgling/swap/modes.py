@@ -515,6 +515,6 @@ async def _send_completion(send: Send, completion: dict[str, Any], request: dict
                            completion.get("usage") if include else None)
     await send({"type": "http.response.start", "status": 200,
                 "headers": [*headers, (b"content-type", b"text/event-stream")]})
-    for chunk in chunks:
+    for chunk in chunks[:-1]:
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    await send({"type": "http.response.body", "body": chunks[-1], "more_body": False})  # [DONE]

@@ -27,6 +27,7 @@ from fledgling.transport.upstream import (
 )
 
 CLIENT_CLOSED = 499  # the status a call gets when its client left before the answer was done
+DONE = b"data: [DONE]"
 
 
 @dataclass
@@ -109,6 +110,7 @@ class Relay:
         """
         ex, upstream = turn.exchange, turn.route.upstream
         chunks: list[bytes] = []
+        tail: list[bytes] = []  # the piece with `data: [DONE]`: a client stops reading there
         await turn.send({"type": "http.response.start", "status": 200,
                          "headers": [*response_headers(resp), *ours]})
 
@@ -117,6 +119,11 @@ class Relay:
                 if not chunks:
                     ex.metadata["ttft_ms"] = round(turn.elapsed_ms(), 3)
                 chunks.append(data)
+                if tail:
+                    await turn.send({"type": "http.response.body", "body": tail.pop(), "more_body": True})
+                if DONE in data:
+                    tail.append(data)
+                    continue
                 await turn.send({"type": "http.response.body", "body": data, "more_body": True})
 
         relay = asyncio.ensure_future(pump())
@@ -151,7 +158,7 @@ class Relay:
             ex.latency_ms = turn.elapsed_ms()
         if client_left:
             return
-        await turn.send({"type": "http.response.body", "body": b"", "more_body": False})
+        await turn.send({"type": "http.response.body", "body": b"".join(tail), "more_body": False})
 
 
 async def _client_gone(receive: Receive) -> None:

@@ -3,7 +3,8 @@ what was seen of it (the exchange), and the way back to the client.
 
 The turn holds back the response's last message until the call is handed to the recorder
 (`close`), so a client that has read its whole answer knows the call is recorded or on its way:
-nothing about the exchange can change after the client saw the end of it.
+nothing about the exchange can change after the client saw the end of it. (A stream's last
+message carries its `data: [DONE]`, where SSE clients stop reading.)
 """
 
 from __future__ import annotations

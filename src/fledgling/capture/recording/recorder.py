@@ -48,7 +48,9 @@ class Recorder:
     @classmethod
     def from_settings(cls, store: Store, gateway: GatewaySettings) -> Recorder:
         return cls(store, gateway.spool_dir, fsync_ms=gateway.spool_fsync_ms,
-                   fsync_records=gateway.spool_fsync_records, writer_batch=gateway.writer_batch)
+                   fsync_records=gateway.spool_fsync_records, writer_batch=gateway.writer_batch,
+                   pending_bound_s=gateway.health_pending_bound_s,
+                   fault_window_s=gateway.health_fault_window_s)
 
     def start(self) -> Recorder:
         """Start the flusher and the writer; the writer first replays what a crash left behind."""

@@ -51,6 +51,8 @@ class StoreWriter:
         self.died: str | None = None
         self.restarts = 0
         self._queue: deque[tuple[Segment | None, list[Item], float]] = deque()
+        self._inflight = 0  # calls of the batch being written, and when the oldest was queued
+        self._inflight_since: float | None = None
         self._wake = threading.Event()
         self._stop = False
         self._busy = True  # until the replay of orphaned spool files is done
@@ -85,15 +87,19 @@ class StoreWriter:
 
     @property
     def pending(self) -> int:
-        return sum(len(calls) for _, calls, _ in list(self._queue))
+        """Calls not yet in the store: queued, and the batch being written."""
+        return sum(len(calls) for _, calls, _ in list(self._queue)) + self._inflight
 
     @property
     def oldest_pending_s(self) -> float:
-        """How long the oldest call not yet in the store has waited (0 when none waits)."""
+        """How long the oldest call not yet in the store has waited (0 when none waits), the
+        batch being written included: a store that hangs on a write shows here."""
+        since = [t for t in (self._inflight_since,) if t is not None]
         try:
-            return time.monotonic() - self._queue[0][2]
+            since.append(self._queue[0][2])
         except IndexError:
-            return 0.0
+            pass
+        return time.monotonic() - min(since) if since else 0.0
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until every submitted call is in the store."""
@@ -143,6 +149,7 @@ class StoreWriter:
                 item = self._queue.popleft()
                 taken.append(item)
                 n += len(item[1])
+            self._inflight, self._inflight_since = n, min((t for _, _, t in taken), default=None)
             owners = [(segment, c) for segment, items, _ in taken for c in items]
             handled = self._store([c for _, c in owners])
             if handled is None:
@@ -158,6 +165,7 @@ class StoreWriter:
         finally:
             if not done:  # stopping, or dying mid-batch: the records stay queued, none dropped
                 self._queue.extendleft(reversed(taken))
+            self._inflight, self._inflight_since = 0, None
             self._busy = False
 
     def _store(self, items: Sequence[Item]) -> list[bool] | None:
