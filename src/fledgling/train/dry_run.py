@@ -3,7 +3,7 @@
 It checks every line of the dataset, tokenises each example in the specialist prompt and in
 the full prompt the base model would otherwise get, and reports token counts, how many
 examples exceed `max_length`, and time and memory per backend. The local figure is measured,
-not guessed: it times two real LoRA training steps on this machine. GPU figures are
+not guessed: it times two real LoRA training steps where the dry run runs. GPU figures are
 arithmetic from the model size and a stated throughput assumption, labelled as such.
 """
 
