@@ -246,7 +246,8 @@ def start_gateway(sqlite_store: Store, tmp_path: Path, monkeypatch: pytest.Monke
         url = server.start()
         servers.append(server)
         if mode != "record":
-            r = httpx.post(f"{url}/admin/rollout/{TASK}", json={"mode": mode, "percent": 0, "reason": "test"},
+            percent = 1 if mode == "canary" else 0  # a canary's LLM share: 99%
+            r = httpx.post(f"{url}/admin/rollout/{TASK}", json={"mode": mode, "percent": percent, "reason": "test"},
                            headers={"authorization": f"Bearer {ADMIN_KEY}"}, timeout=10)
             assert r.status_code == 200, r.text
         return Gateway(url, app)
@@ -422,3 +423,22 @@ def test_deadlines_come_from_gateway_settings_and_a_model_may_keep_its_own_idle_
 
     assert {task: deadlines(task) for task in ("a", "b", "other")} == {
         "a": (3, 20, 120), "b": (3, 300, 120), "other": (3, 20, 120)}
+
+
+# -- a client that leaves before any answer ------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["record", "shadow", "canary"])
+def test_a_client_that_leaves_before_the_answer_closes_the_upstream(
+        slow: SlowUpstream, start_gateway, mode: str) -> None:
+    """The upstream has not even sent its headers when the client gives up: the gateway stops
+    waiting on its behalf (a real LLM would bill the whole answer) and records why."""
+    gw = start_gateway(slow.url, idle=8.0, total=9.0, mode=mode)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(gw.url + "/v1/chat/completions", json=body("silent", stream=False),
+                   headers={"X-Fledgling-Task": TASK}, timeout=httpx.Timeout(10, read=0.4))
+    left_at = time.monotonic()
+    conn = slow.only()
+    assert conn.hung_up.wait(5), "the upstream never saw its connection close"
+    assert conn.hung_up_at - left_at < 1.0, "the gateway kept waiting after the client left"
+    call = gw.call()
+    assert call.status == "error" and call.error == "client disconnected before the answer"

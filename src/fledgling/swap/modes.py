@@ -39,7 +39,7 @@ from fledgling.swap.enforcer import Enforcer, agree
 from fledgling.swap.figures import Figures
 from fledgling.swap.live_gate import LiveGates
 from fledgling.swap.live_rollout import LiveRollout, TaskRollout
-from fledgling.swap.relay import Relay
+from fledgling.swap.relay import CLIENT_CLOSED, ClientLeft, Relay
 from fledgling.swap.router import Route
 from fledgling.swap.turn import Turn
 from fledgling.transport.asgi import Send, send_bytes, send_error
@@ -360,6 +360,9 @@ class SwapRouter:
                 await asyncio.sleep(BACKOFF_S * 2 ** (n - 1))
             try:
                 got, raw, hdrs = await self.relay.call(upstream, raw_body, turn)
+            except ClientLeft:
+                return LlmOutcome(CLIENT_CLOSED, error="client disconnected before the answer",
+                                  code="client_closed")
             except UpstreamFault as fault:
                 breaker.failure()
                 last = LlmOutcome(fault.status, error=fault.message, code=fault.code, retriable=True)

@@ -9,8 +9,9 @@ gateway answers as 502.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import aiohttp
 import orjson
@@ -28,6 +29,7 @@ from fledgling.transport.upstream import (
 
 CLIENT_CLOSED = 499  # the status a call gets when its client left before the answer was done
 DONE = b"data: [DONE]"
+T = TypeVar("T")
 
 
 @dataclass
@@ -67,13 +69,21 @@ class Relay:
         body = turn.body
         if upstream.model is not None and request.get("model") != upstream.model:
             body = orjson.dumps({**request, "model": upstream.model})
+        resp: aiohttp.ClientResponse | None = None
         try:
-            resp = await self.pool.send(upstream, "/chat/completions", body, turn.headers, turn.caller_auth)
+            resp = await _unless_client_leaves(
+                turn, self.pool.send(upstream, "/chat/completions", body, turn.headers, turn.caller_auth))
             ex.status_code = resp.status
             if resp.status == 200 and ex.metadata["stream"] and resp.content_type == "text/event-stream":
                 await self._stream(turn, resp, ours)
                 return
-            raw = await self.pool.read(upstream, resp)
+            raw = await _unless_client_leaves(turn, self.pool.read(upstream, resp))
+        except ClientLeft:  # nobody to answer: stop waiting for (and paying for) the upstream
+            if resp is not None:
+                resp.close()
+            ex.error, ex.status_code = "client disconnected before the answer", CLIENT_CLOSED
+            ex.latency_ms = turn.elapsed_ms()
+            return
         except UpstreamFault as fault:
             ex.error = fault.message
             ex.status_code = fault.status
@@ -96,9 +106,14 @@ class Relay:
     async def call(self, upstream: Upstream, body: bytes, turn: Turn) -> tuple[UpstreamAnswer, bytes,
                                                                                list[tuple[bytes, bytes]]]:
         """One non-streaming request to the LLM: its classified answer, raw body and headers.
-        Raises `UpstreamFault` when there is no answer at all."""
-        resp = await self.pool.send(upstream, "/chat/completions", body, turn.headers, turn.caller_auth)
-        raw = await self.pool.read(upstream, resp)
+        Raises `UpstreamFault` when there is no answer at all, `ClientLeft` when the client
+        disconnected first."""
+
+        async def ask() -> tuple[aiohttp.ClientResponse, bytes]:
+            resp = await self.pool.send(upstream, "/chat/completions", body, turn.headers, turn.caller_auth)
+            return resp, await self.pool.read(upstream, resp)
+
+        resp, raw = await _unless_client_leaves(turn, ask())
         return classify(upstream, resp.status, raw), raw, response_headers(resp)
 
     async def _stream(self, turn: Turn, resp: aiohttp.ClientResponse, ours: list[tuple[bytes, bytes]]) -> None:
@@ -159,6 +174,29 @@ class Relay:
         if client_left:
             return
         await turn.send({"type": "http.response.body", "body": b"".join(tail), "more_body": False})
+
+
+class ClientLeft(Exception):
+    """The client disconnected while the gateway waited on its behalf."""
+
+
+async def _unless_client_leaves(turn: Turn, work: Awaitable[T]) -> T:
+    """`work`'s result, unless the client disconnects first: then `work` is cancelled (its
+    upstream connection closed) and `ClientLeft` raised."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_client_gone(turn.receive))
+    try:
+        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # cancelled from outside (shutdown): take the work down too
+        task.cancel()
+        raise
+    finally:
+        gone.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.wait((task,))
+    raise ClientLeft
 
 
 async def _client_gone(receive: Receive) -> None:
