@@ -92,14 +92,15 @@ def _dump(docs: list[Any], jsonl: bool, raws: list[str]) -> bytes:
     return data
 
 
-def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
+def json_paths(value: Any, prefix: tuple = ()) -> list[tuple]:
+    """Every path into a JSON document (the root included), as tuples of keys and indexes."""
     out = [prefix]
     if isinstance(value, dict):
         for k, v in value.items():
-            out += _paths(v, (*prefix, k))
+            out += json_paths(v, (*prefix, k))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            out += _paths(v, (*prefix, i))
+            out += json_paths(v, (*prefix, i))
     return out
 
 
@@ -136,7 +137,7 @@ Structural = Callable[[random.Random, Any, list[str]], Any]
 
 
 def _pick(rng: random.Random, doc: Any, want: Callable[[Any], bool] = lambda _: True) -> tuple | None:
-    paths = [p for p in _paths(doc) if want(_get(doc, p))]
+    paths = [p for p in json_paths(doc) if want(_get(doc, p))]
     return rng.choice(paths) if paths else None
 
 
@@ -228,8 +229,8 @@ def _strange_text(rng: random.Random, doc: Any, raws: list[str]) -> Any:
 
 def _extreme_time(rng: random.Random, doc: Any, raws: list[str]) -> Any:
     """A time at the edge of the calendar, or not a time, where the record keeps its times."""
-    read = [p for p in _paths(doc) if p and p[-1] in _TIME_FIELDS]
-    other = [p for p in _paths(doc) if p and isinstance(p[-1], str) and "time" in p[-1].lower()]
+    read = [p for p in json_paths(doc) if p and p[-1] in _TIME_FIELDS]
+    other = [p for p in json_paths(doc) if p and isinstance(p[-1], str) and "time" in p[-1].lower()]
     paths = read if read and (rng.random() < 0.8 or not other) else other
     path = rng.choice(paths) if paths else (_pick(rng, doc) or ())
     return _set(doc, path, rng.choice(_TIMES[:3] * 4 + _TIMES[3:]))

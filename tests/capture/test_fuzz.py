@@ -46,17 +46,6 @@ _json = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4)
                           "arrayValue", "values", "key", "value"]), inner, max_size=4), max_leaves=12)
 
 
-def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
 def _replace(doc: Any, path: tuple, new: Any) -> Any:
     if not path:
         return new
@@ -74,7 +63,7 @@ def _garbled(name: str) -> st.SearchStrategy[bytes]:
     raw = (FIXTURES / name).read_bytes()
     docs = [orjson.loads(line) for line in raw.splitlines() if line.strip()] if name.endswith(".jsonl") \
         else [orjson.loads(raw)]
-    paths = [(i, p) for i, d in enumerate(docs) for p in _paths(d)]
+    paths = [(i, p) for i, d in enumerate(docs) for p in mutations.json_paths(d)]
 
     @st.composite
     def build(draw: st.DrawFn) -> bytes:

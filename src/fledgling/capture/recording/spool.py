@@ -39,6 +39,7 @@ import orjson
 from fledgling.calls import Call
 from fledgling.capture.recording.exchange import Exchange, exchange_from_record, exchange_record, exchange_to_call
 from fledgling.capture.recording.quarantine import Quarantine
+from fledgling.capture.recording.supervised import Supervised
 from fledgling.errors import ConfigError
 
 log = logging.getLogger("fledgling.gateway")
@@ -84,8 +85,11 @@ def ensure_writable(directory: str | Path) -> Path:
     return directory
 
 
-class Spool:
+class Spool(Supervised):
     """Append from any thread; a flusher thread group-commits to disk and hands records on."""
+
+    thread_name = "fledgling-spool"
+    what = "the spool thread"
 
     def __init__(self, directory: str | Path, *, fsync_ms: float = 10.0, fsync_records: int = 512,
                  segment_bytes: int = 16 * 1024 * 1024, on_durable: Durable | None = None,
@@ -105,14 +109,10 @@ class Spool:
         self.faults = 0
         self.last_fault: str | None = None
         self.last_fault_at: float | None = None  # time.monotonic()
-        self.died: str | None = None
-        self.restarts = 0
         self._pending: deque[Item] = deque()
-        self._wake = threading.Event()
-        self._stop = False
         self._lock = threading.Lock()
         self._segment: Segment | None = None
-        self._thread = self._new_thread()
+        super().__init__()
         self._flushed = threading.Condition()
 
     # -- producer side (the response path) -------------------------------------------------
@@ -126,28 +126,7 @@ class Spool:
         elif len(self._pending) == 1:
             self._wake.set()
 
-    # -- lifecycle --------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread.start()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def restart(self) -> bool:
-        """Start a new flusher if the old one died (supervision); True when it did."""
-        if self._stop or self._thread.is_alive() or self._thread.ident is None:
-            return False
-        self.restarts += 1
-        log.error("the spool thread died (%s); restarting it", self.died)
-        self._thread = self._new_thread()
-        self._thread.start()
-        self._wake.set()
-        return True
-
-    def _new_thread(self) -> threading.Thread:
-        return threading.Thread(target=self._run, name="fledgling-spool", daemon=True)
+    # -- lifecycle (start, alive, restart: `Supervised`) ----------------------------------
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything appended so far has been written out (acknowledged)."""

@@ -26,6 +26,7 @@ from fledgling.calls import Call
 from fledgling.capture.recording.exchange import Exchange, exchange_to_call
 from fledgling.capture.recording.quarantine import Quarantine
 from fledgling.capture.recording.spool import Item, Segment, Spool, claim_orphans, read_segment
+from fledgling.capture.recording.supervised import Supervised
 from fledgling.store import Store
 
 log = logging.getLogger("fledgling.gateway")
@@ -34,7 +35,10 @@ RECORD_ATTEMPTS = 3
 """Tries of one record (the store reachable each time) before it is quarantined."""
 
 
-class StoreWriter:
+class StoreWriter(Supervised):
+    thread_name = "fledgling-writer"
+    what = "the store writer thread"
+
     def __init__(self, store: Store, spool: Spool, *, batch: int = 500, linger_ms: float = 50.0,
                  quarantine: Quarantine | None = None):
         self.store = store
@@ -48,42 +52,18 @@ class StoreWriter:
         self.failures = 0
         self.last_error: str | None = None
         self.failing_since: float | None = None  # time.monotonic() of the first failure in a row
-        self.died: str | None = None
-        self.restarts = 0
         self._queue: deque[tuple[Segment | None, list[Item], float]] = deque()
         self._inflight = 0  # calls of the batch being written, and when the oldest was queued
         self._inflight_since: float | None = None
-        self._wake = threading.Event()
-        self._stop = False
         self._busy = True  # until the replay of orphaned spool files is done
         self._replayed_orphans = False
         self._idle = threading.Condition()
-        self._thread = self._new_thread()
+        super().__init__()
 
     def submit(self, segment: Segment | None, calls: list[Item]) -> None:
         """Called by the spool once `calls` are durable in `segment` (None: not on disk)."""
         self._queue.append((segment, calls, time.monotonic()))
         self._wake.set()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def restart(self) -> bool:
-        """Start a new writer thread if the old one died (supervision); True when it did."""
-        if self._stop or self._thread.is_alive() or self._thread.ident is None:
-            return False
-        self.restarts += 1
-        log.error("the store writer thread died (%s); restarting it", self.died)
-        self._thread = self._new_thread()
-        self._thread.start()
-        return True
-
-    def _new_thread(self) -> threading.Thread:
-        return threading.Thread(target=self._run, name="fledgling-writer", daemon=True)
 
     @property
     def pending(self) -> int:
