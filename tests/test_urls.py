@@ -69,3 +69,13 @@ def test_the_catalog_refuses_and_masks(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["models", "list"], env={"FLEDGLING_DB_URL": f"sqlite:///{tmp_path}/f.db"})
     assert res.exit_code == 0, res.output
     assert "https://u:***@llm.example/v1" in res.output and "pw-5" not in res.output
+
+
+@pytest.mark.parametrize("url", ["http://", "https://:443/v1", "ftp://files.example/v1"])
+def test_the_upstream_flag_must_be_an_http_url(url: str, tmp_path: Path) -> None:
+    """`fledgling gateway --upstream URL` is checked like [gateway] upstream: one line, exit 2."""
+    cli = subprocess.run([sys.executable, "-c", "from fledgling.cli import main; main()", "gateway",
+                          "--upstream", url, "--port", "0"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert cli.returncode == 2 and len(cli.stderr.strip().splitlines()) == 1, cli.stderr
+    assert "http(s)" in cli.stderr

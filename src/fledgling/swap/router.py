@@ -19,6 +19,7 @@ from fledgling.calls import default_task
 from fledgling.config import Settings, TaskMatch
 from fledgling.errors import ConfigError
 from fledgling.transport.upstream import Upstream
+from fledgling.urls import check_http_url, mask_url
 
 if TYPE_CHECKING:
     from fledgling.swap.live_rollout import LiveRollout
@@ -98,12 +99,16 @@ def _upstream_named(settings: Settings, choice: str) -> Upstream:
                               "kind 'openai' models (any OpenAI-compatible base_url)")
         return Upstream.from_model(choice, m, settings.gateway)
     if choice.startswith(("http://", "https://")):
+        try:
+            check_http_url(choice)
+        except ValueError as exc:
+            raise ConfigError(f"--upstream: {exc}") from None
         gw = settings.gateway
         return Upstream(name=choice, base_url=choice.rstrip("/"), timeout_s=gw.upstream_idle_timeout_s,
                         connect_timeout_s=gw.upstream_connect_timeout_s,
                         total_timeout_s=gw.upstream_total_timeout_s)
     known = ", ".join(sorted(settings.models)) or "none defined"
-    raise ConfigError(f"upstream '{choice}' is neither a model in [models] (known: {known}) nor "
+    raise ConfigError(f"upstream '{mask_url(choice)}' is neither a model in [models] (known: {known}) nor "
                       "an http(s) base URL")
 
 
