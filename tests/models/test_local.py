@@ -130,6 +130,7 @@ def test_unconstrained_tiny_model_rarely_produces_valid_json(tiny):
 
 # -- the real default SLM ---------------------------------------------------------------------------------
 
+@pytest.mark.slow  # loads the real 135M weights: `make test` runs it, `make check` leaves it out
 def test_smollm2_gguf_short_run():
     """SmolLM2-135M from its GGUF: a constrained tool call in its own format and in the compact
     one (shorter prompt, the trained answer format), and a text answer where text is allowed."""
