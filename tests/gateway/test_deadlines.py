@@ -207,9 +207,14 @@ class Gateway:
         return raw
 
     def call(self) -> Call:
-        """The one call the test made, as stored."""
+        """The one call the test made, as stored. When its client left, nobody waited for the
+        acknowledgment: the call is recorded just after the upstream connection is closed."""
+        store, deadline = self.app.recorder.store, time.monotonic() + 5
+        while not store.query_calls(CallFilter(task=TASK)).items:
+            assert time.monotonic() < deadline, "the call was never recorded"
+            time.sleep(0.02)
         assert self.app.recorder.drain(10), self.app.recorder.stats()
-        [call] = self.app.recorder.store.query_calls(CallFilter(task=TASK)).items
+        [call] = store.query_calls(CallFilter(task=TASK)).items
         return call
 
 
