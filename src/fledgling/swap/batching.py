@@ -11,7 +11,7 @@ Batched greedy decoding is deterministic but not batch-invariant: a row's arithm
 its padding and on the rows beside it (and, in principle, on the number of threads), and on a
 near tie the argmax can flip. So each answer comes back with its batch's record: an id, the
 peers' tags (call ids) in the order they were decoded, and the thread count, which replay uses
-to decode the very same batch again (`rerun.py`).
+to decode the very same batch again (`replay.py`).
 """
 
 from __future__ import annotations

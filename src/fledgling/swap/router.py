@@ -6,7 +6,7 @@ the system prompt (`fledgling.calls.default_task`).
 
 Route: the task's upstream (the LLM) and its rollout mode, read from the live rollout state:
 `record` (the LLM answers, the call is recorded) or `shadow`/`canary`/`swapped`, which bring
-in the task's candidate (see swap.py).
+in the task's candidate (see modes.py).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ TASK_HEADER = "x-fledgling-task"
 @dataclass(frozen=True)
 class Route:
     """What the pipeline does with one request: `record` = forward to `upstream`, record; the
-    other modes involve the task's `candidate` too (see swap.py)."""
+    other modes involve the task's `candidate` too (see modes.py)."""
 
     task: str
     upstream: Upstream
