@@ -69,3 +69,14 @@ def storable_problem(value: Any, what: str = "the body") -> str | None:
         return (f"{what} holds a NUL character (U+0000) or invalid Unicode, which the store "
                 "cannot keep")
     return None
+
+
+def parsed_storable_problem(raw: bytes, value: Any, what: str = "the body") -> str | None:
+    """`storable_problem` for a `value` orjson parsed from `raw`, walking it only where the bytes
+    leave a doubt: orjson refuses lone surrogates and raw control characters, so a NUL can only
+    come from a `\\u0000` escape, and nesting cannot exceed the number of opening brackets."""
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH and too_deep(value):
+        return storable_problem(value, what)
+    if b"\\u0000" in raw and unstorable(value):
+        return storable_problem(value, what)
+    return None

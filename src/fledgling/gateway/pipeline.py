@@ -18,7 +18,7 @@ import orjson
 
 from fledgling.capture.recording.exchange import Exchange, new_call_id
 from fledgling.capture.recording.recorder import Recorder
-from fledgling.payload import storable_problem
+from fledgling.payload import parsed_storable_problem, storable_problem
 from fledgling.swap.modes import SwapRouter
 from fledgling.swap.router import Router
 from fledgling.swap.turn import Turn
@@ -74,7 +74,7 @@ class Pipeline:
             raise Problem(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
         if not isinstance(request, dict):
             raise Problem(400, "invalid_json", "request body must be a JSON object")
-        if (problem := storable_problem(request, "the request body")) is not None:
+        if (problem := parsed_storable_problem(body, request, "the request body")) is not None:
             raise Problem(400, "unstorable_body", problem)
         path = scope["path"]
         task = self.router.resolve_task(path, request, headers)

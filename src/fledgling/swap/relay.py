@@ -17,6 +17,7 @@ import aiohttp
 import orjson
 
 from fledgling.capture.recording.exchange import upstream_error_reason
+from fledgling.payload import parsed_storable_problem
 from fledgling.swap.turn import Turn
 from fledgling.transport.asgi import Receive, send_bytes, send_error
 from fledgling.transport.upstream import (
@@ -30,6 +31,7 @@ from fledgling.transport.upstream import (
 CLIENT_CLOSED = 499  # the status a call gets when its client left before the answer was done
 DONE = b"data: [DONE]"
 T = TypeVar("T")
+WATCH_AFTER_S = 0.05  # how long an upstream may take before the client's disconnect is watched
 
 
 @dataclass
@@ -69,17 +71,25 @@ class Relay:
         body = turn.body
         if upstream.model is not None and request.get("model") != upstream.model:
             body = orjson.dumps({**request, "model": upstream.model})
-        resp: aiohttp.ClientResponse | None = None
+        streams = bool(ex.metadata["stream"])
+        sent: list[aiohttp.ClientResponse] = []
+
+        async def ask() -> tuple[aiohttp.ClientResponse, bytes | None]:
+            """The upstream's response, and its body unless it is a stream to relay."""
+            resp = await self.pool.send(upstream, "/chat/completions", body, turn.headers, turn.caller_auth)
+            sent.append(resp)
+            if resp.status == 200 and streams and resp.content_type == "text/event-stream":
+                return resp, None
+            return resp, await self.pool.read(upstream, resp)
+
         try:
-            resp = await _unless_client_leaves(
-                turn, self.pool.send(upstream, "/chat/completions", body, turn.headers, turn.caller_auth))
+            resp, raw = await _unless_client_leaves(turn, ask())
             ex.status_code = resp.status
-            if resp.status == 200 and ex.metadata["stream"] and resp.content_type == "text/event-stream":
+            if raw is None:
                 await self._stream(turn, resp, ours)
                 return
-            raw = await _unless_client_leaves(turn, self.pool.read(upstream, resp))
         except ClientLeft:  # nobody to answer: stop waiting for (and paying for) the upstream
-            if resp is not None:
+            for resp in sent:
                 resp.close()
             ex.error, ex.status_code = "client disconnected before the answer", CLIENT_CLOSED
             ex.latency_ms = turn.elapsed_ms()
@@ -93,6 +103,7 @@ class Relay:
         got = classify(upstream, resp.status, raw)
         if got.kind == "completion":
             ex.response = got.answer
+            ex.response_storable = parsed_storable_problem(raw, got.answer) is None
             await send_bytes(turn.send, 200, raw, headers=[*response_headers(resp), *ours])
         elif got.kind == "error":
             ex.error = got.reason
@@ -182,21 +193,39 @@ class ClientLeft(Exception):
 
 async def _unless_client_leaves(turn: Turn, work: Awaitable[T]) -> T:
     """`work`'s result, unless the client disconnects first: then `work` is cancelled (its
-    upstream connection closed) and `ClientLeft` raised."""
-    task = asyncio.ensure_future(work)
-    gone = asyncio.ensure_future(_client_gone(turn.receive))
+    upstream connection closed) and `ClientLeft` raised.
+
+    The watcher cancels the waiting task itself, as `asyncio.timeout` does, rather than running
+    `work` as a task of its own; and it starts only once `work` has taken `WATCH_AFTER_S`: an
+    answer that fast is not worth a task (a client that left meanwhile is still seen at once,
+    `http.disconnect` waits in `receive`)."""
+    me = asyncio.current_task()
+    assert me is not None
+    state = {"done": False, "left": False}
+    watchers: list[asyncio.Future[None]] = []
+
+    async def watch() -> None:
+        await _client_gone(turn.receive)
+        if not state["done"]:
+            state["left"] = True
+            me.cancel()
+
+    timer = asyncio.get_running_loop().call_later(
+        WATCH_AFTER_S, lambda: watchers.append(asyncio.ensure_future(watch())))
     try:
-        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:  # cancelled from outside (shutdown): take the work down too
-        task.cancel()
+        result = await work
+        state["done"] = True
+        return result
+    except asyncio.CancelledError:
+        if state["left"]:
+            me.uncancel()
+            raise ClientLeft from None
         raise
     finally:
-        gone.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    await asyncio.wait((task,))
-    raise ClientLeft
+        state["done"] = True
+        timer.cancel()
+        for watcher in watchers:
+            watcher.cancel()
 
 
 async def _client_gone(receive: Receive) -> None:

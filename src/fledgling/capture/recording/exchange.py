@@ -15,7 +15,7 @@ import orjson
 from pydantic import ValidationError
 
 from fledgling.calls import Call, Request, Response, ToolCall, Usage, cost_usd
-from fledgling.payload import storable_problem
+from fledgling.payload import parsed_storable_problem, storable_problem
 
 
 def new_call_id() -> str:
@@ -43,6 +43,9 @@ class Exchange:
     stream_chunks: list[Any] | None = None
     error: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The relay checked the answer's bytes (`payload.parsed_storable_problem`): no walk needed.
+    # Not spooled: a replayed exchange is checked again.
+    response_storable: bool = False
 
 
 _FIELDS = ("id", "task", "source", "session_id", "trace_id", "provider", "upstream", "price_in",
@@ -100,7 +103,7 @@ def _to_call(ex: Exchange) -> Call:
         if ex.stream_chunks is not None:
             response, usage, resp_model = reassemble_stream(ex.stream_chunks, notes=notes)
         elif ex.response is not None:
-            problem = storable_problem(ex.response, "the upstream answer")
+            problem = None if ex.response_storable else storable_problem(ex.response, "the upstream answer")
             if problem is not None:
                 raise ValueError(problem)
             response, usage, resp_model = parse_completion(ex.response, notes=notes)
@@ -288,7 +291,8 @@ def reassemble_stream(chunks: list[Any], *,
     events.extend(c for c in chunks if isinstance(c, dict))
     if raw.strip() and not events:
         raise ValueError("the stream holds no chat.completion.chunk")
-    problem = storable_problem(events, "a streamed chunk")
+    problem = (storable_problem(events, "a streamed chunk") if any(isinstance(c, dict) for c in chunks)
+               else parsed_storable_problem(raw, events, "a streamed chunk"))
     if problem is not None:
         raise ValueError(problem)
     try:
