@@ -130,9 +130,9 @@ class Relay:
     async def _stream(self, turn: Turn, resp: aiohttp.ClientResponse, ours: list[tuple[bytes, bytes]]) -> None:
         """Pass each SSE chunk on as it arrives, keep a copy to reassemble for the record.
 
-        The relay runs beside a watch for the client's disconnect (uvicorn's `send` stays silent
-        once the client is gone): when the client goes first, the relay stops and the upstream
-        connection is closed, so the upstream stops generating (and billing) the rest.
+        The relay watches for the client's disconnect (uvicorn's `send` stays silent once the
+        client is gone): when the client goes first, the relay stops and the upstream connection
+        is closed, so the upstream stops generating (and billing) the rest.
         """
         ex, upstream = turn.exchange, turn.route.upstream
         chunks: list[bytes] = []
@@ -152,15 +152,11 @@ class Relay:
                     continue
                 await turn.send({"type": "http.response.body", "body": data, "more_body": True})
 
-        relay = asyncio.ensure_future(pump())
-        gone = asyncio.ensure_future(_client_gone(turn.receive))
         client_left = False
         try:
-            await asyncio.wait((relay, gone), return_when=asyncio.FIRST_COMPLETED)
-            if relay.done():
-                relay.result()
-            else:
-                client_left = True
+            await _unless_client_leaves(turn, pump())
+        except ClientLeft:
+            client_left = True
         except (TimeoutError, aiohttp.ClientError) as exc:
             timeout = isinstance(exc, TimeoutError)
             ex.error = (timeout_reason(upstream, exc, "stalled mid-stream") if isinstance(exc, TimeoutError) else
@@ -170,10 +166,6 @@ class Relay:
         except OSError:  # a server that raises on sending to a closed connection
             client_left = True
         finally:
-            gone.cancel()
-            if not relay.done():
-                relay.cancel()
-                await asyncio.wait((relay,))
             if client_left:
                 ex.error, ex.status_code = "client disconnected mid-stream", CLIENT_CLOSED
             if ex.error is None:
