@@ -92,7 +92,9 @@ class Pipeline:
         ex.provider, ex.upstream = route.upstream.provider, route.upstream.name
         ex.price_in, ex.price_out = route.upstream.price_in, route.upstream.price_out
         ex.metadata["upstream"] = route.upstream.name
-        await self.swap.serve(Turn(route, body, request, headers, caller_auth, ex, receive, send, started))
+        await self.swap.serve(Turn(route=route, body=body, request=request, headers=headers,
+                                   caller_auth=caller_auth, exchange=ex, receive=receive,
+                                   client_send=send, started=started))
 
 
 def _call_id(headers: dict[str, str]) -> str:
