@@ -106,9 +106,10 @@ def test_tools_and_response_format_pass_through(upstream):
     rf = {"type": "json_schema", "json_schema": {"name": "t", "schema": {"type": "object"}}}
     gens = _run(OpenAICompatibleBackend("m", url),
                 [_req("t", tools=tools, tool_choice="auto", seed=7), _req("j", response_format=rf)])
-    assert state.bodies[0]["tools"] == tools and state.bodies[0]["tool_choice"] == "auto"
-    assert state.bodies[0]["seed"] == 7
-    assert [b for b in state.bodies if b["messages"][-1]["content"] == "j"][0]["response_format"] == rf
+    sent = {b["messages"][-1]["content"]: b for b in state.bodies}  # the two run concurrently
+    assert sent["t"]["tools"] == tools and sent["t"]["tool_choice"] == "auto"
+    assert sent["t"]["seed"] == 7
+    assert sent["j"]["response_format"] == rf
     assert gens[0].response.tool_calls[0].name == "lookup"
     assert json.loads(gens[0].response.tool_calls[0].arguments) == {"q": "x"}
 
