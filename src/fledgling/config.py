@@ -134,6 +134,26 @@ class SwapSettings(_Strict):
     gate: LiveGate = Field(default_factory=LiveGate)
 
 
+class AutopilotSettings(_Strict):
+    """`[tasks.X.autopilot]`: when `fledgling autopilot` retrains, and how it moves the rollout."""
+
+    min_new_calls: int = Field(default=500, ge=1, description="new calls since the last round that start a retrain")
+    hold_requests: int = Field(default=200, ge=1,
+                               description="requests the live gate must hold at a stage before the next one")
+    canary_steps: list[float] = Field(default_factory=lambda: [5.0, 25.0, 50.0],
+                                      description="canary shares (percent), in order, between shadow and swapped")
+    min_coverage: float = Field(default=0.8, gt=0, le=1,
+                                description="a selective SWAP counts only at this coverage or above")
+    require_approval: bool = Field(default=False, description="every promotion waits for a person's approval")
+
+    @model_validator(mode="after")
+    def _increasing(self) -> AutopilotSettings:
+        steps = self.canary_steps
+        if any(not 0 < p < 100 for p in steps) or steps != sorted(set(steps)):
+            raise ValueError("canary_steps must be increasing shares between 0 and 100")
+        return self
+
+
 class TaskSettings(_Strict):
     match: TaskMatch = Field(default_factory=TaskMatch)
     upstream: str | None = Field(default=None, description="model name in [models] the gateway forwards to")
@@ -144,6 +164,7 @@ class TaskSettings(_Strict):
     fallback_on: list[FallbackReason] = Field(default_factory=lambda: list(DEFAULT_FALLBACK_ON))
     gates: dict[str, Gate] = Field(default_factory=dict)
     swap: SwapSettings = Field(default_factory=SwapSettings)
+    autopilot: AutopilotSettings = Field(default_factory=AutopilotSettings)
 
 
 class GatewaySettings(_Strict):
