@@ -22,6 +22,7 @@ DEFAULT_CONFIG_NAME = "fledgling.toml"
 
 Mode = Literal["record", "shadow", "canary", "swapped"]
 ModelKind = Literal["openai", "hf", "gguf", "recorded"]
+Engine = Literal["auto", "llama.cpp", "transformers"]
 FallbackReason = Literal["error", "timeout", "contract", "low_confidence"]
 DEFAULT_FALLBACK_ON: tuple[FallbackReason, ...] = ("error", "timeout", "contract")
 
@@ -45,6 +46,9 @@ class ModelSettings(_Strict):
     base: str | None = None
     path: str | None = None
     adapter: str | None = None
+    engine: Engine = Field(default="auto", description=(
+        "local models: llama.cpp (fast on CPU; GGUF weights, an adapter is converted), transformers, "
+        "or auto (llama.cpp when it is installed and the weights are or derive from a GGUF)"))
     usd_per_mtok_in: float | None = Field(default=None, ge=0)
     usd_per_mtok_out: float | None = Field(default=None, ge=0)
     timeout_s: float = Field(default=60.0, gt=0)
