@@ -6,16 +6,30 @@ latency and cost, the observed value must be at or below x; for rates, the whole
 `{ non_inferior = delta }` (the candidate's paired difference to the reference must be above
 -delta at 95% confidence; see `stats.paired_non_inferiority`). Every gate says why it passed,
 failed, or cannot tell yet.
+
+`coverage = { min = x }` makes the verdict selective (`evaluate_selective`): the candidate
+answers only the items it is sure of, at a confidence threshold chosen on the val split (the
+largest coverage whose covered items are non-inferior, `evals/selective.py`), and every other
+gate is then evaluated once, on the test items that threshold covers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from fledgling.config import Gate
-from fledgling.evals.runs import EvalRun
-from fledgling.evals.stats import PairedComparison, paired_non_inferiority
+from fledgling.evals.confidence import DEFAULT_SCORE, PREFIX, SCORES
+from fledgling.evals.runs import EvalRun, ItemResult
+from fledgling.evals.selective import (
+    CoveragePoint,
+    SelectiveItem,
+    at_threshold,
+    choose_threshold,
+    threshold_for_coverage,
+)
+from fledgling.evals.stats import PairedComparison, latency_summary, mean_interval, paired_non_inferiority
 
 Outcome = Literal["pass", "fail", "not_yet"]
 Verdict = Literal["SWAP", "NOT YET", "NO"]
@@ -65,12 +79,12 @@ def point_value(run: EvalRun, metric: str) -> float | None:
 
 def evaluate_gates(candidate: EvalRun, reference: EvalRun | None, gates: dict[str, Gate],
                    kind: str) -> Decision:
-    chosen = gates or default_gates(kind)
+    chosen = {k: g for k, g in (gates or default_gates(kind)).items() if k != COVERAGE}
     results = [_one(ALIASES.get(name, name), name, gate, candidate, reference)
                for name, gate in chosen.items()]
     outcomes = {r.outcome for r in results}
     verdict: Verdict = "NO" if "fail" in outcomes else "NOT YET" if "not_yet" in outcomes else "SWAP"
-    return Decision(verdict, results, default_gates=not gates)
+    return Decision(verdict, results, default_gates=not gates or set(gates) == {COVERAGE})
 
 
 def _one(metric: str, shown: str, gate: Gate, cand: EvalRun, ref: EvalRun | None) -> GateResult:
@@ -130,3 +144,175 @@ def _rule(gate: Gate) -> str:
 
 def _fmt(x: float) -> str:
     return f"{x:.3f}" if abs(x) < 10 else f"{x:,.0f}"
+
+
+# -- selective parity --------------------------------------------------------------------------
+
+COVERAGE = "coverage"
+DEFAULT_MIN_COVERAGE = 0.5
+
+
+@dataclass
+class SelectiveDecision:
+    """The selective verdict: a threshold chosen on val, tested once on test."""
+
+    verdict: Verdict
+    text: str
+    metric: str
+    delta: float
+    min_coverage: float
+    score: str  # which confidence score (`evals/confidence.py`)
+    val: CoveragePoint | None  # the chosen threshold on val (or the min-coverage point when none)
+    test: CoveragePoint | None  # the same threshold on test
+    gates: list[GateResult]  # the task's other gates, on the covered test items
+    scores: dict[str, float | None]  # each score's largest coverage at parity on val (None: none)
+    unscored: int  # test items without a confidence (never covered)
+    more_items_needed: int | None = None  # test (or val) items that would settle a NOT YET
+
+
+def selection_rule(gates: dict[str, Gate], kind: str) -> tuple[str, float]:
+    """(metric, delta) the threshold must hold parity on: the task's first non-inferiority
+    gate, else the default one."""
+    for name, gate in (gates or {}).items():
+        if gate.non_inferior is not None:
+            return ALIASES.get(name, name), gate.non_inferior
+    (name, gate), = ((k, g) for k, g in default_gates(kind).items() if g.non_inferior is not None)
+    assert gate.non_inferior is not None
+    return name, gate.non_inferior
+
+
+def has_confidence(run: EvalRun) -> bool:
+    return any(k.startswith(PREFIX) for i in run.items for k in i.scores)
+
+
+def selective_items(cand: EvalRun, ref: EvalRun, metric: str, score: str = DEFAULT_SCORE) -> list[SelectiveItem]:
+    """The paired items of two runs on one split, as the selective statistics read them."""
+    by_id = {i.call_id: i for i in ref.items}
+    cand_usd = (cand.summary.get("cost_per_1k_usd") or 0.0) / 1000  # a local model's compute: unpriced
+    ref_cost = ref.summary.get("cost_per_1k_usd")
+    out = []
+    for c in cand.items:
+        r = by_id.get(c.call_id)
+        if r is None or r.scores.get(metric) is None:
+            continue
+        out.append(SelectiveItem(
+            confidence=c.scores.get(PREFIX + score), candidate=c.scores.get(metric) == 1.0,
+            reference=r.scores.get(metric) == 1.0, valid=_valid(c), candidate_ms=c.latency_ms,
+            reference_ms=r.latency_ms if r.error is None else None, candidate_usd=cand_usd,
+            reference_usd=ref_cost / 1000 if ref_cost is not None else None))
+    return out
+
+
+def _valid(item: ItemResult) -> bool:
+    """Would the gateway serve this answer (before its confidence is looked at)?"""
+    return item.error is None and item.prediction is not None and not item.parse_failed \
+        and item.scores.get("schema_valid") != 0.0
+
+
+def evaluate_selective(cand_test: EvalRun, ref_test: EvalRun, cand_val: EvalRun, ref_val: EvalRun,
+                       gates: dict[str, Gate], kind: str) -> SelectiveDecision:
+    """Choose the score and threshold on val (largest coverage at parity), test them on test."""
+    declared = gates[COVERAGE].min if COVERAGE in gates else None
+    min_cov: float = declared if declared is not None else DEFAULT_MIN_COVERAGE
+    metric, delta = selection_rule({k: g for k, g in gates.items() if k != COVERAGE}, kind)
+    chosen: dict[str, CoveragePoint | None] = {
+        name: choose_threshold(selective_items(cand_val, ref_val, metric, name), delta, min_cov)
+        for name in SCORES if has_score(cand_val, name)}
+    covering = {n: p.coverage if p else None for n, p in chosen.items()}
+    score = max((n for n, p in chosen.items() if p is not None), default=None,
+                key=lambda n: (chosen[n].coverage, n == DEFAULT_SCORE))  # type: ignore[union-attr]
+    test_items = selective_items(cand_test, ref_test, metric, score or DEFAULT_SCORE)
+    unscored = sum(1 for i in test_items if i.confidence is None)
+    head: dict[str, Any] = {"metric": metric, "delta": delta, "min_coverage": min_cov, "scores": covering,
+                            "unscored": unscored}
+    if not chosen:
+        return SelectiveDecision("NOT YET", "no confidence scores in the candidate's val run: run it again "
+                                 "with a local model (its answers carry token log-probabilities)",
+                                 score=DEFAULT_SCORE, val=None, test=None, gates=[], **head)
+    if score is None:
+        return _none_on_val(cand_val, ref_val, head)
+    val_point = chosen[score]
+    assert val_point is not None
+    test_point = at_threshold(test_items, val_point.threshold, delta)
+    covered_ids = {c.call_id for c, it in zip(_paired(cand_test, ref_test, metric), test_items, strict=True)
+                   if it.valid and it.confidence is not None and it.confidence >= val_point.threshold}
+    others = {k: g for k, g in (gates or default_gates(kind)).items()
+              if k != COVERAGE and ALIASES.get(k, k) != metric}
+    sub = evaluate_gates(_restrict(cand_test, covered_ids), _restrict(ref_test, covered_ids), others, kind) \
+        if others else Decision("SWAP", [], False)
+    cmp = test_point.comparison
+    where = f"{test_point.coverage:.0%} coverage (confidence >= {val_point.threshold:.4g})"
+    ci = f"paired CI [{cmp.low:+.3f}, {cmp.high:+.3f}], n={cmp.n} of {test_point.n}"
+    failed = [g for g in sub.gates if g.outcome == "fail"]
+    pending = [g for g in sub.gates if g.outcome == "not_yet"]
+    more = None
+    if test_point.coverage < min_cov:
+        verdict: Verdict = "NO"
+        text = (f"NO: the val threshold covers {where} on test, under the minimum {min_cov:.0%}")
+    elif cmp.decision == "inferior":
+        verdict, text = "NO", f"NO at {where}: inferior at delta={delta:g} on the covered items, {ci}"
+    elif failed:
+        verdict = "NO"
+        text = f"NO at {where}: on the covered items " + "; ".join(f"{g.metric} {g.reason}" for g in failed)
+    elif cmp.decision == "inconclusive":
+        verdict = "NOT YET"
+        covered_more = cmp.more_items_needed
+        more = math.ceil(covered_more / test_point.coverage) if covered_more is not None and test_point.coverage \
+            else None
+        text = (f"NOT YET at {where}: {ci} straddles -{delta:g}; " +
+                (f"~{more} more test items (~{covered_more} covered) would settle it at the observed rates"
+                 if more is not None else "more items needed"))
+    elif pending:
+        verdict = "NOT YET"
+        text = f"NOT YET at {where}: on the covered items " + "; ".join(f"{g.metric} {g.reason}" for g in pending)
+    else:
+        verdict = "SWAP"
+        text = f"SWAP at {where}: non-inferior at delta={delta:g} on the covered items, {ci}"
+    return SelectiveDecision(verdict, text, score=score, val=val_point, test=test_point, gates=sub.gates,
+                             more_items_needed=more, **head)
+
+
+def has_score(run: EvalRun, score: str) -> bool:
+    return any(PREFIX + score in i.scores for i in run.items)
+
+
+def _paired(cand: EvalRun, ref: EvalRun, metric: str) -> list[ItemResult]:
+    """The candidate's items that `selective_items` keeps, in its order."""
+    by_id = {i.call_id: i for i in ref.items}
+    return [c for c in cand.items if (r := by_id.get(c.call_id)) is not None and r.scores.get(metric) is not None]
+
+
+def _none_on_val(cand_val: EvalRun, ref_val: EvalRun, head: dict[str, Any]) -> SelectiveDecision:
+    """No threshold reaches parity on val: NO, or NOT YET with the items that would settle it
+    at the most confident share that still meets the minimum coverage."""
+    metric, delta, min_cov = head["metric"], head["delta"], head["min_coverage"]
+    items = selective_items(cand_val, ref_val, metric, DEFAULT_SCORE)
+    t = threshold_for_coverage(items, min_cov)
+    text = f"NO threshold reaches parity with coverage >= {min_cov:.0%} (on val, delta={delta:g})"
+    if t is None:
+        return SelectiveDecision("NO", text + ": too few valid, scored answers", score=DEFAULT_SCORE,
+                                 val=None, test=None, gates=[], **head)
+    point = at_threshold(items, t, delta)
+    cmp = point.comparison
+    text += f"; at {point.coverage:.0%}: paired CI [{cmp.low:+.3f}, {cmp.high:+.3f}], n={cmp.n}"
+    if cmp.decision == "inconclusive" and cmp.more_items_needed is not None and point.coverage:
+        more = math.ceil(cmp.more_items_needed / point.coverage)
+        return SelectiveDecision("NOT YET", text + f"; ~{more} more val items would settle it at the observed "
+                                 "rates", score=DEFAULT_SCORE, val=point, test=None, gates=[],
+                                 more_items_needed=more, **head)
+    return SelectiveDecision("NO", text, score=DEFAULT_SCORE, val=point, test=None, gates=[], **head)
+
+
+def _restrict(run: EvalRun, ids: set[str]) -> EvalRun:
+    """The run on some of its items, its summary recomputed on them (cost per call kept)."""
+    items = [i for i in run.items if i.call_id in ids]
+    metrics = {}
+    for name in {k for i in items for k in i.scores if not k.startswith(PREFIX)}:
+        values = [v for i in items if (v := i.scores.get(name)) is not None]
+        if values:
+            est = mean_interval(values)
+            metrics[name] = {"mean": est.mean, "low": max(0.0, est.low), "high": min(1.0, est.high), "n": est.n}
+    summary = {**run.summary, "n": len(items), "metrics": metrics,
+               "latency_ms": latency_summary([i.latency_ms for i in items if i.error is None]),
+               "errors": sum(1 for i in items if i.error), "parse_failures": sum(1 for i in items if i.parse_failed)}
+    return replace(run, summary=summary, items=items)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from fledgling.calls import Call, Response, Usage, cost_usd
 from fledgling.contracts import Contract, infer_contract, load_contract
 from fledgling.errors import InputError
+from fledgling.evals.confidence import all_scores
 from fledgling.evals.scoring import METRICS, ItemScore, score_item
 from fledgling.evals.stats import latency_summary, mean_interval
 from fledgling.models.generation import Generation, ModelBackend
@@ -142,7 +143,7 @@ def _result(item: EvalItem, gen: Generation, contract: Contract, lenient: bool) 
     score: ItemScore = score_item(gen.response, item.reference, contract, lenient=lenient)
     return ItemResult(item.call.id, item.label_source, gen.response, gen.error, gen.parse_failed,
                       gen.latency_ms, gen.input_tokens, gen.output_tokens,
-                      score.as_dict() | {"success": score.success})
+                      score.as_dict() | {"success": score.success} | all_scores(gen.token_logprobs))
 
 
 def summarise(results: list[ItemResult], spec: ModelSpec,
