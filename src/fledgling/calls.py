@@ -78,8 +78,12 @@ class Response(BaseModel):
 
 
 class Usage(BaseModel):
+    """Token counts as the source reported them. `missing`: the source reported none, so the
+    counts are unknown (stored as NULL, never as 0) and so is the cost."""
+
     input_tokens: int = 0
     output_tokens: int = 0
+    missing: bool = Field(default=False, exclude=True)  # not in dumps: readers see the counts
 
 
 class Feedback(BaseModel):
@@ -151,8 +155,9 @@ def stable_id(*parts: object) -> str:
 
 
 def cost_usd(usage: Usage, usd_per_mtok_in: float | None, usd_per_mtok_out: float | None) -> float | None:
-    """Cost of one call at a per-million-token list price, or None when the price is unknown."""
-    if usd_per_mtok_in is None and usd_per_mtok_out is None:
+    """Cost of one call at a per-million-token list price, or None when the price or the usage is
+    unknown."""
+    if usage.missing or (usd_per_mtok_in is None and usd_per_mtok_out is None):
         return None
     return (usage.input_tokens * (usd_per_mtok_in or 0.0)
             + usage.output_tokens * (usd_per_mtok_out or 0.0)) / 1_000_000
