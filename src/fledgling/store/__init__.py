@@ -11,11 +11,14 @@
 - `train_runs`, `catalog_models`, `model_selections`: training status, the model catalog, and
   each task's selected candidate;
 - `rollouts`, `rollout_events`: each task's routing mode and its history;
+- `jobs`: background jobs (curate, train, eval, ...) with state, progress and log tail;
+  `autopilots`, `autopilot_events`: the autopilot's switch per task and every decision it took;
 - `alembic_version`: which named migration the schema is at.
 
 Calls, contracts and cursors are `Store` methods; each other table has a repository on the
 store (`store.datasets`, `store.eval_runs`, `store.train_runs`, `store.catalog`,
-`store.rollouts`) and the dashboard's read queries are `store.dashboard`. Nothing outside this
+`store.rollouts`, `store.jobs`, `store.autopilots`) and the dashboard's read queries are
+`store.dashboard`. Nothing outside this
 package touches the engine or the tables: a write that spans repositories takes the
 `Connection` of `store.transaction()`.
 """

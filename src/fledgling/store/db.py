@@ -38,11 +38,13 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from fledgling.calls import Call, Feedback, Request, Response, Usage
 from fledgling.errors import StoreError
+from fledgling.store.autopilot import Autopilots
 from fledgling.store.catalog import Catalog
 from fledgling.store.dashboard import Dashboard
 from fledgling.store.datasets import Datasets
 from fledgling.store.eval_runs import EvalRuns
 from fledgling.store.filters import CallFilter
+from fledgling.store.jobs import Jobs
 from fledgling.store.rollouts import Rollouts
 from fledgling.store.schema import calls as calls_t
 from fledgling.store.schema import contracts as contracts_t
@@ -101,6 +103,8 @@ class Store:
         self.catalog = Catalog(self.engine)
         self.rollouts = Rollouts(self.engine)
         self.dashboard = Dashboard(self.engine)
+        self.jobs = Jobs(self.engine)
+        self.autopilots = Autopilots(self.engine)
         if migrate:
             self.migrate()
 

@@ -215,3 +215,51 @@ eval_items = Table(
     Column("scores", Json, nullable=False),
     Index("ix_eval_items_call_id", "call_id"),
 )
+
+jobs = Table(
+    "jobs", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("task", String(200), nullable=False),
+    Column("arguments", Json, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("progress", Float),
+    Column("message", Text),
+    Column("log_tail", Text, nullable=False),
+    Column("result", Json),
+    Column("error", Text),
+    Column("worker_pid", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # "task|kind" while the job is queued or running, NULL after: the unique index makes a
+    # second start of the same task and kind fail in the database, not in a race
+    Column("running_key", String(230)),
+    Index("ix_jobs_running_key", "running_key", unique=True),
+    Index("ix_jobs_task_created_at", "task", "created_at"),
+)
+
+autopilots = Table(
+    "autopilots", metadata,
+    Column("task", String(200), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("require_approval", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(100), nullable=False),
+    Column("state", Json, nullable=False),
+)
+
+autopilot_events = Table(
+    "autopilot_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task", String(200), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("decision", String(30), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("evidence", Json, nullable=False),
+    Column("decided_by", String(100)),
+    Column("decided_at", DateTime(timezone=True)),
+    Index("ix_autopilot_events_task_at", "task", "at"),
+)
