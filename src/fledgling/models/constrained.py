@@ -16,18 +16,31 @@ whitespace, `{`, `[` (or `<` in chat format). Which branch to take is the model'
 `response_format` schema the grammar is that schema. Whitespace inside JSON is fixed, so the
 model cannot stall in blank space. Grammars are compiled by xgrammar once per distinct shape and
 reused across requests and batches.
+
+Given the token cap, the schema is first bounded (`fledgling.models.grammar`) so that every answer
+the grammar admits ends before the cap: a constrained answer is never cut into invalid JSON, and
+a text answer is never cut either. `request_grammar` says which schema a request gets, so every
+engine compiles the same one. A schema that cannot be bounded (or a cap below its shortest
+answer) keeps the unbounded grammar; the book counts each such shape and logs why, once.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from fledgling.calls import Request
 from fledgling.errors import ContractError
+from fledgling.models.grammar import CHAR_BYTES, STOP_TOKENS, GrammarBoundError, bound_schema
 from fledgling.models.prompting import function_specs, output_schema
 
+log = logging.getLogger(__name__)
+
 COMPACT_SEPARATORS = (",", ":")
+CHAT_SEPARATORS = (", ", ": ")  # xgrammar's own without any_whitespace
+TOOL_CALL_TAGS = ("<tool_call>", "</tool_call>")
 _TEXT_FIRST_EXCLUDED = {"chat": r"<{\[ \t\n\r", "specialist": r"{\[ \t\n\r"}
 
 
@@ -85,6 +98,54 @@ def text_allowed(request: Request, contract_allows_text: bool) -> bool:
     return contract_allows_text and request.tool_choice != "required" and not isinstance(request.tool_choice, dict)
 
 
+@dataclass(frozen=True)
+class RequestGrammar:
+    """What a request's constrained answer may be: `schema` (bounded when `bounded_to` is set),
+    wrapped in the chat format's tool-call tags when `tagged`, or (when `text_chars` is not
+    None) plain text of at most that many characters after its first."""
+
+    kind: str
+    schema: dict[str, Any]
+    separators: tuple[str, str]
+    tagged: bool
+    text: bool
+    text_chars: int | None
+    bounded_to: int | None
+    unbounded_reason: str | None = None
+
+
+def request_grammar(request: Request, *, prompt: str = "chat", allow_text: bool = False,
+                    max_tokens: int | None = None) -> RequestGrammar | None:
+    """The grammar this request's contract asks for, bounded to `max_tokens` (the request's own
+    `max_tokens` when None); None when the request declares no schema."""
+    tools = request_tools(request)
+    cap = max_tokens if max_tokens is not None else request.max_tokens
+    separators = COMPACT_SEPARATORS if prompt != "chat" else CHAT_SEPARATORS
+    if tools:
+        parallel = (request.model_extra or {}).get("parallel_tool_calls") is not False
+        text = text_allowed(request, allow_text)
+        tagged = prompt == "chat"
+        schema = (tool_calls_schema if tagged else compact_calls_schema)(tools, parallel=parallel)
+        kind = f"tools/{prompt}/{text}"
+    else:
+        out_schema = output_schema(request)
+        if out_schema is None:
+            return None
+        schema, tagged, text, kind = out_schema, False, False, f"json/{prompt}"
+    reserved = sum(len(t) for t in TOOL_CALL_TAGS) if tagged else 0
+    bounded, reason = schema, None
+    if cap is not None:
+        try:
+            bounded = bound_schema(schema, cap, separators=separators, reserved=reserved)
+        except GrammarBoundError as exc:
+            reason = str(exc)
+    chars = None
+    if text and cap is not None and cap - STOP_TOKENS >= 2 * CHAR_BYTES:
+        chars = (cap - STOP_TOKENS - CHAR_BYTES) // CHAR_BYTES
+    return RequestGrammar(kind, bounded, separators, tagged, text, chars,
+                          cap if reason is None and cap is not None else None, reason)
+
+
 class GrammarBook:
     """Compiled grammars for one tokenizer, cached by the shape they enforce."""
 
@@ -97,40 +158,41 @@ class GrammarBook:
             xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size), max_threads=1)
         self._cache: dict[str, Any] = {}
         self._special_first = _class_chars(special_first_chars(tokenizer))
+        self.unbounded: dict[str, str] = {}  # schema shape -> why its grammar is not bounded
 
-    def for_request(self, request: Request, *, prompt: str = "chat", allow_text: bool = False) -> Any | None:
-        """The compiled grammar for this request's contract, or None when it declares no schema."""
-        tools = request_tools(request)
-        if tools:
-            parallel = (request.model_extra or {}).get("parallel_tool_calls") is not False
-            text = text_allowed(request, allow_text)
-            if prompt != "chat":
-                schema = compact_calls_schema(tools, parallel=parallel)
-            else:
-                schema = tool_calls_schema(tools, parallel=parallel)
-            return self._compile(f"tools/{prompt}/{text}", schema, prompt, text)
-        out_schema = output_schema(request)
-        return self._compile(f"json/{prompt}", out_schema, prompt, False) if out_schema is not None else None
+    def for_request(self, request: Request, *, prompt: str = "chat", allow_text: bool = False,
+                    max_tokens: int | None = None) -> Any | None:
+        """The compiled grammar for this request's contract bounded to `max_tokens` (see
+        `request_grammar`), or None when it declares no schema."""
+        grammar = request_grammar(request, prompt=prompt, allow_text=allow_text, max_tokens=max_tokens)
+        if grammar is None:
+            return None
+        if grammar.unbounded_reason is not None:
+            shape = grammar.kind + json.dumps(grammar.schema, sort_keys=True)
+            if shape not in self.unbounded:
+                log.warning("constrained answers of %s may be cut at the token cap: %s",
+                            grammar.kind, grammar.unbounded_reason)
+            self.unbounded[shape] = grammar.unbounded_reason
+        return self._compile(grammar, "chat" if prompt == "chat" else "specialist")
 
-    def _compile(self, kind: str, schema: dict[str, Any], prompt: str, text: bool) -> Any:
-        key = kind + json.dumps(schema, sort_keys=True)
+    def _compile(self, grammar: RequestGrammar, prompt: str) -> Any:
+        key = f"{grammar.kind}/{grammar.text_chars}" + json.dumps(grammar.schema, sort_keys=True)
         if key not in self._cache:
             xgr = self._xgr
-            separators = COMPACT_SEPARATORS if prompt != "chat" else None
             try:
-                body = xgr.Grammar.from_json_schema(schema, any_whitespace=False, strict_mode=True,
-                                                    separators=separators)
+                body = xgr.Grammar.from_json_schema(grammar.schema, any_whitespace=False, strict_mode=True,
+                                                    separators=grammar.separators)
             except Exception as exc:  # xgrammar raises RuntimeError/ValueError variants
                 raise ContractError(f"cannot build a grammar for this schema ({exc}); run without "
                                     "--constrained or simplify the schema") from None
-            if kind.startswith("tools/chat"):
-                body = xgr.Grammar.concat(xgr.Grammar.from_ebnf('root ::= "<tool_call>"'), body,
-                                          xgr.Grammar.from_ebnf('root ::= "</tool_call>"'))
-            if text:
-                excluded = _TEXT_FIRST_EXCLUDED["chat" if prompt == "chat" else "specialist"]
-                excluded += self._special_first  # a text answer is never empty
-                plain = xgr.Grammar.from_ebnf(f"root ::= [^{excluded}] [^]*")
-                body = xgr.Grammar.union(body, plain)
+            if grammar.tagged:
+                opening, closing = TOOL_CALL_TAGS
+                body = xgr.Grammar.concat(xgr.Grammar.from_ebnf(f'root ::= "{opening}"'), body,
+                                          xgr.Grammar.from_ebnf(f'root ::= "{closing}"'))
+            if grammar.text:
+                excluded = _TEXT_FIRST_EXCLUDED[prompt] + self._special_first  # never empty
+                rest = "[^]*" if grammar.text_chars is None else f"[^]{{0,{grammar.text_chars}}}"
+                body = xgr.Grammar.union(body, xgr.Grammar.from_ebnf(f"root ::= [^{excluded}] {rest}"))
             self._cache[key] = self.compiler.compile_grammar(body)
         return self._cache[key]
 
