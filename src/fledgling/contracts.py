@@ -1,11 +1,12 @@
 """Contracts: what a task's answers must look like, inferred from the calls it made.
 
-A contract is the tool set the agent declared (each tool's JSON Schema), the `response_format`
-schema, and the observed distribution (which tool how often, which arguments and fields). Its
-version is a hash of its content, so the same tools and schemas always give the same version
-and any schema change gives a new one. `validate` checks an answer against it with JSON Schema
-2020-12 and reports every violation with a precise path such as
-`tool_calls[1].arguments.items[0].qty`.
+A contract is the tool set the agent declared (each tool's JSON Schema and its `strict` flag),
+the `response_format` schema (and its `strict` flag), and the observed distribution (which tool
+how often, which arguments and fields). Its version is a hash of its content, so the same tools
+and schemas always give the same version and any schema change gives a new one. `validate`
+checks an answer against it with JSON Schema 2020-12 and reports every violation with a precise
+path such as `tool_calls[1].arguments.items[0].qty`. A strict schema is held to what OpenAI's strict mode
+promises: no property beyond those declared, and every declared property present.
 """
 
 from __future__ import annotations
@@ -40,11 +41,13 @@ _EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 
 
 class ToolSpec(BaseModel):
-    """One tool the agent declared: its name, description and arguments' JSON Schema."""
+    """One tool the agent declared: its name, description, arguments' JSON Schema and whether
+    it asked for strict mode (None: it did not say)."""
 
     name: str
     description: str | None = None
     parameters: dict[str, Any]
+    strict: bool | None = None
 
 
 class Contract(BaseModel):
@@ -53,6 +56,7 @@ class Contract(BaseModel):
     kind: Kind
     tools: list[ToolSpec]
     output_schema: dict[str, Any] | None = None
+    output_strict: bool | None = None
     stats: dict[str, Any]
 
     _validators: dict[str | None, Draft202012Validator] | None = PrivateAttr(default=None)
@@ -70,9 +74,11 @@ class Contract(BaseModel):
         """One checked validator per tool (by name) and for the output schema (key None)."""
         if self._validators is None:
             built: dict[str | None, Draft202012Validator] = {
-                t.name: _validator(t.parameters, f"tool '{t.name}' parameters") for t in self.tools}
+                t.name: _validator(t.parameters, f"tool '{t.name}' parameters", strict=bool(t.strict))
+                for t in self.tools}
             if self.output_schema is not None:
-                built[None] = _validator(self.output_schema, "the response_format schema")
+                built[None] = _validator(self.output_schema, "the response_format schema",
+                                         strict=bool(self.output_strict))
             self._validators = built
         return self._validators
 
@@ -85,10 +91,16 @@ class Violation(BaseModel):
 
 # -- inference ----------------------------------------------------------------------------------
 
-def contract_version(kind: str, tools: list[ToolSpec], output_schema: dict[str, Any] | None) -> str:
-    """The content hash: equal tools and schemas give an equal version, in any order."""
-    body = {"kind": kind, "tools": [t.model_dump() for t in sorted(tools, key=lambda t: t.name)],
-            "output_schema": output_schema}
+def contract_version(kind: str, tools: list[ToolSpec], output_schema: dict[str, Any] | None,
+                     output_strict: bool | None = None) -> str:
+    """The content hash: equal tools and schemas give an equal version, in any order. A `strict`
+    flag counts when it is set, so contracts declared without one keep their old versions."""
+    body: dict[str, Any] = {
+        "kind": kind, "output_schema": output_schema,
+        "tools": [t.model_dump(exclude={"strict"} if t.strict is None else None)
+                  for t in sorted(tools, key=lambda t: t.name)]}
+    if output_strict is not None:
+        body["output_strict"] = output_strict
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -106,12 +118,15 @@ def infer_contract(calls: Iterable[Call], task: str) -> Contract:
         raise ContractError(f"task '{task}' has no calls to infer a contract from; import or "
                             "capture some first (see `fledgling traces stats`)")
     tools = [ToolSpec(name=name, description=decl[1].get("description"),
-                      parameters=decl[1].get("parameters") or dict(_EMPTY_PARAMETERS))
+                      parameters=decl[1].get("parameters") or dict(_EMPTY_PARAMETERS),
+                      strict=decl[1].get("strict"))
              for name, decl in sorted(acc.tool_decls.items())]
     output_schema = acc.output_schema[1] if acc.output_schema else None
+    output_strict = acc.output_strict if output_schema is not None else None
     kind: Kind = "toolcall" if tools else "structured" if output_schema is not None else "text"
-    contract = Contract(task=task, version=contract_version(kind, tools, output_schema), kind=kind,
-                        tools=tools, output_schema=output_schema, stats=acc.stats())
+    contract = Contract(task=task, version=contract_version(kind, tools, output_schema, output_strict),
+                        kind=kind, tools=tools, output_schema=output_schema,
+                        output_strict=output_strict, stats=acc.stats())
     contract.validators()  # an invalid declared schema is an error now, not at first use
     return contract
 
@@ -128,6 +143,7 @@ class _Accumulator:
         self.tool_decls: dict[str, tuple[datetime, dict[str, Any]]] = {}
         self.decl_variants: dict[str, set[str]] = {}
         self.output_schema: tuple[datetime, dict[str, Any]] | None = None
+        self.output_strict: bool | None = None
         self.schema_variants: set[str] = set()
         self.tool_calls: Counter[str] = Counter()
         self.arg_presence: dict[str, Counter[str]] = {}
@@ -154,6 +170,9 @@ class _Accumulator:
             if not name:
                 continue
             decl = {"description": fn.get("description"), "parameters": fn.get("parameters")}
+            strict = fn.get("strict", raw.get("strict"))
+            if isinstance(strict, bool):
+                decl["strict"] = strict
             self.decl_variants.setdefault(name, set()).add(_canonical(decl))
             if name not in self.tool_decls or at >= self.tool_decls[name][0]:
                 self.tool_decls[name] = (at, decl)
@@ -162,6 +181,7 @@ class _Accumulator:
             self.schema_variants.add(_canonical(schema))
             if self.output_schema is None or at >= self.output_schema[0]:
                 self.output_schema = (at, schema)
+                self.output_strict = response_format_strict(call.request.response_format)
         resp = call.response
         if call.status == "error" or resp is None:
             self.errors += 1
@@ -236,6 +256,36 @@ def _response_format_schema(rf: dict[str, Any] | None) -> dict[str, Any] | None:
     return None
 
 
+def response_format_strict(rf: dict[str, Any] | None) -> bool | None:
+    """The `strict` flag of a json_schema `response_format` (None when it does not say)."""
+    strict = ((rf or {}).get("json_schema") or {}).get("strict")
+    return strict if isinstance(strict, bool) else None
+
+
+def strict_schema(schema: Any) -> Any:
+    """`schema` as OpenAI's strict mode reads it: every object schema closed
+    (`additionalProperties: false` unless it says otherwise) and all its properties required."""
+    if isinstance(schema, list):
+        return [strict_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {}
+    for key, value in schema.items():
+        if key in ("properties", "$defs", "definitions", "patternProperties"):
+            out[key] = {k: strict_schema(v) for k, v in value.items()} if isinstance(value, dict) else value
+        elif key in ("items", "prefixItems", "anyOf", "oneOf", "allOf", "not", "additionalProperties",
+                     "contains", "if", "then", "else"):
+            out[key] = strict_schema(value)
+        else:
+            out[key] = value
+    kind = out.get("type")
+    if "properties" in out or kind == "object" or (isinstance(kind, list) and "object" in kind):
+        out.setdefault("additionalProperties", False)
+        props = out.get("properties") or {}
+        out["required"] = list(dict.fromkeys([*(out.get("required") or []), *props]))
+    return out
+
+
 def _field_paths(value: Any, prefix: str = "") -> Iterator[str]:
     """Every field path present in a JSON value: `address.city`, `items[].qty`."""
     if isinstance(value, dict):
@@ -254,7 +304,7 @@ def _canonical(value: Any) -> str:
 
 # -- validation ---------------------------------------------------------------------------------
 
-def _validator(schema: Any, what: str) -> Draft202012Validator:
+def _validator(schema: Any, what: str, *, strict: bool = False) -> Draft202012Validator:
     if not isinstance(schema, dict):
         raise ContractError(f"{what} is not a JSON Schema object (got {type(schema).__name__}); "
                             "fix the declaration in the agent and infer again")
@@ -265,7 +315,7 @@ def _validator(schema: Any, what: str) -> Draft202012Validator:
         raise ContractError(f"{what} is not a valid JSON Schema 2020-12 at {where}: "
                             f"{exc.message}; fix the declaration in the agent and infer again"
                             ) from None
-    return Draft202012Validator(schema)
+    return Draft202012Validator(strict_schema(schema) if strict else schema)
 
 
 def validate(response: Response, contract: Contract, *,
@@ -451,11 +501,17 @@ def check_calls(calls: Iterable[Call], contract: Contract, *, examples: int = 5)
 # -- storage ------------------------------------------------------------------------------------
 
 def save_contract(store: Store, contract: Contract) -> bool:
-    """Store a contract version; False when that exact version was stored before."""
+    """Store a contract version; False when that exact version was stored before.
+
+    Tools keep `strict` inside their JSON; the output format's flag rides in the stats JSON
+    (`output_strict`) as the contracts table has no column of its own for it."""
+    stats = contract.stats if contract.output_strict is None else {
+        **contract.stats, "output_strict": contract.output_strict}
     return store.put_contract(task=contract.task, version=contract.version, kind=contract.kind,
                               n_calls=int(contract.stats.get("n", 0)),
-                              tools=[t.model_dump() for t in contract.tools],
-                              output_schema=contract.output_schema, stats=contract.stats)
+                              tools=[t.model_dump(exclude={"strict"} if t.strict is None else None)
+                                     for t in contract.tools],
+                              output_schema=contract.output_schema, stats=stats)
 
 
 def load_contract(store: Store, task: str, version: str | None = None) -> Contract | None:
@@ -469,9 +525,11 @@ def load_contract(store: Store, task: str, version: str | None = None) -> Contra
     if not rows:
         return None
     row = rows[0]
+    stats = dict(row["stats"] or {})
+    output_strict = stats.pop("output_strict", None)
     return Contract(task=row["task"], version=row["version"], kind=row["kind"],
                     tools=[ToolSpec.model_validate(t) for t in row["tools"]],
-                    output_schema=row["output_schema"], stats=row["stats"] or {})
+                    output_schema=row["output_schema"], output_strict=output_strict, stats=stats)
 
 
 def infer_and_save(s: Store, task: str) -> tuple[Contract, bool]:

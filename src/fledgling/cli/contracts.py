@@ -47,10 +47,10 @@ def show(task: str = options.task(), contract_version: str | None = options.cont
         console.print(f"[dim]stored versions (newest first): {', '.join(versions)}[/]")
     console.print(contract_tables(contract))
     for tool in contract.tools:
-        console.print(f"[bold]{tool.name}[/] {tool.description or ''}")
+        console.print(f"[bold]{tool.name}[/] {_strict(tool.strict)}{tool.description or ''}")
         console.print(Syntax(json.dumps(tool.parameters, indent=2, ensure_ascii=False), "json"))
     if contract.output_schema is not None:
-        console.print("[bold]output schema[/]")
+        console.print(f"[bold]output schema[/] {_strict(contract.output_strict)}")
         console.print(Syntax(json.dumps(contract.output_schema, indent=2, ensure_ascii=False), "json"))
 
 
@@ -84,6 +84,11 @@ def check_with_progress(s: Store, contract: Contract, *, shown: bool = True) -> 
                 yield call
 
         return check_calls(ticking(), contract)
+
+
+def _strict(flag: bool | None) -> str:
+    """How the agent declared a schema: strict (OpenAI's strict mode), not strict, or silent."""
+    return "" if flag is None else "(strict) " if flag else "(strict: false) "
 
 
 def _load(s: Store, task: str, version: str | None) -> Contract:

@@ -26,6 +26,7 @@ from fledgling.contracts import (
     Violation,
     contract_version,
     load_contract,
+    response_format_strict,
     validate,
 )
 from fledgling.errors import ContractError
@@ -39,14 +40,24 @@ DECLARED_MAX = 256
 
 
 def request_contract(task: str, request: Request) -> Contract:
-    """The contract a request declares by itself."""
-    tools = [ToolSpec(name=t["name"], description=t["description"] or None, parameters=t["parameters"])
+    """The contract a request declares by itself, its tools' and response format's `strict`
+    flags included (a strict schema admits no extra property and needs every declared one)."""
+    strict: dict[str, bool] = {}
+    for raw in request.tools or []:
+        inner = raw.get("function")
+        fn: dict[str, Any] = inner if isinstance(inner, dict) else raw
+        flag = fn.get("strict", raw.get("strict"))
+        if fn.get("name") and isinstance(flag, bool):
+            strict[fn["name"]] = flag
+    tools = [ToolSpec(name=t["name"], description=t["description"] or None, parameters=t["parameters"],
+                      strict=strict.get(t["name"]))
              for t in function_specs(request)]
     schema = output_schema(request)
+    schema_strict = response_format_strict(request.response_format) if schema is not None else None
     kind: Literal["toolcall", "structured", "text"] = (
         "toolcall" if tools else "structured" if schema is not None else "text")
-    return Contract(task=task, version=contract_version(kind, tools, schema), kind=kind, tools=tools,
-                    output_schema=schema, stats={})
+    return Contract(task=task, version=contract_version(kind, tools, schema, schema_strict), kind=kind,
+                    tools=tools, output_schema=schema, output_strict=schema_strict, stats={})
 
 
 class Enforcer:
