@@ -6,6 +6,8 @@ import json
 from html import escape
 from typing import Any
 
+from fledgling.report.selective import render_selective
+
 COLOURS = {"SWAP": "#1a7f37", "NOT YET": "#9a6700", "NO": "#cf222e",
            "pass": "#1a7f37", "not_yet": "#9a6700", "fail": "#cf222e"}
 PALETTE = ["#0969da", "#8250df", "#bf3989", "#1a7f37", "#9a6700", "#57606a"]
@@ -49,6 +51,7 @@ def render_html(report: dict[str, Any]) -> str:
                          f"{escape(g['outcome'].replace('_', ' '))}</span></td>"
                          f"<td>{escape(g['reason'])}</td></tr>")
         parts.append("</table>")
+    parts.append(render_selective(r.get("selective")))
     runs = ([ref] if ref else []) + r["candidates"]
     parts.append("<h2>Metrics (mean and 95% interval)</h2>")
     parts.append(_metric_bars(runs))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fledgling.report.selective import selective_markdown
+
 
 def render_markdown(report: dict[str, Any]) -> str:
     r = report
@@ -21,6 +23,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         out += [f"## {cand['label']}: {cand['verdict']}", "", "| gate | rule | outcome | why |", "|---|---|---|---|"]
         out += [f"| {g['metric']} | {g['rule']} | {g['outcome']} | {g['reason']} |" for g in cand["gates"]]
         out.append("")
+    out += selective_markdown(r.get("selective"))
     runs = ([ref] if ref else []) + r["candidates"]
     names = sorted({m for run in runs for m in run["metrics"]})
     out += ["## Metrics (mean [95% CI])", "", "| metric | " + " | ".join(x["label"] for x in runs) + " |",

@@ -13,10 +13,11 @@ from typing import Any
 
 from fledgling.config import Settings
 from fledgling.errors import InputError
-from fledgling.evals.gates import Decision, evaluate_gates
+from fledgling.evals.gates import COVERAGE, Decision, evaluate_gates
 from fledgling.evals.runs import EvalRun, list_runs, load_run_items, reference_of
 from fledgling.evals.scoring import compare_tool_calls
 from fledgling.evals.stats import wilson_interval
+from fledgling.report.selective import selective_section
 from fledgling.store import CallFilter, Store
 
 VERDICT_ORDER = {"SWAP": 0, "NOT YET": 1, "NO": 2}
@@ -56,13 +57,18 @@ def build_report(store: Store, settings: Settings, task: str, split: str = "test
     if primary is None and candidates:
         primary = min(candidates, key=lambda c: (VERDICT_ORDER[decisions[c.id].verdict],
                                                  -c.summary["metrics"].get("success", {}).get("mean", 0)))
+    selective = _selective(store, task, split, primary, reference, ref_name, gates, kind)
+    verdict = decisions[primary.id].verdict if primary else "NOT YET"
+    if selective is not None and COVERAGE in gates:
+        verdict = selective["verdict"]
     calls = {i.call_id for r in runs for i in r.items}
     call_by_id = {cid: store.get_call(cid) for cid in calls}
     monthly = _monthly_calls(store, task)
     return {
         "task": task, "split": split, "kind": kind,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "verdict": decisions[primary.id].verdict if primary else "NOT YET",
+        "verdict": verdict,
+        "selective": selective,
         "primary": primary.label if primary else None,
         "reference": _run_info(reference) if reference else None,
         "default_gates": decisions[primary.id].default_gates if primary else True,
@@ -72,6 +78,23 @@ def build_report(store: Store, settings: Settings, task: str, split: str = "test
         "monthly_calls": monthly,
         "worst_failures": _worst(primary, reference, call_by_id) if primary else [],
     }
+
+
+def _selective(store: Store, task: str, split: str, primary: EvalRun | None, reference: EvalRun | None,
+               ref_name: str, gates: dict, kind: str) -> dict[str, Any] | None:
+    """The selective verdict of the primary candidate: its threshold chosen on the val runs of
+    the same candidate and reference, tested on this split."""
+    if primary is None or reference is None or split == "val":
+        return None
+    val = latest_runs(store, task, "val")
+    same = (primary.model, primary.prompt, primary.constrained)
+    cand_val = next((r for r in val if (r.model, r.prompt, r.constrained) == same), None)
+    ref_val = next((r for r in val if r.model == ref_name), None) or \
+        next((r for r in val if r.model_kind == "recorded"), None)
+    for run in (cand_val, ref_val):
+        if run is not None:
+            load_run_items(store, run)
+    return selective_section(primary, reference, cand_val, ref_val, gates, kind)
 
 
 def _run_info(run: EvalRun) -> dict[str, Any]:
