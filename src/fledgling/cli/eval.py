@@ -32,6 +32,9 @@ def eval_command(
     limit: int | None = options.limit(None, "Only the first N items."),
     batch_size: int = options.batch_size(16, "Local models: requests per batch."),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Local models: answer length cap."),
+    latency_items: int | None = typer.Option(None, "--latency-items", min=0, help="Local models in batches: "
+                                             "items answered again one at a time for the latency figures "
+                                             "(default 8; 0: report in-batch times, named as such)."),
     prompt: str = options.prompt("auto", "Local models: how the request is shown. "
                                  "'compact': the specialist prompt (a short system line with the tool "
                                  "signatures, answers as compact JSON calls); 'lean': the same without the "
@@ -55,6 +58,6 @@ def eval_command(
         job = bar.add_task(f"{spec.name} on {task} {split}", total=len(items))
         run = run_eval(s, task, spec, backend, items, contract, split=split,
                        dataset_version=found_version, constrained=constrained, lenient=lenient,
-                       progress=lambda n: bar.advance(job, n), chunk=batch_size)
+                       progress=lambda n: bar.advance(job, n), chunk=batch_size, latency_items=latency_items)
     console.print(run_table(run))
     console.print(f"[dim]stored as {run.id}; compare with `fledgling report --task {task}`[/]")

@@ -139,6 +139,53 @@ async def evaluate(items: list[EvalItem], backend: ModelBackend, contract: Contr
     return results
 
 
+DEFAULT_LATENCY_ITEMS = 8  # items re-run one at a time for the latency figures of a batched local model
+
+
+async def batch1_latencies(items: list[EvalItem], backend: ModelBackend, n: int) -> list[float]:
+    """Time to answer of `n` items spread over the split, each asked alone (batch 1): what a
+    caller waits for one request, which the in-batch times of a batched eval are not."""
+    if n <= 0 or not items:
+        return []
+    step = max(1, len(items) // n)
+    out = []
+    for item in items[::step][:n]:
+        gen = (await backend.generate([item.call.request]))[0]
+        if gen.error is None:
+            out.append(gen.latency_ms)
+    return out
+
+
+def latency_basis(spec: ModelSpec, backend: ModelBackend, batch1: list[float]) -> dict[str, Any]:
+    """What a run's latency figures measure: `recorded` (what the calls took when they were made),
+    `batch-1` (each item answered alone), `in-batch` (each item's own completion time inside a
+    batch of `batch_size`, from the batch's start) or `per-request` (each request's round trip)."""
+    batch = int(getattr(backend, "batch_size", 1) or 1)
+    if spec.kind == "recorded":
+        return {"kind": "recorded"}
+    if batch1:
+        return {"kind": "batch-1", "n": len(batch1), "batch_size": 1}
+    if spec.is_local:
+        return {"kind": "batch-1", "batch_size": 1} if batch == 1 else {"kind": "in-batch", "batch_size": batch}
+    return {"kind": "per-request"}
+
+
+def describe_latency(basis: dict[str, Any] | None) -> str:
+    """One line saying what the latency figures measure, for reports."""
+    kind = (basis or {}).get("kind")
+    if kind == "recorded":
+        return "as recorded when the calls were made"
+    if kind == "batch-1":
+        n = basis.get("n") if basis else None
+        return "each item answered alone (batch 1)" + (f", {n} items re-run for the figures" if n else "")
+    if kind == "in-batch":
+        return f"each item's own completion time inside a batch of {basis.get('batch_size')} (not batch 1)" \
+            if basis else ""
+    if kind == "per-request":
+        return "each request's own round trip"
+    return "basis not recorded (a run from before the basis was kept)"
+
+
 def _result(item: EvalItem, gen: Generation, contract: Contract, lenient: bool) -> ItemResult:
     score: ItemScore = score_item(gen.response, item.reference, contract, lenient=lenient)
     return ItemResult(item.call.id, item.label_source, gen.response, gen.error, gen.parse_failed,
@@ -146,9 +193,11 @@ def _result(item: EvalItem, gen: Generation, contract: Contract, lenient: bool) 
                       score.as_dict() | {"success": score.success} | all_scores(gen.token_logprobs))
 
 
-def summarise(results: list[ItemResult], spec: ModelSpec,
-              recorded_cost: float | None = None) -> dict[str, Any]:
-    """Means with 95% intervals per metric, per-tool success, latency, tokens and cost."""
+def summarise(results: list[ItemResult], spec: ModelSpec, recorded_cost: float | None = None, *,
+              basis: dict[str, Any] | None = None, batch1: list[float] | None = None) -> dict[str, Any]:
+    """Means with 95% intervals per metric, per-tool success, latency, tokens and cost. With
+    `batch1` (batch-1 times of some items) the latency figures are those, and the items' in-batch
+    times stay beside them as `latency_in_batch_ms`."""
     metrics = {}
     for name in (*METRICS, "success"):
         values = [v for r in results if (v := r.scores.get(name)) is not None]
@@ -161,9 +210,13 @@ def summarise(results: list[ItemResult], spec: ModelSpec,
     tout = sum(r.output_tokens for r in results)
     n = len(results)
     cost = recorded_cost if spec.kind == "recorded" else cost_usd_of(tin, tout, spec)
+    timing: dict[str, Any] = {"latency_ms": latency_summary(latencies)}
+    if batch1:
+        timing = {"latency_ms": latency_summary(batch1), "latency_samples_ms": sorted(batch1),
+                  "latency_in_batch_ms": latency_summary(latencies)}
     return {
         "n": n, "metrics": metrics,
-        "latency_ms": latency_summary(latencies),
+        **timing, "latency_basis": basis or {"kind": "recorded" if spec.kind == "recorded" else "per-request"},
         "errors": sum(1 for r in results if r.error), "parse_failures": sum(1 for r in results if r.parse_failed),
         "input_tokens": tin, "output_tokens": tout,
         "cost_per_1k_usd": cost * 1000 / n if cost is not None and n else None,
@@ -179,10 +232,17 @@ def cost_usd_of(input_tokens: int, output_tokens: int, spec: ModelSpec) -> float
 def run_eval(store: Store, task: str, spec: ModelSpec, backend: ModelBackend, items: list[EvalItem],
              contract: Contract, *, split: str, dataset_version: int | None, constrained: bool,
              lenient: bool = False, progress: Callable[[int], None] | None = None,
-             chunk: int = 16) -> EvalRun:
-    """Evaluate and store the run (all items in one transaction: a run is there whole or not at all)."""
+             chunk: int = 16, latency_items: int | None = None) -> EvalRun:
+    """Evaluate and store the run (all items in one transaction: a run is there whole or not at all).
+
+    A local model answering in batches also answers `latency_items` items alone (default
+    `DEFAULT_LATENCY_ITEMS`; 0: none, and its figures are in-batch times, said so)."""
     results = asyncio.run(evaluate(items, backend, contract, lenient=lenient, progress=progress, chunk=chunk))
-    summary = summarise(results, spec, _recorded_cost(items))
+    batched = spec.is_local and int(getattr(backend, "batch_size", 1) or 1) > 1
+    n_solo = (DEFAULT_LATENCY_ITEMS if latency_items is None else latency_items) if batched else 0
+    batch1 = asyncio.run(batch1_latencies(items, backend, n_solo))
+    summary = summarise(results, spec, _recorded_cost(items), basis=latency_basis(spec, backend, batch1),
+                        batch1=batch1)
     if spec.is_local:
         summary["prompt"] = getattr(backend, "prompt", None)
     run = EvalRun(
@@ -200,13 +260,13 @@ def evaluate_model(store: Store, task: str, spec: ModelSpec, *, split: str = "te
                    prompt: str | None = None, lenient: bool = False, batch_size: int = 16,
                    max_new_tokens: int = 256, backend: ModelBackend | None = None,
                    on_items: Callable[[int], None] | None = None,
-                   progress: Callable[[int], None] | None = None) -> EvalRun:
+                   progress: Callable[[int], None] | None = None, latency_items: int | None = None) -> EvalRun:
     """Evaluate one model on (the first `limit` items of) a task's curated split and store the run.
 
     The whole step in one call, for the CLI and for pipelines (the demo, after training). A
     local `backend` already loaded may be passed to skip loading it again; it is used as given
     (its prompt format and constraint setting). `on_items(n)` is told how many items there are
-    before the work starts; `progress(n)` after each batch.
+    before the work starts; `progress(n)` after each batch; `latency_items` as in `run_eval`.
     """
     version, contract_version, items = load_items(store, task, split, dataset_version, limit)
     contract = task_contract(store, task, contract_version, items)
@@ -222,7 +282,8 @@ def evaluate_model(store: Store, task: str, spec: ModelSpec, *, split: str = "te
     try:
         return run_eval(store, task, spec, backend, items, contract, split=split, dataset_version=version,
                         constrained=bool(getattr(backend, "constrained", constrained)), lenient=lenient,
-                        progress=progress, chunk=getattr(backend, "batch_size", 16))
+                        progress=progress, chunk=getattr(backend, "batch_size", 16),
+                        latency_items=latency_items)
     finally:
         if owned:
             asyncio.run(backend.aclose())

@@ -7,7 +7,7 @@ from rich.console import Group
 from rich.table import Table
 
 from fledgling.contracts import CODES, CheckResult, Contract
-from fledgling.evals.runs import EvalRun
+from fledgling.evals.runs import EvalRun, describe_latency
 
 
 def run_table(run: EvalRun) -> Table:
@@ -20,7 +20,8 @@ def run_table(run: EvalRun) -> Table:
         table.add_row(name, f"{m['mean']:.3f}", f"[{m['low']:.3f}, {m['high']:.3f}]")
     lat = run.summary["latency_ms"]
     if lat.get("p50") is not None:
-        table.add_row("latency p50 / p95 ms", f"{lat['p50']:,.0f} / {lat['p95']:,.0f}", "")
+        table.add_row("latency p50 / p95 ms", f"{lat['p50']:,.0f} / {lat['p95']:,.0f}",
+                      describe_latency(run.summary.get("latency_basis")))
     table.add_row("errors / parse failures", f"{run.summary['errors']} / {run.summary['parse_failures']}", "")
     return table
 
