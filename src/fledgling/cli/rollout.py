@@ -125,6 +125,10 @@ def calibrate(task: str = options.task("The task whose candidate to calibrate.")
                                                     help="Agreement with the reference the kept answers must reach."),
               split: str = options.split("val", "The curated split to calibrate on."),
               limit: int | None = options.limit(None, "At most this many items."),
+              delta: float | None = typer.Option(
+                  None, "--delta", min=0.0, max=1.0,
+                  help="Margin of the parity check per confidence score (default: the task's "
+                       "non-inferiority gate, else 0.05)."),
               ) -> None:
     """Calibrate the low-confidence fallback: run the task's candidate over its curated val split
     and find the lowest mean token log-probability at which its answers agree with the
@@ -140,7 +144,7 @@ def calibrate(task: str = options.task("The task whose candidate to calibrate.")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
         job = bar.add_task(f"{task}: candidate answers on {split}", total=total)
         result = calibrate_task(s, cfg, task, target_accuracy, split=split, limit=limit,
-                                progress=lambda n: bar.advance(job, n))
+                                progress=lambda n: bar.advance(job, n), delta=delta)
     cal = result.calibration
     table = Table(title=f"confidence calibration: {task} ({result.candidate}, {result.split})")
     for col in ("answers scored", "no score", "failed (error/contract)", "accuracy, all scored",
@@ -150,6 +154,19 @@ def calibrate(task: str = options.task("The task whose candidate to calibrate.")
                   f"{cal.threshold:.4f}" if cal.threshold is not None else "-",
                   f"{cal.accuracy:.1%}" if cal.threshold is not None else "-", f"{cal.coverage:.1%}")
     console.print(table)
+    if result.parity:
+        parity = Table(title=f"coverage at parity with the LLM (delta {result.delta:g}), per confidence score")
+        for col in ("score", "threshold", "coverage", "candidate (covered)", "LLM (same items)", "paired 95% CI"):
+            parity.add_column(col, justify="right")
+        for name, point in result.parity.items():
+            chosen = " (best)" if name == result.best_score else ""
+            if point is None:
+                parity.add_row(name, "-", "none at parity", "-", "-", "-")
+                continue
+            cmp = point.comparison
+            parity.add_row(name + chosen, f"{point.threshold:.4f}", f"{point.coverage:.1%}",
+                           f"{cmp.candidate:.1%}", f"{cmp.reference:.1%}", f"[{cmp.low:+.3f}, {cmp.high:+.3f}]")
+        console.print(parity)
     if cal.threshold is None:
         console.print(f"[yellow]no threshold reaches {target_accuracy:.0%} agreement[/] on {result.scored} scored "
                       "answers: the candidate is not ready for this target (train more, or lower it)")

@@ -10,7 +10,11 @@ the check is skipped for it.
 
 The threshold is calibrated on the task's curated val split (`fledgling rollout calibrate`):
 the lowest score at which the answers scoring at least that agree with the reference at the
-target rate. The gateway falls back to the LLM under it (`fallback_on` with "low_confidence").
+target rate, or (`calibrate_parity`) the lowest at which they are non-inferior to the LLM's own
+answers on the same items. The gateway falls back to the LLM under it (`fallback_on` with
+"low_confidence"). Other scores of a local answer (`evals/confidence.py`: e.g. the least sure
+free token) are compared on val the same way, and the one giving more coverage at parity is
+the one a rollout from the report uses (`score_of`).
 """
 
 from __future__ import annotations
@@ -19,13 +23,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fledgling.evals.confidence import SCORES, mean_logprob
+
 
 def local_confidence(token_logprobs: Sequence[float] | None) -> float | None:
     """Mean log-probability of the chosen tokens the grammar did not force (0.0 if it forced all)."""
-    if token_logprobs is None:
-        return None
-    free = [lp for lp in token_logprobs if lp < 0.0]
-    return sum(free) / len(free) if free else 0.0
+    return None if token_logprobs is None else mean_logprob(token_logprobs)
+
+
+def score_of(token_logprobs: Sequence[float] | None, score: str, fallback: float | None) -> float | None:
+    """A named score of a local answer (`evals.confidence.SCORES`); `fallback` (the answer's
+    own score: a remote server's mean) when there are no token log-probabilities."""
+    if token_logprobs is None or score not in SCORES:
+        return fallback
+    return SCORES[score](token_logprobs)
 
 
 def remote_confidence(logprobs: Any) -> float | None:
