@@ -21,7 +21,7 @@ DEFAULT_DB_URL = "sqlite:///.fledgling/fledgling.db"
 DEFAULT_CONFIG_NAME = "fledgling.toml"
 
 Mode = Literal["record", "shadow", "canary", "swapped"]
-ModelKind = Literal["openai", "hf", "gguf", "recorded"]
+ModelKind = Literal["openai", "anthropic", "hf", "gguf", "recorded"]
 Engine = Literal["auto", "llama.cpp", "transformers"]
 FallbackReason = Literal["error", "timeout", "contract", "low_confidence"]
 DEFAULT_FALLBACK_ON: tuple[FallbackReason, ...] = ("error", "timeout", "contract")
@@ -63,6 +63,8 @@ class ModelSettings(_Strict):
     def _kind_needs(self) -> ModelSettings:
         if self.kind == "openai" and not self.base_url:
             raise ValueError("kind 'openai' needs base_url (e.g. \"https://api.openai.com/v1\")")
+        if self.kind == "anthropic" and not self.base_url:
+            raise ValueError("kind 'anthropic' needs base_url (e.g. \"https://api.anthropic.com/v1\")")
         if self.kind == "gguf" and not (self.path or self.base):
             raise ValueError("kind 'gguf' needs path to a .gguf file (or base)")
         if self.kind == "hf" and not (self.path or self.base):
@@ -194,6 +196,9 @@ class GatewaySettings(_Strict):
     health_pending_bound_s: float = Field(
         default=30.0, gt=0, description="/health says degraded while a call has waited longer than "
         "this for the store")
+    access_log: bool = Field(
+        default=False, description="log one line per request served (method, path, status, ms); "
+        "requests the gateway refuses are logged either way")
     health_fault_window_s: float = Field(
         default=30.0, ge=0, description="how long /health stays degraded after a passing fault (a "
         "thread restarted, a record quarantined, the spool directory recreated)")

@@ -103,11 +103,6 @@ def test_an_error_event_is_an_error():
         raise AssertionError("an error stream read as an answer")
 
 
-def test_the_error_shape():
-    assert wire.error_body(429, "slow down") == {"type": "error", "error": {"type": "rate_limit_error",
-                                                                            "message": "slow down"}}
-
-
 _EVENTS = TypeAdapter(RawMessageStreamEvent)
 
 

@@ -19,8 +19,13 @@ def gateway(
         help="Where calls go when no [tasks.X] upstream claims them: a model name from [models] "
              "or an OpenAI-compatible base URL such as https://api.openai.com/v1."),
     log_level: str = options.log_level(),
+    access_log: bool | None = typer.Option(
+        None, "--access-log/--no-access-log",
+        help="Log one line per request (method, path, status, ms) to stderr (default: [gateway] "
+             "access_log). Refused requests are logged either way."),
 ) -> None:
-    """Serve the OpenAI chat-completions API, forward every call upstream, and record it.
+    """Serve the OpenAI chat-completions and Responses APIs and the Anthropic Messages API,
+    forward every call upstream, and record it.
 
     Point your agent at it by setting the OpenAI client's base_url to the printed address.
     Calls are spooled to disk first (fsync'd every [gateway] spool_fsync_ms) and written to the
@@ -36,7 +41,7 @@ def gateway(
     port = gw.port if port is None else port
     keys = gateway_keys()
     check_bind(host, keys)
-    app_ = build_app(settings, session.store(), upstream=upstream, keys=keys)
+    app_ = build_app(settings, session.store(), upstream=upstream, keys=keys, access_log=access_log)
     try:
         sock = bind(host, port)
     except OSError as exc:

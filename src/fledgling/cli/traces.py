@@ -101,9 +101,14 @@ def stats(task: str | None = TaskOpt, model: str | None = ModelOpt,
     if as_json:
         print_json([{**g.key, "calls": g.calls, "errors": g.errors, "error_rate": g.error_rate,
                      "input_tokens": g.input_tokens, "output_tokens": g.output_tokens, "cost_usd": g.cost_usd,
+                     "calls_without_usage": g.without_usage,
                      "latency_ms": {f"p{q}": g.latency_percentile(q) for q in (50, 95, 99)}} for g in groups])
         return
     console.print(stats_table(groups))
+    unknown = sum(g.without_usage for g in groups)
+    if unknown:
+        console.print(f"{unknown:,} of {sum(g.calls for g in groups):,} calls have no usage reported by their "
+                      "source: their tokens and cost are unknown, so the totals above leave them out")
 
 
 @app.command("quarantine")

@@ -1,20 +1,31 @@
 """The gateway as a raw ASGI app: a few routes, no framework on the hot path.
 
-    POST <any prefix>/chat/completions   the recording proxy (see pipeline.py)
+    POST <any prefix>/chat/completions   the recording proxy (see pipeline.py): OpenAI chat
+    POST <any prefix>/responses          the same for the OpenAI Responses API
+    POST <any prefix>/messages           the same for the Anthropic Messages API
     GET  /v1/models                      the default upstream's model list
     POST /v1/traces                      OTLP/HTTP receiver (protobuf or JSON)
-    GET  /health                         "ok" or "degraded" (with reasons), recorder counters
+    GET  /health                         "ok" or "degraded" (with reasons), recorder counters,
+                                         and the requests refused, by status, method and path
     /admin/...                           rollout changes and live swap figures (see admin.py)
+
+Nothing is refused silently: every request the gateway answers itself with an error (an unknown
+path, a wrong method, a missing key, a body it cannot take) is logged in one line and counted.
+With `[gateway] access_log` (or `fledgling gateway --access-log`) every request is logged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+import time
+from collections import Counter
 from typing import Any
 
 import orjson
 
+from fledgling.capture.apis import Api
 from fledgling.capture.recording.recorder import Recorder
 from fledgling.config import Settings
 from fledgling.gateway import otlp
@@ -29,12 +40,25 @@ from fledgling.transport.asgi import Problem, Receive, Send, read_body, send_byt
 from fledgling.transport.upstream import UpstreamFault, UpstreamPool, response_headers
 
 log = logging.getLogger("fledgling.gateway")
+access = logging.getLogger("fledgling.gateway.access")
+SERVED = "POST <prefix>/chat/completions, POST <prefix>/responses, POST <prefix>/messages, GET /v1/models, " \
+         "POST /v1/traces, GET /health"
+REFUSED_KEYS = 200  # distinct "status method path" counted on /health; the rest go under "other"
 
 
 class GatewayApp:
     def __init__(self, settings: Settings, recorder: Recorder, *, upstream: str | None = None,
-                 keys: frozenset[str] | None = None, admin: frozenset[str] | None = None):
+                 keys: frozenset[str] | None = None, admin: frozenset[str] | None = None,
+                 access_log: bool | None = None):
         self.settings = settings
+        self.access_log = settings.gateway.access_log if access_log is None else access_log
+        if self.access_log and not access.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+            access.addHandler(handler)
+            access.setLevel(logging.INFO)
+            access.propagate = False
+        self.refused: Counter[str] = Counter()
         self.recorder = recorder
         self.router = Router(settings, upstream)
         self.pool = UpstreamPool()
@@ -70,16 +94,34 @@ class GatewayApp:
                 return
 
     async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if not self.access_log:
+            await self._route(scope, receive, send)
+            return
+        started, status = time.perf_counter(), [0]
+
+        async def watched(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self._route(scope, receive, watched)
+        finally:
+            access.info("%s %s %s %.1fms", scope["method"], scope["path"], status[0] or "-",
+                        (time.perf_counter() - started) * 1000)
+
+    async def _route(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         path: str = scope["path"]
         method: str = scope["method"]
+        api: Api = "messages" if path.endswith("/messages") else "responses" if path.endswith("/responses") else "chat"
         try:
             if self.hosts is not None and (refused := self.hosts.refusal(method, headers)):
                 raise Problem(403, "host_not_allowed", refused)
-            if path.endswith("/chat/completions"):
+            if path.endswith(("/chat/completions", "/responses", "/messages")):
                 if method != "POST":
                     raise Problem(405, "method_not_allowed", f"{method} {path}: use POST")
-                await self.pipeline.chat(scope, receive, send, headers)
+                await self.pipeline.serve(api, scope, receive, send, headers)
             elif path == "/v1/traces":
                 if method != "POST":
                     raise Problem(405, "method_not_allowed", "POST OTLP spans to /v1/traces")
@@ -93,10 +135,11 @@ class GatewayApp:
                 await self._models(send, headers)
             else:
                 raise Problem(404, "not_found", f"{method} {path} is not served here; the gateway "
-                              "serves POST /v1/chat/completions, GET /v1/models, POST /v1/traces")
+                              f"serves {SERVED}")
         except Problem as p:
             if p.status != 499:
-                await send_error(send, p.status, p.code, p.message)
+                self._refuse(method, path, p)
+                await send_error(send, p.status, p.code, p.message, api=api)
         except Exception:  # a bug must still answer in OpenAI's shape, and be logged
             log.exception("gateway error on %s %s", method, path)
             try:
@@ -108,9 +151,20 @@ class GatewayApp:
     def health(self) -> dict[str, Any]:
         """Always 200 while the gateway answers (it still serves and records what it can, so a
         liveness probe must not kill it); `status` is `degraded`, with `reasons`, while recording
-        is impaired: spool or store writes failing, a thread died, calls waiting too long."""
+        is impaired: spool or store writes failing, a thread died, calls waiting too long.
+        `refused` counts the requests the gateway answered with its own error."""
         status, reasons = self.recorder.health()
-        return {"status": status, "reasons": reasons, "recorder": self.recorder.stats()}
+        return {"status": status, "reasons": reasons, "recorder": self.recorder.stats(),
+                "refused": dict(self.refused.most_common())}
+
+    def _refuse(self, method: str, path: str, problem: Problem) -> None:
+        """One log line and one count for a request the gateway did not serve."""
+        log.warning("refused %s %s: %d %s (%s)", method, path[:200], problem.status, problem.code,
+                    problem.message[:300])
+        key = f"{problem.status} {method[:10]} {path[:100]}"
+        if key not in self.refused and len(self.refused) >= REFUSED_KEYS:
+            key = f"{problem.status} other"
+        self.refused[key] += 1
 
     async def _traces(self, receive: Receive, send: Send, headers: dict[str, str]) -> None:
         self.pipeline.authenticate(headers)

@@ -1,6 +1,11 @@
 """The request pipeline: authenticate -> read and check the body -> resolve the task -> route ->
 hand the turn to its routing mode (`fledgling.swap.modes`), which answers and records it.
 
+One pipeline for the three APIs (`chat`, `responses`, `messages`): a Responses or Messages body
+is read as the canonical chat request (`fledgling.capture.apis`) for the task, the candidate and
+the record, and forwarded as it came. Responses chained by `previous_response_id` share one
+session: the pipeline remembers which session each response id it relayed belongs to.
+
 The response path does no disk or database work: the exchange goes to the recorder, whose
 threads spool and store it.
 """
@@ -16,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from fledgling.capture.apis import Api, responses, to_chat_request
 from fledgling.capture.recording.exchange import Exchange, new_call_id
 from fledgling.capture.recording.recorder import Recorder
 from fledgling.payload import parsed_storable_problem, storable_problem
@@ -26,6 +32,7 @@ from fledgling.transport.asgi import Problem, Receive, Send, read_body
 
 _CALL_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
+CHAIN_MEMORY = 100_000  # response ids remembered for previous_response_id (oldest forgotten first)
 
 
 def gateway_keys(raw: str | None = None) -> frozenset[str]:
@@ -42,6 +49,7 @@ class Pipeline:
         self.recorder = recorder
         self.keys = tuple(k.encode() for k in keys)
         self.max_body_bytes = max_body_bytes
+        self.chains: dict[str, str] = {}  # response id -> the session of its conversation
 
     # -- step 1: authenticate --------------------------------------------------------------
 
@@ -51,8 +59,9 @@ class Pipeline:
         own (then the caller's credentials are the upstream's business)."""
         auth = headers.get("authorization")
         if not self.keys:
-            return auth
-        presented = headers.get("api-key") or (auth[7:] if auth and auth[:7].lower() == "bearer " else "")
+            return auth or (f"Bearer {key}" if (key := headers.get("x-api-key")) else None)
+        presented = headers.get("api-key") or headers.get("x-api-key") or (
+            auth[7:] if auth and auth[:7].lower() == "bearer " else "")
         given = presented.strip().encode()
         if not any(hmac.compare_digest(given, k) for k in self.keys):
             raise Problem(401, "invalid_api_key",
@@ -60,10 +69,14 @@ class Pipeline:
                           "'Authorization: Bearer <key>' (the OpenAI client's api_key)")
         return None
 
-    # -- the chat-completions pipeline ------------------------------------------------------
+    # -- the pipeline ---------------------------------------------------------------------
 
     async def chat(self, scope: dict[str, Any], receive: Receive, send: Send,
                    headers: dict[str, str]) -> None:
+        await self.serve("chat", scope, receive, send, headers)
+
+    async def serve(self, api: Api, scope: dict[str, Any], receive: Receive, send: Send,
+                    headers: dict[str, str]) -> None:
         started = time.perf_counter()
         created = datetime.now(UTC)
         caller_auth = self.authenticate(headers)
@@ -77,12 +90,25 @@ class Pipeline:
         if (problem := parsed_storable_problem(body, request, "the request body")) is not None:
             raise Problem(400, "unstorable_body", problem)
         path = scope["path"]
+        wire, metadata = request, {**_caller_metadata(headers), "path": path, "stream": request.get("stream") is True}
+        if api != "chat":
+            notes: list[str] = []
+            try:
+                request = to_chat_request(api, wire, notes)
+            except (ValueError, TypeError, AttributeError) as exc:  # forwarded all the same
+                request = {"messages": [], "stream": wire.get("stream") is True}
+                notes.append(f"the {api} request could not be read as chat: {exc}")
+            metadata.update(api=api, wire_request=wire)
+            if notes:
+                metadata["request_notes"] = notes
         task = self.router.resolve_task(path, request, headers)
         route = self.router.route(task)
+        session = headers.get("x-fledgling-session")
+        previous = wire.get("previous_response_id") if api == "responses" else None
+        if session is None and isinstance(previous, str):
+            session = self.chains.get(previous, previous)  # unknown id: named after it, as its root is
         ex = Exchange(id=_call_id(headers), created_at=created, request=request, task=task,
-                      session_id=headers.get("x-fledgling-session"), trace_id=_trace_id(headers),
-                      metadata={**_caller_metadata(headers), "path": path,
-                                "stream": request.get("stream") is True})
+                      session_id=session, trace_id=_trace_id(headers), metadata=metadata)
         if route is None:
             ex.error = f"no upstream for task '{task}'"
             ex.status_code = 404
@@ -92,9 +118,34 @@ class Pipeline:
         ex.provider, ex.upstream = route.upstream.provider, route.upstream.name
         ex.price_in, ex.price_out = route.upstream.price_in, route.upstream.price_out
         ex.metadata["upstream"] = route.upstream.name
+        strip_usage = api == "chat" and request.get("stream") is True and not (
+            isinstance(opts := request.get("stream_options"), dict) and opts.get("include_usage") is True)
+        if strip_usage:
+            ex.metadata["usage_requested"] = True  # asked upstream; kept from the client
+        if api == "responses" and ex.session_id is None:
+            ex.session_id = "session_" + ex.id.removeprefix("call_")  # the root of a possible chain
         await self.swap.serve(Turn(route=route, body=body, request=request, headers=headers,
                                    caller_auth=caller_auth, exchange=ex, receive=receive,
-                                   client_send=send, started=started))
+                                   client_send=send, started=started, api=api,
+                                   wire=wire if api != "chat" else None, strip_usage=strip_usage))
+        if api == "responses" and ex.session_id is not None:
+            self._remember(ex)
+
+    def _remember(self, ex: Exchange) -> None:
+        """Note the session of the response this exchange relayed, for the next link."""
+        rid = responses.response_id(ex.response) if ex.response is not None else None
+        if rid is None and ex.stream_chunks:
+            first = next((c for c in ex.stream_chunks if isinstance(c, bytes | bytearray)), b"")
+            m = _RESPONSE_ID.search(bytes(first[:4096]))
+            rid = m.group(1).decode() if m else None
+        if rid is None or ex.session_id is None:
+            return
+        if len(self.chains) >= CHAIN_MEMORY:
+            self.chains.pop(next(iter(self.chains)))
+        self.chains[rid] = ex.session_id
+
+
+_RESPONSE_ID = re.compile(rb'"response":\s*\{[^{}]*?"id":\s*"([A-Za-z0-9_.:-]{1,200})"')
 
 
 def _call_id(headers: dict[str, str]) -> str:

@@ -24,9 +24,9 @@ from fledgling.store import Store
 
 
 def build_app(settings: Settings, store: Store, *, upstream: str | None = None,
-              keys: frozenset[str] | None = None) -> GatewayApp:
+              keys: frozenset[str] | None = None, access_log: bool | None = None) -> GatewayApp:
     recorder = Recorder.from_settings(store, settings.gateway)
-    return GatewayApp(settings, recorder, upstream=upstream, keys=keys)
+    return GatewayApp(settings, recorder, upstream=upstream, keys=keys, access_log=access_log)
 
 
 def check_bind(host: str, keys: frozenset[str]) -> None:

@@ -78,6 +78,7 @@ class GroupStats:
     output_tokens: int = 0
     cost_usd: float = 0.0
     latencies: list[float] = field(default_factory=list, repr=False)
+    without_usage: int = 0  # calls whose source reported no usage: their tokens and cost are unknown
 
     @property
     def error_rate(self) -> float:
@@ -258,14 +259,15 @@ class Store:
                      func.sum(func.cast(calls_t.c.status == "error", calls_t.c.input_tokens.type)),
                      func.coalesce(func.sum(calls_t.c.input_tokens), 0),
                      func.coalesce(func.sum(calls_t.c.output_tokens), 0),
-                     func.coalesce(func.sum(calls_t.c.cost_usd), 0.0)).where(where).group_by(*cols)
+                     func.coalesce(func.sum(calls_t.c.cost_usd), 0.0),
+                     func.count() - func.count(calls_t.c.input_tokens)).where(where).group_by(*cols)
         groups: dict[tuple, GroupStats] = {}
         with self.engine.connect() as c:
             for row in c.execute(agg):
                 k = tuple(row[: len(by)])
-                n, errors, tin, tout, cost = row[len(by):]
+                n, errors, tin, tout, cost, unknown = row[len(by):]
                 groups[k] = GroupStats(dict(zip(by, k, strict=True)), n, int(errors or 0), int(tin), int(tout),
-                                       float(cost))
+                                       float(cost), without_usage=int(unknown or 0))
             lat = select(*cols, calls_t.c.latency_ms).where(where, calls_t.c.latency_ms.is_not(None))
             for row in c.execute(lat.execution_options(yield_per=5000)):
                 groups[tuple(row[: len(by)])].latencies.append(row[-1])
@@ -403,7 +405,8 @@ def _call_to_row(call: Call) -> dict[str, Any]:
         "source": call.source, "created_at": call.created_at, "provider": call.provider,
         "model": call.model, "status": call.status, "error": call.error,
         "finish_reason": resp.finish_reason if resp else None,
-        "input_tokens": call.usage.input_tokens, "output_tokens": call.usage.output_tokens,
+        "input_tokens": None if call.usage.missing else call.usage.input_tokens,
+        "output_tokens": None if call.usage.missing else call.usage.output_tokens,
         "latency_ms": call.latency_ms, "cost_usd": call.cost_usd,
         "request": RawJson(call.request.model_dump_json(exclude_none=True)),
         "response": RawJson(resp.model_dump_json(exclude_none=True)) if resp else None,
@@ -425,7 +428,8 @@ def call_from_row(row: Any) -> Call:
         id=row["id"], task=row["task"], trace_id=row["trace_id"], session_id=row["session_id"],
         source=row["source"], created_at=row["created_at"], provider=row["provider"],
         model=row["model"], status=row["status"], error=row["error"],
-        usage=Usage(input_tokens=row["input_tokens"], output_tokens=row["output_tokens"]),
+        usage=Usage(missing=True) if row["input_tokens"] is None else
+        Usage(input_tokens=row["input_tokens"], output_tokens=row["output_tokens"] or 0),
         latency_ms=row["latency_ms"], cost_usd=row["cost_usd"],
         request=Request.model_validate_json(row["request"]),
         response=Response.model_validate_json(row["response"]) if _present(row["response"]) else None,

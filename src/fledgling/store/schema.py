@@ -40,8 +40,8 @@ calls = Table(
     Column("status", String(10), nullable=False),
     Column("error", Text),
     Column("finish_reason", String(40)),
-    Column("input_tokens", Integer, nullable=False, default=0),
-    Column("output_tokens", Integer, nullable=False, default=0),
+    Column("input_tokens", Integer),  # NULL: the source reported no usage (unknown, not 0)
+    Column("output_tokens", Integer),
     Column("latency_ms", Float),
     Column("cost_usd", Float),
     Column("request", Json, nullable=False),
@@ -165,6 +165,9 @@ rollouts = Table(
     Column("canary_percent", Float, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("updated_by", String(100), nullable=False),
+    Column("min_confidence", Float),  # a selective rollout's threshold (NULL: the config's)
+    Column("confidence_score", String(40)),  # which score it applies to (evals/confidence.py)
+    Column("audit_percent", Float),  # share of the candidate's answers also asked of the LLM
 )
 
 rollout_events = Table(

@@ -26,12 +26,12 @@ from typing import Any
 import orjson
 
 from fledgling.calls import Response, Usage, cost_usd
-from fledgling.capture.recording.exchange import Exchange, parse_completion, reassemble_stream, usage_of
+from fledgling.capture.recording.exchange import Exchange, usage_of
 from fledgling.capture.recording.recorder import Recorder
 from fledgling.config import Settings, TaskSettings
 from fledgling.contracts import Violation
 from fledgling.errors import ConfigError
-from fledgling.swap import rollout
+from fledgling.swap import apis, rollout, selective
 from fledgling.swap.breaker import Breakers
 from fledgling.swap.canary import in_canary, sticky_key
 from fledgling.swap.candidate import Candidate, CandidatePool
@@ -42,8 +42,7 @@ from fledgling.swap.live_rollout import LiveRollout, TaskRollout
 from fledgling.swap.relay import CLIENT_CLOSED, ClientLeft, Relay
 from fledgling.swap.router import Route
 from fledgling.swap.turn import Turn
-from fledgling.transport.asgi import Send, send_bytes, send_error
-from fledgling.transport.sse import stream_chunks
+from fledgling.transport.asgi import send_bytes, send_error
 from fledgling.transport.upstream import UpstreamFault, UpstreamPool
 
 log = logging.getLogger("fledgling.gateway")
@@ -170,25 +169,29 @@ class SwapRouter:
         if route.mode == "canary":
             ex.metadata["route"]["canary"] = to_candidate
         shadow_of: Response | None = None
+        audit_of: Response | None = None
         try:
             if to_candidate:
-                await self._candidate_first(turn)
+                audit_of = await self._candidate_first(turn)
             elif route.mode == "shadow" or turn.streaming:
                 await self.relay.forward(turn)
                 ex.metadata["route"]["served_by"] = "llm"
-                shadow_of = _llm_response(ex)
+                shadow_of = apis.recorded_answer(turn.api, ex)
             else:
                 shadow_of = await self._llm_first(turn)
         finally:
             if ex.latency_ms is None:
                 ex.latency_ms = turn.elapsed_ms()
             self._account(route, ex)
-            if shadow_of is None or not self._spawn_shadow(route, request, ex, shadow_of):
+            if audit_of is not None and self._spawn_audit(turn, audit_of):
+                pass  # the audit records the call
+            elif shadow_of is None or not self._spawn_shadow(route, request, ex, shadow_of):
                 self.recorder.record(ex)
 
     # -- candidate first (canary share, swapped) ------------------------------------------------
 
-    async def _candidate_first(self, turn: Turn) -> None:
+    async def _candidate_first(self, turn: Turn) -> Response | None:
+        """The candidate answers (else the LLM); its served answer when the call is audited."""
         route, request, ex = turn.route, turn.request, turn.exchange
         cfg = self.task_settings(route.task)
         attempt = await self.attempt(route, request, ex.id)
@@ -197,26 +200,30 @@ class SwapRouter:
                             latency_ms=attempt.latency_ms if attempt.failure is None else None)
         if attempt.failure is None:
             await self._serve_candidate(turn, attempt)
-            return
+            state = self.live.get(route.task)
+            if turn.api == "chat" and selective.audited(ex.id, state.audit_percent if state else None):
+                return attempt.response
+            return None
         ex.metadata["route"]["fallback"] = attempt.failure
         ex.metadata["route"]["fallback_detail"] = attempt.detail
-        if COVERED_BY[attempt.failure] not in cfg.fallback_on:
+        if COVERED_BY[attempt.failure] not in cfg.fallback_on and attempt.failure != "low_confidence":
             ex.error = f"candidate failed ({attempt.failure}: {attempt.detail}); the task does not fall back on it"
             ex.status_code = 502
-            await send_error(turn.send, 502, "candidate_failed", ex.error, [turn.call_header])
-            return
+            await send_error(turn.send, 502, "candidate_failed", ex.error, [turn.call_header], turn.api)
+            return None
         if turn.streaming:  # nothing sent yet: the LLM's own stream, relayed as it comes
             ex.metadata["route"]["served_by"] = "llm"
             await self.relay.forward(turn, served_by=b"llm")
             if ex.error is not None:
                 ex.metadata["route"]["served_by"] = None
-            return
+            return None
         outcome = await self.call_llm(turn)
         if outcome.ok:
             ex.metadata["route"]["served_by"] = "llm"
             await self._serve_llm(turn, outcome)
-            return
+            return None
         await self._send_llm_failure(turn, outcome)
+        return None
 
     # -- LLM first (canary's other share) -------------------------------------------------------
 
@@ -228,7 +235,7 @@ class SwapRouter:
         if outcome.ok:
             ex.metadata["route"]["served_by"] = "llm"
             await self._serve_llm(turn, outcome)
-            return _llm_response(ex)
+            return apis.recorded_answer(turn.api, ex)
         if not outcome.retriable:
             await self._send_llm_failure(turn, outcome)
             return None
@@ -296,11 +303,10 @@ class SwapRouter:
         if violations:
             return Attempt("contract", f"{violations[0].code} at {violations[0].path or 'answer'}: "
                            f"{violations[0].message}", gen.response, usage, ms, violations, got, batch, score)
-        floor = cfg.min_confidence
-        if floor is not None and score is not None and score < floor \
-                and "low_confidence" in self.task_settings(route.task).fallback_on:
-            return Attempt("low_confidence", f"confidence {score:.3f} under the task's {floor:g}",
-                           gen.response, usage, ms, [], got, batch, score)
+        score, low = selective.low_confidence(self.live.get(route.task), cfg,
+                                              self.task_settings(route.task).fallback_on, gen.token_logprobs, score)
+        if low is not None:
+            return Attempt("low_confidence", low, gen.response, usage, ms, [], got, batch, score)
         return Attempt(None, None, gen.response, usage, ms, [], got, batch, score)
 
     def _record(self, attempt: Attempt, request: dict[str, Any]) -> dict[str, Any]:
@@ -331,11 +337,14 @@ class SwapRouter:
                       "choices": [{"index": 0, "message": {**message, "refusal": None},
                                    "logprobs": None, "finish_reason": finish}],
                       "usage": usage}
+        if turn.api != "chat":  # the same answer in the caller's API
+            completion = apis.render(turn.api, attempt.response, attempt.usage, model=cand.name, call_id=ex.id,
+                                     wire=turn.wire_request)
         ex.status_code = 200
         ex.response = completion
         upstream = route.upstream
         self.figures.of(route.task).saved_usd += cost_usd(attempt.usage, upstream.price_in, upstream.price_out) or 0.0
-        await _send_completion(turn.send, completion, turn.request,
+        await apis.send_answer(turn.send, turn.api, completion, turn.request,
                                [turn.call_header, (b"x-fledgling-served-by", b"candidate")])
         ex.latency_ms = turn.elapsed_ms()
 
@@ -347,7 +356,7 @@ class SwapRouter:
         upstream = turn.route.upstream
         breaker = self.breakers.get("llm:" + upstream.name, failures=cfg.breaker_failures,
                                     cooldown_s=cfg.breaker_cooldown_s)
-        body = {k: v for k, v in turn.request.items() if k not in ("stream", "stream_options")}
+        body = {k: v for k, v in turn.wire_request.items() if k not in ("stream", "stream_options")}
         if upstream.model is not None:
             body["model"] = upstream.model
         raw_body = orjson.dumps(body)
@@ -387,7 +396,7 @@ class SwapRouter:
         ex.response = outcome.answer
         served = (b"x-fledgling-served-by", b"llm")
         if turn.streaming:
-            await _send_completion(turn.send, outcome.answer or {}, turn.request, [turn.call_header, served])
+            await apis.send_answer(turn.send, turn.api, outcome.answer or {}, turn.request, [turn.call_header, served])
         else:
             await send_bytes(turn.send, 200, outcome.raw, headers=[*outcome.headers, turn.call_header, served])
         ex.latency_ms = turn.elapsed_ms()
@@ -400,7 +409,7 @@ class SwapRouter:
             await send_bytes(turn.send, outcome.status, outcome.raw, headers=[*outcome.headers, call_header])
         else:
             await send_error(turn.send, outcome.status, outcome.code, outcome.error or "upstream failed",
-                             [call_header])
+                             [call_header], turn.api)
 
     # -- shadow runs -------------------------------------------------------------------------------
 
@@ -436,6 +445,30 @@ class SwapRouter:
         except Exception as exc:  # the shadow must never lose the call's record
             log.exception("shadow run failed")
             ex.metadata["shadow"] = {"failure": "internal", "detail": str(exc)[:200]}
+        finally:
+            self.recorder.record(ex)
+
+    def _spawn_audit(self, turn: Turn, served: Response) -> bool:
+        """Ask the LLM too, off the response path; True when the audit will record the call."""
+        if len(self._shadows) >= SHADOW_LIMIT:
+            turn.exchange.metadata["audit"] = {"skipped": "busy"}
+            self.figures.of(turn.route.task).audit_skipped += 1
+            return False
+        task = asyncio.get_running_loop().create_task(self._audit(turn, served))
+        self._shadows.add(task)
+        task.add_done_callback(self._shadows.discard)
+        return True
+
+    async def _audit(self, turn: Turn, served: Response) -> None:
+        route, ex = turn.route, turn.exchange
+        try:
+            record = await selective.audit(turn, served, self.call_llm, self.enforcer.contract,
+                                           self.figures.of(route.task))
+            ex.metadata["audit"] = record
+            await self._observe(route, agreed=record["agree"])
+        except Exception as exc:  # the audit must never lose the call's record
+            log.exception("audit failed")
+            ex.metadata["audit"] = {"failure": "internal", "detail": str(exc)[:200]}
         finally:
             self.recorder.record(ex)
 
@@ -491,33 +524,3 @@ class SwapRouter:
             fig.cost_usd += cost_usd(usage_of(ex.response.get("usage")), ex.price_in, ex.price_out) or 0.0
 
 
-def _llm_response(ex: Exchange) -> Response | None:
-    """The LLM's answer as recorded on the exchange (plain or streamed), or None."""
-    if ex.error is not None:
-        return None
-    try:
-        if ex.stream_chunks is not None:
-            return reassemble_stream(ex.stream_chunks)[0]
-        if ex.response is not None:
-            return parse_completion(ex.response)[0]
-    except (ValueError, TypeError):
-        return None
-    return None
-
-
-async def _send_completion(send: Send, completion: dict[str, Any], request: dict[str, Any],
-                           headers: list[tuple[bytes, bytes]]) -> None:
-    """A chat.completion to the client: as JSON, or as the SSE stream OpenAI would send."""
-    if request.get("stream") is not True:
-        await send_bytes(send, 200, orjson.dumps(completion), headers=headers)
-        return
-    choice = completion["choices"][0]
-    message = {k: v for k, v in choice["message"].items() if k in ("role", "content", "tool_calls")}
-    include = bool((request.get("stream_options") or {}).get("include_usage"))
-    chunks = stream_chunks(completion["id"], completion["model"], message,
-                           completion.get("usage") if include else None)
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [*headers, (b"content-type", b"text/event-stream")]})
-    for chunk in chunks[:-1]:
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    await send({"type": "http.response.body", "body": chunks[-1], "more_body": False})  # [DONE]

@@ -1,9 +1,14 @@
 """The LLM's side of a turn: forward the request upstream and relay the answer (a stream as it
 comes), and the one reading of what an upstream answered.
 
-Every path that reaches the LLM classifies its answer here: a chat completion, an error the
-upstream meant (>= 400 with an `error` object), or a malformed body (anything else), which the
-gateway answers as 502.
+Every path that reaches the LLM classifies its answer here: an answer in the turn's API (a chat
+completion, a Responses `response`, an Anthropic `message`), an error the upstream meant (>= 400
+with an `error` object), or a malformed body (anything else), which the gateway answers as 502
+in the caller's API shape.
+
+A streamed chat completion whose client did not ask for usage is sent upstream with
+`stream_options.include_usage` (so the call's tokens are known); the usage-only chunk that
+brings is recorded and kept from the client, which gets the stream it asked for.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any, Literal, TypeVar
 import aiohttp
 import orjson
 
+from fledgling.capture.apis import PATHS, api_of, is_answer
 from fledgling.capture.recording.exchange import upstream_error_reason
 from fledgling.payload import parsed_storable_problem
 from fledgling.swap.turn import Turn
@@ -30,6 +36,10 @@ from fledgling.transport.upstream import (
 
 CLIENT_CLOSED = 499  # the status a call gets when its client left before the answer was done
 DONE = b"data: [DONE]"
+# What the last piece of each API's stream holds (a client may stop reading there, so that piece
+# waits until the call is recorded). A false match only delays one piece.
+STREAM_ENDS = {"chat": (DONE,), "responses": (b"response.completed", b"response.failed", b"response.incomplete"),
+               "messages": (b"message_stop",)}
 T = TypeVar("T")
 WATCH_AFTER_S = 0.05  # how long an upstream may take before the client's disconnect is watched
 
@@ -44,12 +54,12 @@ class UpstreamAnswer:
     reason: str | None = None
 
 
-def classify(upstream: Upstream, status: int, raw: bytes) -> UpstreamAnswer:
+def classify(upstream: Upstream, status: int, raw: bytes, api: str = "chat") -> UpstreamAnswer:
     try:
         answer = orjson.loads(raw)
     except orjson.JSONDecodeError:
         answer = None
-    if status == 200 and isinstance(answer, dict) and isinstance(answer.get("choices"), list):
+    if status == 200 and isinstance(answer, dict) and is_answer(api_of(api), answer):
         return UpstreamAnswer("completion", status, answer)
     if status >= 400 and isinstance(answer, dict) and "error" in answer:
         return UpstreamAnswer("error", status, None, upstream_error_reason(status, answer))
@@ -65,18 +75,23 @@ class Relay:
     async def forward(self, turn: Turn, *, served_by: bytes | None = None) -> None:
         """Relay the LLM's answer to the client (a stream as it comes) and note it on the
         exchange. `served_by` adds X-Fledgling-Served-By."""
-        upstream, ex, request = turn.route.upstream, turn.exchange, turn.request
+        upstream, ex, request = turn.route.upstream, turn.exchange, turn.wire_request
         call_header = turn.call_header
         ours = [call_header, (b"x-fledgling-served-by", served_by)] if served_by else [call_header]
         body = turn.body
         if upstream.model is not None and request.get("model") != upstream.model:
-            body = orjson.dumps({**request, "model": upstream.model})
+            request = {**request, "model": upstream.model}
+            body = orjson.dumps(request)
+        if turn.strip_usage:
+            body = orjson.dumps({**request, "stream_options": {**(request.get("stream_options") or {}),
+                                                               "include_usage": True}})
         streams = bool(ex.metadata["stream"])
         sent: list[aiohttp.ClientResponse] = []
+        path = PATHS[api_of(turn.api)]
 
         async def ask() -> tuple[aiohttp.ClientResponse, bytes | None]:
             """The upstream's response, and its body unless it is a stream to relay."""
-            resp = await self.pool.send(upstream, "/chat/completions", body, turn.headers, turn.caller_auth)
+            resp = await self.pool.send(upstream, path, body, turn.headers, turn.caller_auth)
             sent.append(resp)
             if resp.status == 200 and streams and resp.content_type == "text/event-stream":
                 return resp, None
@@ -97,10 +112,10 @@ class Relay:
         except UpstreamFault as fault:
             ex.error = fault.message
             ex.status_code = fault.status
-            await send_error(turn.send, fault.status, fault.code, fault.message, [call_header])
+            await send_error(turn.send, fault.status, fault.code, fault.message, [call_header], turn.api)
             return
         ex.latency_ms = turn.elapsed_ms()
-        got = classify(upstream, resp.status, raw)
+        got = classify(upstream, resp.status, raw, turn.api)
         if got.kind == "completion":
             ex.response = got.answer
             ex.response_storable = parsed_storable_problem(raw, got.answer) is None
@@ -112,7 +127,7 @@ class Relay:
             ex.error = got.reason
             ex.metadata["upstream_status"] = resp.status
             ex.status_code = 502
-            await send_error(turn.send, 502, "bad_upstream_response", got.reason or "", [call_header])
+            await send_error(turn.send, 502, "bad_upstream_response", got.reason or "", [call_header], turn.api)
 
     async def call(self, upstream: Upstream, body: bytes, turn: Turn) -> tuple[UpstreamAnswer, bytes,
                                                                                list[tuple[bytes, bytes]]]:
@@ -121,11 +136,11 @@ class Relay:
         disconnected first."""
 
         async def ask() -> tuple[aiohttp.ClientResponse, bytes]:
-            resp = await self.pool.send(upstream, "/chat/completions", body, turn.headers, turn.caller_auth)
+            resp = await self.pool.send(upstream, PATHS[api_of(turn.api)], body, turn.headers, turn.caller_auth)
             return resp, await self.pool.read(upstream, resp)
 
         resp, raw = await _unless_client_leaves(turn, ask())
-        return classify(upstream, resp.status, raw), raw, response_headers(resp)
+        return classify(upstream, resp.status, raw, turn.api), raw, response_headers(resp)
 
     async def _stream(self, turn: Turn, resp: aiohttp.ClientResponse, ours: list[tuple[bytes, bytes]]) -> None:
         """Pass each SSE chunk on as it arrives, keep a copy to reassemble for the record.
@@ -136,7 +151,9 @@ class Relay:
         """
         ex, upstream = turn.exchange, turn.route.upstream
         chunks: list[bytes] = []
-        tail: list[bytes] = []  # the piece with `data: [DONE]`: a client stops reading there
+        tail: list[bytes] = []  # the piece that ends the stream: a client stops reading there
+        ends = STREAM_ENDS[api_of(turn.api)]
+        strip = UsageStrip() if turn.strip_usage else None
         await turn.send({"type": "http.response.start", "status": 200,
                          "headers": [*response_headers(resp), *ours]})
 
@@ -145,12 +162,15 @@ class Relay:
                 if not chunks:
                     ex.metadata["ttft_ms"] = round(turn.elapsed_ms(), 3)
                 chunks.append(data)
+                out = strip.feed(data) if strip is not None else data
+                if not out:
+                    continue
                 if tail:
                     await turn.send({"type": "http.response.body", "body": tail.pop(), "more_body": True})
-                if DONE in data:
-                    tail.append(data)
+                if any(end in out for end in ends):
+                    tail.append(out)
                     continue
-                await turn.send({"type": "http.response.body", "body": data, "more_body": True})
+                await turn.send({"type": "http.response.body", "body": out, "more_body": True})
 
         client_left = False
         try:
@@ -162,7 +182,7 @@ class Relay:
             ex.error = (timeout_reason(upstream, exc, "stalled mid-stream") if isinstance(exc, TimeoutError) else
                         f"upstream '{ex.upstream}' broke the stream: {type(exc).__name__}")
             await turn.send({"type": "http.response.body", "more_body": True,
-                             "body": b"data: " + _stream_error(ex.error, timeout) + b"\n\n"})
+                             "body": _stream_error(turn.api, ex.error, timeout)})
         except OSError:  # a server that raises on sending to a closed connection
             client_left = True
         finally:
@@ -176,7 +196,8 @@ class Relay:
             ex.latency_ms = turn.elapsed_ms()
         if client_left:
             return
-        await turn.send({"type": "http.response.body", "body": b"".join(tail), "more_body": False})
+        rest = strip.flush() if strip is not None else b""
+        await turn.send({"type": "http.response.body", "body": b"".join([*tail, rest]), "more_body": False})
 
 
 class ClientLeft(Exception):
@@ -227,7 +248,57 @@ async def _client_gone(receive: Receive) -> None:
         pass
 
 
-def _stream_error(message: str, timeout: bool) -> bytes:
+def _stream_error(api: str, message: str, timeout: bool) -> bytes:
+    """The event that ends a broken stream, in the caller's API."""
     code = "upstream_timeout" if timeout else "upstream_connection_error"
-    return orjson.dumps({"error": {"message": message, "type": "upstream_error", "param": None,
-                                   "code": code}})
+    if api == "responses":
+        return b"event: error\ndata: " + orjson.dumps({"type": "error", "sequence_number": 0, "code": code,
+                                                       "message": message, "param": None}) + b"\n\n"
+    if api == "messages":
+        return b"event: error\ndata: " + orjson.dumps({"type": "error", "error": {
+            "type": "overloaded_error" if timeout else "api_error", "message": message}}) + b"\n\n"
+    return b"data: " + orjson.dumps({"error": {"message": message, "type": "upstream_error", "param": None,
+                                               "code": code}}) + b"\n\n"
+
+
+class UsageStrip:
+    """Takes a chat-completions SSE stream piece by piece and gives back what the client gets:
+    every event but the usage the gateway asked for (a chunk with no choices is dropped, a
+    `usage` riding on a chunk with choices is taken off it). An event split across pieces
+    waits for its end."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, data: bytes) -> bytes:
+        self._pending += data
+        cut = self._pending.rfind(b"\n\n")
+        if cut < 0:
+            return b""
+        done, self._pending = self._pending[:cut + 2], self._pending[cut + 2:]
+        if b'"usage"' not in done:
+            return done
+        return b"".join(self._event(e + b"\n\n") for e in done.split(b"\n\n")[:-1])
+
+    def flush(self) -> bytes:
+        rest, self._pending = self._pending, b""
+        return self._event(rest) if rest.strip() else rest
+
+    @staticmethod
+    def _event(event: bytes) -> bytes:
+        if b'"usage"' not in event:
+            return event
+        lines = event.split(b"\n")
+        for i, line in enumerate(lines):
+            if not line.startswith(b"data:"):
+                continue
+            try:
+                chunk = orjson.loads(line[5:].strip())
+            except orjson.JSONDecodeError:
+                return event
+            if not isinstance(chunk, dict) or chunk.get("usage") is None:
+                return event
+            if not chunk.get("choices"):
+                return b""
+            lines[i] = b"data: " + orjson.dumps({k: v for k, v in chunk.items() if k != "usage"})
+        return b"\n".join(lines)

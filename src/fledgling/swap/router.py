@@ -94,9 +94,9 @@ class Router:
 def _upstream_named(settings: Settings, choice: str) -> Upstream:
     if choice in settings.models:
         m = settings.models[choice]
-        if m.kind != "openai":
+        if m.kind not in ("openai", "anthropic"):
             raise ConfigError(f"model '{choice}' is kind '{m.kind}'; the gateway forwards only to "
-                              "kind 'openai' models (any OpenAI-compatible base_url)")
+                              "kind 'openai' (any OpenAI-compatible base_url) or 'anthropic' models")
         return Upstream.from_model(choice, m, settings.gateway)
     if choice.startswith(("http://", "https://")):
         try:

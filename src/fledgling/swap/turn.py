@@ -1,5 +1,9 @@
-"""One chat-completions request on its way through the gateway: what arrived, where it goes,
-what was seen of it (the exchange), and the way back to the client.
+"""One request on its way through the gateway: what arrived, where it goes, what was seen of it
+(the exchange), and the way back to the client.
+
+`api` is the API the caller speaks (`chat`, `responses`, `messages`); `request` is always the
+canonical chat-completions request (what the task, the candidate and the enforcer read), and
+`wire` the caller's own body (what goes upstream; the same dict for chat).
 
 The turn holds back the response's last message until the call is handed to the recorder
 (`close`), so a client that has read its whole answer knows the call is recorded or on its way:
@@ -31,11 +35,18 @@ class Turn:
     receive: Receive
     client_send: Send
     started: float = field(default_factory=time.perf_counter)
+    api: str = "chat"
+    wire: dict[str, Any] | None = None
+    strip_usage: bool = False  # the gateway asked for the stream's usage; the client did not
     _last: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def call_header(self) -> tuple[bytes, bytes]:
         return (CALL_ID_HEADER, self.exchange.id.encode())
+
+    @property
+    def wire_request(self) -> dict[str, Any]:
+        return self.request if self.wire is None else self.wire
 
     @property
     def streaming(self) -> bool:

@@ -1,7 +1,8 @@
 """How the gateway answers on its own behalf: raw ASGI sends and OpenAI-shaped errors.
 
 Errors follow OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, so every
-OpenAI client turns them into its usual exceptions with our message.
+OpenAI client turns them into its usual exceptions with our message; a caller of the Anthropic
+Messages API (`api="messages"`) gets Anthropic's, `{"type": "error", "error": {"type", "message"}}`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,16 @@ class Problem(Exception):
         self.message = message
 
 
-def error_body(status: int, code: str, message: str) -> bytes:
+ANTHROPIC_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                         404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+                         529: "overloaded_error"}
+
+
+def error_body(status: int, code: str, message: str, api: str = "chat") -> bytes:
+    if api == "messages":
+        return orjson.dumps({"type": "error", "error": {"type": ANTHROPIC_ERROR_TYPES.get(
+            status, "invalid_request_error" if status < 500 else "api_error"),
+                                                        "message": message}})
     kind = "invalid_request_error" if status < 500 else "upstream_error" if status in (502, 504) else "server_error"
     if status == 401:
         kind = "authentication_error"
@@ -50,11 +60,11 @@ async def send_json(send: Send, status: int, obj: Any,
 
 
 async def send_error(send: Send, status: int, code: str, message: str,
-                     headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+                     headers: Iterable[tuple[bytes, bytes]] = (), api: str = "chat") -> None:
     extra = list(headers)
     if status == 401:
         extra.append((b"www-authenticate", b'Bearer realm="fledgling"'))
-    await send_bytes(send, status, error_body(status, code, message), headers=extra)
+    await send_bytes(send, status, error_body(status, code, message, api), headers=extra)
 
 
 async def read_body(receive: Receive, limit: int, content_length: str | None) -> bytes:

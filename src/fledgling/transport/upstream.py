@@ -4,7 +4,9 @@ aiohttp rather than httpx: its loopback round trip is several times cheaper than
 httpx.AsyncClient's, and the gateway's overhead budget is < 1 ms (docs/gateway.md, "Overhead").
 
 Azure OpenAI deployments (a model with `api_version`) get `?api-version=` on the URL and the
-key in an `api-key` header; every other endpoint gets `Authorization: Bearer`.
+key in an `api-key` header; Anthropic endpoints (kind `anthropic`) get `x-api-key` and an
+`anthropic-version` (the caller's, else `ANTHROPIC_VERSION`); every other endpoint gets
+`Authorization: Bearer`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from fledgling.config import GatewaySettings, ModelSettings
 from fledgling.urls import mask_url
 
 # Caller headers worth passing on (everything else, notably Authorization, is ours to set).
-FORWARDED = ("openai-organization", "openai-project", "openai-beta", "x-request-id", "traceparent")
+FORWARDED = ("openai-organization", "openai-project", "openai-beta", "x-request-id", "traceparent",
+             "anthropic-version", "anthropic-beta")
+ANTHROPIC_VERSION = "2023-06-01"
 # Upstream response headers that describe the transport, not the answer.
 # (content-type is passed separately, so it is never sent twice.)
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
@@ -29,10 +33,11 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "conten
 
 @dataclass(frozen=True)
 class Upstream:
-    """One OpenAI-compatible endpoint the gateway forwards to."""
+    """One endpoint the gateway forwards to: OpenAI-compatible, or Anthropic's (`kind`)."""
 
     name: str
     base_url: str
+    kind: str = "openai"
     api_key_env: str | None = None
     api_version: str | None = None
     model: str | None = None
@@ -46,7 +51,7 @@ class Upstream:
     def from_model(cls, name: str, m: ModelSettings, gateway: GatewaySettings) -> Upstream:
         """The deadlines come from [gateway]; a model that sets its own `timeout_s` keeps it."""
         idle = m.timeout_s if "timeout_s" in m.model_fields_set else gateway.upstream_idle_timeout_s
-        return cls(name=name, base_url=(m.base_url or "").rstrip("/"), api_key_env=m.api_key_env,
+        return cls(name=name, base_url=(m.base_url or "").rstrip("/"), kind=m.kind, api_key_env=m.api_key_env,
                    api_version=m.api_version, model=m.model, price_in=m.usd_per_mtok_in,
                    price_out=m.usd_per_mtok_out, timeout_s=idle,
                    connect_timeout_s=gateway.upstream_connect_timeout_s,
@@ -59,6 +64,8 @@ class Upstream:
     @property
     def provider(self) -> str:
         host = urlsplit(self.base_url).hostname or ""
+        if self.kind == "anthropic" or host.endswith("anthropic.com"):
+            return "anthropic"
         if self.azure or host.endswith(".azure.com"):
             return "azure"
         if host.endswith("openai.com"):
@@ -110,7 +117,13 @@ class UpstreamPool:
         headers["content-type"] = "application/json"
         headers["accept-encoding"] = "identity"
         key = upstream.api_key()
-        if key is not None:
+        if upstream.kind == "anthropic":
+            headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
+            if key is None and caller_auth:
+                key = caller_auth[7:] if caller_auth[:7].lower() == "bearer " else caller_auth
+            if key is not None:
+                headers["x-api-key"] = key
+        elif key is not None:
             headers["api-key" if upstream.azure else "authorization"] = (
                 key if upstream.azure else f"Bearer {key}")
         elif caller_auth:

@@ -16,8 +16,8 @@ Reading (wire -> canonical), one function per block kind, each reusable on its o
     message_to_canonical(body)     a `message` answer -> (Response, Usage, model, detail)
     events_to_canonical(events)    the stream's event payloads -> the same
 
-Writing (canonical -> wire): `render_message`, `render_events`, `encode_events`, and
-`error_body` (the API's error shape).
+Writing (canonical -> wire): `render_message`, `render_events`, `encode_events`. (The API's
+error shape is the gateway's: `transport/asgi.py`.)
 
 Usage: Anthropic's `input_tokens` leaves out the cached prompt tokens; the canonical
 `input_tokens` is every prompt token the model read (input + cache_creation + cache_read, as
@@ -37,9 +37,6 @@ STOP_TO_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "le
                   "tool_use": "tool_calls", "refusal": "content_filter", "pause_turn": "stop"}
 FINISH_TO_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                   "content_filter": "refusal"}
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-               404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
-               529: "overloaded_error"}
 
 
 def _note(notes: list[str] | None, text: str) -> None:
@@ -362,11 +359,6 @@ def render_events(message: dict[str, Any], *, piece_chars: int = 16) -> list[dic
                    "usage": {"output_tokens": usage.get("output_tokens", 0)}})
     events.append({"type": "message_stop"})
     return events
-
-
-def error_body(status: int, message: str) -> dict[str, Any]:
-    """An error in the Messages API's shape (`{"type": "error", "error": {type, message}}`)."""
-    return {"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message}}
 
 
 def encode_events(events: list[dict[str, Any]]) -> list[bytes]:

@@ -1,7 +1,13 @@
-"""An `Exchange`: one chat-completions request and what came back, as captured on the wire.
+"""An `Exchange`: one LLM request and what came back, as captured on the wire.
 
 The response path only fills in this small record; turning it into a `Call` (parsing the
 answer, reassembling a streamed one, pricing it) happens later, off the response path.
+
+`request` is the canonical chat-completions request. An exchange of another API names it in
+`metadata["api"]` (`responses`, `messages`) and keeps the caller's own body in
+`metadata["wire_request"]`; its answer (`response` or `stream_chunks`) is in that API's shape
+and is read with `fledgling.capture.apis`. Usage the answer did not report is unknown
+(`Usage.missing`), never 0.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import orjson
 from pydantic import ValidationError
 
 from fledgling.calls import Call, Request, Response, ToolCall, Usage, cost_usd
+from fledgling.capture.apis import api_of, parse_answer, parse_stream
 from fledgling.payload import parsed_storable_problem, storable_problem
 
 
@@ -94,19 +101,26 @@ def exchange_to_call(ex: Exchange) -> Call:
 def _to_call(ex: Exchange) -> Call:
     error = ex.error
     response: Response | None = None
-    usage = Usage()
+    usage = Usage(missing=True)
     body = ex.request if isinstance(ex.request, dict) else {}
     model = body.get("model") if isinstance(body.get("model"), str) else None
     metadata = dict(ex.metadata) if isinstance(ex.metadata, dict) else {}
     notes: list[str] = []
+    api = api_of(metadata.get("api"))
+    detail: dict[str, int] = {}
     try:
-        if ex.stream_chunks is not None:
+        if ex.stream_chunks is not None and api != "chat":
+            response, usage, resp_model, detail = parse_stream(api, stream_events(ex.stream_chunks, notes), notes)
+        elif ex.stream_chunks is not None:
             response, usage, resp_model = reassemble_stream(ex.stream_chunks, notes=notes)
         elif ex.response is not None:
             problem = None if ex.response_storable else storable_problem(ex.response, "the upstream answer")
             if problem is not None:
                 raise ValueError(problem)
-            response, usage, resp_model = parse_completion(ex.response, notes=notes)
+            if api == "chat":
+                response, usage, resp_model = parse_completion(ex.response, notes=notes)
+            else:
+                response, usage, resp_model, detail = parse_answer(api, ex.response, notes)
         else:
             resp_model = None
         model = resp_model or model
@@ -116,6 +130,8 @@ def _to_call(ex: Exchange) -> Call:
         metadata["raw_response"] = raw_text(ex)
     if notes:
         metadata["response_notes"] = notes
+    if detail:
+        metadata["usage_detail"] = detail
     if error is not None and response is not None and not (response.content or response.tool_calls):
         response = None
     return Call(
@@ -233,20 +249,21 @@ def _model(raw: Any, notes: list[str]) -> str | None:
 
 def _usage(raw: Any, notes: list[str]) -> Usage:
     if raw is not None and not isinstance(raw, dict):
-        notes.append(f"unreadable usage {bounded_text(raw)[:200]}: stored as 0 tokens")
-        return Usage()
+        notes.append(f"unreadable usage {bounded_text(raw)[:200]}: stored as unknown")
+        return Usage(missing=True)
     try:
         return usage_of(raw)
     except (TypeError, ValueError):
-        notes.append(f"unreadable usage {bounded_text(raw)[:200]}: stored as 0 tokens")
-        return Usage()
+        notes.append(f"unreadable usage {bounded_text(raw)[:200]}: stored as unknown")
+        return Usage(missing=True)
 
 
 def usage_of(raw: Any) -> Usage:
-    """OpenAI's `prompt_tokens`/`completion_tokens` (or `input_tokens`/`output_tokens`).
-    `ValueError`/`TypeError` when the counts are not numbers."""
+    """OpenAI's `prompt_tokens`/`completion_tokens` (or `input_tokens`/`output_tokens`); no
+    usage at all is `Usage(missing=True)`. `ValueError`/`TypeError` when the counts are not
+    numbers."""
     if not isinstance(raw, dict):
-        return Usage()
+        return Usage(missing=True)
     return Usage(input_tokens=int(raw.get("prompt_tokens", raw.get("input_tokens")) or 0),
                  output_tokens=int(raw.get("completion_tokens", raw.get("output_tokens")) or 0))
 
@@ -272,6 +289,21 @@ def sse_events(raw: bytes, *, notes: list[str] | None = None) -> list[dict[str, 
             skipped += 1
     if skipped and notes is not None:
         notes.append(f"{skipped} SSE data lines were not JSON objects and were skipped")
+    return events
+
+
+def stream_events(chunks: list[Any], notes: list[str] | None = None) -> list[dict[str, Any]]:
+    """A recorded stream's event payloads, whatever its API (raw SSE bytes, or parsed dicts).
+    `ValueError` when the store could not hold them."""
+    events: list[dict[str, Any]] = []
+    raw = b"".join(c for c in chunks if isinstance(c, bytes | bytearray))
+    if raw:
+        events.extend(sse_events(raw, notes=notes))
+    events.extend(c for c in chunks if isinstance(c, dict))
+    problem = (storable_problem(events, "a streamed event") if any(isinstance(c, dict) for c in chunks)
+               else parsed_storable_problem(raw, events, "a streamed event"))
+    if problem is not None:
+        raise ValueError(problem)
     return events
 
 
@@ -305,7 +337,7 @@ def _merge_chunks(events: list[dict[str, Any]], notes: list[str]) -> tuple[Respo
     content: list[str] = []
     tools: dict[int, dict[str, Any]] = {}
     finish_reason = None
-    usage = Usage()
+    usage = Usage(missing=True)
     model = None
     for ev in events:
         if "error" in ev and not ev.get("choices"):
