@@ -84,9 +84,23 @@ def test_wrong_type_deep_in_langfuse_export_rolls_back_whole_file(store: Store, 
     path = tmp_path / "export.json"
     path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
     with pytest.raises(InputError) as info:
-        import_files(store, "langfuse", [path])
+        import_files(store, "langfuse", [path], strict=True)
     assert (info.value.record, info.value.field) == ("record 2, observation gen-ok-34", "usageDetails.input")
     assert store.count_calls(CallFilter(source="langfuse")) == 0
+
+
+def test_unknown_observation_is_skipped_and_named_the_rest_imports(store: Store, tmp_path: Path,
+                                                                    fixtures: Path) -> None:
+    doc = orjson.loads((fixtures / "langfuse_openai.json").read_bytes())
+    doc["data"][1]["observations"][1]["input"] = {"contents_of_some_kind": 1}
+    path = tmp_path / "export.json"
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    [res] = import_files(store, "langfuse", [path]).files
+    assert (res.seen, res.read, res.inserted) == (4, 3, 3)
+    [warning] = res.warnings
+    assert (warning.record, warning.field, warning.shape) == ("record 2, observation gen-ok-34", "input",
+                                                              "{contents_of_some_kind}")
+    assert store.count_calls(CallFilter(source="langfuse")) == 3
 
 
 def test_progress_reports_bytes_up_to_the_file_size(sqlite_store: Store, tmp_path: Path) -> None:

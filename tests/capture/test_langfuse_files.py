@@ -112,16 +112,20 @@ def test_bad_observation_names_observation_and_field(tmp_path: Path, fixtures: P
     doc["data"][1]["observations"][1].update(change)
     path = tmp_path / "export.json"
     path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    record = "record 2, observation #2" if "id" in change else "record 2, observation gen-ok-34"
     with pytest.raises(InputError) as info:
-        _read(path)
+        list(calls_in_file(path, None, Tally(strict=True)))
     assert info.value.source == str(path)
-    assert info.value.record == ("record 2, observation #2" if "id" in change
-                                 else "record 2, observation gen-ok-34")
+    assert info.value.record == record
     assert info.value.field == field
+    calls, tally = _read(path)  # not strict: the other observations are kept, this one named
+    assert len(calls) == 3 and tally.seen == 4
+    [skip] = tally.skipped
+    assert (skip.source, skip.record, skip.field) == (str(path), record, field)
     one_line = tmp_path / "export-one-line.json"
     one_line.write_bytes(orjson.dumps(doc))
     with pytest.raises(InputError) as info:
-        _read(one_line)
+        list(calls_in_file(one_line, None, Tally(strict=True)))
     assert info.value.record.startswith("line 1 record 2, observation") and info.value.field == field
 
 

@@ -1,8 +1,11 @@
 """Ways calls get into the trace store: importers for Langfuse, OpenTelemetry and OpenAI JSONL.
 
-`import_files` streams each file into the store inside ONE transaction, so a malformed record
-anywhere rolls that file back entirely (nothing half-written), while the files before it stay
-imported. Ids are derived from the source's own ids, so importing a file twice adds nothing.
+`import_files` streams each file into the store inside ONE transaction, so a malformed file
+(bad JSON, a record that is not a trace at all) rolls that file back entirely (nothing
+half-written), while the files before it stay imported. A record whose shape is not understood
+(a Langfuse observation whose input holds no messages) is skipped with a warning naming it and
+counted in the file's result; with `strict=True` it fails the file instead. Ids are derived from
+the source's own ids, so importing a file twice adds nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from fledgling.calls import Call
 from fledgling.errors import InputError
 
 if TYPE_CHECKING:
-    from fledgling.capture.records import Tally
+    from fledgling.capture.records import Skipped, Tally
     from fledgling.store import Store
 
 KINDS = ("langfuse", "otel", "openai-jsonl")
@@ -31,6 +34,12 @@ class FileResult:
     read: int = 0
     inserted: int = 0
     ignored: int = 0
+    seen: int = 0
+    """LLM-call records met (Langfuse: GENERATION observations), mapped or skipped."""
+    tool_calls: int = 0
+    """Tool calls in the answers of the calls read."""
+    warnings: list[Skipped] = field(default_factory=list)
+    """Records skipped because their shape was not understood, each naming record and reason."""
 
     @property
     def skipped(self) -> int:
@@ -53,13 +62,15 @@ class ImportResult:
 
 
 def import_files(store: Store, kind: str, paths: list[Path], *, task: str | None = None,
-                 progress: Progress | None = None) -> ImportResult:
-    """Import each file all-or-nothing; raises `InputError` (naming file, line/record and field)
-    at the first malformed file, after the files before it were committed."""
+                 progress: Progress | None = None, strict: bool = False) -> ImportResult:
+    """Import each file in one transaction; raises `InputError` (naming file, line/record and
+    field) at the first malformed file, after the files before it were committed. Records not
+    understood are skipped and listed in each `FileResult.warnings`, or, with `strict`, fail
+    their file like a malformed one."""
     reader = _reader(kind)
     result = ImportResult(kind)
     for path in map(Path, paths):
-        result.files.append(_import_one(store, reader, path, task, progress))
+        result.files.append(_import_one(store, reader, path, task, progress, strict))
     return result
 
 
@@ -76,10 +87,10 @@ def _reader(kind: str) -> Callable[[Path, str | None, Tally], Iterator[Call]]:
 
 
 def _import_one(store: Store, reader: Callable[[Path, str | None, Tally], Iterator[Call]],
-                path: Path, task: str | None, progress: Progress | None) -> FileResult:
+                path: Path, task: str | None, progress: Progress | None, strict: bool) -> FileResult:
     from fledgling.capture.records import Tally
 
-    tally = Tally()
+    tally = Tally(strict=strict)
     res = FileResult(path)
     if path.is_dir():
         raise InputError("is a directory; pass the export files inside it", source=str(path))
@@ -87,6 +98,7 @@ def _import_one(store: Store, reader: Callable[[Path, str | None, Tally], Iterat
     def counted() -> Iterator[Call]:
         for call in reader(path, task, tally):
             res.read += 1
+            res.tool_calls += len(call.response.tool_calls) if call.response else 0
             if progress is not None and res.read % 500 == 0:
                 progress(path, tally.offset, tally.size)
             yield call
@@ -94,6 +106,8 @@ def _import_one(store: Store, reader: Callable[[Path, str | None, Tally], Iterat
     with store.transaction() as conn:
         res.inserted = store.insert_calls(counted(), conn=conn)
     res.ignored = tally.ignored
+    res.seen = max(tally.seen, res.read + len(tally.skipped))
+    res.warnings = list(tally.skipped)
     if progress is not None:
         progress(path, tally.size, tally.size)
     return res

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from fledgling.calls import Call, Feedback, Request, Usage, default_task, stable_id
-from fledgling.capture import coerce, messages
+from fledgling.capture import coerce, messages, pyrepr
 from fledgling.capture.coerce import BadField
-from fledgling.capture.records import Tally, reading, records
-from fledgling.errors import ConfigError, UpstreamError
+from fledgling.capture.records import Skipped, Tally, reading, records
+from fledgling.errors import ConfigError, InputError, UpstreamError
 
 if TYPE_CHECKING:
     from fledgling.store import Store
@@ -40,8 +40,10 @@ Progress = Callable[[int, int | None], None]
 # -- files -----------------------------------------------------------------------------------
 
 def calls_in_file(path: Path, task: str | None, tally: Tally) -> Iterator[Call]:
-    """Calls in a Langfuse export: JSON (list of traces, or `{"data": [...]}`) or JSONL of
-    traces or observations. Observations that are not GENERATIONs are counted as ignored."""
+    """Calls in a Langfuse export: JSON (a trace, a list of traces, or `{"data": [...]}`) or
+    JSONL of traces or observations. Observations that are not GENERATIONs are counted as
+    ignored; a GENERATION whose shape is not understood is skipped and named in `tally.skipped`
+    (an error instead with `tally.strict`)."""
     source = str(path)
     for where, value, suspect in records(path, tally):
         with reading(source, where):
@@ -57,11 +59,27 @@ def calls_in_file(path: Path, task: str | None, tally: Tally) -> Iterator[Call]:
                     if not _is_generation(obs):
                         tally.ignored += 1
                         continue
+                tally.seen += 1
                 obs_id = obs.get("id")
                 label = f"{here}, observation {str(obs_id)[:80] if obs_id else f'#{n}'}"
-                with reading(source, label):
-                    call = call_from_observation(obs, trace, task=task)
+                try:
+                    with reading(source, label):
+                        call = call_from_observation(obs, trace, task=task)
+                except InputError as exc:
+                    if tally.strict:
+                        raise
+                    tally.skipped.append(Skipped(source, label, exc.reason, exc.field,
+                                                 _shape_at(obs, exc.field)))
+                    continue
                 yield call
+
+
+def _shape_at(obs: dict[str, Any], field: str | None) -> str | None:
+    """The shape of the top-level value a failing field sits in (`input`, `output`, ...)."""
+    if not field:
+        return None
+    top = field.split(".")[0].split("[")[0]
+    return messages.shape(obs[top]) if top in obs else None
 
 
 def _items(value: Any) -> list[Any]:
@@ -78,7 +96,8 @@ def _observations(item: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         raise BadField(None, f"must be a trace or an observation object, got {coerce.type_name(item)}")
     if "observations" in item:
         obs = coerce.array(item["observations"], "observations")
-        return [(o, item) for o in obs if not isinstance(o, str)]
+        trace = coerce.obj(item["trace"], "trace") if "trace" in item else item  # an export's wrapper
+        return [(o, trace) for o in obs if not isinstance(o, str)]
     if "type" in item or "startTime" in item:
         return [(item, {})]
     raise BadField("observations", "is missing: expected a trace with `observations` or an "
@@ -103,9 +122,9 @@ def call_from_observation(obs: dict[str, Any], trace: dict[str, Any] | None = No
         raise BadField("id", "is missing")
     start = coerce.timestamp(obs.get("startTime"), "startTime")
     end = coerce.timestamp(obs["endTime"], "endTime") if obs.get("endTime") else None
-    metadata = coerce.obj(obs.get("metadata"), "metadata")
-    trace_meta = coerce.obj(trace.get("metadata"), "trace.metadata")
-    params = coerce.obj(obs.get("modelParameters"), "modelParameters")
+    metadata = _obj(obs.get("metadata"), "metadata")
+    trace_meta = _obj(trace.get("metadata"), "trace.metadata")
+    params = _obj(obs.get("modelParameters"), "modelParameters")
     raw_input = coerce.maybe_json(obs.get("input"), "input")
     request = _request(raw_input, params, metadata)
     level = obs.get("level")
@@ -113,10 +132,13 @@ def call_from_observation(obs: dict[str, Any], trace: dict[str, Any] | None = No
     if isinstance(level, str) and level.upper() == "ERROR":
         error = coerce.text(obs.get("statusMessage"), "statusMessage") or "error (level ERROR)"
     model = coerce.text(obs.get("model") or obs.get("providedModelName"), "model")
+    usage, usage_parts = _usage(obs)
     lf: dict[str, Any] = {"observation_id": str(obs_id)}
     for key, value in (("name", obs.get("name")), ("trace_name", trace.get("name")),
                        ("user_id", trace.get("userId") or obs.get("userId")),
-                       ("environment", obs.get("environment")), ("tags", trace.get("tags")),
+                       ("environment", obs.get("environment")), ("tags", trace.get("tags") or None),
+                       ("parent_observation_id", obs.get("parentObservationId")),
+                       ("usage_details", usage_parts or None),
                        ("model_parameters", params or None), ("metadata", metadata or None)):
         if value is not None:
             lf[key] = value
@@ -132,7 +154,7 @@ def call_from_observation(obs: dict[str, Any], trace: dict[str, Any] | None = No
         model=model,
         request=request,
         response=messages.response(obs.get("output"), "output"),
-        usage=_usage(obs),
+        usage=usage,
         latency_ms=max((end - start).total_seconds() * 1000, 0.0) if end else None,
         cost_usd=_cost(obs),
         status="error" if error else "ok",
@@ -141,6 +163,16 @@ def call_from_observation(obs: dict[str, Any], trace: dict[str, Any] | None = No
         metadata={"langfuse": lf},
     )
     return coerce.check_storable(call)
+
+
+def _obj(value: Any, field: str) -> dict[str, Any]:
+    """An object field, which some exports hold as JSON text and some as a Python repr."""
+    value = coerce.maybe_json(value, field)
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        found = pyrepr.literal(value)
+        if isinstance(found, dict):
+            return found
+    return coerce.obj(value, field)
 
 
 def _request(raw_input: Any, params: dict[str, Any], metadata: dict[str, Any]) -> Request:
@@ -163,17 +195,53 @@ def _request(raw_input: Any, params: dict[str, Any], metadata: dict[str, Any]) -
         for key in ("tool_choice", "response_format"):
             if raw_input.get(key) is not None:
                 body[key] = coerce.maybe_json(raw_input[key], f"input.{key}")
-        tools_raw = raw_input.get("tools") or raw_input.get("functions")
+        tools_raw = raw_input.get("functions")
     invocation_params = metadata.get("invocation_params")
     invocation = invocation_params if isinstance(invocation_params, dict) else {}
-    tools_raw = tools_raw or metadata.get("tools") or invocation.get("tools") or params.get("tools")
-    body["messages"] = messages.messages(raw_input, "input")
-    body["tools"] = messages.tools(tools_raw, "input.tools")
+    attrs_raw = metadata.get("attributes")
+    attrs: dict[str, Any] = attrs_raw if isinstance(attrs_raw, dict) else {}
+    conv = messages.conversation(raw_input, "input")
+    body["messages"] = conv.messages
+    system = attrs.get("gen_ai.system_instructions")
+    if system is not None and not (conv.messages and conv.messages[0]["role"] in ("system", "developer")):
+        text = messages.system_text(system, "metadata.attributes.gen_ai.system_instructions")
+        if text:
+            body["messages"] = [{"role": "system", "content": text}, *conv.messages]
+    found = list(conv.tools) or messages.tools(tools_raw, "input.functions") or []
+    for where, raw in (("metadata.tools", metadata.get("tools")),
+                       ("metadata.invocation_params.tools", invocation.get("tools")),
+                       ("modelParameters.tools", params.get("tools")),
+                       ("metadata.attributes.gen_ai.tool.definitions", attrs.get("gen_ai.tool.definitions")),
+                       ("metadata.attributes.model_request_parameters",
+                        _function_tools(attrs.get("model_request_parameters")))):
+        if not found and raw is not None:
+            found = messages.tools(raw, where) or []
+    if not found:
+        found = _indexed_tools(attrs)
+    body["tools"] = found or None
     if isinstance(body.get("tool_choice"), str) and body["tool_choice"] not in ("auto", "none", "required"):
         body.pop("tool_choice")
     if body.get("response_format") is not None and not isinstance(body["response_format"], dict):
         body.pop("response_format")
     return Request.model_validate(body)
+
+
+def _function_tools(raw: Any) -> Any:
+    """pydantic-ai's `model_request_parameters`: `function_tools` (and `output_tools`)."""
+    raw = coerce.maybe_json(raw)
+    if not isinstance(raw, dict):
+        return None
+    found = [*(raw.get("function_tools") or []), *(raw.get("output_tools") or [])]
+    return found or None
+
+
+def _indexed_tools(attrs: dict[str, Any]) -> list[dict[str, Any]]:
+    """OpenInference's `llm.tools.N.tool.json_schema`, as Langfuse keeps the span attributes."""
+    found = []
+    for key in sorted((k for k in attrs if k.startswith("llm.tools.") and k.endswith(".tool.json_schema")),
+                      key=lambda k: int(k.split(".")[2]) if k.split(".")[2].isdigit() else 0):
+        found.append(messages.tool(attrs[key], f"metadata.attributes.{key}"))
+    return found
 
 
 def _lenient(convert: Callable[..., Any], value: Any, field: str) -> Any:
@@ -184,29 +252,40 @@ def _lenient(convert: Callable[..., Any], value: Any, field: str) -> Any:
         return None
 
 
-def _usage(obs: dict[str, Any]) -> Usage:
-    details = coerce.obj(obs.get("usageDetails"), "usageDetails")
+def _usage(obs: dict[str, Any]) -> tuple[Usage, dict[str, int]]:
+    """Input and output tokens as Langfuse counts them, and the parts kept apart.
+
+    In `usageDetails` the keys `input`, `input_*` (`input_cached_tokens`, `input_cache_read`,
+    ...) add up to the input tokens, `output`, `output_*` to the output; dotted keys
+    (`prompt_details.cache_read`, `completion_details.reasoning`) are parts of those totals
+    that OpenInference reports, never additions. Cache counts are returned apart."""
+    details = _obj(obs.get("usageDetails"), "usageDetails")
+    parts: dict[str, int] = {}
     if details:
-        return Usage(input_tokens=_sum_prefixed(details, ("input", "prompt")),
-                     output_tokens=_sum_prefixed(details, ("output", "completion")))
-    legacy = coerce.obj(obs.get("usage"), "usage")
+        totals = {"input": 0, "output": 0}
+        for key, value in details.items():
+            count = coerce.integer(value, f"usageDetails.{key}", default=0) or 0
+            side = "input" if key.startswith(("input", "prompt")) else \
+                "output" if key.startswith(("output", "completion")) else None
+            if "." in key or "_details" in key or side is None:
+                if key != "total" and count:
+                    parts[key] = count
+                continue
+            if key not in ("input", "output", "prompt", "completion", "prompt_tokens", "completion_tokens") \
+                    and count:
+                parts[key] = count
+            totals[side] += count
+        return Usage(input_tokens=min(totals["input"], coerce.INT32_MAX),
+                     output_tokens=min(totals["output"], coerce.INT32_MAX)), parts
+    legacy = _obj(obs.get("usage"), "usage")
     inp = legacy.get("input", legacy.get("promptTokens", obs.get("promptTokens")))
     out = legacy.get("output", legacy.get("completionTokens", obs.get("completionTokens")))
     return Usage(input_tokens=coerce.integer(inp, "usage.input", default=0),
-                 output_tokens=coerce.integer(out, "usage.output", default=0))
-
-
-def _sum_prefixed(details: dict[str, Any], prefixes: tuple[str, ...]) -> int:
-    """Langfuse splits tokens (`input`, `input_cached_tokens`, ...); the call's count is the sum."""
-    total = 0
-    for key, value in details.items():
-        if key.startswith(prefixes) and not key.endswith("_details"):
-            total += coerce.integer(value, f"usageDetails.{key}", default=0) or 0
-    return min(total, coerce.INT32_MAX)
+                 output_tokens=coerce.integer(out, "usage.output", default=0)), parts
 
 
 def _cost(obs: dict[str, Any]) -> float | None:
-    details = coerce.obj(obs.get("costDetails"), "costDetails")
+    details = _obj(obs.get("costDetails"), "costDetails")
     if "total" in details:
         return coerce.number(details["total"], "costDetails.total")
     for key in ("totalCost", "calculatedTotalCost"):
@@ -218,21 +297,34 @@ def _cost(obs: dict[str, Any]) -> float | None:
 
 
 def _feedback(scores: Any, obs_id: str) -> Feedback | None:
-    """The score on this observation, else the first trace-level score (ids alone are skipped)."""
+    """The scores on this observation, else the trace-level ones (ids alone are skipped).
+
+    The first becomes the feedback's score or label; all of them, each with its name, are kept
+    in `scores`."""
     scores = [s for s in coerce.array(scores, "trace.scores") if isinstance(s, dict)]
     mine = [s for s in scores if s.get("observationId") == obs_id] or \
         [s for s in scores if not s.get("observationId")]
     if not mine:
         return None
-    s = mine[0]
+    kept = [_score(s, f"trace.scores[{i}]") for i, s in enumerate(mine)]
+    first = kept[0]
+    return Feedback.model_validate({  # `name` and `scores` are extra fields a Feedback keeps
+        "score": first["value"], "label": first.get("string_value"), "comment": first.get("comment"),
+        "name": first.get("name"), "scores": kept})
+
+
+def _score(s: dict[str, Any], field: str) -> dict[str, Any]:
     value = s.get("value")
     label = s.get("stringValue")
-    name = s.get("name")
-    return Feedback.model_validate({  # `name` is one of the extra fields a Feedback keeps
-        "score": coerce.number(value, "trace.scores.value") if not isinstance(value, bool) else float(value),
-        "label": label if isinstance(label, str) else None,
-        "comment": coerce.text(s.get("comment"), "trace.scores.comment"),
-        "name": name if isinstance(name, str) else None})
+    out: dict[str, Any] = {
+        "name": s.get("name") if isinstance(s.get("name"), str) else None,
+        "value": float(value) if isinstance(value, bool) else coerce.number(value, f"{field}.value"),
+        "string_value": label if isinstance(label, str) else None,
+        "data_type": s.get("dataType") if isinstance(s.get("dataType"), str) else None,
+        "comment": coerce.text(s.get("comment"), f"{field}.comment"),
+        "source": s.get("source") if isinstance(s.get("source"), str) else None,
+    }
+    return {k: v for k, v in out.items() if v is not None or k == "value"}
 
 
 def _meta_task(metadata: dict[str, Any]) -> str | None:
@@ -249,8 +341,14 @@ def _name(value: Any) -> str | None:
 
 
 def _provider(metadata: dict[str, Any]) -> str | None:
-    value = metadata.get("ls_provider") or metadata.get("provider")
-    return value if isinstance(value, str) and value else None
+    attrs_raw = metadata.get("attributes")
+    attrs: dict[str, Any] = attrs_raw if isinstance(attrs_raw, dict) else {}
+    for value in (metadata.get("ls_provider"), metadata.get("provider"), attrs.get("gen_ai.provider.name"),
+                  attrs.get("gen_ai.system"), attrs.get("llm.provider"), attrs.get("llm.system"),
+                  attrs.get("ai.model.provider")):
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 # -- live pull -------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,32 @@ _NOT_UTF8 = "is not valid UTF-8 text; save the export as UTF-8"
 
 
 @dataclass
+class Skipped:
+    """A record the reader did not understand and left out (a warning, not an error)."""
+
+    source: str
+    record: str
+    reason: str
+    field: str | None = None
+    shape: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.source}: {self.record}"
+        what = f"field {self.field!r}: {self.reason}" if self.field else self.reason
+        return f"{where}: {what}" + (f" (shape {self.shape})" if self.shape and self.shape not in what else "")
+
+
+@dataclass
 class Tally:
-    """What a reader has got through so far: bytes (for progress) and records that are not calls."""
+    """What a reader has got through so far: bytes (for progress), records that are not calls,
+    and those it skipped. With `strict`, a record it cannot map is an error, not a skip."""
 
     offset: int = 0
     size: int = 0
     ignored: int = 0
+    seen: int = 0
+    strict: bool = False
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 @contextmanager

@@ -26,28 +26,31 @@ from fledgling.errors import ConfigError, InputError
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="Import LLM calls captured elsewhere. Each file is imported all-or-nothing; importing "
-         "the same file again adds nothing.",
+    help="Import LLM calls captured elsewhere. A malformed file is refused whole; a record whose "
+         "shape is not understood is skipped with a warning naming it (--strict: refuse the file). "
+         "Importing the same file again adds nothing.",
 )
 
 PathsArg = typer.Argument(..., exists=False, help="Files to import (JSON or JSON Lines).")
+StrictOpt = typer.Option(False, "--strict", help="Refuse a whole file when any record in it is "
+                         "not understood, instead of skipping that record with a warning.")
 TaskOpt = options.task("Put every call in this task. Default: the task named in the record "
                        "(metadata `fledgling.task`/`task`, Langfuse trace name), else one "
                        "derived from the system prompt.", required=False)
 
 
 @app.command("openai-jsonl")
-def openai_jsonl(paths: list[Path] = PathsArg, task: str | None = TaskOpt) -> None:
+def openai_jsonl(paths: list[Path] = PathsArg, task: str | None = TaskOpt, strict: bool = StrictOpt) -> None:
     """Lines of {"request", "response"} chat-completions pairs, or fine-tuning lines
     {"messages": [...], "tools": [...]} whose last message is the answer."""
-    _import("openai-jsonl", paths, task)
+    _import("openai-jsonl", paths, task, strict)
 
 
 @app.command("otel")
-def otel(paths: list[Path] = PathsArg, task: str | None = TaskOpt) -> None:
+def otel(paths: list[Path] = PathsArg, task: str | None = TaskOpt, strict: bool = StrictOpt) -> None:
     """OTLP JSON trace exports (one payload, or one per line as the collector's file exporter
     writes) with OpenTelemetry GenAI spans, current or older conventions."""
-    _import("otel", paths, task)
+    _import("otel", paths, task, strict)
 
 
 @app.command("langfuse", cls=spellings(Renamed("--host", "--langfuse-url")))
@@ -61,6 +64,7 @@ def langfuse(
                                         "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY."),
     since: str | None = options.since("With --langfuse-url: pull calls from this time (ISO). "
                                       "Default: from the last pull."),
+    strict: bool = StrictOpt,
 ) -> None:
     """Langfuse GENERATION observations: from exported files, or live with --langfuse-url."""
     if langfuse_url:
@@ -71,10 +75,10 @@ def langfuse(
     if not paths:
         raise InputError("no files given; pass Langfuse export files, or --langfuse-url URL (formerly --host) "
                          "to pull live")
-    _import("langfuse", paths, task)
+    _import("langfuse", paths, task, strict)
 
 
-def _import(kind: str, paths: list[Path], task: str | None) -> None:
+def _import(kind: str, paths: list[Path], task: str | None, strict: bool = False) -> None:
     for p in paths:
         if not p.is_file():
             raise InputError("no such file", source=str(p))
@@ -92,7 +96,7 @@ def _import(kind: str, paths: list[Path], task: str | None) -> None:
 
         for p in paths:
             try:
-                done.extend(import_files(st, kind, [p], task=task, progress=progress).files)
+                done.extend(import_files(st, kind, [p], task=task, progress=progress, strict=strict).files)
             except InputError as exc:
                 bar.stop()
                 if done:
@@ -102,19 +106,38 @@ def _import(kind: str, paths: list[Path], task: str | None) -> None:
                                  source=exc.source or str(p), record=exc.record, field=exc.field) from None
             finished += sizes[p]
     console.print(_table(kind, done))
+    _warnings(done)
+
+
+_COLUMNS = (("LLM calls seen", "seen"), ("calls read", "read"), ("new", "inserted"),
+            ("already stored", "skipped"), ("tool calls", "tool_calls"), ("not understood", "not_understood"),
+            ("not LLM calls", "ignored"))
 
 
 def _table(kind: str, files: list[FileResult]) -> Table:
     table = Table(title=f"{kind} import")
-    for col in ("file", "read", "new", "skipped", "not LLM calls"):
-        table.add_column(col, justify="left" if col == "file" else "right",
-                         overflow="fold" if col == "file" else "ellipsis")
+    table.add_column("file", overflow="fold")
+    for col, _ in _COLUMNS:
+        table.add_column(col, justify="right")
+
+    def value(f: FileResult, attr: str) -> int:
+        return len(f.warnings) if attr == "not_understood" else int(getattr(f, attr))
+
     for f in files:
-        table.add_row(str(f.path), str(f.read), f"[green]{f.inserted}[/]", str(f.skipped), str(f.ignored))
+        table.add_row(str(f.path), *(f"[green]{value(f, a)}[/]" if a == "inserted" else
+                                     f"[yellow]{value(f, a)}[/]" if a == "not_understood" and f.warnings
+                                     else str(value(f, a)) for _, a in _COLUMNS))
     if len(files) > 1:
-        table.add_row("[bold]total", *(str(sum(getattr(f, a) for f in files))
-                                       for a in ("read", "inserted", "skipped", "ignored")))
+        table.add_row("[bold]total", *(str(sum(value(f, a) for f in files)) for _, a in _COLUMNS))
     return table
+
+
+def _warnings(files: list[FileResult]) -> None:
+    """One line per record left out, naming file, record, field and shape, on stderr."""
+    for f in files:
+        for w in f.warnings:
+            err_console.print(f"warning: {w} (skipped; --strict refuses the file instead)",
+                              markup=False, highlight=False, soft_wrap=True)
 
 
 def _pull(url: str, task: str | None, since: str | None) -> None:
