@@ -69,7 +69,8 @@ def test_the_usage_strip_on_pieces_cut_anywhere():
         strip = UsageStrip()
         out = strip.feed(whole[:cut]) + strip.feed(whole[cut:]) + strip.flush()
         assert out == expected, cut
-    riding = b'data: {"id":"a","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":3}}\n\n'
+    riding = (b'data: {"id":"a","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
+              b'"usage":{"prompt_tokens":3}}\n\n')
     strip = UsageStrip()
     assert orjson.loads(strip.feed(riding)[6:]) == {"id": "a", "choices": [
         {"index": 0, "delta": {}, "finish_reason": "stop"}]}
