@@ -10,6 +10,9 @@ Trace content is untrusted input and the dashboard can change what the gateway d
   one); a visitor's CSRF token is derived from its cookie, so anonymous requests store nothing
   and cannot push a logged-in session out. Every request that is not GET/HEAD must send the
   CSRF token back as the `csrf_token` form field, or it is refused with 403 before any route runs;
+- the JSON API (`/api/...`) answers in JSON: 401 without credentials; with a token set, a script
+  sends `Authorization: Bearer <token>` (no cookie, so no CSRF token needed); a cookie session
+  sends its CSRF token in the `X-CSRF-Token` header on every change, or gets 403;
 - a client address that fails to log in `LOGIN_ATTEMPTS` times within `LOGIN_WINDOW_S` is
   answered 429 (with Retry-After) until the oldest failure is that old;
 - every response carries a Content-Security-Policy that allows no inline script or style and
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import math
 import re
 import secrets
@@ -42,6 +46,8 @@ LOGIN_WINDOW_S = 60.0
 _COOKIE_VALUE = re.compile(r"[A-Za-z0-9_-]{20,64}")
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 PUBLIC_PREFIXES = ("/login", "/static/")
+API_PREFIX = "/api/"
+CSRF_HEADER = "x-csrf-token"
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; "
@@ -184,6 +190,7 @@ class Guard:
         path = scope["path"]
         method = scope["method"]
         public = path.startswith(PUBLIC_PREFIXES)
+        api = path.startswith(API_PREFIX) or path == API_PREFIX.rstrip("/")
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -200,8 +207,11 @@ class Guard:
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
             refused = self.hosts.refusal(method, headers)
             if refused:
-                await _plain(send_with_headers, 403, f"forbidden: {refused}")
+                await (_json if api else _plain)(send_with_headers, 403, f"forbidden: {refused}")
                 return
+        if api:
+            await self._api(scope, receive, send_with_headers, session, state)
+            return
         if not session.authenticated and not public:
             if method in SAFE_METHODS:
                 target = scope.get("root_path", "") + "/login?next=" + quote(_full_path(scope), safe="")
@@ -223,6 +233,33 @@ class Guard:
             state["form"] = form
             receive = _replay(body)
         await self.app(scope, receive, send_with_headers)
+
+
+    async def _api(self, scope: dict[str, Any], receive: Any, send: Any, session: Session,
+                   state: dict[str, Any]) -> None:
+        """The API's rules: a bearer token or a session; a session's changes carry X-CSRF-Token."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        scheme, _, given = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and given:
+            if not self.token_matches(given.strip()):
+                await _json(send, 401, "unauthorized: the bearer token is wrong",
+                            [(b"www-authenticate", b'Bearer realm="fledgling"')])
+                return
+            state["auth_via"] = "token"
+            await self.app(scope, receive, send)
+            return
+        if not session.authenticated:
+            await _json(send, 401, "unauthorized: send Authorization: Bearer <the dashboard's token>, "
+                        "or log in first", [(b"www-authenticate", b'Bearer realm="fledgling"')])
+            return
+        if scope["method"] not in SAFE_METHODS:
+            sent = headers.get(CSRF_HEADER, "")
+            if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
+                await _json(send, 403, "forbidden: a change made with a session cookie needs its CSRF "
+                            "token in the X-CSRF-Token header (GET /api/session gives it)")
+                return
+        state["auth_via"] = "session"
+        await self.app(scope, receive, send)
 
 
 def session_cookie(sid: str, scope: dict[str, Any]) -> str:
@@ -295,5 +332,13 @@ async def _plain(send: Any, status: int, text: str, extra: list[tuple[bytes, byt
     body = text.encode()
     headers = [(b"content-type", b"text/plain; charset=utf-8"),
                (b"content-length", str(len(body)).encode()), *(extra or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _json(send: Any, status: int, reason: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"error": reason}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               *(extra or [])]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
