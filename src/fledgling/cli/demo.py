@@ -36,7 +36,12 @@ OutOpt = options.out(DEFAULT_OUT, "Directory for the JSONL files (one per task).
 def demo(ctx: typer.Context, seed: int = SeedOpt, calls: int = CallsOpt, out: Path = OutOpt,
          skip_models: bool = typer.Option(False, "--skip-models",
                                           help="Skip the stages that run or train models (minutes on a CPU): "
-                                               "the data loop only, in seconds.")) -> None:
+                                               "the data loop only, in seconds."),
+         latency_scale: float = typer.Option(1.0, "--latency-scale", min=0.0,
+                                             envvar="FLEDGLING_DEMO_LATENCY_SCALE",
+                                             help="The stand-in LLM answers after each call's recorded "
+                                                  "latency times this (1: as recorded, 600-1,400 ms a call; "
+                                                  "0: at once), so captured calls carry that latency.")) -> None:
     """Run the demo into the configured store (default .fledgling/fledgling.db)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -47,7 +52,7 @@ def demo(ctx: typer.Context, seed: int = SeedOpt, calls: int = CallsOpt, out: Pa
     t0 = time.perf_counter()
     stages = [st for st in STAGES if not (skip_models and st.uses_models)]
     outcomes = run_demo(DemoContext(store=s, console=console, seed=seed, calls=calls, out_dir=out,
-                                         settings=session.settings()), stages)
+                                         settings=session.settings(), latency_scale=latency_scale), stages)
     console.rule("[bold]Summary[/]")
     table = Table(show_header=True)
     table.add_column("stage")

@@ -33,13 +33,17 @@ class ReplayResult:
 
 
 def replay_through_gateway(calls: Sequence[Call], store: Store, *, spool_dir: str | Path,
-                           concurrency: int = 16, price: tuple[float, float] | None = None,
+                           concurrency: int = 64, price: tuple[float, float] | None = None,
+                           latency_scale: float = 0.0,
                            progress: Callable[[int], None] | None = None) -> ReplayResult:
     """Start a stand-in upstream and a gateway on loopback, send `calls` through, drain, stop.
 
     `price` (USD per million input / output tokens) is the stand-in's list price, so the
-    gateway records costs as it would for the hosted model it stands in for."""
-    with ServerThread(StandInUpstream(RecordedAnswers(calls))) as upstream:
+    gateway records costs as it would for the hosted model it stands in for. `latency_scale`:
+    the stand-in takes each call's recorded latency times this before answering (1: as recorded,
+    0: at once), so the gateway records what the hosted model's latency was. The stand-in mostly
+    waits, so many calls are in flight at once (`concurrency`)."""
+    with ServerThread(StandInUpstream(RecordedAnswers(calls), latency_scale=latency_scale)) as upstream:
         model: dict[str, Any] = {"kind": "openai", "base_url": upstream + "/v1"}
         if price is not None:
             model |= {"usd_per_mtok_in": price[0], "usd_per_mtok_out": price[1]}

@@ -31,6 +31,7 @@ class DemoContext:
     calls: int = 2000
     out_dir: Path = DEFAULT_OUT
     settings: Settings = field(default_factory=Settings)  # gates and prices the reports use
+    latency_scale: float = 0.0  # the stand-in LLM takes each call's recorded latency times this (CLI: 1)
     results: dict[str, Any] = field(default_factory=dict)
 
 
@@ -113,7 +114,7 @@ def capture(ctx: DemoContext) -> str:
     with _progress(ctx.console) as bar:
         job = bar.add_task("calls through the gateway", total=len(calls))
         result = replay_through_gateway(calls, ctx.store, spool_dir=ctx.out_dir.parent / "spool",
-                                        price=PRICES[MODEL],
+                                        price=PRICES[MODEL], latency_scale=ctx.latency_scale,
                                         progress=lambda done: bar.update(job, completed=done))
     new = ctx.store.count_calls() - before
     ctx.console.print(f"  {result.sent:,} sent, {result.identical:,} answers identical to the recorded "

@@ -4,13 +4,18 @@ It speaks the chat-completions protocol (JSON and streaming SSE, tool calls, usa
 gateway can be exercised end to end where no hosted LLM exists: the demo replays recorded
 answers through it, the overhead benchmark uses its instant answer, the tests inject faults
 around it. The answer function gets the request body and returns the assistant message; it
-may add `usage` (OpenAI's usage object) to report exact token counts and `logprobs` (the
-choice's logprobs object), or return `{"error": "..."}` to answer with an HTTP 500 carrying
-that message.
+may add `usage` (OpenAI's usage object) to report exact token counts, `logprobs` (the
+choice's logprobs object) and `latency_ms` (how long the answer took when it was recorded), or
+return `{"error": "..."}` to answer with an HTTP 500 carrying that message.
+
+With `latency_scale` above 0 the stand-in waits `latency_ms` times the scale before it answers,
+so a gateway in front of it records the latency the hosted LLM had, not a loopback's
+milliseconds; at 0 (the default, for tests) it answers at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
@@ -46,7 +51,8 @@ async def read_body(receive: Receive) -> bytes:
 
 
 class RecordedAnswers:
-    """Replays recorded calls' answers: each request gets the answer recorded for it.
+    """Replays recorded calls' answers: each request gets the answer recorded for it, with the
+    latency recorded for it (when the call has one).
 
     A request that names its call (`x-request-id: <call id>`, a header the gateway passes on)
     gets exactly that call's answer. Otherwise identical requests made several times get their
@@ -66,6 +72,8 @@ class RecordedAnswers:
                     "prompt_tokens": call.usage.input_tokens,
                     "completion_tokens": call.usage.output_tokens,
                     "total_tokens": call.usage.input_tokens + call.usage.output_tokens}}
+            if call.latency_ms is not None:
+                answer["latency_ms"] = call.latency_ms
             self._answers[request_key(req)].append(answer)
             self._by_id[call.id] = answer
 
@@ -81,9 +89,12 @@ class RecordedAnswers:
 class StandInUpstream:
     """ASGI app: `POST */chat/completions` and `GET */models`."""
 
-    def __init__(self, answer: Answer | None = None, *, model: str = "stand-in-llm"):
+    def __init__(self, answer: Answer | None = None, *, model: str = "stand-in-llm", latency_scale: float = 0.0):
+        if latency_scale < 0:
+            raise ValueError(f"latency_scale must be 0 or more, not {latency_scale}")
         self.answer = answer or fixed_answer()
         self.model = model
+        self.latency_scale = latency_scale
         self.requests = 0
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -113,6 +124,9 @@ class StandInUpstream:
         except (orjson.JSONDecodeError, LookupError, KeyError, TypeError) as exc:
             await send_error(send, 400, "bad_request", f"stand-in cannot answer: {exc}")
             return
+        latency_ms = message.pop("latency_ms", None)
+        if self.latency_scale > 0 and isinstance(latency_ms, int | float) and latency_ms > 0:
+            await asyncio.sleep(latency_ms * self.latency_scale / 1000)
         if "error" in message:
             await send_error(send, 500, "recorded_error", str(message["error"]))
             return
