@@ -39,13 +39,14 @@ class Setup:
 
 
 def settings_for(upstream_url: str, workdir: Path, *, tasks: dict[str, Any] | None = None,
-                 **gateway: Any) -> Any:
+                 models: dict[str, Any] | None = None, **gateway: Any) -> Any:
     return parse_settings({
         "models": {
             "llm": {"kind": "openai", "base_url": upstream_url + "/v1", "usd_per_mtok_in": PRICE_IN,
                     "usd_per_mtok_out": PRICE_OUT},
             "claude": {"kind": "anthropic", "base_url": upstream_url + "/v1", "api_key_env": "TEST_ANTHROPIC_KEY",
                        "usd_per_mtok_in": PRICE_IN, "usd_per_mtok_out": PRICE_OUT},
+            **(models or {}),
         },
         "tasks": {"weather": {"upstream": "llm"}, "claude-weather": {"upstream": "claude"}, **(tasks or {})},
         "gateway": {"upstream": "llm", "spool_dir": str(workdir / "spool"), "spool_fsync_ms": 2, **gateway},
