@@ -176,3 +176,17 @@ def test_canary_messages_go_to_the_anthropic_upstream_or_the_candidate_by_their_
     assert all(c.response.content.startswith("[slm] ") for c in inside)
     assert all(not c.response.content.startswith("[slm] ") for c in outside)
     assert all("shadow" in c.metadata for c in outside)  # the candidate ran beside the LLM
+
+
+def test_a_chained_request_is_left_to_the_upstream_that_holds_its_conversation(swap: Swap):
+    swap.set_mode("weather", "shadow")
+    first, _ = responses_ask(swap.openai(), stream=False)
+    [fc] = [item for item in first.output if item.type == "function_call"]
+    second = swap.openai().responses.create(model="gpt-test", tools=TOOLS, previous_response_id=first.id, input=[
+        {"type": "function_call_output", "call_id": fc.call_id, "output": "4 C"}])
+    assert "4 C" in second.output_text
+    a, b = swap.calls()
+    assert "shadow" in a.metadata and "swap_skipped" not in a.metadata
+    assert "shadow" not in b.metadata and "previous_response_id" in b.metadata["swap_skipped"]
+    assert b.session_id == a.session_id
+    assert len(swap.candidate.exchanges()) == 1  # the candidate never saw half a conversation

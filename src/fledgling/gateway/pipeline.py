@@ -16,6 +16,7 @@ import hmac
 import os
 import re
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -115,6 +116,10 @@ class Pipeline:
             self.recorder.record(ex)
             raise Problem(404, "no_route", f"task '{task}' has no upstream: set [tasks.{task}] "
                           "upstream or [gateway] upstream in fledgling.toml")
+        if isinstance(previous, str) and route.mode != "record":
+            # the conversation is held upstream: a candidate would see only the new input items
+            ex.metadata["swap_skipped"] = "previous_response_id: the conversation is held upstream"
+            route = replace(route, mode="record")
         ex.provider, ex.upstream = route.upstream.provider, route.upstream.name
         ex.price_in, ex.price_out = route.upstream.price_in, route.upstream.price_out
         ex.metadata["upstream"] = route.upstream.name
