@@ -8,6 +8,10 @@ loop: request i is sent at t0 + i/rate whatever happened before) so it does not 
 with what it measures. At each fixed rate the same bounded number of requests goes (a)
 directly and (b) through each proxy; latency counts from the moment a request is sent.
 
+The same run also offers OpenAI Responses requests (`POST /v1/responses`, the default API of most
+agent frameworks) directly and through the gateway: rows `direct-responses` and
+`fledgling-responses`, the added latency measured against `direct-responses`.
+
 Prints p50/p90/p99 latency, the added latency (proxy minus direct at the same percentile), the
 highest rate held (zero errors and >= 95% of the offered rate achieved), and ratios vs LiteLLM.
 
@@ -59,6 +63,18 @@ ANSWER = {"role": "assistant", "content": None, "tool_calls": [
     {"id": "call_1", "type": "function",
      "function": {"name": "lookup_order", "arguments": "{\"order_id\": \"A1234\"}"}}]}
 
+RESPONSES_BODY = orjson.dumps({
+    "model": "gpt-4o-mini", "store": False,
+    "instructions": "You are the support agent of an online shop. Use the tools to look orders up; never "
+                    "invent an order status.",
+    "input": [{"role": "user", "content": [{"type": "input_text",
+                                            "text": "Hi, where is my order A1234? It was due yesterday."}]}],
+    "tools": [{"type": "function", "name": "lookup_order", "description": "Find an order by id", "strict": False,
+               "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}},
+                              "required": ["order_id"]}}],
+    "temperature": 0,
+})
+
 console = Console(width=140)
 
 
@@ -89,21 +105,36 @@ def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = N
 def _serve_upstream(port: int) -> None:
     import uvicorn
 
+    from fledgling.calls import Response, Usage
+    from fledgling.capture.apis.responses import render_response
     from fledgling.demo.standin import StandInUpstream
 
-    uvicorn.run(StandInUpstream(lambda _req: ANSWER), host="127.0.0.1", port=port,
-                loop="uvloop", http="httptools", log_level="error", access_log=False)
+    chat = StandInUpstream(lambda _req: ANSWER)
+    answer = orjson.dumps(render_response(Response.from_message(ANSWER), response_id="resp_1", model="gpt-4o-mini",
+                                          usage=Usage(input_tokens=60, output_tokens=12)))
+
+    async def app(scope, receive, send):  # /responses: one fixed answer; the rest: the chat stand-in
+        if scope["type"] != "http" or not scope["path"].endswith("/responses"):
+            return await chat(scope, receive, send)
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]})
+        await send({"type": "http.response.body", "body": answer})
+
+    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", log_level="error",
+                access_log=False)
 
 
 # -- the load generator, in its own process ---------------------------------------------------
 
-def _load(url: str, rate: float, n: int, key: str, out: mp.Queue) -> None:
+def _load(url: str, rate: float, n: int, key: str, body: bytes, out: mp.Queue) -> None:
     import uvloop
 
-    out.put(uvloop.run(_load_async(url, rate, n, key)))
+    out.put(uvloop.run(_load_async(url, rate, n, key, body)))
 
 
-async def _load_async(url: str, rate: float, n: int, key: str) -> dict:
+async def _load_async(url: str, rate: float, n: int, key: str, body: bytes) -> dict:
     import aiohttp
 
     headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
@@ -112,7 +143,7 @@ async def _load_async(url: str, rate: float, n: int, key: str) -> dict:
     connector = aiohttp.TCPConnector(limit=1024)
     async with aiohttp.ClientSession(connector=connector) as session:
         for _ in range(100):  # warm the connection pool and both servers' code paths
-            async with session.post(url, data=BODY, headers=headers) as r:
+            async with session.post(url, data=body, headers=headers) as r:
                 await r.read()
         clock = time.perf_counter  # the loop's own clock has millisecond resolution under uvloop
         t0 = clock() + 0.05
@@ -122,7 +153,7 @@ async def _load_async(url: str, rate: float, n: int, key: str) -> dict:
             await asyncio.sleep(max(0.0, due - clock()))
             sent = clock()
             try:
-                async with session.post(url, data=BODY, headers=headers,
+                async with session.post(url, data=body, headers=headers,
                                         timeout=aiohttp.ClientTimeout(total=30)) as r:
                     await r.read()
                     if r.status != 200:
@@ -141,7 +172,8 @@ async def _load_async(url: str, rate: float, n: int, key: str) -> dict:
 def run_load(url: str, rate: float, n: int) -> dict:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_load, args=(url, rate, n, KEY, q))
+    body = RESPONSES_BODY if url.endswith("/responses") else BODY
+    p = ctx.Process(target=_load, args=(url, rate, n, KEY, body, q))
     p.start()
     result = q.get()
     p.join()
@@ -235,6 +267,8 @@ def main() -> None:
     try:
         gw, targets["fledgling"] = start_gateway(upstream, work)
         procs.append(gw)
+        targets["direct-responses"] = upstream + "/responses"
+        targets["fledgling-responses"] = targets["fledgling"].removesuffix("/chat/completions") + "/responses"
         litellm = find_litellm()
         if litellm:
             console.print(f"LiteLLM proxy: {litellm}")
@@ -260,7 +294,8 @@ def main() -> None:
             import sqlite3
 
             stored = sqlite3.connect(db).execute("select count(*) from calls").fetchone()[0]
-            sent = sum(len(results[("fledgling", r)]["latencies"]) for r in rates)
+            sent = sum(len(results[(name, r)]["latencies"]) for r in rates
+                       for name in ("fledgling", "fledgling-responses"))
             console.print(f"recorded by the gateway: {stored} calls in the store "
                           f"(>= {sent} answered in the timed runs, plus warm-up)")
     finally:
@@ -280,13 +315,13 @@ def report(rates: list[float], targets: dict[str, str], results: dict) -> None:
                 "+p50", "+p90", "+p99"):
         table.add_column(col, justify="right")
     for rate in rates:
-        base = results[("direct", rate)]["latencies"]
         for name in targets:
+            base = results[("direct-responses" if name.endswith("responses") else "direct", rate)]["latencies"]
             r = results[(name, rate)]
             lat = r["latencies"]
             row = [name, f"{rate:.0f}", str(len(lat)), str(len(r["errors"])), f"{r['achieved']:.0f}",
                    *(f"{pct(lat, q):.2f}" for q in (50, 90, 99))]
-            row += (["-"] * 3 if name == "direct" else
+            row += (["-"] * 3 if name.startswith("direct") else
                     [f"{pct(lat, q) - pct(base, q):+.2f}" for q in (50, 90, 99)])
             table.add_row(*row)
     console.print(table)
