@@ -51,6 +51,11 @@ class ModelSettings(_Strict):
         "or auto (llama.cpp when it is installed and the weights are or derive from a GGUF)"))
     usd_per_mtok_in: float | None = Field(default=None, ge=0)
     usd_per_mtok_out: float | None = Field(default=None, ge=0)
+    usd_per_cpu_hour: float | None = Field(default=None, ge=0, description=(
+        "local models on a CPU: what an hour of the machine serving it costs; a call then costs this "
+        "times its measured serving time (an estimate; unset: the model is unpriced)"))
+    usd_per_gpu_hour: float | None = Field(default=None, ge=0, description=(
+        "local models on a GPU: the same, per hour of the GPU machine"))
     timeout_s: float = Field(default=60.0, gt=0)
 
     @field_validator("base_url")
@@ -169,6 +174,8 @@ class TaskSettings(_Strict):
     canary_percent: float = Field(default=0.0, ge=0, le=100)
     fallback_on: list[FallbackReason] = Field(default_factory=lambda: list(DEFAULT_FALLBACK_ON))
     gates: dict[str, Gate] = Field(default_factory=dict)
+    monthly_calls: float | None = Field(default=None, ge=0, description=(
+        "calls a month, for the report's saving; unset: from the traffic observed, when it spans an hour or more"))
     swap: SwapSettings = Field(default_factory=SwapSettings)
     autopilot: AutopilotSettings = Field(default_factory=AutopilotSettings)
 

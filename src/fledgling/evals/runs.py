@@ -194,7 +194,8 @@ def _result(item: EvalItem, gen: Generation, contract: Contract, lenient: bool) 
 
 
 def summarise(results: list[ItemResult], spec: ModelSpec, recorded_cost: float | None = None, *,
-              basis: dict[str, Any] | None = None, batch1: list[float] | None = None) -> dict[str, Any]:
+              basis: dict[str, Any] | None = None, batch1: list[float] | None = None,
+              device: str | None = None) -> dict[str, Any]:
     """Means with 95% intervals per metric, per-tool success, latency, tokens and cost. With
     `batch1` (batch-1 times of some items) the latency figures are those, and the items' in-batch
     times stay beside them as `latency_in_batch_ms`."""
@@ -206,21 +207,69 @@ def summarise(results: list[ItemResult], spec: ModelSpec, recorded_cost: float |
             metrics[name] = {"mean": est.mean, "low": max(0.0, est.low), "high": min(1.0, est.high),
                              "n": est.n}  # every per-item score lies in [0, 1]
     latencies = [r.latency_ms for r in results if r.error is None]
-    tin = sum(r.input_tokens for r in results)
-    tout = sum(r.output_tokens for r in results)
-    n = len(results)
-    cost = recorded_cost if spec.kind == "recorded" else cost_usd_of(tin, tout, spec)
     timing: dict[str, Any] = {"latency_ms": latency_summary(latencies)}
     if batch1:
         timing = {"latency_ms": latency_summary(batch1), "latency_samples_ms": sorted(batch1),
                   "latency_in_batch_ms": latency_summary(latencies)}
+    tin = sum(r.input_tokens for r in results)
+    tout = sum(r.output_tokens for r in results)
+    n = len(results)
+    serving_ms = timing["latency_ms"].get("mean")
+    per_call, cost_basis = call_cost(spec, device, serving_ms, (basis or {}).get("kind"))
+    if spec.kind == "recorded":
+        cost = recorded_cost
+        cost_basis = {"kind": "recorded"} if cost is not None else \
+            {"kind": "unpriced", "reason": "the recorded calls carry no cost"}
+    elif per_call is not None:
+        cost = per_call * n
+    else:
+        cost = cost_usd_of(tin, tout, spec)
+        if cost is not None:
+            cost_basis = {"kind": "tokens", "usd_per_mtok_in": spec.settings.usd_per_mtok_in,
+                          "usd_per_mtok_out": spec.settings.usd_per_mtok_out}
     return {
         "n": n, "metrics": metrics,
         **timing, "latency_basis": basis or {"kind": "recorded" if spec.kind == "recorded" else "per-request"},
         "errors": sum(1 for r in results if r.error), "parse_failures": sum(1 for r in results if r.parse_failed),
         "input_tokens": tin, "output_tokens": tout,
         "cost_per_1k_usd": cost * 1000 / n if cost is not None and n else None,
+        "cost_basis": cost_basis,
     }
+
+
+def call_cost(spec: ModelSpec, device: str | None, serving_ms: float | None,
+              latency_kind: str | None) -> tuple[float | None, dict[str, Any]]:
+    """(USD per call, how it was priced) of a local model: its machine's hourly price
+    (`usd_per_cpu_hour` / `usd_per_gpu_hour`) times its mean measured serving time, an estimate
+    that assumes the machine serves one call at a time. (None, unpriced and why) otherwise."""
+    if not spec.is_local:
+        return None, {"kind": "unpriced", "reason": f"no token price for '{spec.name}'"}
+    gpu = device is not None and device != "cpu"
+    key = "usd_per_gpu_hour" if gpu else "usd_per_cpu_hour"
+    price = getattr(spec.settings, key)
+    if price is None:
+        return None, {"kind": "unpriced", "reason": f"no {key} for '{spec.name}' in fledgling.toml"}
+    if serving_ms is None:
+        return None, {"kind": "unpriced", "reason": "no serving time was measured"}
+    return price * serving_ms / 3_600_000, {
+        "kind": "compute", "estimate": True, "device": "gpu" if gpu else "cpu", "usd_per_hour": price,
+        "serving_ms": serving_ms, "latency_basis": latency_kind}
+
+
+def describe_cost(basis: dict[str, Any] | None) -> str:
+    """One line saying how a run's cost was priced, for reports."""
+    kind = (basis or {}).get("kind")
+    if kind == "compute" and basis:
+        return (f"estimate: ${basis['usd_per_hour']:g} per {basis['device'].upper()}-hour x "
+                f"{basis['serving_ms']:,.0f} ms measured serving time a call ({basis.get('latency_basis')})")
+    if kind == "tokens" and basis:
+        return (f"list price: ${basis.get('usd_per_mtok_in') or 0:g} / ${basis.get('usd_per_mtok_out') or 0:g} "
+                "per million input / output tokens")
+    if kind == "recorded":
+        return "as recorded when the calls were made"
+    if kind == "unpriced" and basis:
+        return f"unpriced: {basis.get('reason')}"
+    return "unpriced"
 
 
 def cost_usd_of(input_tokens: int, output_tokens: int, spec: ModelSpec) -> float | None:
@@ -242,7 +291,7 @@ def run_eval(store: Store, task: str, spec: ModelSpec, backend: ModelBackend, it
     n_solo = (DEFAULT_LATENCY_ITEMS if latency_items is None else latency_items) if batched else 0
     batch1 = asyncio.run(batch1_latencies(items, backend, n_solo))
     summary = summarise(results, spec, _recorded_cost(items), basis=latency_basis(spec, backend, batch1),
-                        batch1=batch1)
+                        batch1=batch1, device=getattr(backend, "device", None))
     if spec.is_local:
         summary["prompt"] = getattr(backend, "prompt", None)
     run = EvalRun(

@@ -133,9 +133,11 @@ def _latency_table(runs: list[dict[str, Any]]) -> str:
         cells = "".join(f"<td class=num>{lat[k]:,.0f}</td>" if lat.get(k) is not None else "<td class=num>-</td>"
                         for k in ("p50", "p95", "p99"))
         rows.append(f"<tr><td>{escape(run['label'])}</td>{cells}<td class=num>{run['errors']}</td>"
-                    f"<td class=num>{run['parse_failures']}</td></tr>")
+                    f"<td class=num>{run['parse_failures']}</td>"
+                    f"<td class=muted>{escape(run.get('latency_note') or '')}</td></tr>")
     return ("<table><tr><th>run</th><th class=num>p50 ms</th><th class=num>p95 ms</th><th class=num>p99 ms</th>"
-            f"<th class=num>errors</th><th class=num>parse failures</th></tr>{''.join(rows)}</table>")
+            "<th class=num>errors</th><th class=num>parse failures</th><th>what the times measure</th></tr>"
+            f"{''.join(rows)}</table>")
 
 
 def _latency_plot(runs: list[dict[str, Any]]) -> str:
@@ -170,14 +172,15 @@ def _cost(report: dict[str, Any], runs: list[dict[str, Any]]) -> str:
     for run in runs:
         c = run["cost_per_1k_usd"]
         saving = run.get("monthly_saving_usd")
+        estimate = (run.get("cost_basis") or {}).get("estimate")
         rows.append(f"<tr><td>{escape(run['label'])}</td><td class=num>"
-                    f"{'$' + format(c, '.4f') if c is not None else 'unpriced (local)'}</td>"
-                    f"<td class=num>{'$' + format(saving, '.2f') if saving is not None else '-'}</td></tr>")
-    monthly = report["monthly_calls"]
-    note = (f"<p class=muted>Projected at the observed traffic of {monthly:,.0f} calls per 30 days.</p>"
-            if monthly else "<p class=muted>Not enough traffic history to project a monthly figure.</p>")
+                    f"{('~$' if estimate else '$') + format(c, '.4f') if c is not None else 'unpriced'}</td>"
+                    f"<td class=num>{'$' + format(saving, '.2f') if saving is not None else '-'}</td>"
+                    f"<td class=muted>{escape(run.get('cost_note') or '')}</td></tr>")
+    volume = report.get("monthly_volume") or {}
+    note = f"<p class=muted>Monthly volume: {escape(volume.get('note') or 'unknown')}.</p>"
     return ("<table><tr><th>run</th><th class=num>cost per 1,000 calls</th>"
-            "<th class=num>monthly saving vs reference</th></tr>"
+            "<th class=num>monthly saving vs reference</th><th>how it is priced</th></tr>"
             + "".join(rows) + "</table>" + note)
 
 

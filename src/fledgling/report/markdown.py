@@ -46,9 +46,16 @@ def render_markdown(report: dict[str, Any]) -> str:
         lat = run["latency_ms"]
         cost = run["cost_per_1k_usd"]
         saving = run.get("monthly_saving_usd")
+        estimate = (run.get("cost_basis") or {}).get("estimate")
         out.append(f"| {run['label']} | {_n(lat.get('p50'))} | {_n(lat.get('p95'))} | "
-                   f"{'$' + format(cost, '.4f') if cost is not None else 'unpriced'} | "
+                   f"{('~$' if estimate else '$') + format(cost, '.4f') if cost is not None else 'unpriced'} | "
                    f"{'$' + format(saving, '.2f') if saving is not None else '-'} |")
+    out.append("")
+    for run in runs:
+        out.append(f"- {run['label']}: latency {run.get('latency_note') or 'basis not recorded'}; "
+                   f"cost {run.get('cost_note') or 'unpriced'}")
+    volume = r.get("monthly_volume") or {}
+    out.append(f"- Monthly volume: {volume.get('note') or 'unknown'}")
     out += ["", "## Worst failures", ""]
     for f in r["worst_failures"]:
         out.append(f"- `{f['call_id']}`: {f['differs']}; input: {str(f['input'])[:120]!r}")

@@ -14,13 +14,14 @@ from typing import Any
 from fledgling.config import Settings
 from fledgling.errors import InputError
 from fledgling.evals.gates import COVERAGE, Decision, evaluate_gates
-from fledgling.evals.runs import EvalRun, list_runs, load_run_items, reference_of
+from fledgling.evals.runs import EvalRun, describe_cost, describe_latency, list_runs, load_run_items, reference_of
 from fledgling.evals.scoring import compare_tool_calls
 from fledgling.evals.stats import wilson_interval
 from fledgling.report.selective import selective_section
 from fledgling.store import CallFilter, Store
 
 VERDICT_ORDER = {"SWAP": 0, "NOT YET": 1, "NO": 2}
+MIN_VOLUME_HOURS = 1.0  # observed traffic shorter than this is a burst, not a rate to project
 SHOWN_METRICS = ("success", "tool_name_match", "args_exact_match", "arg_precision", "arg_recall",
                  "schema_valid", "exact_match", "field_accuracy")
 WORST = 8
@@ -63,7 +64,8 @@ def build_report(store: Store, settings: Settings, task: str, split: str = "test
         verdict = selective["verdict"]
     calls = {i.call_id for r in runs for i in r.items}
     call_by_id = {cid: store.get_call(cid) for cid in calls}
-    monthly = _monthly_calls(store, task)
+    volume = monthly_volume(store, task, task_cfg.monthly_calls if task_cfg else None)
+    monthly = volume["calls"]
     return {
         "task": task, "split": split, "kind": kind,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -76,6 +78,7 @@ def build_report(store: Store, settings: Settings, task: str, split: str = "test
         "per_tool": _per_tool(runs, call_by_id),
         "tool_call_items": _tool_call_items(runs, call_by_id),
         "monthly_calls": monthly,
+        "monthly_volume": volume,
         "worst_failures": _worst(primary, reference, call_by_id) if primary else [],
     }
 
@@ -103,9 +106,14 @@ def _run_info(run: EvalRun) -> dict[str, Any]:
             "label_sources": run.label_sources, "created_at": run.created_at.isoformat(),
             "metrics": {k: v for k, v in run.summary["metrics"].items() if k in SHOWN_METRICS},
             "latency_ms": run.summary["latency_ms"],
-            "latencies": sorted(i.latency_ms for i in run.items if i.error is None),
+            "latencies": run.summary.get("latency_samples_ms") or
+            sorted(i.latency_ms for i in run.items if i.error is None),
+            "latency_basis": run.summary.get("latency_basis"),
+            "latency_note": describe_latency(run.summary.get("latency_basis")),
             "errors": run.summary["errors"], "parse_failures": run.summary["parse_failures"],
-            "cost_per_1k_usd": run.summary.get("cost_per_1k_usd")}
+            "cost_per_1k_usd": run.summary.get("cost_per_1k_usd"),
+            "cost_basis": run.summary.get("cost_basis"),
+            "cost_note": describe_cost(run.summary.get("cost_basis"))}
 
 
 def _candidate(run: EvalRun, decision: Decision, reference: EvalRun | None, monthly: float | None) -> dict[str, Any]:
@@ -117,22 +125,46 @@ def _candidate(run: EvalRun, decision: Decision, reference: EvalRun | None, mont
                       "more_items_needed": g.comparison.more_items_needed if g.comparison else None}
                      for g in decision.gates]
     ref_cost = reference.summary.get("cost_per_1k_usd") if reference else None
-    cand_cost = run.summary.get("cost_per_1k_usd") or 0.0
+    cand_cost = run.summary.get("cost_per_1k_usd")  # None: unpriced, never free
     info["monthly_saving_usd"] = ((ref_cost - cand_cost) / 1000 * monthly
-                                  if ref_cost is not None and monthly else None)
+                                  if ref_cost is not None and cand_cost is not None and monthly else None)
     return info
 
 
-def _monthly_calls(store: Store, task: str) -> float | None:
-    """Calls per 30 days at the traffic observed in the store for this task."""
+def monthly_volume(store: Store, task: str, configured: float | None,
+                   min_hours: float = MIN_VOLUME_HOURS) -> dict[str, Any]:
+    """Calls a month for the saving, and where the figure comes from: `config` (the task's
+    `monthly_calls`), `observed` (the task's stored traffic, per 30 days, when it spans at least
+    `min_hours`), or `calls: None` with the reason (a burst is not a rate)."""
+    if configured is not None:
+        return {"calls": configured, "source": "config", "note": f"{configured:,.0f} calls a month, "
+                f"from [tasks.{task}].monthly_calls"}
     flt = CallFilter(task=task)
     n = store.count_calls(flt)
     first = store.query_calls(flt, limit=1, newest_first=False).items
     last = store.query_calls(flt, limit=1, newest_first=True).items
     if n < 2 or not first or not last:
-        return None
-    days = (last[0].created_at - first[0].created_at).total_seconds() / 86400
-    return n / days * 30 if days > 0 else None
+        return {"calls": None, "source": None, "note": f"unknown: {n} call(s) observed; set "
+                f"[tasks.{task}].monthly_calls"}
+    start, end = first[0].created_at, last[0].created_at
+    hours = (end - start).total_seconds() / 3600
+    window = {"from": start.isoformat(timespec="seconds"), "to": end.isoformat(timespec="seconds"),
+              "hours": hours, "calls": n}
+    if hours < min_hours:
+        return {"calls": None, "source": None, "window": window,
+                "note": f"unknown: the {n:,} observed calls span {_span(hours)}, under the {min_hours:g} h "
+                        f"needed to project a month from them; set [tasks.{task}].monthly_calls"}
+    calls = n / hours * 24 * 30
+    return {"calls": calls, "source": "observed", "window": window,
+            "note": f"{calls:,.0f} calls a month, projected from {n:,} calls observed over {_span(hours)} "
+                    f"({window['from']} to {window['to']})"}
+
+
+def _span(hours: float) -> str:
+    seconds = hours * 3600
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if hours < 2 else f"{hours:,.1f} h"
 
 
 def _tool_key(call) -> str:
