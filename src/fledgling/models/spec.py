@@ -24,6 +24,7 @@ from fledgling.models.smollm2 import NAMES as SMOLLM2_NAMES
 from fledgling.models.smollm2 import smollm2_gguf
 
 if TYPE_CHECKING:
+    from fledgling.models.llamacpp import LlamaCppBackend
     from fledgling.models.local import LocalBackend
 
 SPEC_HELP = ("a model name from [models] in fledgling.toml, or openai:BASE_URL#MODEL, hf:PATH[+ADAPTER], "
@@ -103,14 +104,15 @@ def default_prompt(ms: ModelSettings) -> tuple[str, str | None]:
 def open_backend(spec: ModelSpec, *, constrained: bool = False, recorded_calls: Iterable[Call] = (),
                  batch_size: int = 16, max_new_tokens: int = 256, concurrency: int = 8,
                  prompt: str | None = None, contract: Any = None, threads: int | None = None,
-                 dtype: str | None = None) -> ModelBackend:
+                 dtype: str | None = None, engine: str | None = None) -> ModelBackend:
     """The backend for a spec. `recorded_calls` are the calls a `recorded` backend can answer.
 
     Local models only: `prompt` is "chat", "compact" or "lean" (default: what it was trained on,
     see `default_prompt`); `contract` (a `fledgling.contracts.Contract`) names the task in the
     compact prompt and, when it has seen answers without a tool call, lets constrained decoding
     answer in text too; `threads` fixes the intra-op threads (default: the idle cores); `dtype`
-    the precision ("float32" or "bfloat16"; default: bfloat16 where the hardware has it).
+    the precision ("float32" or "bfloat16"; default: bfloat16 where the hardware has it) on the
+    transformers engine; `engine` overrides the model's `engine` setting.
     """
     ms = spec.settings
     if ms.kind == "recorded":
@@ -123,20 +125,25 @@ def open_backend(spec: ModelSpec, *, constrained: bool = False, recorded_calls: 
         return OpenAICompatibleBackend(spec.name, ms.base_url or "", model=ms.model, api_key=ms.api_key(),
                                        timeout_s=ms.timeout_s, concurrency=concurrency)
     return open_local(spec, constrained=constrained, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                      prompt=prompt, contract=contract, threads=threads, dtype=dtype)
+                      prompt=prompt, contract=contract, threads=threads, dtype=dtype, engine=engine)
 
 
 def open_local(spec: ModelSpec, *, constrained: bool = False, batch_size: int = 16, max_new_tokens: int = 256,
                prompt: str | None = None, contract: Any = None, threads: int | None = None,
-               dtype: str | None = None) -> LocalBackend:
-    """The local (transformers) backend of an `hf` or `gguf` spec, with what only a local model
-    offers (`variant`, `render`, `generate_sync`); the options are `open_backend`'s."""
+               dtype: str | None = None, engine: str | None = None) -> LocalBackend | LlamaCppBackend:
+    """The local backend of an `hf` or `gguf` spec, with what only a local model offers
+    (`variant`, `render`, `generate_sync`); the options are `open_backend`'s, and `engine`
+    overrides the model's `engine` setting (see `choose_engine`)."""
     from fledgling.models.local import LocalBackend
 
     ms = spec.settings
     if not spec.is_local:
         raise ConfigError(f"model '{spec.name}' is kind '{ms.kind}', not a local model (hf or gguf)")
     trained_format, trained_task = default_prompt(ms)
+    options: dict[str, Any] = dict(
+        constrained=constrained, batch_size=batch_size, max_new_tokens=max_new_tokens,
+        prompt=prompt or trained_format, threads=threads, task=getattr(contract, "task", None) or trained_task,
+        allow_text=allows_text(contract))
     directory: str | Path
     gguf_file: str | None = None
     if ms.kind == "gguf" or (ms.base or "").lower() in SMOLLM2_NAMES and not ms.path:
@@ -146,10 +153,72 @@ def open_local(spec: ModelSpec, *, constrained: bool = False, batch_size: int = 
         if not Path(directory).is_dir():
             raise ConfigError(f"model '{spec.name}': {directory} is not a checkpoint directory; give a "
                               "transformers model directory (hf) or a .gguf file (gguf)")
-    return LocalBackend(spec.name, directory, gguf_file=gguf_file, adapter=ms.adapter, constrained=constrained,
-                        batch_size=batch_size, max_new_tokens=max_new_tokens, prompt=prompt or trained_format,
-                        threads=threads, dtype=dtype, task=getattr(contract, "task", None) or trained_task,
-                        allow_text=allows_text(contract))
+    if choose_engine(ms, engine) == "llama.cpp":
+        try:
+            return _open_llamacpp(spec, directory, gguf_file, options)
+        except Exception as exc:  # a failed build or conversion: the transformers engine answers
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            _warn_once(f"model '{spec.name}': the llama.cpp engine failed ({reason}); using transformers")
+    return LocalBackend(spec.name, directory, gguf_file=gguf_file, adapter=ms.adapter, dtype=dtype, **options)
+
+
+def choose_engine(ms: ModelSettings, engine: str | None = None) -> str:
+    """`llama.cpp` or `transformers` for a local model. `auto` (the default) is llama.cpp when
+    llama-cpp-python is installed and the weights are a GGUF file or derive from one (an
+    adapter or a checkpoint tuned from the bundled SmolLM2); a missing llama-cpp-python is one
+    warning and the transformers engine, never a failure."""
+    from fledgling.models.llamacpp import available
+
+    choice = engine or ms.engine
+    if choice not in ("auto", "llama.cpp", "transformers"):
+        raise ConfigError(f"unknown engine {choice!r}; use auto, llama.cpp or transformers")
+    if choice == "transformers":
+        return choice
+    from_gguf = ms.kind == "gguf" or (ms.base or "").lower() in SMOLLM2_NAMES
+    if choice == "auto" and not from_gguf:
+        return "transformers"
+    why = available()
+    if why is not None:
+        _warn_once(f"{why}; local models use the transformers engine (install it with `make setup`)")
+        return "transformers"
+    return "llama.cpp"
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    import logging
+
+    if message not in _WARNED:
+        _WARNED.add(message)
+        logging.getLogger("fledgling.models").warning(message)
+
+
+def _open_llamacpp(spec: ModelSpec, directory: str | Path, gguf_file: str | None,
+                   options: dict[str, Any]) -> LlamaCppBackend:
+    """The llama.cpp backend: the GGUF itself, with the adapter converted to a GGUF LoRA, or a
+    fine-tuned checkpoint converted to a GGUF model of its base."""
+    from fledgling.models import gguf_export
+    from fledgling.models.llamacpp import LlamaCppBackend, load_tokenizer
+
+    ms = spec.settings
+    lora = None
+    if gguf_file is not None:
+        model = Path(directory) / gguf_file
+        if ms.adapter:
+            lora = gguf_export.lora_gguf(ms.adapter, model)
+            tokenizer = load_tokenizer(ms.adapter, None) if (Path(ms.adapter) / "tokenizer.json").is_file() \
+                else gguf_export.cached_tokenizer(model)
+        else:
+            tokenizer = gguf_export.cached_tokenizer(model)
+    else:
+        if ms.adapter or (ms.base or "").lower() not in SMOLLM2_NAMES:
+            raise ConfigError("llama.cpp serves a GGUF, a GGUF with an adapter, or a checkpoint "
+                              "fine-tuned from the bundled SmolLM2")
+        model = gguf_export.checkpoint_gguf(directory, smollm2_gguf())
+        tokenizer = load_tokenizer(directory, None)
+    return LlamaCppBackend(spec.name, model, tokenizer=tokenizer, lora_path=lora, **options)
 
 
 def allows_text(contract: Any) -> bool:

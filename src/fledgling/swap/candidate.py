@@ -108,7 +108,9 @@ class Candidate:
         if spec.is_local:  # how the prompt was written and what the grammar allowed
             self.fingerprint["decoding"].update(prompt=getattr(backend, "prompt", None),
                                                 task=getattr(backend, "task", None),
-                                                allow_text=getattr(backend, "allow_text", None))
+                                                allow_text=getattr(backend, "allow_text", None),
+                                                engine=getattr(backend, "engine", "transformers"),
+                                                jump_forward=getattr(backend, "jump_forward", None))
 
     def prepare(self, body: dict[str, Any]) -> dict[str, Any]:
         """The agent's request body as the candidate gets it: greedy, seeded, capped."""
@@ -170,11 +172,14 @@ class Candidate:
 
 
 def open_candidate(spec: ModelSpec, swap: SwapSettings, *, pool: UpstreamPool | None = None,
-                   batching: bool = True, contract: Any = None, prompt: str | None = None) -> Candidate:
+                   batching: bool = True, contract: Any = None, prompt: str | None = None,
+                   engine: str | None = None) -> Candidate:
     """Build (and for a local model, load: seconds) the candidate. Blocking: call off the loop.
     A remote candidate is called through `pool` (started by its owner). A local one is prompted
     in `prompt` (default: what its manifest says it was trained on) for the task of `contract`,
-    whose no-call answers, if it has seen any, let the grammar answer in text too."""
+    whose no-call answers, if it has seen any, let the grammar answer in text too; it runs on
+    `engine` (default: the model's `engine` setting, see `models.spec.choose_engine`; the engine
+    that answered is in the fingerprint, so replay runs the same one)."""
     if spec.kind == "openai":
         if pool is None:
             raise ConfigError(f"candidate '{spec.name}' is a server; it needs the gateway's upstream pool")
@@ -183,7 +188,7 @@ def open_candidate(spec: ModelSpec, swap: SwapSettings, *, pool: UpstreamPool | 
         raise ConfigError(f"candidate '{spec.name}' is kind '{spec.kind}'; a candidate is served "
                           "from an openai, hf or gguf model")
     backend = open_backend(spec, constrained=True, batch_size=swap.batch_size,
-                           max_new_tokens=swap.max_tokens, contract=contract, prompt=prompt)
+                           max_new_tokens=swap.max_tokens, contract=contract, prompt=prompt, engine=engine)
     queue = BatchQueue(backend, max_batch=swap.batch_size, max_wait_ms=swap.batch_wait_ms) if batching else None
     return Candidate(spec, swap, backend=backend, queue=queue)
 

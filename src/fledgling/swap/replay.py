@@ -83,8 +83,9 @@ def _rerun_candidate(store: Store, settings: Settings, call: Call, target: str, 
               for _, r in peers or [(call, rec)])
     swap = SwapSettings(**{**task.swap.model_dump(), "batch_size": max(len(peers or ()), 1), "max_tokens": cap})
     pool = UpstreamPool()
-    candidate = open_candidate(spec, swap, pool=pool, batching=False)
     decoding = rec.get("decoding") or {}
+    engine = decoding.get("engine", "transformers") if spec.is_local else None  # older records: transformers
+    candidate = open_candidate(spec, swap, pool=pool, batching=False, engine=engine)
     if candidate.backend is not None and decoding.get("prompt"):  # prompted as live, same grammar
         candidate.backend = candidate.backend.variant(  # type: ignore[attr-defined]
             prompt=decoding["prompt"], task=decoding.get("task"), allow_text=decoding.get("allow_text"))
