@@ -40,7 +40,7 @@ def test_current_conventions(fixtures: Path) -> None:
         "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}}}]
     assert chat.response.tool_calls[0].name == "lookup_order"
     assert chat.response.tool_calls[0].parsed_arguments() == {"order_id": "B-77"}
-    assert chat.response.finish_reason == "tool_call"
+    assert chat.response.finish_reason == "tool_calls"  # the conventions' tool_call, mapped
 
     # messages in the operation-details event, as structured (kvlist/array) attribute values
     assert details.response.content == "Order B-77 is still being processed."

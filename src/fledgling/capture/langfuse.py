@@ -212,8 +212,7 @@ def _request(raw_input: Any, params: dict[str, Any], metadata: dict[str, Any]) -
                        ("metadata.invocation_params.tools", invocation.get("tools")),
                        ("modelParameters.tools", params.get("tools")),
                        ("metadata.attributes.gen_ai.tool.definitions", attrs.get("gen_ai.tool.definitions")),
-                       ("metadata.attributes.model_request_parameters",
-                        _function_tools(attrs.get("model_request_parameters")))):
+                       ("metadata.attributes.model_request_parameters", attrs.get("model_request_parameters"))):
         if not found and raw is not None:
             found = messages.tools(raw, where) or []
     if not found:
@@ -224,15 +223,6 @@ def _request(raw_input: Any, params: dict[str, Any], metadata: dict[str, Any]) -
     if body.get("response_format") is not None and not isinstance(body["response_format"], dict):
         body.pop("response_format")
     return Request.model_validate(body)
-
-
-def _function_tools(raw: Any) -> Any:
-    """pydantic-ai's `model_request_parameters`: `function_tools` (and `output_tools`)."""
-    raw = coerce.maybe_json(raw)
-    if not isinstance(raw, dict):
-        return None
-    found = [*(raw.get("function_tools") or []), *(raw.get("output_tools") or [])]
-    return found or None
 
 
 def _indexed_tools(attrs: dict[str, Any]) -> list[dict[str, Any]]:

@@ -224,6 +224,8 @@ def _item(raw: Any, field: str, conv: Conversation, tool_names: set[str]) -> lis
     parts = _decoded(raw.get("parts"), f"{field}.parts")
     if isinstance(parts, list):
         return _parts(role, parts, raw, f"{field}.parts")
+    if parts is not None:
+        raise BadField(f"{field}.parts", f"must be an array of parts, got {type_name(parts)}")
     if isinstance(content_raw, list) and any(isinstance(p, dict) and p.get("type") not in (None, "text", "image_url")
                                              or isinstance(p, dict) and ("toolCallId" in p)
                                              for p in content_raw):
@@ -448,6 +450,9 @@ def tools(raw: Any, field: str) -> list[dict[str, Any]] | None:
         return None
     if isinstance(raw, dict) and ("function_declarations" in raw or "functionDeclarations" in raw):
         raw = [raw]
+    if isinstance(raw, dict) and ("function_tools" in raw or "output_tools" in raw):
+        # pydantic-ai's `model_request_parameters`: its tools and the tools that end the run
+        raw = [*(raw.get("function_tools") or []), *(raw.get("output_tools") or [])]
     if not isinstance(raw, list):
         raise BadField(field, f"must be an array of tools, got {type_name(raw)}")
     out: list[dict[str, Any]] = []
@@ -457,8 +462,6 @@ def tools(raw: Any, field: str) -> list[dict[str, Any]] | None:
         decls = t.get("function_declarations", t.get("functionDeclarations")) if isinstance(t, dict) else None
         if isinstance(decls, list):
             out.extend(tool(d, f"{here}.function_declarations[{j}]") for j, d in enumerate(decls))
-        elif isinstance(t, dict) and isinstance(t.get("function_tools"), list):  # pydantic-ai parameters
-            out.extend(tool(d, f"{here}.function_tools[{j}]") for j, d in enumerate(t["function_tools"]))
         elif isinstance(t, dict) and t.get("type") not in (None, "function", "custom") and "name" not in t \
                 and not isinstance(t.get("function"), dict):
             continue  # a provider's built-in tool (web_search, code_execution): not a function

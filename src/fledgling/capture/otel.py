@@ -1,12 +1,17 @@
 """OpenTelemetry GenAI spans (OTLP JSON or protobuf) -> `Call`s.
 
 An inference span (`gen_ai.operation.name` = chat / text_completion / generate_content, or an
-older span with `gen_ai.prompt.*` attributes) is one LLM call. Messages are read from, in order:
+older span with `gen_ai.prompt.*` attributes), an OpenInference span of kind LLM, and the AI SDK's
+`ai.*.doGenerate` / `doStream` span are each one LLM call. Messages are read from, in order:
 the `gen_ai.input.messages` / `gen_ai.output.messages` attributes (parts-based JSON), the
-`gen_ai.client.inference.operation.details` event, the older per-message events
-(`gen_ai.user.message`, `gen_ai.choice`, ...), the `gen_ai.content.prompt/completion` events, and
-OpenLLMetry's `gen_ai.prompt.N.*` / `gen_ai.completion.N.*` attributes. Tool-execution spans
-(`execute_tool {name}`), embeddings and agent spans are not LLM calls and are skipped.
+`gen_ai.client.inference.operation.details` event, OpenInference's flattened
+`llm.input_messages.N.*` / `llm.output_messages.N.*` (or its raw `input.value`), the AI SDK's
+`ai.prompt.messages` / `ai.response.*`, pydantic-ai 0.x's `events` attribute, the older
+per-message events (`gen_ai.user.message`, `gen_ai.choice`, ...), the
+`gen_ai.content.prompt/completion` events, langsmith's whole-document `gen_ai.prompt` /
+`gen_ai.completion`, and OpenLLMetry's `gen_ai.prompt.N.*` / `gen_ai.completion.N.*`. Every
+shape goes through `fledgling.capture.messages`. Tool-execution spans (`execute_tool {name}`),
+embeddings, chains and agent spans are not LLM calls and are counted as ignored.
 """
 
 from __future__ import annotations
@@ -17,9 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from fledgling.calls import Call, Request, Response, ToolCall, Usage, default_task, stable_id
+from fledgling.calls import Call, Request, Response, Usage, default_task, stable_id
 from fledgling.capture import coerce, messages
 from fledgling.capture.coerce import BadField
 from fledgling.capture.records import Tally, reading, records
@@ -31,6 +34,10 @@ _MESSAGE_EVENTS = {"gen_ai.system.message": "system", "gen_ai.user.message": "us
                    "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool"}
 _INDEXED = re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(.+)$")
 _FUNCTION = re.compile(r"^llm\.request\.functions\.(\d+)\.(.+)$")
+_OI_TOOL = re.compile(r"^llm\.tools\.(\d+)\.tool\.json_schema$")
+_VERCEL_CALLS = {"ai.generateText.doGenerate", "ai.streamText.doStream", "ai.generateObject.doGenerate",
+                 "ai.streamObject.doStream"}
+"""The AI SDK's spans that are one provider call (the outer `ai.generateText` wraps them)."""
 _FLOAT_PARAMS = {"gen_ai.request.temperature": "temperature", "gen_ai.request.top_p": "top_p",
                  "gen_ai.request.frequency_penalty": "frequency_penalty",
                  "gen_ai.request.presence_penalty": "presence_penalty"}
@@ -195,19 +202,25 @@ def call_from_span(span: dict[str, Any], resource: dict[str, Any] | None = None,
     end = coerce.unix_nanos(span["endTimeUnixNano"], "endTimeUnixNano") if span.get("endTimeUnixNano") else None
     inputs, response = _conversation(attrs, events)
     request = _request(attrs, inputs)
-    if response is not None and response.finish_reason is None:
-        reasons = attrs.get("gen_ai.response.finish_reasons")
-        if isinstance(reasons, list) and reasons and isinstance(reasons[0], str):
-            response.finish_reason = reasons[0]
-        elif isinstance(reasons, str):
-            response.finish_reason = reasons
+    reason = messages.finish_reason(attrs.get("gen_ai.response.finish_reasons"))
+    if reason is not None:
+        if response is None:
+            response = Response(finish_reason=reason)  # kept even when the content is not sent
+        elif response.finish_reason is None:
+            response.finish_reason = reason
+    if response is not None and response.finish_reason is not None:
+        response.finish_reason = messages.finish_reason(response.finish_reason)
+        if response.tool_calls and response.finish_reason == "stop" and attrs.get("openinference.span.kind"):
+            response.finish_reason = "tool_calls"  # Gemini through OpenInference says STOP for calls
     status = coerce.obj(span.get("status"), "status")
     error = None
     if status.get("code") in (2, "2", "STATUS_CODE_ERROR"):
         error = coerce.text(status.get("message"), "status.message") or \
             coerce.text(attrs.get("error.type"), "error.type") or "error"
-    model = attrs.get("gen_ai.request.model") or attrs.get("gen_ai.response.model")
-    provider = attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system")
+    model = attrs.get("gen_ai.request.model") or attrs.get("gen_ai.response.model") or \
+        attrs.get("llm.model_name") or attrs.get("ai.model.id")
+    provider = attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system") or attrs.get("llm.provider") \
+        or attrs.get("llm.system") or attrs.get("ai.model.provider")
     otel: dict[str, Any] = {"span_id": span_id, "span_name": span.get("name")}
     for key, name in (("gen_ai.response.id", "response_id"), ("gen_ai.response.model", "response_model"),
                       ("gen_ai.operation.name", "operation"), ("gen_ai.agent.name", "agent_name")):
@@ -219,21 +232,15 @@ def call_from_span(span: dict[str, Any], resource: dict[str, Any] | None = None,
         id=stable_id("otel", trace_id, span_id),
         task=task or _task(attrs) or _task(resource) or default_task(request.messages),
         trace_id=trace_id,
-        session_id=coerce.text(attrs.get("gen_ai.conversation.id") or attrs.get("session.id"),
-                               "gen_ai.conversation.id"),
+        session_id=coerce.text(attrs.get("gen_ai.conversation.id") or attrs.get("session.id")
+                               or attrs.get("gcp.vertex.agent.session_id"), "gen_ai.conversation.id"),
         source=source_name,
         created_at=start,
         provider=coerce.text(provider, "gen_ai.provider.name"),
         model=coerce.text(model, "gen_ai.request.model"),
         request=request,
         response=response,
-        usage=Usage(
-            input_tokens=coerce.integer(attrs.get("gen_ai.usage.input_tokens",
-                                                  attrs.get("gen_ai.usage.prompt_tokens")),
-                                        "gen_ai.usage.input_tokens", default=0),
-            output_tokens=coerce.integer(attrs.get("gen_ai.usage.output_tokens",
-                                                   attrs.get("gen_ai.usage.completion_tokens")),
-                                         "gen_ai.usage.output_tokens", default=0)),
+        usage=Usage(input_tokens=_tokens(attrs, _INPUT_TOKENS), output_tokens=_tokens(attrs, _OUTPUT_TOKENS)),
         latency_ms=max((end - start).total_seconds() * 1000, 0.0) if end else None,
         status="error" if error else "ok",
         error=error,
@@ -242,7 +249,28 @@ def call_from_span(span: dict[str, Any], resource: dict[str, Any] | None = None,
     return coerce.check_storable(call)
 
 
+_INPUT_TOKENS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt",
+                 "ai.usage.inputTokens", "ai.usage.promptTokens")
+_OUTPUT_TOKENS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion",
+                  "ai.usage.outputTokens", "ai.usage.completionTokens")
+
+
+def _tokens(attrs: dict[str, Any], keys: tuple[str, ...]) -> int:
+    """The first of the conventions' token counts the span carries (sub-counts such as
+    `llm.token_count.prompt_details.cache_read` are parts of these, never added)."""
+    for key in keys:
+        if attrs.get(key) is not None:
+            return coerce.integer(attrs[key], key, default=0)
+    return 0
+
+
 def _is_inference(span: dict[str, Any], attrs: dict[str, Any]) -> bool:
+    kind = attrs.get("openinference.span.kind")
+    if isinstance(kind, str):
+        return kind.upper() == "LLM"
+    vercel = attrs.get("ai.operationId")
+    if isinstance(vercel, str):
+        return vercel in _VERCEL_CALLS
     op = attrs.get("gen_ai.operation.name")
     if isinstance(op, str):
         return op in _LLM_OPERATIONS
@@ -290,9 +318,26 @@ def _request(attrs: dict[str, Any], inputs: list[dict[str, Any]]) -> Request:
     if stop is not None:
         body["stop"] = stop
     tools = attrs.get("gen_ai.tool.definitions")
+    where = "gen_ai.tool.definitions"
+    if tools is None and attrs.get("ai.prompt.tools") is not None:
+        tools, where = attrs["ai.prompt.tools"], "ai.prompt.tools"
+    if tools is None and attrs.get("model_request_parameters") is not None:
+        tools, where = attrs["model_request_parameters"], "model_request_parameters"
+    if tools is None:
+        indexed = sorted((k for k in attrs if _OI_TOOL.match(k)), key=lambda k: int(k.split(".")[2]))
+        tools = [attrs[k] for k in indexed] or None
+        where = "llm.tools"
     if tools is None:
         tools = _indexed_functions(attrs) or None
-    body["tools"] = messages.tools(tools, "gen_ai.tool.definitions")
+    body["tools"] = messages.tools(tools, where)
+    params = coerce.maybe_json(attrs.get("llm.invocation_parameters"), "llm.invocation_parameters")
+    if isinstance(params, dict):
+        for key in ("temperature", "top_p"):
+            if isinstance(params.get(key), (int, float)) and not isinstance(params.get(key), bool):
+                body.setdefault(key, float(params[key]))
+        for key in ("max_tokens", "seed"):
+            if isinstance(params.get(key), int) and not isinstance(params.get(key), bool):
+                body.setdefault(key, params[key])
     return Request.model_validate(body)
 
 
@@ -312,72 +357,125 @@ def _conversation(attrs: dict[str, Any], events: list[tuple[str, dict[str, Any]]
     system = attrs.get("gen_ai.system_instructions", details.get("gen_ai.system_instructions"))
     inputs_raw = attrs.get("gen_ai.input.messages", details.get("gen_ai.input.messages"))
     outputs_raw = attrs.get("gen_ai.output.messages", details.get("gen_ai.output.messages"))
+    response: Response | None
     if inputs_raw is not None or outputs_raw is not None:
-        inputs = _parts_messages(inputs_raw, "gen_ai.input.messages")
-        outputs = _parts_messages(outputs_raw, "gen_ai.output.messages", output=True)
-        response = _response_from(outputs)
+        inputs = messages.messages(inputs_raw, "gen_ai.input.messages")
+        response = messages.response(outputs_raw, "gen_ai.output.messages") if outputs_raw else None
+    elif any(k.startswith(("llm.input_messages.", "llm.output_messages.")) for k in attrs) \
+            or "input.value" in attrs and attrs.get("openinference.span.kind") is not None:
+        inputs, response = _openinference(attrs)
+    elif any(k.startswith(("ai.prompt", "ai.response.")) for k in attrs):
+        inputs, response = _vercel(attrs)
+    elif isinstance(attrs.get("events"), (str, list)) and not events:  # pydantic-ai 0.x, as attributes
+        inputs, response = _from_message_events(_attribute_events(attrs["events"]))
     elif any(n in _MESSAGE_EVENTS or n == "gen_ai.choice" for n, _ in events):
         inputs, response = _from_message_events(events)
     elif any(n in ("gen_ai.content.prompt", "gen_ai.content.completion") for n, _ in events):
         inputs, response = _from_content_events(events)
+    elif "gen_ai.prompt" in attrs or "gen_ai.completion" in attrs:  # langsmith: whole JSON documents
+        inputs = messages.messages(attrs.get("gen_ai.prompt"), "gen_ai.prompt")
+        response = messages.response(attrs.get("gen_ai.completion"), "gen_ai.completion")
     else:
         inputs, response = _from_indexed(attrs)
     if system is not None:
-        sys_text = _system_text(system)
+        sys_text = messages.system_text(system, "gen_ai.system_instructions")
         if sys_text and not (inputs and inputs[0].get("role") == "system"):
             inputs = [{"role": "system", "content": sys_text}, *inputs]
     return inputs, response
 
 
-def _system_text(raw: Any) -> str | None:
-    raw = coerce.maybe_json(raw, "gen_ai.system_instructions")
-    if isinstance(raw, str):
-        return raw
-    parts = coerce.array(raw, "gen_ai.system_instructions")
-    texts = [t for p in parts if isinstance(p, dict) and isinstance(t := p.get("content"), str)]
-    return "\n".join(texts) if texts else None
-
-
-def _parts_messages(raw: Any, field: str, *, output: bool = False) -> list[dict[str, Any]]:
-    """The parts-based messages of the current conventions -> OpenAI chat messages."""
-    out: list[dict[str, Any]] = []
-    for i, msg in enumerate(coerce.array(raw, field)):
-        here = f"{field}[{i}]"
-        msg = coerce.obj(msg, here, required=True)
-        if "parts" not in msg:
-            out.append(messages.message(msg, here))
+def _unflatten(attrs: dict[str, Any], prefix: str) -> dict[int, Any]:
+    """`prefix.N.a.b.M.c = v` -> {N: {"a": {"b": {M: {"c": v}}}}} (OpenInference's flattening)."""
+    root: dict[Any, Any] = {}
+    for key, value in attrs.items():
+        if not key.startswith(prefix):
             continue
-        role = messages.role_of(coerce.text(msg.get("role"), f"{here}.role") or "", f"{here}.role")
-        texts: list[str] = []
-        calls: list[ToolCall] = []
-        for j, part in enumerate(coerce.array(msg["parts"], f"{here}.parts")):
-            part = coerce.obj(part, f"{here}.parts[{j}]", required=True)
-            kind = part.get("type")
-            if kind == "text":
-                texts.append(coerce.text(part.get("content"), f"{here}.parts[{j}].content") or "")
-            elif kind == "tool_call":
-                calls.append(messages.tool_call(part, f"{here}.parts[{j}]"))
-            elif kind == "tool_call_response":
-                result = part.get("response", part.get("result"))
-                out.append({"role": "tool", "tool_call_id": coerce.text(part.get("id"), f"{here}.parts[{j}].id"),
-                            "content": result if isinstance(result, str) else orjson.dumps(result).decode()})
-        if texts or calls or role != "tool":
-            m: dict[str, Any] = {"role": role, "content": "".join(texts) if texts else None}
-            if calls:
-                m["tool_calls"] = [tc.to_openai() for tc in calls]
-            if output and isinstance(msg.get("finish_reason"), str):
-                m["finish_reason"] = msg["finish_reason"]
-            out.append(m)
+        node = root
+        parts = [int(p) if p.isdigit() else p for p in key[len(prefix):].split(".")]
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[parts[-1]] = value
+    return {k: v for k, v in root.items() if isinstance(k, int)}
+
+
+def _listed(node: Any) -> list[Any]:
+    return [node[i] for i in sorted(k for k in node if isinstance(k, int))] if isinstance(node, dict) else []
+
+
+def _openinference_message(entry: Any, field: str) -> dict[str, Any]:
+    msg = entry.get("message") if isinstance(entry, dict) else None
+    if not isinstance(msg, dict):
+        raise BadField(field, "has no message")
+    out: dict[str, Any] = {k: msg[k] for k in ("role", "content", "name", "tool_call_id") if k in msg}
+    contents = _listed(msg.get("contents"))
+    if contents and "content" not in out:
+        out["content"] = [dict(c.get("message_content", {})) for c in contents if isinstance(c, dict)]
+    calls = []
+    for c in _listed(msg.get("tool_calls")):
+        tc = c.get("tool_call", {}) if isinstance(c, dict) else {}
+        fn = tc.get("function", {}) if isinstance(tc.get("function"), dict) else {}
+        calls.append({"id": tc.get("id"), "type": "function",
+                      "function": {"name": fn.get("name"), "arguments": fn.get("arguments", "{}")}})
+    if calls:
+        out["tool_calls"] = calls
+    return messages.message(out, field)
+
+
+def _openinference(attrs: dict[str, Any]) -> tuple[list[dict[str, Any]], Response | None]:
+    """OpenInference: `llm.input_messages.N.message.*`, `llm.output_messages.N.message.*`; the
+    raw `input.value` / `output.value` where those are missing or have gaps (a message the
+    instrumentor could not flatten)."""
+    flat_in = _unflatten(attrs, "llm.input_messages.")
+    gaps = bool(flat_in) and sorted(flat_in) != list(range(len(flat_in)))
+    inputs: list[dict[str, Any]] | None = None
+    if (gaps or not flat_in) and isinstance(attrs.get("input.value"), str):
+        try:
+            inputs = messages.messages(attrs["input.value"], "input.value")
+        except BadField:
+            if not flat_in:
+                raise
+    if inputs is None:
+        inputs = [_openinference_message(flat_in[i], f"llm.input_messages.{i}") for i in sorted(flat_in)]
+    flat_out = _unflatten(attrs, "llm.output_messages.")
+    response = None
+    if flat_out:
+        outs = [_openinference_message(flat_out[i], f"llm.output_messages.{i}") for i in sorted(flat_out)]
+        response = messages.response([{**m, "role": "assistant"} for m in outs][:1], "llm.output_messages")
+    elif attrs.get("output.value") is not None:
+        response = messages.response(attrs["output.value"], "output.value")
+    if response is not None and response.finish_reason is None and response.tool_calls:
+        response.finish_reason = "tool_calls"
+    return inputs, response
+
+
+def _vercel(attrs: dict[str, Any]) -> tuple[list[dict[str, Any]], Response | None]:
+    """The AI SDK: `ai.prompt.messages` (its messages), else `ai.prompt` ({system, prompt |
+    messages}); `ai.response.text`, `ai.response.toolCalls`, `ai.response.finishReason`."""
+    if attrs.get("ai.prompt.messages") is not None:
+        inputs = messages.messages(attrs["ai.prompt.messages"], "ai.prompt.messages")
+    else:
+        inputs = messages.messages(attrs.get("ai.prompt"), "ai.prompt")
+    text = attrs.get("ai.response.text")
+    calls = messages.tool_calls(attrs.get("ai.response.toolCalls"), "ai.response.toolCalls")
+    finish = messages.finish_reason(attrs.get("ai.response.finishReason"))
+    if text is None and not calls and finish is None:
+        return inputs, None
+    return inputs, Response(content=coerce.text(text, "ai.response.text"), tool_calls=calls, finish_reason=finish)
+
+
+def _attribute_events(raw: Any) -> list[tuple[str, dict[str, Any]]]:
+    """pydantic-ai 0.x puts its message events in one `events` attribute (JSON), each with
+    `event.name` beside the message fields."""
+    out = []
+    for n, ev in enumerate(coerce.array(raw, "events")):
+        ev = coerce.obj(ev, f"events[{n}]", required=True)
+        name = ev.get("event.name")
+        if isinstance(name, str):
+            out.append((name, {k: v for k, v in ev.items() if k != "event.name"}))
     return out
-
-
-def _response_from(outputs: list[dict[str, Any]]) -> Response | None:
-    if not outputs:
-        return None
-    first = outputs[0]
-    return Response(content=first.get("content") if isinstance(first.get("content"), str) else None,
-                    tool_calls=first.get("tool_calls") or [],
-                    finish_reason=first.pop("finish_reason", None))
 
 
 def _event_body(attrs: dict[str, Any]) -> dict[str, Any]:
