@@ -587,6 +587,8 @@ def _arguments(args: Any) -> str:
 
 
 def _result_text(result: Any) -> str:
+    if isinstance(result, dict) and set(result) == {"type", "value"} and result["type"] in ("text", "json"):
+        result = result["value"]  # the AI SDK's tool-result output: {type: text | json, value}
     if isinstance(result, str):
         return result
     if isinstance(result, list) and result and all(isinstance(b, dict) and b.get("type") == "text" for b in result):
