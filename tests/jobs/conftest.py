@@ -28,3 +28,11 @@ def filled(store_url: str, tmp_path: Path) -> Iterator[Store]:
     fill(store, tmp_path)
     yield store
     store.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama checkpoint (tests/models/tiny.py), seed 0."""
+    from tests.models.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-base"), seed=0)

@@ -25,12 +25,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fledgling.config import AutopilotSettings, Settings
 from fledgling.errors import InputError
+from fledgling.jobs.steps import (
+    CurateArgs,
+    EvalArgs,
+    JobContext,
+    ReportArgs,
+    TrainArgs,
+    run_curate,
+    run_eval_job,
+    run_report,
+    run_train,
+)
 from fledgling.models import catalog
+from fledgling.report import build_report
 from fledgling.store import CallFilter, Store
 from fledgling.swap import rollout
 from fledgling.swap.live_gate import TaskGate
@@ -104,33 +116,53 @@ def swap_verdict(report: dict[str, Any], min_coverage: float) -> tuple[bool, str
     return False, f"the report's verdict is {report.get('verdict')}, not SWAP"
 
 
-def default_pipeline(store: Store, settings: Settings, task: str) -> RoundResult:
-    """curate -> train -> eval (reference and candidate) -> report, with the job kinds' defaults."""
-    from fledgling.jobs.steps import (
-                                      CurateArgs,
-                                      EvalArgs,
-                                      JobContext,
-                                      ReportArgs,
-                                      TrainArgs,
-                                      run_curate,
-                                      run_eval_job,
-                                      run_report,
-                                      run_train,
-    )
-    from fledgling.report import build_report
+Trainer = Callable[[Store, Settings, str, int], "str | None"]
 
-    def ctx(args: Any) -> JobContext:
-        return JobContext(store, settings, task, args, lambda f, m: None)
 
-    curated = run_curate(ctx(CurateArgs()))
-    trained = run_train(ctx(TrainArgs(dataset_version=curated["dataset_version"])))
-    if trained["model"] is None:
-        return RoundResult(None, None, {"curate": curated, "train": trained})
-    ref_name = (settings.tasks[task].reference if task in settings.tasks else None) or "recorded"
-    evals = [run_eval_job(ctx(EvalArgs(model=name))) for name in (ref_name, trained["model"])]
-    run_report(ctx(ReportArgs()))
-    report = build_report(store, settings, task, "test")
-    return RoundResult(trained["model"], report, {"curate": curated, "train": trained, "evals": evals})
+@dataclass
+class Recipe:
+    """How a retrain round runs its steps (the job kinds' arguments)."""
+
+    curate: CurateArgs = field(default_factory=CurateArgs)
+    train: TrainArgs = field(default_factory=TrainArgs)
+    eval_limit: int | None = None
+
+
+def train_step(recipe: Recipe) -> Trainer:
+    """The ordinary trainer: the `train` job's step on the round's dataset version."""
+    def run(store: Store, settings: Settings, task: str, dataset_version: int) -> str | None:
+        args = recipe.train.model_copy(update={"dataset_version": dataset_version})
+        return run_train(JobContext(store, settings, task, args, _quiet))["model"]
+    return run
+
+
+def make_pipeline(recipe: Recipe | None = None, trainer: Trainer | None = None) -> Pipeline:
+    """curate -> train -> eval (reference and candidate, test split) -> report."""
+    recipe = recipe or Recipe()
+    trainer = trainer or train_step(recipe)
+
+    def run(store: Store, settings: Settings, task: str) -> RoundResult:
+        def ctx(args: Any) -> JobContext:
+            return JobContext(store, settings, task, args, _quiet)
+
+        curated = run_curate(ctx(recipe.curate))
+        model = trainer(store, settings, task, curated["dataset_version"])
+        evidence: dict[str, Any] = {"curate": curated, "model": model}
+        if model is None:
+            return RoundResult(None, None, evidence)
+        declared = settings.tasks.get(task)
+        reference = (declared.reference if declared else None) or "recorded"
+        evidence["evals"] = [run_eval_job(ctx(EvalArgs(model=name, limit=recipe.eval_limit)))
+                             for name in (reference, model)]
+        written = run_report(ctx(ReportArgs()))
+        evidence["report_files"] = written["paths"]
+        return RoundResult(model, build_report(store, settings, task, "test"), evidence)
+
+    return run
+
+
+def _quiet(fraction: float | None, message: str | None) -> None:
+    return None
 
 
 class Autopilot:
@@ -141,7 +173,7 @@ class Autopilot:
         self.policy = declared.autopilot if declared else AutopilotSettings()
         self.gate_settings = declared.swap.gate if declared else None
         self.stages = ladder(self.policy)
-        self.pipeline = pipeline or default_pipeline
+        self.pipeline = pipeline or make_pipeline()
         row = store.autopilots.get(task)
         if require_approval is None:
             require_approval = row["require_approval"] if row else self.policy.require_approval
@@ -177,8 +209,10 @@ class Autopilot:
         self.state.setdefault("struck", [])
         state = rollout.current(self.store, self.settings, self.task)
         candidate = self.state.get("candidate")
-        if candidate and state.mode in ("canary", "swapped"):
-            rolled = self._watch_live(state, candidate)
+        if candidate and candidate not in self.state["struck"]:
+            rolled = self._noticed_rollback(candidate)
+            if rolled is None and state.mode in ("canary", "swapped"):
+                rolled = self._watch_live(state, candidate)
             if rolled:
                 events.append(rolled)
                 self._save()
@@ -231,6 +265,7 @@ class Autopilot:
         if current.mode != "shadow":
             rollout.set_mode(self.store, self.settings, self.task, "shadow", 0.0, actor=ACTOR,
                              reason=f"new candidate {result.model}: {why}; it starts in shadow")
+        self._mark_change()
         out.append(self._event("candidate", "done", f"{result.model} is the candidate: {why}; "
                                "it starts in shadow", evidence))
         return out
@@ -268,22 +303,26 @@ class Autopilot:
                 "since": state.updated_at.isoformat() if state.updated_at else None,
                 "hold_requests": self.policy.hold_requests, "gate": streams}, alarm
 
+    def _noticed_rollback(self, candidate: str) -> dict[str, Any] | None:
+        """A rollback by someone else (the gateway's live gate, a person) since the autopilot's
+        last change strikes the candidate too."""
+        last = self.state.get("last_change_id", 0)
+        ev = next((e for e in rollout.events(self.store, self.task, limit=50)
+                   if e.kind == "rollback" and e.actor != ACTOR and e.id > last), None)
+        if ev is None:
+            return None
+        self.state["struck"].append(candidate)
+        self._drop_pending()
+        return self._event("rolled_back", "done", f"{ev.actor} rolled {candidate} back: {ev.reason}",
+                           {"rollout_event": {"id": ev.id, "at": ev.at.isoformat(), "actor": ev.actor,
+                                              "reason": ev.reason}, "candidate": candidate})
+
     def _watch_live(self, state: rollout.RolloutState, candidate: str) -> dict[str, Any] | None:
-        since = state.updated_at
-        for ev in rollout.events(self.store, self.task, limit=20):
-            if ev.kind == "rollback" and ev.actor != ACTOR and (since is None or ev.at >= since):
-                break
-        else:
-            ev = None
-        if ev is not None:
-            self.state["struck"].append(candidate)
-            return self._event("rolled_back", "done", f"{ev.actor} rolled {candidate} back: {ev.reason}",
-                               {"rollout_event": {"id": ev.id, "at": ev.at.isoformat(), "actor": ev.actor,
-                                                  "reason": ev.reason}, "candidate": candidate})
         evidence, alarm = self._gate_evidence(state)
         if alarm is None:
             return None
         rollout.rollback(self.store, self.settings, self.task, actor=ACTOR, reason=alarm, to_mode="shadow")
+        self._mark_change()
         self.state["struck"].append(candidate)
         self._drop_pending()
         return self._event("rollback", "done", f"{candidate} rolled back to shadow: {alarm}",
@@ -338,6 +377,12 @@ class Autopilot:
     def _apply(self, target: Stage, reason: str) -> None:
         rollout.set_mode(self.store, self.settings, self.task, target.mode, target.percent, actor=ACTOR,
                          reason=reason[:500])
+        self._mark_change()
+
+    def _mark_change(self) -> None:
+        """Remember the newest rollout event: rollbacks after it are news."""
+        newest = rollout.events(self.store, self.task, limit=1)
+        self.state["last_change_id"] = newest[0].id if newest else 0
 
     def _drop_pending(self) -> None:
         for ev in self.store.autopilots.events(self.task, status="pending"):

@@ -57,7 +57,7 @@ class TrainArgs(JobArgs):
 
 class EvalArgs(JobArgs):
     model: str = Field(min_length=1, max_length=500,
-                       description="a model spec: a [models] name, a catalog entry, recorded, hf:..., gguf:...")
+                       description="a [models] name, a catalog entry, recorded, openai:URL#MODEL, hf:..., gguf:...")
     split: Literal["train", "val", "test"] = "test"
     dataset_version: int | None = Field(default=None, ge=1)
     limit: int | None = Field(default=None, ge=1)
@@ -140,9 +140,13 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
 def run_eval_job(ctx: JobContext) -> dict[str, Any]:
     from fledgling.evals.runs import load_items, run_eval, task_contract
     from fledgling.models import open_backend, resolve_model
+    from fledgling.swap.candidate import candidate_spec
 
     a: EvalArgs = ctx.args
-    spec = resolve_model(a.model, ctx.settings)
+    if a.model == "recorded" or ":" in a.model or a.model in ctx.settings.models:
+        spec = resolve_model(a.model, ctx.settings)
+    else:  # a model catalog entry (a trained candidate)
+        spec = candidate_spec(ctx.store, ctx.settings, a.model)
     version, contract_version, items = load_items(ctx.store, ctx.task, a.split, a.dataset_version, a.limit)
     contract = task_contract(ctx.store, ctx.task, contract_version, items)
     ctx.progress(0.0, f"loading {spec.name}")

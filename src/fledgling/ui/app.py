@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
     settings = settings or load_settings()
     store = store or Store(settings.db_url)
     token = token if token is not None else os.environ.get(TOKEN_ENV) or None
-    jobs_dir = jobs_dir or runner.JOBS_DIR
+    jobs_dir = (jobs_dir or runner.JOBS_DIR).resolve()
     runner.reap(store)
     app = FastAPI(title="Fledgling", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings

@@ -18,7 +18,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 NAV = [("/", "Overview"), ("/traces", "Traces"), ("/contracts", "Contracts"),
        ("/datasets", "Datasets"), ("/compare", "Compare"), ("/reports", "Reports"),
-       ("/training", "Training"), ("/models", "Models"), ("/rollout", "Rollout")]
+       ("/training", "Training"), ("/jobs", "Jobs"), ("/models", "Models"), ("/rollout", "Rollout")]
 
 
 def pretty_json(value: Any) -> str:
