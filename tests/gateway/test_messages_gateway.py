@@ -101,3 +101,38 @@ def test_an_upstream_error_is_relayed_and_recorded(sqlite_store, tmp_path, monke
             assert app.recorder.drain(10)
     [call] = list(sqlite_store.iter_calls())
     assert call.status == "error" and call.error == "upstream 529: Overloaded" and call.usage.missing
+
+
+def test_without_a_configured_key_the_callers_key_goes_upstream_as_x_api_key(sqlite_store, tmp_path):
+    from tests.standin_apis import RunningStandIn
+    stand_in = RunningStandIn()
+    with stand_in as upstream:
+        settings = settings_for(stand_in.url, tmp_path, models={
+            "claude": {"kind": "anthropic", "base_url": stand_in.url + "/v1"}})
+        app = build_app(settings, sqlite_store, keys=frozenset())
+        with ServerThread(app) as url:
+            cl = anthropic.Anthropic(base_url=url, api_key="sk-callers-own", max_retries=0,
+                                     default_headers={"X-Fledgling-Task": "claude-weather"})
+            cl.messages.create(model="c", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+            assert app.recorder.drain(10)
+        [sent] = upstream.exchanges("messages")
+    assert sent.headers["x-api-key"] == "sk-callers-own" and "authorization" not in sent.headers
+
+
+def test_with_gateway_keys_the_anthropic_clients_x_api_key_is_the_gateway_key(sqlite_store, tmp_path, monkeypatch):
+    from tests.standin_apis import RunningStandIn
+    monkeypatch.setenv("TEST_ANTHROPIC_KEY", "sk-ant-upstream")
+    stand_in = RunningStandIn()
+    with stand_in as upstream:
+        app = build_app(settings_for(stand_in.url, tmp_path), sqlite_store, keys=frozenset({"gw-key"}))
+        with ServerThread(app) as url:
+            def client(key: str) -> anthropic.Anthropic:
+                return anthropic.Anthropic(base_url=url, api_key=key, max_retries=0,
+                                           default_headers={"X-Fledgling-Task": "claude-weather"})
+            with pytest.raises(anthropic.AuthenticationError) as err:
+                client("wrong").messages.create(model="c", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+            assert err.value.body["error"]["type"] == "authentication_error"
+            client("gw-key").messages.create(model="c", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+            assert app.recorder.drain(10)
+        [sent] = upstream.exchanges("messages")
+    assert sent.headers["x-api-key"] == "sk-ant-upstream"  # the gateway's key never goes upstream

@@ -190,3 +190,12 @@ def test_a_chained_request_is_left_to_the_upstream_that_holds_its_conversation(s
     assert "shadow" not in b.metadata and "previous_response_id" in b.metadata["swap_skipped"]
     assert b.session_id == a.session_id
     assert len(swap.candidate.exchanges()) == 1  # the candidate never saw half a conversation
+
+
+def test_a_streamed_shadow_response_is_reassembled_and_compared(swap: Swap):
+    swap.set_mode("weather", "shadow")
+    out, _ = responses_ask(swap.openai(), stream=True)
+    assert [item.type for item in out.output] == ["function_call"]
+    [call] = swap.calls()
+    assert call.metadata["stream"] is True and call.response.tool_calls[0].name == "get_weather"
+    assert call.metadata["shadow"]["agree"] is True
