@@ -11,7 +11,7 @@ from rich.table import Table
 from fledgling.cli import options
 from fledgling.cli.options import Renamed, spellings
 from fledgling.cli.session import console, print_json, settings, store
-from fledgling.errors import ConfigError, UpstreamError
+from fledgling.errors import ConfigError, InputError, UpstreamError
 from fledgling.swap import rollout
 from fledgling.swap.figures import figures_table
 
@@ -87,18 +87,49 @@ def set_mode(task: str = options.task("The task, e.g. support-agent."),
              percent: float = typer.Option(0.0, "--percent", "-p", min=0, max=100,
                                            help="canary: the share of sessions for the candidate."),
              reason: str | None = options.reason(None),
+             from_report: str | None = typer.Option(
+                 None, "--from-report", metavar="REPORT",
+                 help="Swap at the confidence threshold the report chose on val and tested on test: "
+                      "its report.json or directory (`fledgling report` writes .fledgling/reports/<task>)."),
+             audit_percent: float = typer.Option(
+                 5.0, "--audit-percent", min=0, max=100,
+                 help="With --from-report: the share of the candidate's answers also asked of the LLM, "
+                      "in shadow, so agreement keeps being measured."),
              gateway_url: str | None = GatewayOpt) -> None:
     """Move a task to another mode (needs a candidate: `fledgling models select NAME --task T`)."""
+    chosen = None
+    if from_report is not None:
+        chosen = rollout.from_report(_read_report(from_report, task), task, audit_percent)
+        console.print(f"report: {chosen.text}", highlight=False, markup=False)
     if gateway_url:
         data = _admin(gateway_url, "POST", f"/admin/rollout/{task}",
-                      {"mode": mode, "percent": percent, "reason": reason})
+                      {"mode": mode, "percent": percent, "reason": reason,
+                       "selective": asdict(chosen) if chosen else None})
         if data.get("candidate_error"):
             console.print(f"[yellow]warning:[/] {data['candidate_error']}; the LLM answers meanwhile")
         console.print(f"[green]{task}[/] is now {data['mode']} ({data['canary_percent']:g}%) on {gateway_url}")
         return
-    st = rollout.set_mode(store(), settings(), task, mode, percent, actor=_actor(), reason=reason)
-    console.print(f"[green]{task}[/] is now {st.mode} ({st.canary_percent:g}%); running gateways apply it "
+    st = rollout.set_mode(store(), settings(), task, mode, percent, actor=_actor(), reason=reason,
+                          selective=chosen)
+    at = (f" at {st.confidence_score} >= {st.min_confidence:.4g}, audit {st.audit_percent:g}%"
+          if st.min_confidence is not None else "")
+    console.print(f"[green]{task}[/] is now {st.mode} ({st.canary_percent:g}%){at}; running gateways apply it "
                   "within a second")
+
+
+def _read_report(where: str, task: str) -> dict:
+    import json
+    from pathlib import Path
+
+    path = Path(where)
+    if path.is_dir():
+        path = path / "report.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"no report at {path}; run `fledgling report --task {task}` first") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the report {path}: {exc}") from None
 
 
 @app.command("rollback", cls=spellings(OLD_GATEWAY, task_argument=True))

@@ -2,6 +2,8 @@
 
     GET  /admin/rollout                   every task's mode, canary share and candidate
     POST /admin/rollout/{task}            {"mode": "canary", "percent": 10, "reason": "..."}
+                                          (+ "selective": {"min_confidence", "confidence_score",
+                                          "audit_percent", "verdict", "text"}: swap at a threshold)
     POST /admin/rollout/{task}/rollback   {"reason": "...", "to": "shadow" | "record"}
     GET  /admin/swap                      live figures, gate statistics, circuit states, and
                                           whether recording is ok or degraded (and why)
@@ -82,7 +84,8 @@ class Admin:
                 if not isinstance(percent, int | float):
                     raise Problem(400, "invalid_percent", "'percent' must be a number from 0 to 100")
                 change = functools.partial(rollout.set_mode, store, settings, task, str(body.get("mode") or ""),
-                                           float(percent), actor="admin-api", reason=body.get("reason"))
+                                           float(percent), actor="admin-api", reason=body.get("reason"),
+                                           selective=_selective(body.get("selective")))
             else:
                 raise Problem(404, "not_found",
                               f"POST {path}: use /admin/rollout/TASK or /admin/rollout/TASK/rollback")
@@ -124,3 +127,16 @@ async def _json_body(receive: Receive, headers: dict[str, str]) -> dict[str, Any
     if not isinstance(body, dict):
         raise Problem(400, "invalid_json", "admin request body must be a JSON object")
     return body
+
+
+def _selective(raw: Any) -> rollout.Selective | None:
+    """A threshold to swap at, as `rollout.from_report` gives it (None: no threshold)."""
+    if raw is None:
+        return None
+    try:
+        return rollout.Selective(float(raw["min_confidence"]), str(raw.get("confidence_score") or "mean_logprob"),
+                                 float(raw.get("audit_percent") or 0.0), str(raw.get("verdict") or ""),
+                                 str(raw.get("text") or ""))
+    except (TypeError, KeyError, ValueError):
+        raise Problem(400, "invalid_selective", "'selective' needs a numeric min_confidence (and optionally "
+                      "confidence_score, audit_percent)") from None

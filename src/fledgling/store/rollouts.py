@@ -26,12 +26,15 @@ class Rollouts(Repository):
 
     def save(self, task: str, *, mode: str, canary_percent: float, at: datetime, actor: str,
              kind: str, from_mode: str | None, from_percent: float | None,
-             reason: str | None) -> None:
-        """Replace the task's mode and append the event that says so, in one transaction."""
+             reason: str | None, min_confidence: float | None = None, confidence_score: str | None = None,
+             audit_percent: float | None = None) -> None:
+        """Replace the task's mode (and its selective threshold, if any) and append the event
+        that says so, in one transaction."""
         with self._write(None) as c:
             c.execute(rollouts.delete().where(rollouts.c.task == task))
             c.execute(rollouts.insert().values(task=task, mode=mode, canary_percent=canary_percent,
-                                               updated_at=at, updated_by=actor))
+                                               updated_at=at, updated_by=actor, min_confidence=min_confidence,
+                                               confidence_score=confidence_score, audit_percent=audit_percent))
             c.execute(rollout_events.insert().values(
                 task=task, at=at, kind=kind, from_mode=from_mode, to_mode=mode,
                 from_percent=from_percent, to_percent=canary_percent, actor=actor, reason=reason))

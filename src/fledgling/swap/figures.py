@@ -22,6 +22,11 @@ class TaskFigures:
     compared: int = 0
     agreed: int = 0
     shadow_skipped: int = 0
+    audited: int = 0  # candidate answers also asked of the LLM (`swap/selective.py`)
+    audit_agreed: int = 0
+    audit_failed: int = 0  # the LLM gave no usable answer to compare with
+    audit_skipped: int = 0
+    audit_cost_usd: float = 0.0
     rollbacks: int = 0
     cost_usd: float = 0.0
     saved_usd: float = 0.0
@@ -37,6 +42,10 @@ class TaskFigures:
             "compared": self.compared, "agreed": self.agreed,
             "agreement": self.agreed / self.compared if self.compared else None,
             "shadow_skipped": self.shadow_skipped, "rollbacks": self.rollbacks,
+            "audited": self.audited, "audit_agreed": self.audit_agreed, "audit_failed": self.audit_failed,
+            "audit_skipped": self.audit_skipped, "audit_cost_usd": round(self.audit_cost_usd, 6),
+            "audit_agreement": (self.audit_agreed / (self.audited - self.audit_failed)
+                                if self.audited > self.audit_failed else None),
             "cost_usd": round(self.cost_usd, 6), "saved_usd": round(self.saved_usd, 6),
             "candidate_p50_ms": percentile(list(self.candidate_ms), 50),
             "candidate_p95_ms": percentile(list(self.candidate_ms), 95),
@@ -70,6 +79,8 @@ def figures_table(tasks: dict, only: str | None = None) -> Table:
             continue
         fallbacks = ", ".join(f"{k} {v}" for k, v in sorted(f["fallbacks"].items())) or "none"
         agreement = f"{f['agreement']:.0%} of {f['compared']}" if f["agreement"] is not None else "-"
+        if f.get("audit_agreement") is not None:
+            agreement += f"; audit {f['audit_agreement']:.0%} of {f['audited'] - f['audit_failed']}"
         cand = (f"{f['candidate_p50_ms']:.0f}/{f['candidate_p95_ms']:.0f}"
                 if f["candidate_p50_ms"] is not None else "-")
         llm = f"{f['llm_p50_ms']:.0f}" if f["llm_p50_ms"] is not None else "-"

@@ -30,6 +30,9 @@ class TaskRollout:
     canary_percent: float
     candidate: str | None
     changed_at: float | None  # the stored change's timestamp: a new value restarts the live gate
+    min_confidence: float | None = None  # a selective rollout's threshold (`swap/selective.py`)
+    confidence_score: str | None = None
+    audit_percent: float | None = None
 
 
 class LiveRollout:
@@ -72,5 +75,6 @@ class LiveRollout:
             candidate = (rollout.candidate_of(self.store, self.settings, task)
                          if state.mode != "record" else None)
             changed = state.updated_at.timestamp() if state.updated_at else None
-            out[task] = TaskRollout(task, state.mode, state.canary_percent, candidate, changed)
+            out[task] = TaskRollout(task, state.mode, state.canary_percent, candidate, changed,
+                                    state.min_confidence, state.confidence_score, state.audit_percent)
         return out

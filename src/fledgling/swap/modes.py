@@ -263,7 +263,7 @@ class SwapRouter:
             return Attempt("unavailable", got)
         breaker = self.breakers.get("candidate:" + got.name, failures=cfg.breaker_failures,
                                     cooldown_s=cfg.breaker_cooldown_s)
-        prepared = got.prepare(request)
+        prepared = selective.prepared(got.prepare(request), got.upstream is not None, self.live.get(route.task))
         t0 = time.perf_counter()
         deadline = t0 + cfg.budget_ms / 1000
         failure: str | None = "error"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import get_args
+from typing import Any, get_args
 
 from fledgling.config import Mode, Settings
 from fledgling.errors import InputError
@@ -29,6 +29,20 @@ class RolloutState:
     source: str  # "store" (changed at run time) or "config" (fledgling.toml / default)
     updated_at: datetime | None = None
     updated_by: str | None = None
+    min_confidence: float | None = None  # a selective rollout's threshold (None: the config's)
+    confidence_score: str | None = None  # the score it applies to (None: the mean log-probability)
+    audit_percent: float | None = None  # share of the candidate's answers also asked of the LLM
+
+
+@dataclass(frozen=True)
+class Selective:
+    """A threshold to swap at, as a report chose it (`from_report`)."""
+
+    min_confidence: float
+    confidence_score: str
+    audit_percent: float
+    verdict: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -49,8 +63,7 @@ def current(store: Store, settings: Settings, task: str) -> RolloutState:
     """The task's mode and canary share: the stored run-time choice, else the config's."""
     row = store.rollouts.get(task)
     if row is not None:
-        return RolloutState(task, row["mode"], float(row["canary_percent"]), "store",
-                            _aware(row["updated_at"]), row["updated_by"])
+        return _stored(row)
     declared = settings.tasks.get(task)
     if declared is None:
         return RolloutState(task, "record", 0.0, "config")
@@ -58,9 +71,12 @@ def current(store: Store, settings: Settings, task: str) -> RolloutState:
 
 
 def set_mode(store: Store, settings: Settings, task: str, mode: str, canary_percent: float = 0.0, *,
-             actor: str, reason: str | None = None) -> RolloutState:
+             actor: str, reason: str | None = None, selective: Selective | None = None) -> RolloutState:
     """Move a task to `mode` (with `canary_percent` for canary). Anything beyond `record` needs
-    a candidate: `[tasks.X] candidate` or one selected in the model catalog."""
+    a candidate: `[tasks.X] candidate` or one selected in the model catalog. With `selective`
+    (canary or swapped), the candidate answers only what scores at least its threshold."""
+    if selective is not None and mode not in ("canary", "swapped"):
+        raise InputError(f"a confidence threshold applies to canary or swapped mode, not '{mode}'")
     if mode not in MODES:
         raise InputError(f"mode '{mode}' is not one of {', '.join(MODES)}")
     if not 0 <= canary_percent <= 100:
@@ -71,7 +87,24 @@ def set_mode(store: Store, settings: Settings, task: str, mode: str, canary_perc
     if mode != "record" and candidate_of(store, settings, task) is None:
         raise InputError(f"task '{task}' has no candidate model; select one first (`fledgling models "
                          f"select NAME --task {task}` or the dashboard's Models page)")
-    return _write(store, settings, task, mode, percent, kind="change", actor=actor, reason=reason)
+    return _write(store, settings, task, mode, percent, kind="change", actor=actor, reason=reason,
+                  selective=selective)
+
+
+def from_report(report: dict[str, Any], task: str, audit_percent: float) -> Selective:
+    """The threshold a swap-readiness report chose on val and tested on test (its JSON)."""
+    if report.get("task") != task:
+        raise InputError(f"the report is for task '{report.get('task')}', not '{task}'")
+    section = report.get("selective")
+    if not section:
+        raise InputError("the report has no selective verdict (its candidate run carries no confidence "
+                         "scores, or there is no val run to choose a threshold on)")
+    if section.get("threshold") is None:
+        raise InputError(f"the report chose no threshold: {section.get('text')}")
+    if not 0 <= audit_percent <= 100:
+        raise InputError(f"audit percent {audit_percent:g} must be between 0 and 100")
+    return Selective(float(section["threshold"]), str(section.get("score") or "mean_logprob"), float(audit_percent),
+                     str(section["verdict"]), str(section["text"]))
 
 
 def rollback(store: Store, settings: Settings, task: str, *, actor: str, reason: str,
@@ -89,9 +122,14 @@ def all_current(store: Store, settings: Settings) -> dict[str, RolloutState]:
     out = {task: RolloutState(task, t.mode, float(t.canary_percent), "config")
            for task, t in settings.tasks.items()}
     for r in rows:
-        out[r["task"]] = RolloutState(r["task"], r["mode"], float(r["canary_percent"]), "store",
-                                      _aware(r["updated_at"]), r["updated_by"])
+        out[r["task"]] = _stored(r)
     return out
+
+
+def _stored(r: dict[str, Any]) -> RolloutState:
+    return RolloutState(r["task"], r["mode"], float(r["canary_percent"]), "store", _aware(r["updated_at"]),
+                        r["updated_by"], r.get("min_confidence"), r.get("confidence_score"),
+                        r.get("audit_percent"))
 
 
 def events(store: Store, task: str | None = None, limit: int = 100) -> list[RolloutEvent]:
@@ -107,12 +145,18 @@ def candidate_of(store: Store, settings: Settings, task: str) -> str | None:
 
 
 def _write(store: Store, settings: Settings, task: str, mode: str, percent: float, *, kind: str,
-           actor: str, reason: str | None) -> RolloutState:
+           actor: str, reason: str | None, selective: Selective | None = None) -> RolloutState:
     before = current(store, settings, task)
     now = datetime.now(UTC)
+    t, score, audit = ((selective.min_confidence, selective.confidence_score, selective.audit_percent)
+                       if selective else (None, None, None))
+    if selective is not None:
+        note = f"threshold {t:.4g} on {score}, audit {audit:g}% (report: {selective.text})"
+        reason = f"{reason}; {note}" if reason else note
     store.rollouts.save(task, mode=mode, canary_percent=percent, at=now, actor=actor, kind=kind,
-                        from_mode=before.mode, from_percent=before.canary_percent, reason=reason)
-    return RolloutState(task, mode, percent, "store", now, actor)
+                        from_mode=before.mode, from_percent=before.canary_percent, reason=reason,
+                        min_confidence=t, confidence_score=score, audit_percent=audit)
+    return RolloutState(task, mode, percent, "store", now, actor, t, score, audit)
 
 
 def _aware(value: datetime | None) -> datetime | None:
