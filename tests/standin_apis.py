@@ -64,9 +64,10 @@ class Exchange:
 
 
 def think(messages: list[dict[str, Any]], tools: list[dict[str, Any]],
-          schema: dict[str, Any] | None, voice: str = "") -> Reply:
+          schema: dict[str, Any] | None, voice: str = "", required_only: bool = False) -> Reply:
     """`messages` in a neutral shape: {"role": "system"|"user"|"assistant"|"tool", "text": str}.
-    `tools`: {"name", "parameters"}."""
+    `tools`: {"name", "parameters"}. `required_only`: a tool call leaves out the arguments its
+    schema does not require (valid, but not what a strict schema asks for)."""
     last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
     user_text = messages[last_user]["text"] if last_user >= 0 else ""
     results = [m["text"] for m in messages[last_user + 1:] if m["role"] == "tool"]
@@ -79,8 +80,10 @@ def think(messages: list[dict[str, Any]], tools: list[dict[str, Any]],
         lowered = user_text.lower()
         tool = next((t for t in tools if t["name"].lower() in lowered
                      or t["name"].replace("_", " ").lower() in lowered), tools[0])
-        args = value_for(tool.get("parameters") or {"type": "object"}, user_text,
-                         tool.get("parameters") or {})
+        params = tool.get("parameters") or {"type": "object"}
+        args = value_for(params, user_text, params)
+        if required_only:
+            args = {k: v for k, v in args.items() if k in (params.get("required") or [])}
         stem = hashlib.sha1(f"{tool['name']}|{user_text}".encode()).hexdigest()[:16]
         return Reply(calls=[(stem, tool["name"], orjson.dumps(args).decode())])
     if schema is not None:
@@ -172,10 +175,12 @@ def _text_of(content: Any) -> str:
 class StandInAPIs:
     """ASGI app: `POST */chat/completions`, `POST */responses`, `POST */messages`,
     `GET */models`. `voice` prefixes its text answers, so a test can tell two instances apart
-    (the reference LLM and a candidate)."""
+    (the reference LLM and a candidate); `required_only` (settable) makes its tool calls leave
+    out optional arguments."""
 
-    def __init__(self, *, voice: str = "", model: str = "stand-in-llm"):
+    def __init__(self, *, voice: str = "", model: str = "stand-in-llm", required_only: bool = False):
         self.voice = voice
+        self.required_only = required_only
         self.model = model
         self.url = ""  # set once served (RunningStandIn)
         self.log: list[Exchange] = []
@@ -246,7 +251,7 @@ class StandInAPIs:
         schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
         if fmt.get("type") == "json_schema" and schema is None:
             schema = {"type": "object"}
-        reply = think(messages, tools, schema, self.voice)
+        reply = think(messages, tools, schema, self.voice, self.required_only)
         calls = [{"id": "call_" + stem, "type": "function", "function": {"name": name, "arguments": args}}
                  for stem, name, args in reply.calls]
         message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None,
@@ -349,7 +354,7 @@ class StandInAPIs:
                  for t in req.get("tools") or [] if t.get("type") == "function"]
         fmt = (req.get("text") or {}).get("format") or {}
         schema = (fmt.get("schema") or {"type": "object"}) if fmt.get("type") == "json_schema" else None
-        reply = think(messages, tools, schema, self.voice)
+        reply = think(messages, tools, schema, self.voice, self.required_only)
         rid = "resp_" + hashlib.sha1(orjson.dumps([req, len(self._responses)])).hexdigest()[:32]
         output: list[dict[str, Any]] = []
         if reply.text is not None:
@@ -418,7 +423,7 @@ class StandInAPIs:
                  for t in req.get("tools") or [] if "input_schema" in t]
         fmt = (req.get("output_config") or {}).get("format") or req.get("output_format") or {}
         schema = (fmt.get("schema") or {"type": "object"}) if fmt.get("type") == "json_schema" else None
-        reply = think(messages, tools, schema, self.voice)
+        reply = think(messages, tools, schema, self.voice, self.required_only)
         content_blocks: list[dict[str, Any]] = []
         if reply.text is not None:
             content_blocks.append({"type": "text", "text": reply.text})

@@ -14,6 +14,8 @@ from pydantic import BaseModel
 
 from tests.standin_apis import RunningStandIn, StandInAPIs, value_for
 
+pytestmark = pytest.mark.frameworks
+
 PARAMS = {"type": "object", "properties": {"order_id": {"type": "string"}},
           "required": ["order_id"], "additionalProperties": False}
 CHAT_TOOLS = [{"type": "function", "function": {"name": "lookup_order", "description": "Find an order",
