@@ -4,8 +4,9 @@ A candidate decodes greedily with a fixed seed, and each call records the model,
 content hash, the decoding settings and the seed, so the answer is a function of the request:
 re-running it must give the same answer. A different adapter hash means the weights changed
 since (said in the result). A call served by the LLM is re-sent to the task's upstream (hosted
-models are not bound to be deterministic, even with a seed). `fledgling replay CALL_ID` prints
-the result.
+models are not bound to be deterministic, even with a seed); a call made through the Responses
+or Messages API is re-sent as it came (`metadata["wire_request"]`) to that API of the upstream.
+`fledgling replay CALL_ID` prints the result.
 
 A local answer that was decoded in a batch is replayed in that batch: its recorded peers' requests
 are decoded together again, in the same order, with the same thread count, so each row gets the
@@ -20,16 +21,18 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import orjson
 
 from fledgling.calls import Call, Request, Response
+from fledgling.capture.apis import PATHS, Api, api_of, is_answer, parse_answer
 from fledgling.config import Settings, SwapSettings, TaskSettings
 from fledgling.errors import InputError
 from fledgling.models.generation import Generation
 from fledgling.store import Store
 from fledgling.swap.candidate import Candidate, candidate_spec, open_candidate
 from fledgling.swap.router import Router
-from fledgling.transport.upstream import UpstreamPool
+from fledgling.transport.upstream import ANTHROPIC_VERSION, Upstream, UpstreamPool
 
 
 @dataclass
@@ -145,6 +148,9 @@ def _rerun_llm(settings: Settings, call: Call) -> Rerun:
     if route is None:
         raise InputError(f"task '{call.task}' has no upstream in fledgling.toml to re-send the call to")
     up = route.upstream
+    api = api_of(call.metadata.get("api"))
+    if api != "chat" and isinstance(call.metadata.get("wire_request"), dict):
+        return _rerun_wire(call, up, api, call.metadata["wire_request"])
     backend = OpenAICompatibleBackend(up.name, up.base_url, model=up.model, api_key=up.api_key(),
                                       timeout_s=up.timeout_s, retries=0)
     body = call.request.model_dump(mode="json", exclude_none=True)
@@ -159,3 +165,30 @@ def _rerun_llm(settings: Settings, call: Call) -> Rerun:
     gen = asyncio.run(run())
     return Rerun(call.id, "llm", up.name, call.response, gen.response, gen.error,
                  seed=call.request.seed)
+
+
+def _rerun_wire(call: Call, up: Upstream, api: Api, wire: dict[str, Any]) -> Rerun:
+    """Re-send a Responses or Messages call as its caller sent it (not streamed) and read the
+    answer with the same converter that recorded it."""
+    body = {k: v for k, v in wire.items() if k not in ("stream", "stream_options")}
+    if up.model is not None:
+        body["model"] = up.model
+    headers = {"content-type": "application/json"}
+    key = up.api_key()
+    if up.kind == "anthropic":
+        headers["anthropic-version"] = ANTHROPIC_VERSION
+        if key:
+            headers["x-api-key"] = key
+    elif key:
+        headers["authorization"] = f"Bearer {key}"
+    try:
+        resp = httpx.post(up.base_url + PATHS[api], content=orjson.dumps(body), headers=headers,
+                          timeout=up.timeout_s)
+        answer = resp.json()
+        if resp.status_code != 200 or not is_answer(api, answer):
+            return Rerun(call.id, "llm", up.name, call.response, None,
+                         f"upstream answered {resp.status_code}: {resp.text[:300]}")
+        now = parse_answer(api, answer)[0]
+    except (httpx.HTTPError, ValueError) as exc:
+        return Rerun(call.id, "llm", up.name, call.response, None, f"{type(exc).__name__}: {exc}"[:300])
+    return Rerun(call.id, "llm", up.name, call.response, now, None, seed=call.request.seed)
