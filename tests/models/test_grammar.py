@@ -195,3 +195,18 @@ def test_a_tight_cap_keeps_every_enum_value_before_free_text():
     bounded = bound_schema(schema, 80, separators=COMPACT)
     assert bounded["properties"]["priority"]["enum"] == ["low", "normal", "urgent"]
     assert longest_bytes(bounded, separators=COMPACT) <= 79
+
+
+def test_what_a_tight_cap_leaves_out_is_named():
+    from fledgling.models.constrained import compact_calls_schema
+    from fledgling.models.grammar import bound_schema_and_losses
+
+    short = {"name": "ping", "parameters": {"type": "object", "properties": {}}}
+    long = {"name": "note", "parameters": {"type": "object", "required": ["text"],
+                                            "properties": {"text": {"type": "string", "minLength": 30}}}}
+    schema = compact_calls_schema([short, long], parallel=False)
+    shortest_long = len('{"name":"note","arguments":{"text":""}}') + 30 * 4  # 30 characters of 4 bytes at worst
+    bounded, left_out = bound_schema_and_losses(schema, shortest_long, separators=COMPACT)
+    assert left_out == ["tool 'note'"] and len(bounded["anyOf"]) == 1
+    _, left_out = bound_schema_and_losses(schema, shortest_long + 1, separators=COMPACT)
+    assert left_out == []

@@ -33,7 +33,7 @@ from typing import Any
 
 from fledgling.calls import Request
 from fledgling.errors import ContractError
-from fledgling.models.grammar import CHAR_BYTES, STOP_TOKENS, GrammarBoundError, bound_schema
+from fledgling.models.grammar import CHAR_BYTES, STOP_TOKENS, GrammarBoundError, bound_schema_and_losses
 from fledgling.models.prompting import function_specs, output_schema
 
 log = logging.getLogger(__name__)
@@ -112,12 +112,13 @@ class RequestGrammar:
     text_chars: int | None
     bounded_to: int | None
     unbounded_reason: str | None = None
+    left_out: tuple[str, ...] = ()  # what the cap leaves out of the contract (tools, enum values, ...)
 
 
 def request_grammar(request: Request, *, prompt: str = "chat", allow_text: bool = False,
-                    max_tokens: int | None = None) -> RequestGrammar | None:
+                    max_tokens: int | None = None, bound: bool = True) -> RequestGrammar | None:
     """The grammar this request's contract asks for, bounded to `max_tokens` (the request's own
-    `max_tokens` when None); None when the request declares no schema."""
+    `max_tokens` when None; `bound=False`: not bounded); None when the request declares no schema."""
     tools = request_tools(request)
     cap = max_tokens if max_tokens is not None else request.max_tokens
     separators = COMPACT_SEPARATORS if prompt != "chat" else CHAT_SEPARATORS
@@ -133,17 +134,19 @@ def request_grammar(request: Request, *, prompt: str = "chat", allow_text: bool 
             return None
         schema, tagged, text, kind = out_schema, False, False, f"json/{prompt}"
     reserved = sum(len(t) for t in TOOL_CALL_TAGS) if tagged else 0
-    bounded, reason = schema, None
-    if cap is not None:
+    bounded, reason, left_out = schema, None, list[str]()
+    if cap is None or not bound:
+        reason = "no token cap" if bound else "bounding is off"
+    else:
         try:
-            bounded = bound_schema(schema, cap, separators=separators, reserved=reserved)
+            bounded, left_out = bound_schema_and_losses(schema, cap, separators=separators, reserved=reserved)
         except GrammarBoundError as exc:
             reason = str(exc)
     chars = None
     if text and cap is not None and cap - STOP_TOKENS >= 2 * CHAR_BYTES:
         chars = (cap - STOP_TOKENS - CHAR_BYTES) // CHAR_BYTES
     return RequestGrammar(kind, bounded, separators, tagged, text, chars,
-                          cap if reason is None and cap is not None else None, reason)
+                          cap if reason is None else None, reason, tuple(left_out))
 
 
 class GrammarBook:
@@ -158,16 +161,25 @@ class GrammarBook:
             xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size), max_threads=1)
         self._cache: dict[str, Any] = {}
         self._special_first = _class_chars(special_first_chars(tokenizer))
+        self.bound = True  # False: grammars as the schema says, cut at the cap (a baseline for benchmarks)
         self.unbounded: dict[str, str] = {}  # schema shape -> why its grammar is not bounded
+        self.left_out: dict[str, tuple[str, ...]] = {}  # schema shape and cap -> what the cap leaves out
 
     def for_request(self, request: Request, *, prompt: str = "chat", allow_text: bool = False,
                     max_tokens: int | None = None) -> Any | None:
         """The compiled grammar for this request's contract bounded to `max_tokens` (see
         `request_grammar`), or None when it declares no schema."""
-        grammar = request_grammar(request, prompt=prompt, allow_text=allow_text, max_tokens=max_tokens)
+        grammar = request_grammar(request, prompt=prompt, allow_text=allow_text, max_tokens=max_tokens,
+                                  bound=self.bound)
         if grammar is None:
             return None
-        if grammar.unbounded_reason is not None:
+        if grammar.left_out:
+            shape = f"{grammar.kind}/{grammar.bounded_to}" + json.dumps(grammar.schema, sort_keys=True)
+            if shape not in self.left_out:
+                log.warning("a cap of %s tokens leaves out %s (their shortest answer does not fit at "
+                            "worst); raise max_tokens to keep them", grammar.bounded_to, ", ".join(grammar.left_out))
+            self.left_out[shape] = grammar.left_out
+        if grammar.unbounded_reason is not None and self.bound:
             shape = grammar.kind + json.dumps(grammar.schema, sort_keys=True)
             if shape not in self.unbounded:
                 log.warning("constrained answers of %s may be cut at the token cap: %s",

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fledgling.errors import ContractError
@@ -63,6 +63,7 @@ class _Limits:
     seps: Separators
     string_chars: int
     array_items: int
+    left_out: list[str] = field(default_factory=list)
 
 
 def bound_schema(schema: dict[str, Any], max_tokens: int, *, separators: tuple[str, str] = (", ", ": "),
@@ -70,6 +71,15 @@ def bound_schema(schema: dict[str, Any], max_tokens: int, *, separators: tuple[s
                  array_items: int = ARRAY_ITEMS) -> dict[str, Any]:
     """A schema admitting a subset of `schema`'s answers, each at most `max_tokens` tokens
     (stop token included), `reserved` bytes of fixed text around the answer aside."""
+    return bound_schema_and_losses(schema, max_tokens, separators=separators, reserved=reserved,
+                                   string_chars=string_chars, array_items=array_items)[0]
+
+
+def bound_schema_and_losses(schema: dict[str, Any], max_tokens: int, *, separators: tuple[str, str] = (", ", ": "),
+                            reserved: int = 0, string_chars: int = STRING_CHARS,
+                            array_items: int = ARRAY_ITEMS) -> tuple[dict[str, Any], list[str]]:
+    """`bound_schema`, and what the cap left out entirely (tools, anyOf branches, enum values,
+    optional properties whose shortest form does not fit), named."""
     limits = _Limits(Separators(*separators), string_chars, array_items)
     node = _normalize(schema, _defs(schema), ())
     budget = max_tokens - STOP_TOKENS - reserved
@@ -79,7 +89,7 @@ def bound_schema(schema: dict[str, Any], max_tokens: int, *, separators: tuple[s
                                 f"({floor + STOP_TOKENS + reserved} tokens at worst); raise max_tokens")
     bounded, size = _fit(node, budget, limits)
     assert size <= budget
-    return bounded
+    return bounded, limits.left_out
 
 
 def floor_tokens(schema: dict[str, Any], *, separators: tuple[str, str] = (", ", ": "), reserved: int = 0) -> int:
@@ -306,6 +316,25 @@ def _string_floor(node: dict[str, Any]) -> int:
     return 2 + int(node.get("minLength", 0)) * CHAR_BYTES
 
 
+def _shape(node: dict[str, Any], limits: _Limits) -> int:
+    """The shortest answer that keeps every value the schema names: `_floor`, but each enum at its
+    longest value and each number at its own digits."""
+    seps = limits.seps
+    for key in ("anyOf", "oneOf"):
+        if key in node:
+            return max(_shape(v, limits) for v in node[key])
+    if "const" in node or "enum" in node or node.get("type") in ("integer", "number", "boolean", "null"):
+        return _want(node, limits)
+    if node["type"] == "object":
+        required = [k for k in node["properties"] if k in node.get("required", [])]
+        parts = [_key_bytes(k, seps) + _shape(node["properties"][k], limits) for k in required]
+        return 2 + sum(parts) + max(0, len(parts) - 1) * len(seps.item)
+    if node["type"] == "array":
+        n = int(node.get("minItems", 0))
+        return 2 if n == 0 else 2 + n * _shape(node["items"], limits) + (n - 1) * len(seps.item)
+    return _floor(node, limits)
+
+
 def _want(node: dict[str, Any], limits: _Limits) -> int:
     """The longest answer at the defaults (or at the schema's own bounds where it sets them)."""
     seps = limits.seps
@@ -343,11 +372,14 @@ def _fit(node: dict[str, Any], budget: int, limits: _Limits) -> tuple[dict[str, 
     """(bounded schema, its longest answer in bytes <= budget); budget >= _floor(node)."""
     for key in ("anyOf", "oneOf"):
         if key in node:
+            limits.left_out += [_branch_name(v, key, i) for i, v in enumerate(node[key])
+                                if _floor(v, limits) > budget]
             fits = [_fit(v, budget, limits) for v in node[key] if _floor(v, limits) <= budget]
             return {key: [s for s, _ in fits]}, max(size for _, size in fits)
     if "const" in node or "enum" in node:
         if "enum" in node:
             kept = [v for v in node["enum"] if _literal_bytes(v, limits.seps) <= budget]
+            limits.left_out += [f"enum value {v!r}" for v in node["enum"] if v not in kept]
             node = {**node, "enum": kept}
         return node, _want(node, limits)
     kind = node["type"]
@@ -379,6 +411,16 @@ def _cut_range(node: dict[str, Any], span: tuple[float, float]) -> dict[str, Any
         else:
             out[side] = int(cut) if cut == int(cut) else cut
     return out
+
+
+def _branch_name(node: dict[str, Any], key: str, index: int) -> str:
+    """A tool call's branch by its tool's name, any other by its place."""
+    name = (node.get("properties") or {}).get("name", {}).get("const")
+    if isinstance(name, str):
+        return f"tool {name!r}"
+    if node.get("type") == "array" and isinstance(node.get("items"), dict):
+        return f"{key} branch {index} (a list of {node.get('minItems', 0)} or more)"
+    return f"{key} branch {index}"
 
 
 def _fit_string(node: dict[str, Any], budget: int, limits: _Limits) -> tuple[dict[str, Any], int]:
@@ -452,17 +494,25 @@ def _fit_object(node: dict[str, Any], budget: int, limits: _Limits) -> tuple[dic
     optional = [k for k in props if k not in required]
     floors = {k: _floor(props[k], limits) for k in props}
     wants = {k: max(floors[k], _want(props[k], limits)) for k in props}
+    shapes = {k: min(wants[k], max(floors[k], _shape(props[k], limits))) for k in props}
     room = budget - _floor(node, limits)
-    give = {k: floors[k] + extra for k, extra in _water_fill({k: wants[k] - floors[k] for k in required}, room).items()}
-    room -= sum(give[k] - floors[k] for k in required)
+    # the contract's shape first: every enum value of the required properties, then every optional
+    # property that fits (at its shape, else its shortest), then the lengths, shared out
+    lift = _water_fill({k: shapes[k] - floors[k] for k in required}, room)
+    give = {k: floors[k] + lift[k] for k in required}
+    room -= sum(lift.values())
     kept = list(required)
     for k in optional:
-        cost = _key_bytes(k, seps) + floors[k] + (sep if kept else 0)
-        if cost <= room:
-            extra = min(wants[k] - floors[k], room - cost)
-            give[k] = floors[k] + extra
-            room -= cost + extra
-            kept.append(k)
+        for size in (shapes[k], floors[k]):
+            cost = _key_bytes(k, seps) + size + (sep if kept else 0)
+            if cost <= room:
+                room -= cost
+                give[k] = size
+                kept.append(k)
+                break
+    extra = _water_fill({k: wants[k] - give[k] for k in kept}, room)
+    give = {k: give[k] + extra[k] for k in kept}
+    limits.left_out += [f"optional property {k!r}" for k in optional if k not in kept]
     fitted = {k: _fit(props[k], give[k], limits) for k in kept}
     order = [k for k in props if k in fitted]
     size = 2 + sum(_key_bytes(k, seps) + fitted[k][1] for k in order) + max(0, len(order) - 1) * sep
