@@ -192,6 +192,11 @@ class StandInAPIs:
         with self._lock:
             self.log.clear()
 
+    def response_ids(self) -> set[str]:
+        """The ids of the Responses it stored (what `previous_response_id` may name)."""
+        with self._lock:
+            return set(self._responses)
+
     def exchanges(self, api: str | None = None) -> list[Exchange]:
         with self._lock:
             return [e for e in self.log if api is None or e.api == api]

@@ -50,7 +50,7 @@ RUNS = [
     "py-langchain-responses-stream", "py-langchain-structured",
     "py-pydantic-ai-openai", "py-pydantic-ai-openai-stream", "py-pydantic-ai-chat",
     "py-pydantic-ai-chat-stream",
-    "py-anthropic", "py-anthropic-stream", "py-strict", "py-lenient",
+    "py-anthropic", "py-anthropic-stream", "py-strict", "py-lenient", "py-agents-chained",
     "node-openai-chat", "node-openai-chat-stream", "node-openai-responses", "node-openai-responses-stream",
     "node-mastra-default", "node-mastra-default-stream", "node-mastra-chat", "node-mastra-chat-stream",
     "node-aisdk-default", "node-aisdk-default-stream", "node-aisdk-chat", "node-aisdk-chat-stream",
