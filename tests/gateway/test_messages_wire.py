@@ -6,11 +6,12 @@ from __future__ import annotations
 import orjson
 from anthropic.types import Message, RawMessageStreamEvent
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from fledgling.calls import Request, ToolCall
 from fledgling.capture.apis import anthropic as wire
-from tests.gateway.test_responses_wire import SCHEMA, answers, usages
+from tests.gateway.test_responses_wire import SCHEMA, answers, json_values, usages
 
 
 def test_a_two_step_tool_exchange_reads_as_chat_messages():
@@ -125,3 +126,23 @@ def test_render_then_read_round_trips_as_json_and_as_a_stream(answer, usage):
         if usage is not None:
             assert (got_usage.input_tokens, got_usage.output_tokens) == (usage.input_tokens, usage.output_tokens)
     assert events[0]["type"] == "message_start" and events[-1]["type"] == "message_stop"
+
+blocks = st.dictionaries(st.sampled_from(["type", "text", "id", "name", "input", "tool_use_id", "content",
+                                          "index", "delta", "message", "content_block", "role", "usage"]),
+                         json_values | st.sampled_from(["text", "tool_use", "tool_result", "user", "assistant",
+                                                        "message_start", "content_block_delta", "text_delta"]),
+                         max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(["system", "messages", "tools", "tool_choice", "output_config", "model"]),
+                       json_values | st.lists(blocks, max_size=4) | blocks, max_size=6),
+       st.lists(blocks, max_size=6))
+def test_any_json_is_read_or_refused_with_a_value_error(body, events):
+    for read in (lambda: Request.model_validate(wire.request_to_chat(body)),
+                 lambda: wire.message_to_canonical({"type": "message", **body}),
+                 lambda: wire.events_to_canonical(events)):
+        try:
+            read()
+        except ValueError:
+            pass

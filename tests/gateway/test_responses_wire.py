@@ -143,3 +143,25 @@ def test_render_then_read_round_trips_as_json_and_as_a_stream(answer, usage):
     assert events[0]["type"] == "response.created" and events[-1]["type"] == "response.completed"
     sse = b"".join(wire.encode_events(events))
     assert sse.count(b"\n\n") == len(events) and sse.startswith(b"event: response.created\ndata: {")
+
+
+items = st.dictionaries(st.sampled_from(["type", "role", "content", "call_id", "name", "arguments", "output",
+                                         "id", "text", "delta", "output_index", "item", "response"]),
+                        json_values | st.sampled_from(["message", "function_call", "function_call_output",
+                                                       "user", "assistant", "output_text", "input_text",
+                                                       "response.completed", "response.output_text.delta"]),
+                        max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(["instructions", "input", "tools", "tool_choice", "text", "model"]),
+                       json_values | st.lists(items, max_size=4) | items, max_size=6),
+       st.lists(items, max_size=6))
+def test_any_json_is_read_or_refused_with_a_value_error(body, events):
+    for read in (lambda: Request.model_validate(wire.request_to_chat(body)),
+                 lambda: wire.response_to_canonical({"object": "response", **body}),
+                 lambda: wire.events_to_canonical(events)):
+        try:
+            read()
+        except ValueError:
+            pass
