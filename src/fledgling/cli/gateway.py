@@ -61,6 +61,8 @@ def gateway(
     key_hint = "one of FLEDGLING_GATEWAY_KEYS" if keys else "your upstream API key"
     con.print(f"  point your agent at it: [bold]OpenAI(base_url=\"{url}\", api_key=<{key_hint}>)[/]"
               f"  (or OPENAI_BASE_URL={url}); tag calls with the X-Fledgling-Task header")
+    con.print(f"  serves chat completions and Responses at {url}, Anthropic Messages at {url}/messages "
+              f"(Anthropic(base_url=\"{url.removesuffix('/v1')}\") or ANTHROPIC_BASE_URL)")
     serve(app_, sock, log_level=log_level)
     stats = app_.recorder.stats()
     con.print(f"stopped; {stats['stored']} calls stored this run"
