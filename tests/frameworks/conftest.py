@@ -53,6 +53,7 @@ RUNS = [
     "py-anthropic", "py-anthropic-stream", "py-strict", "py-lenient", "py-agents-chained",
     "node-openai-chat", "node-openai-chat-stream", "node-openai-responses", "node-openai-responses-stream",
     "node-mastra-default", "node-mastra-default-stream", "node-mastra-chat", "node-mastra-chat-stream",
+    "node-mastra-router", "node-mastra-router-stream",
     "node-aisdk-default", "node-aisdk-default-stream", "node-aisdk-chat", "node-aisdk-chat-stream",
 ]
 

