@@ -560,3 +560,86 @@ def _indexed_message(flat: dict[str, Any], field: str) -> dict[str, Any]:
         msg["function_call"] = fc
     msg.pop("finish_reason", None)
     return messages.message(msg, field)
+
+
+# -- spans one at a time, and OTLP log records (for a receiver that joins them) ---------------
+
+def spans_in(payload: Any, origin: str) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(where, span, resource attributes) of each span in an OTLP/JSON trace payload."""
+    with reading(origin, "payload"):
+        return list(_spans(payload))
+
+
+def call_of(span: dict[str, Any], resource: dict[str, Any], where: str, origin: str, *,
+            source_name: str = SOURCE) -> Call | None:
+    """`call_from_span`, with a failure named by where the span was (an `InputError`)."""
+    with reading(origin, where):
+        return call_from_span(span, resource, source_name=source_name)
+
+
+def has_content(call: Call) -> bool:
+    """Whether the span carried the conversation itself (else its events may come as logs)."""
+    answered = call.response is not None and (call.response.content is not None or bool(call.response.tool_calls))
+    return bool(call.request.messages) or answered
+
+
+def logs_payload_from_protobuf(body: bytes) -> dict[str, Any]:
+    """An `ExportLogsServiceRequest` body as the OTLP/JSON dict (ids as hex)."""
+    from google.protobuf.json_format import MessageToDict
+    from google.protobuf.message import DecodeError
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    req = ExportLogsServiceRequest()
+    try:
+        req.ParseFromString(body)
+        payload = MessageToDict(req, use_integers_for_enums=True)
+    except (DecodeError, ValueError, TypeError, RecursionError) as exc:
+        raise InputError(f"not a protobuf ExportLogsServiceRequest ({str(exc)[:120]})",
+                         source="OTLP protobuf body") from None
+    for rl in payload.get("resourceLogs", []):
+        for sl in rl.get("scopeLogs", []):
+            for record in sl.get("logRecords", []):
+                for key in ("traceId", "spanId"):
+                    if key in record:
+                        record[key] = base64.b64decode(record[key]).hex()
+    return payload
+
+
+OUTPUT_EVENTS = frozenset({"gen_ai.choice", "gen_ai.client.inference.operation.details",
+                           "gen_ai.content.completion"})
+"""Events that carry the answer: once one has joined its span, the span is complete."""
+
+
+def log_events(payload: Any, origin: str) -> tuple[list[tuple[str, str, dict[str, Any]]], int]:
+    """The GenAI events in an OTLP/JSON logs payload, each as (trace id, span id, span event)
+    in the shape a span's own `events` have, and how many records were not GenAI events (or
+    named no span)."""
+    found: list[tuple[str, str, dict[str, Any]]] = []
+    other = 0
+    with reading(origin, "payload"):
+        if not isinstance(payload, dict):
+            raise BadField(None, f"an OTLP payload must be an object, got {coerce.type_name(payload)}")
+        if "resourceLogs" not in payload and payload:
+            raise BadField("resourceLogs", "is missing; is this an OTLP logs export?")
+        for i, rl in enumerate(coerce.array(payload.get("resourceLogs"), "resourceLogs")):
+            rl = coerce.obj(rl, f"resourceLogs[{i}]", required=True)
+            for j, sl in enumerate(coerce.array(rl.get("scopeLogs"), f"resourceLogs[{i}].scopeLogs")):
+                sl = coerce.obj(sl, f"resourceLogs[{i}].scopeLogs[{j}]", required=True)
+                for k, rec in enumerate(coerce.array(sl.get("logRecords"), f"resourceLogs[{i}].scopeLogs[{j}]")):
+                    here = f"resourceLogs[{i}].scopeLogs[{j}].logRecords[{k}]"
+                    rec = coerce.obj(rec, here, required=True)
+                    attrs = attributes(rec.get("attributes"), f"{here}.attributes")
+                    name = rec.get("eventName") or attrs.pop("event.name", None)
+                    trace_id, span_id = rec.get("traceId"), rec.get("spanId")
+                    if not (isinstance(name, str) and name.startswith("gen_ai.") and isinstance(trace_id, str)
+                            and trace_id and isinstance(span_id, str) and span_id):
+                        other += 1
+                        continue
+                    event: dict[str, Any] = {"name": name, "attributes": [
+                        {"key": key, "value": value} for key, value in
+                        ((kv["key"], kv.get("value")) for kv in coerce.array(rec.get("attributes"), here))
+                        if key != "event.name"]}
+                    if rec.get("body") is not None:
+                        event["body"] = rec["body"]
+                    found.append((trace_id, span_id, event))
+    return found, other

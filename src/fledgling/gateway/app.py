@@ -5,6 +5,7 @@
     POST <any prefix>/messages           the same for the Anthropic Messages API
     GET  /v1/models                      the default upstream's model list
     POST /v1/traces                      OTLP/HTTP receiver (protobuf or JSON)
+    POST /v1/logs                        OTLP/HTTP log records: GenAI events joined to their spans
     GET  /health                         "ok" or "degraded" (with reasons), recorder counters,
                                          and the requests refused, by status, method and path
     /admin/...                           rollout changes and live swap figures (see admin.py)
@@ -42,7 +43,7 @@ from fledgling.transport.upstream import UpstreamFault, UpstreamPool, response_h
 log = logging.getLogger("fledgling.gateway")
 access = logging.getLogger("fledgling.gateway.access")
 SERVED = "POST <prefix>/chat/completions, POST <prefix>/responses, POST <prefix>/messages, GET /v1/models, " \
-         "POST /v1/traces, GET /health"
+         "POST /v1/traces, POST /v1/logs, GET /health"
 REFUSED_KEYS = 200  # distinct "status method path" counted on /health; the rest go under "other"
 
 
@@ -60,6 +61,7 @@ class GatewayApp:
             access.propagate = False
         self.refused: Counter[str] = Counter()
         self.recorder = recorder
+        self.otlp = otlp.Receiver(recorder.record)
         self.router = Router(settings, upstream)
         self.pool = UpstreamPool()
         keys = gateway_keys() if keys is None else keys
@@ -89,6 +91,7 @@ class GatewayApp:
             elif msg["type"] == "lifespan.shutdown":
                 await self.swap.drain()
                 await self.pool.close()
+                await asyncio.to_thread(self.otlp.close)
                 await asyncio.to_thread(self.recorder.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -122,10 +125,10 @@ class GatewayApp:
                 if method != "POST":
                     raise Problem(405, "method_not_allowed", f"{method} {path}: use POST")
                 await self.pipeline.serve(api, scope, receive, send, headers)
-            elif path == "/v1/traces":
+            elif path in ("/v1/traces", "/v1/logs"):
                 if method != "POST":
-                    raise Problem(405, "method_not_allowed", "POST OTLP spans to /v1/traces")
-                await self._traces(receive, send, headers)
+                    raise Problem(405, "method_not_allowed", f"POST OTLP {path[4:]} to {path}")
+                await self._otlp(path, receive, send, headers)
             elif path.startswith(ADMIN_PREFIX):
                 await self.admin.handle(path, method, receive, send, headers)
             elif path in ("/health", "/healthz"):
@@ -155,7 +158,7 @@ class GatewayApp:
         `refused` counts the requests the gateway answered with its own error."""
         status, reasons = self.recorder.health()
         return {"status": status, "reasons": reasons, "recorder": self.recorder.stats(),
-                "refused": dict(self.refused.most_common())}
+                "otlp": self.otlp.stats(), "refused": dict(self.refused.most_common())}
 
     def _refuse(self, method: str, path: str, problem: Problem) -> None:
         """One log line and one count for a request the gateway did not serve."""
@@ -166,15 +169,12 @@ class GatewayApp:
             key = f"{problem.status} other"
         self.refused[key] += 1
 
-    async def _traces(self, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+    async def _otlp(self, path: str, receive: Receive, send: Send, headers: dict[str, str]) -> None:
         self.pipeline.authenticate(headers)
         limit = self.settings.gateway.max_body_bytes
         body = await read_body(receive, limit, headers.get("content-length"))
         content_type = headers.get("content-type", "")
-        calls = await otlp.decode_calls_off_loop(body, content_type,
-                                                 headers.get("content-encoding"), limit)
-        for call in calls:
-            self.recorder.record(call)
+        await otlp.receive_off_loop(self.otlp, path, body, content_type, headers.get("content-encoding"), limit)
         reply, reply_type = otlp.empty_response(content_type)
         await send_bytes(send, 200, reply, content_type=reply_type)
 
