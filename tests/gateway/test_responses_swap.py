@@ -178,18 +178,50 @@ def test_canary_messages_go_to_the_anthropic_upstream_or_the_candidate_by_their_
     assert all("shadow" in c.metadata for c in outside)  # the candidate ran beside the LLM
 
 
-def test_a_chained_request_is_left_to_the_upstream_that_holds_its_conversation(swap: Swap):
+def test_a_chained_shadow_request_reaches_the_candidate_with_its_whole_conversation(swap: Swap):
     swap.set_mode("weather", "shadow")
     first, _ = responses_ask(swap.openai(), stream=False)
     [fc] = [item for item in first.output if item.type == "function_call"]
     second = swap.openai().responses.create(model="gpt-test", tools=TOOLS, previous_response_id=first.id, input=[
         {"type": "function_call_output", "call_id": fc.call_id, "output": "4 C"}])
     assert "4 C" in second.output_text
+    assert swap.llm.exchanges()[1].body["previous_response_id"] == first.id  # the LLM holds it: unchanged
     a, b = swap.calls()
-    assert "shadow" in a.metadata and "swap_skipped" not in a.metadata
-    assert "shadow" not in b.metadata and "previous_response_id" in b.metadata["swap_skipped"]
     assert b.session_id == a.session_id
-    assert len(swap.candidate.exchanges()) == 1  # the candidate never saw half a conversation
+    assert b.metadata["conversation_held"] == {"previous_response_id": first.id, "messages": 2,
+                                               "upstream_knows": True}
+    seen = [m["role"] for m in swap.candidate.exchanges()[1].body["messages"]]
+    assert seen == ["user", "assistant", "tool"]  # the candidate saw the whole conversation
+    assert b.metadata["shadow"]["agree"] is not None
+
+
+def test_a_chain_the_candidate_started_goes_upstream_whole_when_it_falls_back(swap: Swap):
+    swap.set_mode("weather", "swapped")
+    first, headers = responses_ask(swap.openai(), stream=False)
+    assert headers["x-fledgling-served-by"] == "candidate"
+    [fc] = [item for item in first.output if item.type == "function_call"]
+    # the candidate answers a tool result in text, which a required tool call forbids: fallback
+    second = swap.openai().responses.create(model="gpt-test", tools=TOOLS, tool_choice="required",
+                                            previous_response_id=first.id,
+                                            input=[{"type": "function_call_output", "call_id": fc.call_id,
+                                                    "output": "4 C"}])
+    assert second.output_text and not second.output_text.startswith("[slm]")
+    [sent] = swap.llm.exchanges("responses")
+    assert "previous_response_id" not in sent.body  # an id the LLM never saw is not sent to it
+    assert [item.get("type", "message") for item in sent.body["input"]] == [
+        "message", "function_call", "function_call_output"]
+    _, b = swap.calls()
+    assert b.metadata["route"]["fallback"] == "contract" and b.metadata["route"]["served_by"] == "llm"
+    assert b.metadata["conversation_held"]["upstream_knows"] is False
+
+
+def test_a_chained_request_whose_conversation_is_not_held_stays_upstream(swap: Swap):
+    first, _ = responses_ask(swap.openai(), stream=False)  # record mode: nothing held
+    swap.set_mode("weather", "shadow")
+    swap.openai().responses.create(model="gpt-test", previous_response_id=first.id, input="And tomorrow?")
+    a, b = swap.calls()
+    assert "previous_response_id" in b.metadata["swap_skipped"] and "shadow" not in b.metadata
+    assert len(swap.candidate.exchanges()) == 0
 
 
 def test_a_streamed_shadow_response_is_reassembled_and_compared(swap: Swap):

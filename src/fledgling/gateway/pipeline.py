@@ -6,6 +6,14 @@ is read as the canonical chat request (`fledgling.capture.apis`) for the task, t
 the record, and forwarded as it came. Responses chained by `previous_response_id` share one
 session: the pipeline remembers which session each response id it relayed belongs to.
 
+A task in shadow, canary or swapped mode also needs the conversation a chained request continues
+(the candidate sees only the request): for those tasks the pipeline holds each answered
+conversation by its response id (`HELD`, oldest forgotten first). A chained request then reaches
+the candidate whole; and when its previous response was the candidate's, which the upstream never
+saw, the upstream gets it whole too (`responses.self_contained`). A chained request whose
+conversation is not held (the task was in record mode, the gateway restarted) stays with the
+upstream, which holds it.
+
 The response path does no disk or database work: the exchange goes to the recorder, whose
 threads spool and store it.
 """
@@ -26,6 +34,7 @@ from fledgling.capture.apis import Api, responses, to_chat_request
 from fledgling.capture.recording.exchange import Exchange, new_call_id
 from fledgling.capture.recording.recorder import Recorder
 from fledgling.payload import parsed_storable_problem, storable_problem
+from fledgling.swap.apis import recorded_answer
 from fledgling.swap.modes import SwapRouter
 from fledgling.swap.router import Router
 from fledgling.swap.turn import Turn
@@ -34,6 +43,7 @@ from fledgling.transport.asgi import Problem, Receive, Send, read_body
 _CALL_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 CHAIN_MEMORY = 100_000  # response ids remembered for previous_response_id (oldest forgotten first)
+HELD = 10_000  # conversations held for chained requests of tasks in a swap mode
 
 
 def gateway_keys(raw: str | None = None) -> frozenset[str]:
@@ -51,6 +61,8 @@ class Pipeline:
         self.keys = tuple(k.encode() for k in keys)
         self.max_body_bytes = max_body_bytes
         self.chains: dict[str, str] = {}  # response id -> the session of its conversation
+        # response id -> (the conversation's chat messages, answer included; the upstream knows the id)
+        self.held: dict[str, tuple[list[dict[str, Any]], bool]] = {}
 
     # -- step 1: authenticate --------------------------------------------------------------
 
@@ -117,9 +129,22 @@ class Pipeline:
             raise Problem(404, "no_route", f"task '{task}' has no upstream: set [tasks.{task}] "
                           "upstream or [gateway] upstream in fledgling.toml")
         if isinstance(previous, str) and route.mode != "record":
-            # the conversation is held upstream: a candidate would see only the new input items
-            ex.metadata["swap_skipped"] = "previous_response_id: the conversation is held upstream"
-            route = replace(route, mode="record")
+            held = self.held.get(previous)
+            if held is None:  # held upstream only: a candidate would see only the new input items
+                ex.metadata["swap_skipped"] = "previous_response_id: the conversation is held upstream"
+                route = replace(route, mode="record")
+            else:
+                history, upstream_knows = held
+                own = request["messages"]
+                request = {**request, "messages": [*(m for m in own if m.get("role") in ("system", "developer")),
+                                                   *history,
+                                                   *(m for m in own if m.get("role") not in ("system", "developer"))]}
+                ex.request = request
+                ex.metadata["conversation_held"] = {"previous_response_id": previous, "messages": len(history),
+                                                    "upstream_knows": upstream_knows}
+                if not upstream_knows:
+                    wire = responses.self_contained(wire, history)
+                    body = orjson.dumps(wire)
         ex.provider, ex.upstream = route.upstream.provider, route.upstream.name
         ex.price_in, ex.price_out = route.upstream.price_in, route.upstream.price_out
         ex.metadata["upstream"] = route.upstream.name
@@ -135,14 +160,30 @@ class Pipeline:
                                    wire=wire if api != "chat" else None, strip_usage=strip_usage))
         if api == "responses" and ex.session_id is not None:
             self._remember(ex)
+        if api == "responses" and route.mode != "record":
+            self._hold(ex, request)
+
+    def _hold(self, ex: Exchange, request: dict[str, Any]) -> None:
+        """Hold the conversation this answer ends, for a request that continues it."""
+        answer = recorded_answer("responses", ex)
+        rid = responses.response_id(ex.response) if ex.response is not None else self._streamed_id(ex)
+        if answer is None or rid is None:
+            return
+        served = (ex.metadata.get("route") or {}).get("served_by")
+        history = [m for m in request["messages"] if m.get("role") not in ("system", "developer")]
+        if len(self.held) >= HELD:
+            self.held.pop(next(iter(self.held)))
+        self.held[rid] = ([*history, answer.message()], served != "candidate")
+
+    @staticmethod
+    def _streamed_id(ex: Exchange) -> str | None:
+        first = next((c for c in ex.stream_chunks or [] if isinstance(c, bytes | bytearray)), b"")
+        m = _RESPONSE_ID.search(bytes(first[:4096]))
+        return m.group(1).decode() if m else None
 
     def _remember(self, ex: Exchange) -> None:
         """Note the session of the response this exchange relayed, for the next link."""
-        rid = responses.response_id(ex.response) if ex.response is not None else None
-        if rid is None and ex.stream_chunks:
-            first = next((c for c in ex.stream_chunks if isinstance(c, bytes | bytearray)), b"")
-            m = _RESPONSE_ID.search(bytes(first[:4096]))
-            rid = m.group(1).decode() if m else None
+        rid = responses.response_id(ex.response) if ex.response is not None else self._streamed_id(ex)
         if rid is None or ex.session_id is None:
             return
         if len(self.chains) >= CHAIN_MEMORY:

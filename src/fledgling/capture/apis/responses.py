@@ -20,6 +20,8 @@ Writing (canonical -> wire), for answers the gateway makes itself (the candidate
     render_response(answer, ...)   a `response` object
     render_events(response)        the event sequence a stream of that response is
     encode_events(events)          those events as SSE bytes (`event:` + `data:` lines)
+    message_to_items(message)      a chat message -> Responses input items
+    self_contained(body, history)  a chained request with its conversation spelled out
 
 What has no place in the chat shape (reasoning items, hosted tools such as web_search, image
 parts) is skipped and named in `notes`, never silently. Usage keeps OpenAI's meaning:
@@ -333,6 +335,38 @@ def response_id(body: Any) -> str | None:
 
 
 # -- writing ---------------------------------------------------------------------------------------
+
+
+def message_to_items(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """One chat message -> the Responses input items it is (the reverse of `input_items`)."""
+    role, content = message.get("role"), message.get("content")
+    if role == "tool":
+        return [{"type": "function_call_output", "call_id": message.get("tool_call_id"),
+                 "output": content if isinstance(content, str) else orjson.dumps(content).decode()}]
+    out: list[dict[str, Any]] = []
+    if isinstance(content, list):
+        text_kind = "output_text" if role == "assistant" else "input_text"
+        parts = [{"type": text_kind, "text": p.get("text", "")} if p.get("type") == "text" else
+                 {"type": "input_image", "image_url": (p.get("image_url") or {}).get("url")}
+                 for p in content if isinstance(p, dict) and p.get("type") in ("text", "image_url")]
+        out.append({"type": "message", "role": role, "content": parts})
+    elif content:
+        out.append({"type": "message", "role": role, "content": content})
+    for tc in message.get("tool_calls") or []:
+        fn = tc.get("function") or {}
+        out.append({"type": "function_call", "call_id": tc.get("id"), "name": fn.get("name"),
+                    "arguments": fn.get("arguments") or "{}"})
+    return out
+
+
+def self_contained(body: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+    """A request chained by `previous_response_id` made whole: the conversation so far (chat
+    messages) as input items before the request's own, and no `previous_response_id`."""
+    own = body.get("input")
+    own_items = [{"role": "user", "content": own}] if isinstance(own, str) else list(own or [])
+    items = [item for m in history for item in message_to_items(m)]
+    return {**{k: v for k, v in body.items() if k != "previous_response_id"}, "input": items + own_items}
+
 
 
 def render_response(answer: Response, *, response_id: str, model: str, usage: Usage | None,
