@@ -1,9 +1,11 @@
-"""A small real HTTP server on loopback that speaks the Langfuse public API's read endpoints.
+"""A small real HTTP server on loopback that speaks the Langfuse public API.
 
-Langfuse is a hosted service that cannot run here, so the tests pull from this instead: Basic
+Langfuse is a hosted service that cannot run here, so the tests talk to this instead: Basic
 auth, `GET /api/public/v2/observations` (cursor pages), the deprecated v1
-`GET /api/public/observations` (numbered pages with `meta.totalPages`), and
-`GET /api/public/traces/{id}`.
+`GET /api/public/observations` (numbered pages with `meta.totalPages`),
+`GET /api/public/traces/{id}`, and for writes `POST /api/public/scores` (one score; a score
+sent again with the same id replaces it) and `POST /api/public/ingestion` (a batch of events,
+answered 207 with per-event successes and errors; `score-create` events become scores).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class LangfuseServer:
         self.observations: list[dict[str, Any]] = []
         self.traces: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, dict[str, list[str]]]] = []
+        self.scores: dict[str, dict[str, Any]] = {}
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
@@ -67,6 +70,26 @@ class LangfuseServer:
                     return self._send(200, trace) if trace else self._send(404, {"message": "not found"})
                 return self._send(404, {"message": "not found", "error": "LangfuseNotFoundError"})
 
+            def do_POST(self) -> None:  # noqa: N802
+                url = urlparse(self.path)
+                server.requests.append((url.path, {}))
+                expected = "Basic " + base64.b64encode(
+                    f"{server.public_key}:{server.secret_key}".encode()).decode()
+                if self.headers.get("Authorization") != expected:
+                    return self._send(401, {"message": "Invalid credentials."})
+                try:
+                    body = orjson.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+                except orjson.JSONDecodeError:
+                    return self._send(400, {"message": "Invalid JSON"})
+                if url.path == "/api/public/scores":
+                    problem = server.score_problem(body)
+                    if problem:
+                        return self._send(400, {"message": problem})
+                    return self._send(200, {"id": server.add_score(body)})
+                if url.path == "/api/public/ingestion":
+                    return self._send(207, server.ingest(body))
+                return self._send(404, {"message": "not found", "error": "LangfuseNotFoundError"})
+
             def _send(self, status: int, body: Any) -> None:
                 data = orjson.dumps(body)
                 self.send_response(status)
@@ -105,3 +128,35 @@ class LangfuseServer:
         total_pages = max(1, -(-len(rows) // limit))
         return {"data": rows[(page - 1) * limit: page * limit],
                 "meta": {"page": page, "limit": limit, "totalItems": len(rows), "totalPages": total_pages}}
+
+    @staticmethod
+    def score_problem(body: Any) -> str | None:
+        """What Langfuse's score schema would refuse: no trace, no name, a value of the wrong type."""
+        if not isinstance(body, dict):
+            return "body must be an object"
+        if not isinstance(body.get("traceId"), str) or not isinstance(body.get("name"), str):
+            return "traceId and name are required"
+        kind = body.get("dataType", "NUMERIC")
+        value = body.get("value")
+        if kind == "NUMERIC" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return "a NUMERIC score needs a number value"
+        if kind == "CATEGORICAL" and not isinstance(value, str):
+            return "a CATEGORICAL score needs a string value"
+        return None
+
+    def add_score(self, body: dict[str, Any]) -> str:
+        score_id = body.get("id") or f"score-{len(self.scores) + 1}"
+        self.scores[score_id] = {**body, "id": score_id}
+        return score_id
+
+    def ingest(self, body: Any) -> dict[str, Any]:
+        successes, errors = [], []
+        for event in body.get("batch", []) if isinstance(body, dict) else []:
+            problem = None if event.get("type") == "score-create" else f"unsupported event type {event.get('type')}"
+            problem = problem or self.score_problem(event.get("body"))
+            if problem:
+                errors.append({"id": event.get("id"), "status": 400, "message": problem})
+            else:
+                self.add_score(event["body"])
+                successes.append({"id": event.get("id"), "status": 201})
+        return {"successes": successes, "errors": errors}

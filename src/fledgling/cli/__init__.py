@@ -15,6 +15,7 @@ from fledgling.cli.contracts import app as contracts_app
 from fledgling.cli.curate import app as curate_app
 from fledgling.cli.demo import app as demo_app
 from fledgling.cli.eval import app as eval_app
+from fledgling.cli.export import app as export_app
 from fledgling.cli.gateway import app as gateway_app
 from fledgling.cli.imports import app as import_app
 from fledgling.cli.models import app as models_app
@@ -51,6 +52,7 @@ app.add_typer(ui_app, name="ui", help="Serve the web dashboard (default http://1
 app.add_typer(gateway_app, name="gateway", rich_help_panel=CAPTURE)
 app.add_typer(import_app, name="import", rich_help_panel=CAPTURE)
 app.add_typer(traces_app, name="traces", rich_help_panel=CAPTURE)
+app.add_typer(export_app, name="export", rich_help_panel=CAPTURE)
 app.add_typer(contracts_app, name="contracts", rich_help_panel=PROVE)
 app.add_typer(curate_app, name="curate", rich_help_panel=PROVE)
 app.add_typer(train_app, name="train", rich_help_panel=PROVE)
