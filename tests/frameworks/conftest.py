@@ -104,8 +104,9 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
         tasks: dict[str, Any] = {}
         for run in RUNS:
             tasks[run] = {"upstream": upstream_of(run), "match": {"path": f"/t/{run}/"}}
+            # a generous budget: on a loaded machine a late candidate would hand the turn to the LLM
             tasks[run + "-swapped"] = {"upstream": upstream_of(run), "candidate": "slm", "mode": "swapped",
-                                       "match": {"path": f"/t/{run}-swapped/"}}
+                                       "match": {"path": f"/t/{run}-swapped/"}, "swap": {"budget_ms": 30000}}
         settings = parse_settings({
             "models": {
                 "llm": {"kind": "openai", "base_url": llm.url + "/v1", "usd_per_mtok_in": PRICE["llm"][0],

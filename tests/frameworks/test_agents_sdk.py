@@ -25,6 +25,7 @@ from tests.frameworks.conftest import (
     Matrix,
     check_contract,
     check_tool_run,
+    expected_conversation,
     normalised,
 )
 
@@ -101,9 +102,16 @@ def test_agents_sdk_chained_by_previous_response_id(matrix: Matrix) -> None:
     assert second.response is not None and second.response.content == FINAL
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "swapped mode + previous_response_id: the candidate's response id is unknown upstream, so the "
-    "follow-up (forced to record mode) gets 400 'Previous response ... not found' (issue #14, point 3)"))
 def test_agents_sdk_chained_in_swapped_mode(matrix: Matrix) -> None:
+    """Swapped, the candidate answers both turns: the gateway holds the conversation the
+    candidate's response id names, so the follow-up reaches the candidate whole."""
+    task = "py-agents-chained-swapped"
     matrix.begin()
-    assert chained(matrix.base("py-agents-chained-swapped") + "/v1") in (FINAL, SLM_FINAL)
+    assert chained(matrix.base(task) + "/v1") == SLM_FINAL
+    assert matrix.llm.exchanges() == []
+    first, second = matrix.calls(task)
+    assert first.session_id is not None and first.session_id == second.session_id
+    assert normalised(second.request.messages) == expected_conversation(2)
+    assert [c.metadata["route"]["served_by"] for c in (first, second)] == ["candidate", "candidate"]
+    assert [(c.usage.input_tokens, c.usage.output_tokens) for c in (first, second)] == \
+        [(e.usage["input_tokens"], e.usage["output_tokens"]) for e in matrix.slm.exchanges()]
