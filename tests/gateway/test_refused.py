@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import httpx
+import orjson
 import pytest
 
 from fledgling.gateway.server import ServerThread, build_app
@@ -81,3 +82,47 @@ def test_no_access_log_by_default(apis: Setup, capfd: pytest.CaptureFixture[str]
     httpx.post(apis.gateway_url + "/v1/responses", json={"model": "m", "input": "hi"},
                headers={"X-Fledgling-Task": "weather"})
     assert "POST /v1/responses 200" not in capfd.readouterr().err
+
+
+class SideRoutes:
+    """An upstream that answers the APIs' side routes, saying what it was asked."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str, str]] = []
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            msg = await receive()
+            body += msg.get("body", b"")
+            if not msg.get("more_body"):
+                break
+        headers = dict((k.decode(), v.decode()) for k, v in scope["headers"])
+        self.seen.append((scope["method"], scope["path"], scope["query_string"].decode(),
+                          headers.get("x-api-key") or headers.get("authorization", "")))
+        answer = orjson.dumps({"method": scope["method"], "path": scope["path"], "body": body.decode()})
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": answer})
+
+
+def test_the_apis_side_routes_pass_through_unrecorded(sqlite_store, tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_ANTHROPIC_KEY", "sk-ant")
+    upstream = SideRoutes()
+    with ServerThread(upstream) as upstream_url:
+        app = build_app(settings_for(upstream_url, tmp_path), sqlite_store, keys=frozenset())
+        with ServerThread(app) as url:
+            got = httpx.get(url + "/v1/responses/resp_1/input_items?limit=2", headers={"authorization": "Bearer k"})
+            assert got.status_code == 200 and got.json()["path"] == "/v1/responses/resp_1/input_items"
+            counted = httpx.post(url + "/v1/messages/count_tokens", json={"model": "c", "messages": []},
+                                 headers={"x-api-key": "caller", "X-Fledgling-Task": "claude-weather"})
+            assert counted.json()["path"] == "/v1/messages/count_tokens" and '"messages"' in counted.json()["body"]
+            deleted = httpx.delete(url + "/v1/responses/resp_1", headers={"authorization": "Bearer k"})
+            assert deleted.json()["method"] == "DELETE"
+            assert app.recorder.drain(10)
+            assert app.health()["refused"] == {}
+    assert upstream.seen == [("GET", "/v1/responses/resp_1/input_items", "limit=2", "Bearer k"),
+                             ("POST", "/v1/messages/count_tokens", "", "sk-ant"),
+                             ("DELETE", "/v1/responses/resp_1", "", "Bearer k")]
+    assert list(sqlite_store.iter_calls()) == []  # no model answered: nothing to record

@@ -3,6 +3,8 @@
     POST <any prefix>/chat/completions   the recording proxy (see pipeline.py): OpenAI chat
     POST <any prefix>/responses          the same for the OpenAI Responses API
     POST <any prefix>/messages           the same for the Anthropic Messages API
+    <any prefix>/responses/<...>,        the APIs' side routes (retrieve, cancel, input items,
+    POST <any prefix>/messages/<...>     count tokens, ...): passed to the upstream, not recorded
     GET  /v1/models                      the default upstream's model list
     POST /v1/traces                      OTLP/HTTP receiver (protobuf or JSON)
     POST /v1/logs                        OTLP/HTTP log records: GenAI events joined to their spans
@@ -117,7 +119,9 @@ class GatewayApp:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         path: str = scope["path"]
         method: str = scope["method"]
-        api: Api = "messages" if path.endswith("/messages") else "responses" if path.endswith("/responses") else "chat"
+        side = None if path.endswith(("/chat/completions", "/responses", "/messages")) else _side_route(path)
+        named = side.split("/")[1] if side else path.rsplit("/", 1)[-1]
+        api: Api = "messages" if named == "messages" else "responses" if named == "responses" else "chat"
         try:
             if self.hosts is not None and (refused := self.hosts.refusal(method, headers)):
                 raise Problem(403, "host_not_allowed", refused)
@@ -125,6 +129,8 @@ class GatewayApp:
                 if method != "POST":
                     raise Problem(405, "method_not_allowed", f"{method} {path}: use POST")
                 await self.pipeline.serve(api, scope, receive, send, headers)
+            elif side is not None:
+                await self._pass(scope, receive, send, headers, side)
             elif path in ("/v1/traces", "/v1/logs"):
                 if method != "POST":
                     raise Problem(405, "method_not_allowed", f"POST OTLP {path[4:]} to {path}")
@@ -178,6 +184,26 @@ class GatewayApp:
         reply, reply_type = otlp.empty_response(content_type)
         await send_bytes(send, 200, reply, content_type=reply_type)
 
+    async def _pass(self, scope: dict[str, Any], receive: Receive, send: Send, headers: dict[str, str],
+                    side: str) -> None:
+        """A side route of the Responses or Messages API, to the task's upstream and back as it is:
+        nothing to record (no model answered)."""
+        caller_auth = self.pipeline.authenticate(headers)
+        route = self.router.route(self.router.resolve_task(scope["path"], {}, headers))
+        if route is None:
+            raise Problem(404, "no_route", f"no upstream for {scope['method']} {scope['path']}: set "
+                          "[gateway] upstream in fledgling.toml")
+        method = scope["method"]
+        body = await read_body(receive, self.settings.gateway.max_body_bytes, headers.get("content-length"))
+        query = scope.get("query_string") or b""
+        target = side + ("?" + query.decode("latin-1") if query else "")
+        try:
+            resp = await self.pool.send(route.upstream, target, body, headers, caller_auth, method=method)
+            raw = await self.pool.read(route.upstream, resp)
+        except UpstreamFault as fault:
+            raise Problem(fault.status, fault.code, fault.message) from None
+        await send_bytes(send, resp.status, raw, headers=response_headers(resp))
+
     async def _models(self, send: Send, headers: dict[str, str]) -> None:
         upstream = self.router.default
         if upstream is not None:
@@ -192,3 +218,12 @@ class GatewayApp:
         data = [{"id": u.model or u.name, "object": "model", "owned_by": u.provider}
                 for u in self.router.upstreams()]
         await send_bytes(send, 200, orjson.dumps({"object": "list", "data": data}))
+
+
+def _side_route(path: str) -> str | None:
+    """`/v1/responses/<id>...` or `/v1/messages/<...>` -> the upstream path from the API's name on."""
+    for name in ("/responses/", "/messages/"):
+        at = path.find(name)
+        if at >= 0 and path[at + len(name):]:
+            return path[at:]
+    return None
