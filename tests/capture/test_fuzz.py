@@ -225,8 +225,51 @@ def test_import_errors_are_one_line_naming_the_file(store_url: str, tmp_path: Pa
         f"{o.case} -> {o.verdict}: {o.stderr.strip()[-300:]!r}" for o in bad[:8])
     assert verdicts["imported"] >= len(cases) / 10 and verdicts["one line"] >= len(cases) / 2
     assert {o.exit_code for o in outcomes if o.verdict == "one line"} == {3}  # InputError
+    for o in outcomes:  # an observation not understood is a warning line naming file and record
+        if o.verdict == "imported":
+            assert all(line.startswith("warning: ") and o.case.filename in line and "skipped" in line
+                       for line in o.stderr.splitlines()), (o.case, o.stderr[-500:])
     for o in outcomes:  # refused by what the store cannot keep, wherever it sits in the record
         if o.case.mutation == "deep nesting":
             assert "nested deeper than 128 levels" in o.stderr, o.case
         if o.case.mutation == "NUL":
             assert "NUL character" in o.stderr, o.case
+
+
+REAL = sorted((FIXTURES / "langfuse_real").glob("*.trace.json"))
+
+
+@pytest.mark.parametrize("cut", [0.1, 0.5, 0.97])
+def test_a_truncated_real_export_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cut: float) -> None:
+    """Each of the ten real traces cut short: one line naming the file (yajl's own message spans
+    several lines, with a caret drawing), exit 3, nothing written."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FLEDGLING_CONFIG", raising=False)
+    monkeypatch.setenv("FLEDGLING_DB_URL", f"sqlite:///{tmp_path}/f.db")
+    for seed in REAL:
+        data = seed.read_bytes()
+        path = tmp_path / seed.name
+        path.write_bytes(data[:int(len(data) * cut)])
+        code, stderr, tb = _run_cli(["import", "langfuse", str(path)])
+        assert tb is None and code == 3, (seed.name, stderr)
+        [line] = stderr.strip().splitlines()
+        assert line.startswith(f"error: {path}: ") and "invalid JSON" in line and "nothing was imported" in line
+    with Store(f"sqlite:///{tmp_path}/f.db") as store:
+        assert store.count_calls() == 0
+
+
+def test_unknown_observations_are_warnings_and_the_rest_imports(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FLEDGLING_CONFIG", raising=False)
+    monkeypatch.setenv("FLEDGLING_DB_URL", f"sqlite:///{tmp_path}/f.db")
+    claude = FIXTURES / "langfuse_real" / "claude-agent-2025-12-22.trace.json"
+    code, stderr, tb = _run_cli(["import", "langfuse", str(claude)])
+    assert tb is None and code == 0
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith(f"warning: {claude}: record 1, observation ") for line in lines)
+    assert all("field 'input': holds no messages (shape {content}" in line for line in lines)
+    code, stderr, _ = _run_cli(["import", "langfuse", "--strict", str(claude)])
+    assert code == 3 and len(stderr.strip().splitlines()) == 1
+    with Store(f"sqlite:///{tmp_path}/f.db") as store:
+        assert store.count_calls() == 1
