@@ -47,7 +47,7 @@ RUNS = [
     "py-openai-chat", "py-openai-chat-stream", "py-openai-responses", "py-openai-responses-stream",
     "py-agents-default", "py-agents-default-stream", "py-agents-chat", "py-agents-chat-stream",
     "py-langchain-chat", "py-langchain-chat-stream", "py-langchain-responses",
-    "py-langchain-responses-stream", "py-langchain-structured",
+    "py-langchain-responses-stream", "py-langchain-structured", "py-langchain-structured-responses",
     "py-pydantic-ai-openai", "py-pydantic-ai-openai-stream", "py-pydantic-ai-chat",
     "py-pydantic-ai-chat-stream",
     "py-anthropic", "py-anthropic-stream", "py-strict", "py-lenient", "py-agents-chained",

@@ -20,6 +20,7 @@ from tests.frameworks.conftest import (
     check_contract,
     check_tool_run,
     normalised,
+    same_json,
 )
 
 pytestmark = pytest.mark.frameworks
@@ -88,25 +89,29 @@ class Delivery(BaseModel):
     express: bool
 
 
-def test_langchain_structured_output(matrix: Matrix, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_langchain_structured_output(matrix: Matrix, api: str, monkeypatch: pytest.MonkeyPatch) -> None:
     question = "When does order A1234 arrive, in 3 days?"
     expected = Delivery(order_id="A1234", days=3, express=True)
-    declared_schema = None
+    run = "py-langchain-structured" + ("-responses" if api == "responses" else "")
+    declared: dict | None = None
     for swapped in (False, True):
-        task = "py-langchain-structured" + ("-swapped" if swapped else "")
+        task = run + ("-swapped" if swapped else "")
         matrix.begin()
-        structured = model(matrix.base(task) + "/v1", False).with_structured_output(Delivery)
+        structured = model(matrix.base(task) + "/v1", api == "responses").with_structured_output(Delivery)
         assert structured.invoke([HumanMessage(question)]) == expected
         (call,) = matrix.calls(task)
         (served,) = matrix.served(swapped).exchanges()
+        assert call.metadata.get("api", "chat") == api
         assert normalised(call.request.messages) == [("user", question, ())]
         assert call.response is not None and orjson.loads(call.response.content or "") == expected.model_dump()
         assert (call.usage.input_tokens, call.usage.output_tokens) == \
             (served.usage["input_tokens"], served.usage["output_tokens"])
-        if not swapped:
-            declared_schema = served.body["response_format"]["json_schema"]
-        assert call.request.response_format is not None
-        assert call.request.response_format["json_schema"] == declared_schema
-        assert declared_schema is not None
-        check_contract(task, matrix.db_url, [], monkeypatch, output_schema=declared_schema["schema"],
-                       output_strict=declared_schema.get("strict"))
+        if not swapped:  # the format exactly as the client sent it: chat's json_schema, Responses' text.format
+            wire = served.body["response_format"]["json_schema"] if api == "chat" else served.body["text"]["format"]
+            declared = {"schema": wire["schema"], "strict": wire.get("strict")}
+        assert declared is not None
+        stored = (call.request.response_format or {}).get("json_schema") or {}
+        assert same_json(stored.get("schema"), declared["schema"]) and stored.get("strict") == declared["strict"]
+        check_contract(task, matrix.db_url, [], monkeypatch, output_schema=declared["schema"],
+                       output_strict=declared["strict"])
