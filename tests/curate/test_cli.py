@@ -41,3 +41,12 @@ def test_bad_input_is_one_line_and_non_zero(tmp_path) -> None:
     assert run.returncode == 3 and "has no calls" in run.stderr
     assert not (tmp_path / ".fledgling" / "datasets" / "missing").exists() or \
         not any((tmp_path / ".fledgling" / "datasets" / "missing").iterdir())
+
+
+def test_curate_refuses_an_unknown_label_check_in_one_line(tmp_path) -> None:
+    Store(f"sqlite:///{tmp_path}/f.db").insert_calls([make_call(i) for i in range(5)])
+    run = fledgling("curate", "--task", "support-agent", "--label-checks", "grounding,vibes", cwd=tmp_path)
+    assert run.returncode != 0
+    assert "label check 'vibes' is not known" in run.stderr + run.stdout
+    assert not (tmp_path / ".fledgling" / "datasets" / "support-agent").exists() or not any(
+        (tmp_path / ".fledgling" / "datasets" / "support-agent").glob("v*"))

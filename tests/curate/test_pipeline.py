@@ -123,13 +123,15 @@ def test_ground_truth_precision_and_recall(sqlite_store: Store, tmp_path) -> Non
     ds = curate(sqlite_store, "support-agent", out_dir=tmp_path, near_dup_threshold=1.0)
     gt = ds.report["ground_truth"]
     assert gt["calls_with_ground_truth"] == 49 and gt["planted_errors"] == 7
-    assert (gt["true_positives"], gt["false_positives"], gt["false_negatives"]) == (4, 1, 3)
-    assert gt["precision"] == 0.8 and gt["recall"] == round(4 / 7, 4)
+    assert gt["wrong_labels"] == 6  # the corrected one has a right label now
+    assert (gt["true_positives"], gt["false_positives"], gt["false_negatives"]) == (4, 1, 2)
+    assert gt["precision"] == 0.8 and gt["recall"] == round(4 / 6, 4)
     assert gt["planted_kept_out"] == round(5 / 7, 4)
     assert gt["by_kind"] == {
-        "missing_arg": {"planted": 2, "dropped": 1, "corrected": 1, "tool_failed": 0},
-        "upstream": {"planted": 3, "dropped": 3, "corrected": 0, "tool_failed": 0},
-        "wrong_args": {"planted": 2, "dropped": 0, "corrected": 0, "tool_failed": 0}}
+        "missing_arg": {"planted": 2, "dropped": 1, "flagged": 0, "corrected": 1, "tool_failed": 0, "recall": 1.0},
+        "upstream": {"planted": 3, "dropped": 3, "flagged": 0, "corrected": 0, "tool_failed": 0, "recall": 1.0},
+        "wrong_args": {"planted": 2, "dropped": 0, "flagged": 0, "corrected": 0, "tool_failed": 0, "recall": 0.0}}
+    assert gt["by_reason"]["negative_feedback"] == {"wrong_labels": 0, "false_alarms": 1}
     assert ds.report["dropped"]["tool_failed"] == 1
 
     kept = curate(sqlite_store, "support-agent", out_dir=tmp_path, near_dup_threshold=1.0, keep_tool_failures=True)

@@ -35,6 +35,15 @@ def run(
     keep_tool_failures: bool = typer.Option(
         False, "--keep-tool-failures",
         help="Keep conversations whose tool results show a failure (to learn the agent's recovery)."),
+    label_checks: str = typer.Option(
+        "grounding,consistency,model_disagreement", "--label-checks",
+        help="Checks for well-formed wrong labels, comma-separated (or 'none'): grounding (a copied "
+             "value not in the conversation), consistency (near-identical inputs answered otherwise), "
+             "model_disagreement (cross-validated small models contradict the label)."),
+    drop_flagged: bool = typer.Option(
+        False, "--drop-flagged",
+        help="Leave the examples the label checks flag out of train and val (default: flag them "
+             "in the report; test is never changed)."),
     out: Path | None = options.out(None, "Root directory of datasets (default .fledgling/datasets)."),
     workers: int | None = options.workers(
         "Processes that filter, redact and format calls (0: this process only). Default: "
@@ -53,6 +62,9 @@ def run(
         dataset = curate(s, task, seed=seed, val=val, test=test, near_dup_threshold=near_dup_threshold,
                          fmt=cast("Format", fmt), drop_label_noise=drop_label_noise,
                          keep_tool_failures=keep_tool_failures, out_dir=out, workers=workers,
+                         label_checks=[c.strip() for c in label_checks.split(",")
+                                       if c.strip() and c.strip() != "none"],
+                         drop_flagged=drop_flagged,
                          progress=lambda done, total: bar.update(job, completed=done, total=total))
     console.print(render(dataset.report))
     same = "" if dataset.new else " (unchanged: same calls and options as this version)"

@@ -8,6 +8,13 @@ so for them only the class is compared.
 
 A noisy cluster is flagged, not dropped, unless asked (`drop=True`); even then a cluster whose
 chosen answer is a human correction is kept, since the correction settles the disagreement.
+
+The `consistency` label check (`suspects`) is narrower: a near-duplicate conversation is often
+the same session one step later (a tool result more), whose answer rightly differs, so it only
+compares members that answer the same last message (identical after normalisation). Among
+those, answers disagree as above; the majority answer (most votes, or a better label such as a
+correction) wins and the others are suspect; without a majority (two members, two answers)
+nothing says which is right, and every one of them is suspect.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ class Member:
     answer: bytes
     cls: str
     quality: int
+    tail: bytes = b""
+    """Digest of the last input message, normalised: what the answer responds to."""
 
 
 @dataclass(frozen=True)
@@ -49,3 +58,24 @@ def choose(members: list[Member]) -> Choice:
 
     disagreeing = [m for m in members if not agrees(m)] if noisy else []
     return Choice(rep, noisy, disagreeing)
+
+
+def suspects(members: list[Member]) -> list[Member]:
+    """The members whose label their near-identical neighbours contradict (see above)."""
+    by_tail: dict[bytes, list[Member]] = {}
+    for m in members:
+        by_tail.setdefault(m.tail, []).append(m)
+    out: list[Member] = []
+    for group in by_tail.values():
+        if len(group) < 2:
+            continue
+        choice = choose(group)
+        if not choice.noisy:
+            continue
+        rep = choice.representative
+        votes = Counter(m.answer for m in group)
+        rivals = choice.disagreeing
+        majority = (rep.quality > max(m.quality for m in rivals)
+                    or votes[rep.answer] > max(votes[m.answer] for m in rivals))
+        out += rivals if majority else group
+    return out

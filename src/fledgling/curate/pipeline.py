@@ -27,7 +27,7 @@ import shutil
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,10 +36,20 @@ import orjson
 from fledgling.contracts import Contract, infer_contract, load_contract, save_contract
 from fledgling.curate import registry
 from fledgling.curate.dedupe import Deduper
+from fledgling.curate.disagreement import DisagreementCheck, closed_fields
 from fledgling.curate.formats import FORMATS, Format
-from fledgling.curate.label_noise import Member, choose
+from fledgling.curate.grounding import GroundingCheck
+from fledgling.curate.label_noise import Member, choose, suspects
 from fledgling.curate.parallel import auto_workers, chunk_size, prepared
-from fledgling.curate.prepare import QUALITY_CORRECTED, Prepared, PrepareOptions
+from fledgling.curate.prepare import (
+    CONSISTENCY,
+    GROUNDING,
+    LABEL_CHECKS,
+    MODEL_DISAGREEMENT,
+    QUALITY_CORRECTED,
+    Prepared,
+    PrepareOptions,
+)
 from fledgling.curate.registry import Dataset
 from fledgling.curate.report import GroundTruth
 from fledgling.curate.splits import SPLITS, Groups, assign
@@ -55,18 +65,27 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 def curate(store: Store, task: str, *, seed: int = 0, val: float = 0.1, test: float = 0.2,
            near_dup_threshold: float = 0.9, fmt: Format = "chat", drop_label_noise: bool = False,
-           keep_tool_failures: bool = False, out_dir: Path | None = None,
+           keep_tool_failures: bool = False, label_checks: Sequence[str] = LABEL_CHECKS,
+           drop_flagged: bool = False, out_dir: Path | None = None,
            progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> Dataset:
     """Curate the calls of `task` into a new dataset version under `out_dir/<task>/v<N>/`.
 
     `workers` is the number of processes that prepare calls (0: this process; None: one per
     core for inputs of 5,000 calls or more, else 0); it changes the speed, never the output.
+    `label_checks` (any of `LABEL_CHECKS`) look for well-formed wrong labels; what they find is
+    flagged in the report, and with `drop_flagged` also left out of train and val (never out of
+    test: the test items stay the same whatever the checks, so runs on them compare).
     `progress(done, total)` is called as calls are read. When the result is byte-identical to
     the latest version (same calls, same options), that version is returned (`new=False`)
     instead of a copy. Raises `InputError` for bad options or a task without calls; on any
     failure no version directory and no store row is left.
     """
     _check_options(val, test, near_dup_threshold, fmt, workers)
+    checks = tuple(c for c in LABEL_CHECKS if c in label_checks)
+    unknown = sorted(set(label_checks) - set(LABEL_CHECKS))
+    if unknown:
+        raise InputError(f"label check {', '.join(map(repr, unknown))} is not known; use any of "
+                         f"{', '.join(LABEL_CHECKS)}")
     flt = CallFilter(task=task)
     total = store.count_calls(flt)
     if total == 0:
@@ -78,9 +97,9 @@ def curate(store: Store, task: str, *, seed: int = 0, val: float = 0.1, test: fl
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
-        run = _Run(contract, fmt, near_dup_threshold)
+        run = _Run(contract, fmt, near_dup_threshold, checks)
         options = PrepareOptions.of(contract, fmt, drop_tool_failures=not keep_tool_failures,
-                                    near_duplicates=near_dup_threshold < 1)
+                                    near_duplicates=near_dup_threshold < 1, label_checks=checks)
         n_workers = auto_workers(total) if workers is None else workers
         with open(work / "spool.jsonl", "wb", buffering=_BUFFER) as spool:
             for item in prepared(store.iter_call_rows(flt), options, n_workers,
@@ -92,9 +111,11 @@ def curate(store: Store, task: str, *, seed: int = 0, val: float = 0.1, test: fl
             progress(run.calls_in, total)
         params = {"seed": seed, "val": val, "test": test, "near_dup_threshold": near_dup_threshold,
                   "format": fmt, "drop_label_noise": drop_label_noise,
-                  "keep_tool_failures": keep_tool_failures}
+                  "keep_tool_failures": keep_tool_failures, "label_checks": list(checks),
+                  "drop_flagged": drop_flagged}
         report, items = run.finish(work, task=task, seed=seed, val=val, test=test,
-                                   drop_label_noise=drop_label_noise, params=params)
+                                   drop_label_noise=drop_label_noise, drop_flagged=drop_flagged,
+                                   params=params)
         counts = {s: report["splits"][s]["examples"] for s in SPLITS}
         latest = registry.latest_version(store, task)
         previous = root / f"v{latest}" / "manifest.json"
@@ -157,8 +178,16 @@ def _latest_dir(root: Path) -> int:
 class _Run:
     """The order-dependent part of one curation, and the compact state it keeps between passes."""
 
-    def __init__(self, contract: Contract | None, fmt: Format, threshold: float):
+    def __init__(self, contract: Contract | None, fmt: Format, threshold: float,
+                 checks: tuple[str, ...] = ()):
         self.contract = contract
+        self.checks = checks
+        self.grounding = GroundingCheck()
+        self.model = DisagreementCheck(orders=closed_fields(contract))
+        self.corrections: set[int] = set()
+        """kept items whose label is a human correction: the checks never flag those"""
+        self.kinds: list[tuple[object, bool] | None] = []
+        """per kept item: (metadata llm_error, corrected) when the call carries ground truth"""
         self.fmt = fmt
         self.deduper = Deduper(threshold)
         self.calls_in = 0
@@ -174,12 +203,49 @@ class _Run:
         self.spooled = 0
         self.clusters: dict[int, list[Member]] = {}
 
+    def _flags(self, contradicted: set[int]) -> dict[int, tuple[str, str]]:
+        """item -> (reason, what it saw), for the examples a label check finds suspect; the first
+        check that applies names the reason, so the counts add up."""
+        found: dict[str, dict[int, str]] = {
+            GROUNDING: {i: "not in the conversation: " + ", ".join(f)
+                        for i, f in self.grounding.flagged().items()} if GROUNDING in self.checks else {},
+            CONSISTENCY: {i: "near-identical inputs answered otherwise" for i in contradicted}
+            if CONSISTENCY in self.checks else {},
+            MODEL_DISAGREEMENT: {i: "; ".join(f"{name}: {label} -> {other} ({p_other:.0%})"
+                                            for name, label, other, _, p_other in self.model.evidence[i])
+                                 for i in self.model.flagged()} if MODEL_DISAGREEMENT in self.checks else {},
+        }
+        flags: dict[int, tuple[str, str]] = {}
+        for reason in LABEL_CHECKS:
+            for item, detail in found[reason].items():
+                if item not in self.corrections:
+                    flags.setdefault(item, (reason, detail))
+        return flags
+
+    def _checks_report(self, flags: dict[int, tuple[str, str]], dropped: dict[str, Counter[str]],
+                       drop: bool) -> dict[str, Any]:
+        by_reason: Counter[str] = Counter(reason for reason, _ in flags.values())
+        examples: dict[str, list[dict[str, str]]] = {}
+        for item in sorted(flags):
+            reason, detail = flags[item]
+            rows = examples.setdefault(reason, [])
+            if len(rows) < 20:
+                rows.append({"call_id": self.call_ids[item], "why": detail})
+        return {
+            "checks": list(self.checks), "dropped": drop,
+            "flagged": {r: by_reason[r] for r in LABEL_CHECKS if r in self.checks},
+            "dropped_from": {s: dict(sorted(dropped[s].items())) for s in SPLITS if dropped[s]},
+            "grounded_fields": {k: round(v, 4) for k, v in self.grounding.grounded_fields().items()},
+            "model_agreement": dict(sorted(self.model.agreement.items())),
+            "examples": examples,
+        }
+
     def absorb(self, p: Prepared, spool: Any) -> None:
         """Count one prepared call and, when it is kept, cluster it and spool its line."""
         self.calls_in += 1
-        if p.truth is not None:
-            self.truth.add(p.truth[0], p.reason, p.corrected)
         if p.reason is not None:
+            if p.truth is not None:
+                self.truth.add(p.truth[0], p.reason, p.corrected)
             self.dropped[p.reason] += 1
             return
         self.corrected += p.corrected
@@ -187,8 +253,15 @@ class _Run:
             self.examples_redacted += 1
             self.redactions.update(p.redactions)
         item = len(self.call_ids)
+        self.kinds.append((p.truth[0], p.corrected) if p.truth is not None else None)
+        if p.corrected:
+            self.corrections.add(item)
+        if p.grounding:
+            self.grounding.add(item, p.grounding)
+        if p.features:
+            self.model.add(item, p.features, p.decisions)
         cluster = self.deduper.add(p.exact, p.signature)
-        self.clusters.setdefault(cluster, []).append(Member(item, p.exact, p.answer, p.cls, p.quality))
+        self.clusters.setdefault(cluster, []).append(Member(item, p.exact, p.answer, p.cls, p.quality, p.tail))
         self.call_ids.append(p.call_id)
         self.sessions.append(p.session_id)
         self.traces.append(p.trace_id)
@@ -196,15 +269,19 @@ class _Run:
         self.spooled += spool.write(p.line)
 
     def finish(self, work: Path, *, task: str, seed: int, val: float, test: float,
-               drop_label_noise: bool, params: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, int, str]]]:
+               drop_label_noise: bool, drop_flagged: bool,
+               params: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, int, str]]]:
         """Choose, split and write the files; returns the report and the (split, line, call_id) items."""
         chosen: list[Member] = []
         noise_clusters = noise_calls = noise_dropped = multi = 0
         noise_examples: list[list[str]] = []
+        suspect: set[int] = set()
         for cluster in sorted(self.clusters):
             members = self.clusters[cluster]
             multi += len(members) > 1
             choice = choose(members)
+            if len(members) > 1:
+                suspect.update(m.item for m in suspects(members) if m.quality < QUALITY_CORRECTED)
             if choice.noisy:
                 noise_clusters += 1
                 noise_calls += len(choice.disagreeing)
@@ -215,6 +292,10 @@ class _Run:
                     continue
             chosen.append(choice.representative)
         chosen.sort(key=lambda m: m.item)
+        flags = self._flags(suspect)
+        for item, kind in enumerate(self.kinds):
+            if kind is not None:
+                self.truth.add(kind[0], None, kind[1], flagged=flags.get(item, (None,))[0])
 
         groups = Groups()
         for m in chosen:
@@ -225,6 +306,7 @@ class _Run:
         split_of, warnings = assign(group_classes, seed=seed, val=val, test=test)
 
         items: list[tuple[str, int, str]] = []
+        flag_dropped: dict[str, Counter[str]] = {s: Counter() for s in SPLITS}
         lines = dict.fromkeys(SPLITS, 0)
         classes: dict[str, Counter[str]] = {s: Counter() for s in SPLITS}
         outs = {s: open(work / f"{s}.jsonl", "wb", buffering=_BUFFER) for s in SPLITS}
@@ -235,6 +317,9 @@ class _Run:
                 for m in chosen:
                     call_id = self.call_ids[m.item]
                     split = split_of[groups.of(call_id)]
+                    if drop_flagged and m.item in flags and split != "test":
+                        flag_dropped[split][flags[m.item][0]] += 1
+                        continue
                     start = self.offsets[m.item]
                     end = self.offsets[m.item + 1] if m.item + 1 < len(self.offsets) else None
                     spool.seek(start)
@@ -267,7 +352,8 @@ class _Run:
             "label_noise": {"clusters": noise_clusters, "calls": noise_calls,
                             "dropped": drop_label_noise, "clusters_dropped": noise_dropped,
                             "examples": noise_examples},
-            "examples_out": len(chosen),
+            "label_checks": self._checks_report(flags, flag_dropped, drop_flagged),
+            "examples_out": sum(lines.values()),
             "splits": {s: {"examples": lines[s], "groups": group_count[s],
                            "classes": dict(sorted(classes[s].items()))} for s in SPLITS},
             "warnings": warnings,

@@ -21,11 +21,16 @@ from fledgling.calls import Call, Response
 from fledgling.contracts import Contract
 from fledgling.curate import filters
 from fledgling.curate.dedupe import SHINGLE, digest, normalise, signature
+from fledgling.curate.disagreement import closed_fields, decisions, features
 from fledgling.curate.formats import Format, example_line
+from fledgling.curate.grounding import observe
 from fledgling.curate.redact import redact_messages
 from fledgling.store.db import call_from_row
 
 QUALITY_CORRECTED, QUALITY_APPROVED, QUALITY_PLAIN = 2, 1, 0
+GROUNDING, CONSISTENCY, MODEL_DISAGREEMENT = "grounding", "consistency", "model_disagreement"
+LABEL_CHECKS = (GROUNDING, CONSISTENCY, MODEL_DISAGREEMENT)
+"""The checks for well-formed wrong labels, in the order a flagged example gets its reason."""
 
 
 class Prepared(NamedTuple):
@@ -47,6 +52,14 @@ class Prepared(NamedTuple):
     """MinHash signature (uint32 values) of the input without the system prompt; None when
     near-duplicate detection is off or the text is shorter than a shingle."""
     line: bytes = b""
+    tail: bytes = b""
+    """Digest of the last input message, normalised (`label_noise.suspects` compares on it)."""
+    grounding: tuple[tuple[str, bool], ...] = ()
+    """`grounding.observe`: each value of the label with whether the conversation has it."""
+    features: bytes = b""
+    """`disagreement.features` of the input (empty when that check is off)."""
+    decisions: tuple[tuple[str, str], ...] = ()
+    """`disagreement.decisions` of the label: its class and closed-set fields."""
 
 
 @dataclass(frozen=True)
@@ -58,12 +71,13 @@ class PrepareOptions:
     fmt: Format
     drop_tool_failures: bool
     near_duplicates: bool
+    label_checks: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, contract: Contract | None, fmt: Format, *, drop_tool_failures: bool,
-           near_duplicates: bool) -> PrepareOptions:
+           near_duplicates: bool, label_checks: tuple[str, ...] = ()) -> PrepareOptions:
         return cls(contract.model_dump_json() if contract is not None else None, fmt,
-                   drop_tool_failures, near_duplicates)
+                   drop_tool_failures, near_duplicates, label_checks)
 
 
 class Preparer:
@@ -74,6 +88,7 @@ class Preparer:
         self.contract = (Contract.model_validate_json(options.contract_json)
                          if options.contract_json is not None else None)
         self.class_field = _class_field(self.contract)
+        self.closed = frozenset(closed_fields(self.contract))
 
     def row(self, row: Mapping[str, Any]) -> Prepared:
         """A raw row of `Store.iter_call_rows`."""
@@ -86,7 +101,11 @@ class Preparer:
         if verdict.label is None:
             return Prepared(call.id, call.session_id, call.trace_id, truth,
                             verdict.reason or "unknown")
-        messages, counts = redact_messages([*call.request.messages, verdict.label.message()])
+        label = verdict.label.message()
+        checks = s.label_checks
+        grounded = observe(call.request.messages, label) if GROUNDING in checks else ()
+        feats = features(call.request.messages) if MODEL_DISAGREEMENT in checks else b""
+        messages, counts = redact_messages([*call.request.messages, label])
         tools = call.request.tools
         inputs, answer = messages[:-1], messages[-1]
         tool_names = sorted(t.get("function", {}).get("name", "") for t in tools or [])
@@ -94,13 +113,16 @@ class Preparer:
         near_text = " ".join(text for role, text in texts if role != "system")
         sig = (signature(near_text).tobytes()
                if s.near_duplicates and len(near_text) >= SHINGLE else None)
+        cls = self._class(verdict.label)
         return Prepared(
             call.id, call.session_id, call.trace_id, truth, None, verdict.corrected,
             dict(counts) if counts else None,
             exact=digest(orjson.dumps([tool_names, texts])),
             answer=digest(orjson.dumps(_canonical_message(answer), option=orjson.OPT_SORT_KEYS)),
-            cls=self._class(verdict.label), quality=_quality(call, verdict.corrected),
-            signature=sig, line=example_line(messages, tools, [call.id], s.fmt))
+            cls=cls, quality=_quality(call, verdict.corrected),
+            signature=sig, line=example_line(messages, tools, [call.id], s.fmt),
+            tail=digest(orjson.dumps(texts[-1])) if texts else b"", grounding=grounded, features=feats,
+            decisions=decisions(label, cls, self.closed) if feats else ())
 
     def _class(self, label: Response) -> str:
         if label.tool_calls:

@@ -18,55 +18,75 @@ from fledgling.curate.splits import SPLITS
 
 @dataclass
 class GroundTruth:
-    """How the filters did against planted errors, for calls whose metadata names them.
+    """How curation did against planted errors, for calls whose metadata names them.
 
     The demo generator (and any labelled traffic) sets `metadata.llm_error` to None for a good
-    answer and to the kind of mistake otherwise. "Dropped as bad" means dropped for a reason
-    that judges the answer (error, truncated, contract, negative feedback); `tool_failed` judges
-    the conversation, not the answer, so it is counted apart and left out of precision/recall.
-    A planted mistake whose label was replaced by a correction is not in the data either; it is
-    counted as corrected.
+    answer and to the kind of mistake otherwise. A call is *caught* when it is dropped for a
+    reason that judges the answer (error, truncated, contract, negative feedback) or flagged by
+    a label check (grounding, consistency, model disagreement). `tool_failed` judges the
+    conversation, not the answer, so it is counted apart and left out of precision and recall.
+    A planted mistake whose label was replaced by a human correction has a right label: it
+    counts as a good call (caught, it is a false alarm), and is shown as corrected.
     """
 
     tp: int = 0
     fp: int = 0
     fn: int = 0
     tn: int = 0
+    tool_failed: int = 0
     by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
+    by_reason: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def add(self, kind: object, reason: str | None, corrected: bool) -> None:
-        bad = reason is not None and reason != TOOL_FAILED
+    def add(self, kind: object, reason: str | None, corrected: bool, *, flagged: str | None = None) -> None:
+        dropped = reason is not None and reason != TOOL_FAILED
+        caught = dropped or flagged is not None
         if kind:
-            row = self.by_kind.setdefault(str(kind), {"planted": 0, "dropped": 0, "corrected": 0,
-                                                      "tool_failed": 0})
+            row = self.by_kind.setdefault(str(kind), {"planted": 0, "dropped": 0, "flagged": 0,
+                                                      "corrected": 0, "tool_failed": 0})
             row["planted"] += 1
-            row["dropped"] += bad
+            row["dropped"] += dropped
+            row["flagged"] += flagged is not None
             row["corrected"] += corrected
             row["tool_failed"] += reason == TOOL_FAILED
-            if bad:
-                self.tp += 1
-            else:
-                self.fn += 1
-        elif bad:
-            self.fp += 1
+        if reason == TOOL_FAILED:
+            self.tool_failed += 1
+            return
+        wrong = bool(kind) and not corrected
+        why = flagged if flagged is not None else reason
+        if why is not None:
+            hits = self.by_reason.setdefault(why, {"wrong_labels": 0, "false_alarms": 0})
+            hits["wrong_labels" if wrong else "false_alarms"] += 1
+        if wrong:
+            self.tp += caught
+            self.fn += not caught
         else:
-            self.tn += 1
+            self.fp += caught
+            self.tn += not caught
 
     def summary(self) -> dict[str, Any] | None:
         tp, fp, fn, tn = self.tp, self.fp, self.fn, self.tn
-        if tp + fp + fn + tn == 0:
+        tool_failed = self.tool_failed
+        if tp + fp + fn + tn + tool_failed == 0:
             return None
-        planted = tp + fn
-        handled = sum(r["dropped"] + r["corrected"] + r["tool_failed"] for r in self.by_kind.values())
+        planted = sum(r["planted"] for r in self.by_kind.values())
+        handled = sum(r["dropped"] + r["flagged"] + r["corrected"] + r["tool_failed"]
+                      for r in self.by_kind.values())
         return {
-            "calls_with_ground_truth": tp + fp + fn + tn, "planted_errors": planted,
-            "dropped_as_bad": tp + fp, "true_positives": tp, "false_positives": fp,
+            "calls_with_ground_truth": tp + fp + fn + tn + tool_failed, "planted_errors": planted,
+            "wrong_labels": tp + fn, "caught": tp + fp, "true_positives": tp, "false_positives": fp,
             "false_negatives": fn,
             "precision": round(tp / (tp + fp), 4) if tp + fp else None,
-            "recall": round(tp / planted, 4) if planted else None,
+            "recall": round(tp / (tp + fn), 4) if tp + fn else None,
             "planted_kept_out": round(handled / planted, 4) if planted else None,
-            "by_kind": {k: v for k, v in sorted(self.by_kind.items())},
+            "by_kind": {k: {**v, "recall": _share(v["dropped"] + v["flagged"],
+                                                  v["planted"] - v["corrected"] - v["tool_failed"])}
+                        for k, v in sorted(self.by_kind.items())},
+            "by_reason": dict(sorted(self.by_reason.items())),
         }
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole > 0 else None
 
 
 def render(report: dict[str, Any]) -> Group:
@@ -101,18 +121,32 @@ def render(report: dict[str, Any]) -> Group:
     per_class.add_row("[bold]all[/]", *[f"[bold]{report['splits'][s]['examples']:,}[/]" for s in SPLITS])
     parts: list[Any] = [summary, per_class]
 
+    checks = report.get("label_checks")
+    if checks and checks["checks"]:
+        table = Table(title="label checks: well-formed answers that look wrong"
+                      + (" (dropped from train and val)" if checks["dropped"] else " (flagged, kept)"))
+        table.add_column("reason")
+        table.add_column("flagged", justify="right")
+        table.add_column("dropped", justify="right")
+        for reason, n in checks["flagged"].items():
+            dropped = sum(s.get(reason, 0) for s in checks["dropped_from"].values())
+            table.add_row(reason, f"{n:,}", f"{dropped:,}")
+        parts.append(table)
+
     gt = report.get("ground_truth")
     if gt:
         truth = Table(title="planted errors (metadata.llm_error) vs what curation did")
-        for col in ("kind", "planted", "dropped as bad", "corrected", "tool_failed"):
+        cols = ("planted", "dropped", "flagged", "corrected", "tool_failed")
+        for col in ("kind", "planted", "dropped as bad", "flagged", "corrected", "tool_failed", "recall"):
             truth.add_column(col, justify="left" if col == "kind" else "right")
         for kind, row in gt["by_kind"].items():
-            truth.add_row(kind, *[f"{row[k]:,}" for k in ("planted", "dropped", "corrected", "tool_failed")])
+            truth.add_row(kind, *[f"{row.get(k, 0):,}" for k in cols], _pct(row.get("recall")))
         truth.add_section()
-        truth.add_row("[bold]precision / recall of dropped as bad[/]", _pct(gt["precision"]),
-                      _pct(gt["recall"]), "", "")
+        truth.add_row("[bold]dropped or flagged as bad: precision / recall[/]", _pct(gt["precision"]),
+                      _pct(gt["recall"]), f"{gt['true_positives']} of {gt['wrong_labels']} wrong labels", "",
+                      f"{gt['false_positives']} false alarms", "")
         truth.add_row("[bold]planted errors kept out of the labels[/]", _pct(gt["planted_kept_out"]),
-                      "", "", "")
+                      "", "", "", "", "")
         parts.append(truth)
     for warning in report["warnings"]:
         parts.append(f"[yellow]warning:[/] {warning}")

@@ -1,0 +1,193 @@
+"""Grounding: argument values that should come from the conversation but appear nowhere in it.
+
+An agent copies ids, emails, amounts, names and dates from what the customer wrote or what a
+tool returned; a label that carries a value found nowhere in the messages before it (an order
+id with two digits swapped, a doubled amount) is well-formed and wrong. Which fields are copied
+is decided from the data, not from a list: per field (tool, argument path, or structured-output
+path), the share of its values found in their conversation. A field whose values are found in
+at least `MIN_SHARE` of the calls (and seen at least `MIN_SEEN` times) is a *grounded field*;
+its values that are not found are flagged. Free text the model writes (a summary, a subject)
+is rarely found verbatim, so it never becomes a grounded field.
+
+What is looked at: strings and numbers, never booleans or nulls. Values of a schema `enum` are
+looked at too: most are chosen, not copied, and their field never becomes grounded, but some are
+copied (the account currency a system message names), and then a value from elsewhere is wrong.
+
+"Found" means, for a string, its lower-cased letters and digits inside the conversation's (so
+"ORD-204518" is found in "ord 204518"), or every run of three or more digits of it found as a
+digit run of the conversation (so "ORD-204518" is found in "#204518"); for a number, the same
+number written in the conversation (1250, 1,250, 1250.00 and 1.25e3 are one number). Strings
+shorter than `MIN_CHARS` letters and digits and the integers 0 to 9 are not looked at: they are
+found everywhere by accident.
+
+The conversation is every message before the answer except a leading system message: the
+agent's instructions are the same in every call (and list every enum value), so a value found
+only there is no evidence.
+
+`observe` runs per call where it is prepared (possibly in a worker) and returns small
+`(field, found)` pairs; `GroundingCheck` collects them, in one pass, and then names the calls
+whose values are not found in a grounded field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+MIN_SHARE = 0.95
+MIN_SEEN = 20
+MIN_CHARS = 3
+
+_ALNUM = re.compile(r"[^0-9a-z]+")
+_DIGIT_RUN = re.compile(r"\d{3,}")
+_NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+@dataclass(frozen=True)
+class Haystack:
+    """The conversation before the answer, in the forms the lookups need."""
+
+    alnum: str
+    digit_runs: frozenset[str]
+    numbers: frozenset[float]
+
+    @classmethod
+    def of(cls, messages: list[dict[str, Any]]) -> Haystack:
+        if messages and messages[0].get("role") in ("system", "developer"):
+            messages = messages[1:]  # the instructions: the same in every call, no evidence
+        text = "\n".join(_text(m) for m in messages)
+        lowered = text.lower()
+        return cls(_ALNUM.sub("", lowered), frozenset(re.findall(r"\d+", text)),
+                   frozenset(n for n in (_number(m.group(0)) for m in _NUMBER.finditer(text))
+                             if n is not None))
+
+    def found(self, value: str | float) -> bool:
+        if isinstance(value, str):
+            key = _ALNUM.sub("", value.lower())
+            if key in self.alnum:
+                return True
+            runs = _DIGIT_RUN.findall(value)
+            return bool(runs) and all(r in self.digit_runs for r in runs)
+        return float(value) in self.numbers
+
+
+def observe(messages: list[dict[str, Any]], answer: dict[str, Any]) -> tuple[tuple[str, bool], ...]:
+    """The `(field, found)` pairs of one label: each string or number it carries, with whether
+    it appears in `messages`. Fields are named `tool.arg.sub` for tool calls (list indices
+    dropped: every item of a list is the same field) and `$.path` for a structured answer."""
+    pairs: list[tuple[str, bool]] = []
+    hay: Haystack | None = None
+    for name, value in field_values(answer):
+        if not _looked_at(value):
+            continue
+        if hay is None:
+            hay = Haystack.of(messages)
+        pairs.append((name, hay.found(value)))
+    return tuple(pairs)
+
+
+@dataclass
+class GroundingCheck:
+    """Collects `observe` results for every kept example, then flags the ungrounded ones."""
+
+    min_share: float = MIN_SHARE
+    min_seen: int = MIN_SEEN
+    seen: dict[str, list[int]] = field(default_factory=dict)
+    """field -> [values seen, values found]"""
+    misses: dict[int, list[str]] = field(default_factory=dict)
+    """item -> the fields whose value was not found"""
+
+    def add(self, item: int, pairs: Iterable[tuple[str, bool]]) -> None:
+        for name, found in pairs:
+            row = self.seen.setdefault(name, [0, 0])
+            row[0] += 1
+            row[1] += found
+            if not found:
+                self.misses.setdefault(item, []).append(name)
+
+    def grounded_fields(self) -> dict[str, float]:
+        """field -> share found, for the fields the data says are copied from the conversation."""
+        return {name: found / seen for name, (seen, found) in sorted(self.seen.items())
+                if seen >= self.min_seen and found / seen >= self.min_share}
+
+    def flagged(self) -> dict[int, list[str]]:
+        """item -> the grounded fields whose value it does not find in its conversation."""
+        grounded = self.grounded_fields()
+        out: dict[int, list[str]] = {}
+        for item, names in self.misses.items():
+            bad = sorted({n for n in names if n in grounded})
+            if bad:
+                out[item] = bad
+        return out
+
+
+def _looked_at(value: object) -> bool:
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, int):
+        return not 0 <= value <= 9
+    if isinstance(value, float):
+        return math.isfinite(value) and not (value.is_integer() and 0 <= value <= 9)
+    if isinstance(value, str):
+        return len(_ALNUM.sub("", value.lower())) >= MIN_CHARS
+    return False
+
+
+def field_values(answer: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """Each leaf value of a label with its field name (tool calls' arguments, or a JSON answer)."""
+    calls = answer.get("tool_calls") or []
+    for tc in calls:
+        fn = tc.get("function") or {}
+        args = fn.get("arguments")
+        if isinstance(args, str):
+            try:
+                args = orjson.loads(args or "{}")
+            except orjson.JSONDecodeError:
+                continue
+        yield from _leaves(args, str(fn.get("name", "")))
+    if not calls:
+        content = answer.get("content")
+        if isinstance(content, str) and content.lstrip()[:1] == "{":
+            try:
+                parsed = orjson.loads(content)
+            except orjson.JSONDecodeError:
+                return
+            yield from _leaves(parsed, "$")
+
+
+def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _leaves(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for v in value:
+            yield from _leaves(v, path)
+    else:
+        yield path, value
+
+
+def _text(msg: dict[str, Any]) -> str:
+    content = msg.get("content")
+    if isinstance(content, list):
+        content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    parts = [content if isinstance(content, str) else ""]
+    if isinstance(content, dict):
+        parts.append(orjson.dumps(content).decode())
+    for tc in msg.get("tool_calls") or []:
+        fn = tc.get("function") or {}
+        args = fn.get("arguments")
+        parts.append(args if isinstance(args, str) else orjson.dumps(args).decode())
+    return " ".join(parts)
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text.replace(",", ""))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
