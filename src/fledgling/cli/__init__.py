@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from fledgling import __version__
 from fledgling.cli import session
+from fledgling.cli.autopilot import app as autopilot_app
 from fledgling.cli.contracts import app as contracts_app
 from fledgling.cli.curate import app as curate_app
 from fledgling.cli.demo import app as demo_app
@@ -61,6 +62,7 @@ app.add_typer(report_app, name="report", rich_help_panel=PROVE)
 app.add_typer(models_app, name="models", rich_help_panel=PROVE)
 app.add_typer(_single(publish), name="publish", rich_help_panel=PROVE)
 app.add_typer(rollout_app, name="rollout", rich_help_panel=SHIP)
+app.add_typer(autopilot_app, name="autopilot", rich_help_panel=SHIP)
 app.add_typer(_single(replay), name="replay", rich_help_panel=SHIP)
 
 
