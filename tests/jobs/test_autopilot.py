@@ -196,3 +196,7 @@ def test_stage_ladder_and_selective_verdicts() -> None:
     assert swap_verdict({"verdict": "NO", "selective": {"verdict": "SWAP", "coverage": 0.85}}, 0.8)[0]
     ok, why = swap_verdict({"verdict": "NO", "selective": {"verdict": "SWAP", "coverage": 0.5}}, 0.8)
     assert not ok and "below the minimum" in why
+    # the report's own shape (report/selective.py): the coverage of the test point
+    assert swap_verdict({"verdict": "NOT YET", "selective": {"verdict": "SWAP", "test": {"coverage": 0.9}}}, 0.8)[0]
+    assert not swap_verdict({"verdict": "NOT YET", "selective": {"verdict": "SWAP", "test": {"coverage": 0.7}}},
+                            0.8)[0]

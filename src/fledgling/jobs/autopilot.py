@@ -96,9 +96,20 @@ def report_evidence(report: dict[str, Any]) -> dict[str, Any]:
                           "gates": [{k: g.get(k) for k in ("metric", "outcome", "reason")}
                                     for g in c.get("gates", [])]}
                          for c in report.get("candidates", [])]
-    if isinstance(report.get("selective"), dict):
-        out["selective"] = report["selective"]
+    selective = report.get("selective")
+    if isinstance(selective, dict):
+        out["selective"] = {k: selective.get(k) for k in ("verdict", "text", "metric", "threshold",
+                                                          "min_coverage", "test")}
+        out["selective"]["coverage"] = selective_coverage(selective)
     return out
+
+
+def selective_coverage(selective: dict[str, Any]) -> float | None:
+    """The test coverage at the selective verdict's threshold (`report.selective`)."""
+    coverage = selective.get("coverage")
+    if coverage is None and isinstance(selective.get("test"), dict):
+        coverage = selective["test"].get("coverage")
+    return float(coverage) if isinstance(coverage, (int, float)) else None
 
 
 def swap_verdict(report: dict[str, Any], min_coverage: float) -> tuple[bool, str]:
@@ -107,8 +118,8 @@ def swap_verdict(report: dict[str, Any], min_coverage: float) -> tuple[bool, str
         return True, f"the report's verdict is SWAP for {report.get('primary')}"
     selective = report.get("selective")
     if isinstance(selective, dict) and selective.get("verdict") == "SWAP":
-        coverage = selective.get("coverage")
-        if isinstance(coverage, (int, float)) and coverage >= min_coverage:
+        coverage = selective_coverage(selective)
+        if coverage is not None and coverage >= min_coverage:
             return True, (f"the report's selective verdict is SWAP at coverage {coverage:.0%} "
                           f"(minimum {min_coverage:.0%})")
         return False, (f"the selective verdict is SWAP at coverage {coverage}, below the minimum "
