@@ -91,7 +91,8 @@ class NoUsage:
         await send({"type": "http.response.body", "body": body})
 
 
-def test_no_usage_is_stored_as_unknown_and_counted_by_traces_stats(sqlite_store, tmp_path, monkeypatch):
+def test_no_usage_is_stored_as_unknown_and_counted_by_traces_stats(store, tmp_path, monkeypatch):
+    sqlite_store = store  # SQLite and PostgreSQL (migration 0009 made the columns nullable on both)
     with ServerThread(NoUsage()) as upstream_url:
         app = build_app(settings_for(upstream_url, tmp_path), sqlite_store)
         with ServerThread(app) as url:
