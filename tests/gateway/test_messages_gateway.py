@@ -136,3 +136,24 @@ def test_with_gateway_keys_the_anthropic_clients_x_api_key_is_the_gateway_key(sq
             assert app.recorder.drain(10)
         [sent] = upstream.exchanges("messages")
     assert sent.headers["x-api-key"] == "sk-ant-upstream"  # the gateway's key never goes upstream
+
+
+def test_a_path_prefix_or_the_model_name_routes_messages_to_the_anthropic_upstream(sqlite_store, tmp_path,
+                                                                                   monkeypatch):
+    from tests.standin_apis import RunningStandIn
+    monkeypatch.setenv("TEST_ANTHROPIC_KEY", "sk-ant")
+    stand_in = RunningStandIn()
+    with stand_in as upstream:
+        settings = settings_for(stand_in.url, tmp_path, tasks={
+            "by-path": {"upstream": "claude", "match": {"path": "/anthropic/"}},
+            "by-model": {"upstream": "claude", "match": {"model": "claude-*"}}})
+        app = build_app(settings, sqlite_store, keys=frozenset())
+        with ServerThread(app) as url:
+            for base, model in ((url + "/anthropic", "some-model"), (url, "claude-test")):
+                anthropic.Anthropic(base_url=base, api_key="k", max_retries=0).messages.create(
+                    model=model, max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+            assert app.recorder.drain(10)
+        sent = upstream.exchanges("messages")
+    assert [e.path for e in sent] == ["/v1/messages", "/v1/messages"]
+    assert all(e.headers["x-api-key"] == "sk-ant" for e in sent)
+    assert sorted(c.task for c in sqlite_store.iter_calls()) == ["by-model", "by-path"]
