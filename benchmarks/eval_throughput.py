@@ -8,12 +8,15 @@ one process, on the same prompts, with the same number of intra-op threads (prin
   the batch, the shared prompt prefix encoded once), unconstrained, in its default precision
   (bfloat16 on a CPU with bfloat16 instructions, else float32);
 - the backend at batch 8 with constrained decoding (xgrammar, the contract's tool calls or text);
+- the llama.cpp engine (`LlamaCppBackend`, the GGUF's own Q4_1 weights), one request at a time,
+  free and constrained (with jump-forward over the tokens the grammar forces);
 - the baseline: `model.generate` over batches of 8 left-padded prompts in float32 (how the
   original pipeline did it), its answers cut at the first end token; and the same loop and the
   backend at batch 8 in the other precision, so the engine and the precision count separately.
 
 Tokens/second counts answer tokens only (up to and including the end token). The ratios compare
-each row with the float32 baseline (the target is >= 3x) and with the loop in its own precision. A second table gives
+each row with the float32 baseline (the target is >= 3x; >= 10x for llama.cpp) and with the
+loop in its own precision. A second table gives
 seconds per item and prompt tokens for the same few items in the agent's own chat prompt and in
 the compact one (constrained, as `fledgling eval --constrained` runs them).
 
@@ -91,7 +94,8 @@ def main() -> None:
     for dtype in dict.fromkeys(("float32", shipped)):
         with console.status(f"loading SmolLM2-135M in {dtype}"):
             loaded[dtype] = open_backend(resolve_model("gguf:smollm2"), prompt="compact", contract=contract,
-                                         max_new_tokens=args.max_new_tokens, threads=threads, dtype=dtype)
+                                         max_new_tokens=args.max_new_tokens, threads=threads, dtype=dtype,
+                                         engine="transformers")
     torch.set_num_threads(threads)
     console.print(f"{len(requests)} {TASK} requests, compact prompt, <= {args.max_new_tokens} answer tokens, "
                   f"{threads} thread(s), torch {torch.__version__}; the backend's default precision here: "
@@ -116,6 +120,18 @@ def main() -> None:
             if batch == 8 and not constrained:
                 same[dtype] = sum(a == b for a, b in zip(texts, plain_texts, strict=True))
 
+    fast = open_backend(resolve_model("gguf:smollm2"), prompt="compact", contract=contract,
+                        max_new_tokens=args.max_new_tokens, threads=threads, engine="llama.cpp")
+    if getattr(fast, "engine", None) == "llama.cpp":
+        fast.variant().generate_sync(requests[:1])  # type: ignore[attr-defined]
+        for constrained in (False, True):
+            label = f"llama.cpp, one at a time, Q4_1{', constrained' if constrained else ''}"
+            with console.status(label):
+                tokens, seconds, texts = backend_run(fast.variant(constrained=constrained), requests)  # type: ignore[attr-defined]
+            rows.append((label, tokens, seconds))
+    else:
+        console.print("llama.cpp is not installed (scripts/llama_cpp.sh): its rows are left out")
+
     base_tokens, base_s = rows[0][1], rows[0][2]
     same_dtype = {dtype: next(r for r in rows if r[0] == f"model.generate loop, batch 8, {dtype}") for dtype in loaded}
     table = Table(title="SmolLM2-135M decoding throughput (answer tokens per second)")
@@ -125,7 +141,7 @@ def main() -> None:
     for label, tokens, seconds in rows:
         rate = tokens / seconds
         dtype = label.split(", ")[2] if label.startswith("backend") else label.rsplit(", ", 1)[1]
-        ref = same_dtype[dtype]
+        ref = same_dtype.get(dtype, same_dtype["float32"])  # llama.cpp: against the float32 loop
         table.add_row(label, f"{tokens:,}", f"{seconds:.1f}", f"{rate:.1f}",
                       f"{rate / (base_tokens / base_s):.2f}x", f"{rate / (ref[1] / ref[2]):.2f}x")
     console.print(table)

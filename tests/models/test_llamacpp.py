@@ -32,7 +32,8 @@ TOOLS = [{"type": "function", "function": {
     {"type": "function", "function": {
         "name": "refund", "description": "Refund an order",
         "parameters": {"type": "object", "properties": {
-            "order_id": {"type": "string", "maxLength": 12}, "amount": {"type": "number"},
+            "order_id": {"type": "string", "maxLength": 12},
+            "amount": {"type": "integer", "minimum": 0, "maximum": 5000},
             "reason": {"type": "string", "enum": ["late", "damaged", "wrong item"]}},
             "required": ["order_id", "amount"], "additionalProperties": False}}}]
 QUESTIONS = ["Where is my order A-1234?", "Please refund order B-77, it arrived damaged. It cost 19.99.",

@@ -181,7 +181,8 @@ class LlamaCppBackend:
                               f"context of {self.n_ctx} tokens")
         matcher = None
         if self._grammars is not None:
-            compiled = self._grammars.for_request(req, prompt=self.prompt, allow_text=self.allow_text)
+            compiled = self._grammars.for_request(req, prompt=self.prompt, allow_text=self.allow_text,
+                                                  max_tokens=budget)  # bounded: ends before the cap
             matcher = self._grammars.matcher(compiled) if compiled is not None else None
         tokens, logprobs, hit_limit, steps = self._decode(ids, matcher, budget)
         ms = (time.perf_counter() - started) * 1000
