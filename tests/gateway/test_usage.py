@@ -63,12 +63,13 @@ def test_the_usage_strip_on_pieces_cut_anywhere():
               b'data: {"id":"a","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}\n\n',
               b'data: {"id":"a","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}\n\n',
               b"data: [DONE]\n\n"]
-    whole = b"".join(events)
-    expected = events[0] + events[1] + events[3]
-    for cut in range(1, len(whole)):
-        strip = UsageStrip()
-        out = strip.feed(whole[:cut]) + strip.feed(whole[cut:]) + strip.flush()
-        assert out == expected, cut
+    for sep in (b"\n", b"\r\n"):
+        events_sep = [e.replace(b"\n", sep) for e in events]
+        whole, expected = b"".join(events_sep), events_sep[0] + events_sep[1] + events_sep[3]
+        for cut in range(1, len(whole)):
+            strip = UsageStrip()
+            out = strip.feed(whole[:cut]) + strip.feed(whole[cut:]) + strip.flush()
+            assert out == expected, (sep, cut)
     riding = (b'data: {"id":"a","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
               b'"usage":{"prompt_tokens":3}}\n\n')
     strip = UsageStrip()

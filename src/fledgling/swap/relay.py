@@ -14,6 +14,7 @@ brings is recorded and kept from the client, which gets the stream it asked for.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -261,6 +262,9 @@ def _stream_error(api: str, message: str, timeout: bool) -> bytes:
                                                "code": code}}) + b"\n\n"
 
 
+_EVENT_END = re.compile(rb"\r?\n\r?\n")  # a blank line ends an SSE event (LF or CRLF)
+
+
 class UsageStrip:
     """Takes a chat-completions SSE stream piece by piece and gives back what the client gets:
     every event but the usage the gateway asked for (a chunk with no choices is dropped, a
@@ -272,13 +276,14 @@ class UsageStrip:
 
     def feed(self, data: bytes) -> bytes:
         self._pending += data
-        cut = self._pending.rfind(b"\n\n")
-        if cut < 0:
+        ends = [m.end() for m in _EVENT_END.finditer(self._pending)]
+        if not ends:
             return b""
-        done, self._pending = self._pending[:cut + 2], self._pending[cut + 2:]
+        done, self._pending = self._pending[:ends[-1]], self._pending[ends[-1]:]
         if b'"usage"' not in done:
             return done
-        return b"".join(self._event(e + b"\n\n") for e in done.split(b"\n\n")[:-1])
+        starts = [0, *ends[:-1]]
+        return b"".join(self._event(done[a:b]) for a, b in zip(starts, ends, strict=True))
 
     def flush(self) -> bytes:
         rest, self._pending = self._pending, b""
@@ -292,6 +297,7 @@ class UsageStrip:
         for i, line in enumerate(lines):
             if not line.startswith(b"data:"):
                 continue
+            line = line.rstrip(b"\r")
             try:
                 chunk = orjson.loads(line[5:].strip())
             except orjson.JSONDecodeError:
@@ -300,5 +306,6 @@ class UsageStrip:
                 return event
             if not chunk.get("choices"):
                 return b""
-            lines[i] = b"data: " + orjson.dumps({k: v for k, v in chunk.items() if k != "usage"})
+            lines[i] = b"data: " + orjson.dumps({k: v for k, v in chunk.items() if k != "usage"}) + (
+                b"\r" if lines[i].endswith(b"\r") else b"")
         return b"\n".join(lines)
