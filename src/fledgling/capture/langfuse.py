@@ -270,6 +270,8 @@ def _usage(obs: dict[str, Any]) -> tuple[Usage, dict[str, int]]:
     legacy = _obj(obs.get("usage"), "usage")
     inp = legacy.get("input", legacy.get("promptTokens", obs.get("promptTokens")))
     out = legacy.get("output", legacy.get("completionTokens", obs.get("completionTokens")))
+    if inp is None and out is None:
+        return Usage(missing=True), parts  # no counts at all: unknown, not 0
     return Usage(input_tokens=coerce.integer(inp, "usage.input", default=0),
                  output_tokens=coerce.integer(out, "usage.output", default=0)), parts
 

@@ -240,7 +240,7 @@ def call_from_span(span: dict[str, Any], resource: dict[str, Any] | None = None,
         model=coerce.text(model, "gen_ai.request.model"),
         request=request,
         response=response,
-        usage=Usage(input_tokens=_tokens(attrs, _INPUT_TOKENS), output_tokens=_tokens(attrs, _OUTPUT_TOKENS)),
+        usage=_usage(attrs),
         latency_ms=max((end - start).total_seconds() * 1000, 0.0) if end else None,
         status="error" if error else "ok",
         error=error,
@@ -255,13 +255,20 @@ _OUTPUT_TOKENS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"
                   "ai.usage.outputTokens", "ai.usage.completionTokens")
 
 
-def _tokens(attrs: dict[str, Any], keys: tuple[str, ...]) -> int:
+def _tokens(attrs: dict[str, Any], keys: tuple[str, ...]) -> int | None:
     """The first of the conventions' token counts the span carries (sub-counts such as
     `llm.token_count.prompt_details.cache_read` are parts of these, never added)."""
     for key in keys:
         if attrs.get(key) is not None:
             return coerce.integer(attrs[key], key, default=0)
-    return 0
+    return None
+
+
+def _usage(attrs: dict[str, Any]) -> Usage:
+    inp, out = _tokens(attrs, _INPUT_TOKENS), _tokens(attrs, _OUTPUT_TOKENS)
+    if inp is None and out is None:
+        return Usage(missing=True)  # the span reported no counts: unknown, not 0
+    return Usage(input_tokens=inp or 0, output_tokens=out or 0)
 
 
 def _is_inference(span: dict[str, Any], attrs: dict[str, Any]) -> bool:
