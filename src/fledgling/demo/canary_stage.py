@@ -8,8 +8,9 @@ agent sent them; then the stage prints the live figures: the share the SLM serve
 by reason, agreement with the LLM (on the LLM's half, where the candidate runs in shadow),
 latency and the cost saved.
 
-Bounded for a 2-core CPU: every request runs the candidate (served or in shadow), in batches
-of 4, so `REQUESTS` bounds the stage's time (docs/swap.md has the measured figures). The
+Bounded for a 2-core CPU: every request runs the candidate (served or in shadow), on the fast
+engine (llama.cpp) when it is installed, so `REQUESTS` bounds the stage's time (docs/swap.md has
+the measured figures; benchmarks/serving_latency.py measures the engines). The
 rollout state stays stored: a `fledgling gateway` on this store starts in canary.
 """
 
@@ -68,8 +69,9 @@ def canary_stage(ctx: Any) -> str:
             app.swap.candidates.put(name, candidate)
             loaded_s = time.perf_counter() - t0
         prompt = candidate.fingerprint["decoding"].get("prompt")
+        engine = candidate.fingerprint["decoding"].get("engine")
         console.print(f"  candidate {name} ({'trained adapter' if trained else 'base model, nothing trained'}), "
-                      f"{prompt} prompt, loaded in {loaded_s:.0f} s")
+                      f"{prompt} prompt, {engine} engine, loaded in {loaded_s:.1f} s")
         state = rollout.set_mode(store, settings, TASK, "canary", PERCENT, actor="demo",
                                  reason="demo: the tuned adapter answers half of the sessions")
         console.print(f"  {TASK} is now {state.mode} at {state.canary_percent:g}% (stored: a gateway on this "

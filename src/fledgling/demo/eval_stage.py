@@ -7,7 +7,9 @@ demo trains, whose base-vs-tuned difference must come with useful intervals — 
 `MAX_NEW_TOKENS` (above the 90th percentile of the reference answers in the compact format:
 support-agent 61 tokens, ticket-triage 74). The base SLM is loaded once and asked in the
 compact specialist prompt (the one the trainer teaches), with and without constrained
-decoding, so the report shows what the grammar buys before any training. Later stages reuse
+decoding, so the report shows what the grammar buys before any training. It runs on the fast
+engine (llama.cpp, one item at a time, so each item's latency is its own) when that is installed,
+else on the transformers one (`fledgling.models.spec.choose_engine`). Later stages reuse
 `evaluate_on_demo` for their own candidates and `write_reports` to refresh the reports.
 """
 
@@ -72,6 +74,8 @@ def evaluate_baselines(ctx: Any) -> str:
     recorded, base = resolve_model("recorded"), resolve_model(BASE_SLM)
     with ctx.console.status(f"loading {base.name}"):
         slm = open_local(base, max_new_tokens=MAX_NEW_TOKENS, batch_size=BATCH, prompt="compact")
+    ctx.console.print(f"  {base.name} on the {getattr(slm, 'engine', 'transformers')} engine, "
+                      f"loaded in {slm.load_seconds:.1f} s", highlight=False)
     parts = []
     for task in TASKS:
         ref = evaluate_on_demo(ctx, task, recorded)
