@@ -1,0 +1,31 @@
+"""benchmarks/train_recipe.py --dry: the recipe sweep runs end to end on a tiny random model."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_dry_sweep_prints_one_row_per_recipe_with_intervals() -> None:
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_recipe.py"), "--dry"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    table = run.stdout[run.stdout.index("| recipe |"):]
+    rows = [line for line in table.splitlines() if line.startswith("| dry-")]
+    assert [r.split("|")[1].strip() for r in rows] == ["dry-a", "dry-b"]
+    for row in rows:
+        cells = [c.strip() for c in row.split("|")[1:-1]]
+        assert cells[1] == "6" and int(cells[6]) >= 1                       # examples used, optimizer steps
+        assert re.fullmatch(r"\d+\.\d% \[\d+\.\d%, \d+\.\d%\]", cells[9])     # score with its interval
+        assert cells[11] == "3"                                               # val call items scored
+    assert "val call items" in run.stdout and "load average" in run.stdout
+
+
+def test_unknown_recipe_is_refused_in_one_line() -> None:
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_recipe.py"), "--recipes", "nope"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and "unknown recipe nope" in run.stderr
