@@ -120,3 +120,23 @@ def test_unknown_kind_and_missing_file(sqlite_store: Store, tmp_path: Path, fixt
         import_files(sqlite_store, "otel", [tmp_path / "nope.json"])
     shutil.copy(fixtures / "openai_pairs.jsonl", tmp_path / "copy.jsonl")
     assert import_files(sqlite_store, "openai-jsonl", [tmp_path / "copy.jsonl"]).inserted == 3
+
+
+def test_calls_without_a_cost_are_priced_from_the_table(sqlite_store: Store, tmp_path: Path) -> None:
+    lines = [{"id": "a", "request": {"messages": [{"role": "user", "content": "hi"}]},
+              "response": {"model": "gpt-4o-2024-08-06", "choices": [{"message": {"role": "assistant", "content": "yo"}}],
+                           "usage": {"prompt_tokens": 1000, "completion_tokens": 100}}},
+             {"id": "b", "cost_usd": 0.5, "request": {"messages": [{"role": "user", "content": "hi"}]},
+              "response": {"model": "gpt-4o", "choices": [{"message": {"role": "assistant", "content": "yo"}}],
+                           "usage": {"prompt_tokens": 1000, "completion_tokens": 100}}},
+             {"id": "c", "request": {"messages": [{"role": "user", "content": "hi"}]},
+              "response": {"model": "unknown-model", "choices": [{"message": {"role": "assistant", "content": "x"}}],
+                           "usage": {"prompt_tokens": 1000, "completion_tokens": 100}}}]
+    path = tmp_path / "calls.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
+    import_files(sqlite_store, "openai-jsonl", [path], task="t", prices={"gpt-4o": (2.5, 10.0), "gpt": (1.0, 1.0)})
+    got = list(sqlite_store.iter_calls())
+    costs = sorted((c.cost_usd, c.metadata.get("cost_source")) for c in got if c.cost_usd is not None)
+    # 1000 * 2.5 / 1e6 + 100 * 10 / 1e6 = 0.0035; the source's own 0.5 stays; unknown-model stays unknown
+    assert costs == [(pytest.approx(0.0035), "price table"), (0.5, None)]
+    assert sum(1 for c in got if c.cost_usd is None) == 1

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fledgling.calls import Call
+from fledgling.calls import Call, cost_usd
 from fledgling.errors import InputError
 
 if TYPE_CHECKING:
@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from fledgling.store import Store
 
 KINDS = ("langfuse", "otel", "openai-jsonl")
+
+Prices = dict[str, tuple[float | None, float | None]]
+"""Model name -> (USD per million input tokens, per million output tokens): `[models.X]`'s
+`usd_per_mtok_in` / `usd_per_mtok_out`, for calls whose source gave no cost."""
 
 Progress = Callable[[Path, int, int], None]
 """Called as `progress(path, bytes_done, bytes_total)` while a file is read."""
@@ -62,15 +66,18 @@ class ImportResult:
 
 
 def import_files(store: Store, kind: str, paths: list[Path], *, task: str | None = None,
-                 progress: Progress | None = None, strict: bool = False) -> ImportResult:
+                 progress: Progress | None = None, strict: bool = False,
+                 prices: Prices | None = None) -> ImportResult:
     """Import each file in one transaction; raises `InputError` (naming file, line/record and
     field) at the first malformed file, after the files before it were committed. Records not
     understood are skipped and listed in each `FileResult.warnings`, or, with `strict`, fail
-    their file like a malformed one."""
+    their file like a malformed one. A call without a cost from its source is priced from
+    `prices` (by model name, or the longest name its model starts with, `gpt-4o` for
+    `gpt-4o-2024-08-06`), and marked `metadata.cost_source = "price table"`."""
     reader = _reader(kind)
     result = ImportResult(kind)
     for path in map(Path, paths):
-        result.files.append(_import_one(store, reader, path, task, progress, strict))
+        result.files.append(_import_one(store, reader, path, task, progress, strict, prices or {}))
     return result
 
 
@@ -87,7 +94,8 @@ def _reader(kind: str) -> Callable[[Path, str | None, Tally], Iterator[Call]]:
 
 
 def _import_one(store: Store, reader: Callable[[Path, str | None, Tally], Iterator[Call]],
-                path: Path, task: str | None, progress: Progress | None, strict: bool) -> FileResult:
+                path: Path, task: str | None, progress: Progress | None, strict: bool,
+                prices: Prices) -> FileResult:
     from fledgling.capture.records import Tally
 
     tally = Tally(strict=strict)
@@ -97,6 +105,7 @@ def _import_one(store: Store, reader: Callable[[Path, str | None, Tally], Iterat
 
     def counted() -> Iterator[Call]:
         for call in reader(path, task, tally):
+            call = priced(call, prices)
             res.read += 1
             res.tool_calls += len(call.response.tool_calls) if call.response else 0
             if progress is not None and res.read % 500 == 0:
@@ -113,4 +122,24 @@ def _import_one(store: Store, reader: Callable[[Path, str | None, Tally], Iterat
     return res
 
 
-__all__ = ["KINDS", "FileResult", "ImportResult", "import_files"]
+def priced(call: Call, prices: Prices) -> Call:
+    """The call with its cost: the source's own, else from the price table, else unknown."""
+    if call.cost_usd is not None:
+        return call
+    price = _price(call.model, prices)
+    cost = cost_usd(call.usage, *price) if price else None
+    if cost is None:
+        return call
+    return call.model_copy(update={"cost_usd": cost, "metadata": {**call.metadata, "cost_source": "price table"}})
+
+
+def _price(model: str | None, prices: Prices) -> tuple[float | None, float | None] | None:
+    if not model or not prices:
+        return None
+    if model in prices:
+        return prices[model]
+    stems = [name for name in prices if model.startswith(name + "-")]
+    return prices[max(stems, key=len)] if stems else None
+
+
+__all__ = ["KINDS", "FileResult", "ImportResult", "Prices", "import_files", "priced"]

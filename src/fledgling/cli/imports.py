@@ -18,10 +18,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from fledgling.capture import FileResult, import_files
+from fledgling.capture import FileResult, Prices, import_files
 from fledgling.cli import options
 from fledgling.cli.options import Renamed, spellings
-from fledgling.cli.session import console, err_console, store
+from fledgling.cli.session import console, err_console, settings, store
 from fledgling.errors import ConfigError, InputError
 
 app = typer.Typer(
@@ -96,7 +96,8 @@ def _import(kind: str, paths: list[Path], task: str | None, strict: bool = False
 
         for p in paths:
             try:
-                done.extend(import_files(st, kind, [p], task=task, progress=progress, strict=strict).files)
+                done.extend(import_files(st, kind, [p], task=task, progress=progress, strict=strict,
+                                         prices=_prices()).files)
             except InputError as exc:
                 bar.stop()
                 if done:
@@ -112,6 +113,19 @@ def _import(kind: str, paths: list[Path], task: str | None, strict: bool = False
 _COLUMNS = (("LLM calls seen", "seen"), ("calls read", "read"), ("new", "inserted"),
             ("already stored", "skipped"), ("tool calls", "tool_calls"), ("not understood", "not_understood"),
             ("not LLM calls", "ignored"))
+
+
+def _prices() -> Prices:
+    """The price table of fledgling.toml: each `[models.X]` with a price, by its name and by the
+    model name it sends upstream."""
+    table: Prices = {}
+    for name, model in settings().models.items():
+        if model.usd_per_mtok_in is not None or model.usd_per_mtok_out is not None:
+            price = (model.usd_per_mtok_in, model.usd_per_mtok_out)
+            table[name] = price
+            if model.model:
+                table.setdefault(model.model, price)
+    return table
 
 
 def _table(kind: str, files: list[FileResult]) -> Table:
