@@ -124,7 +124,8 @@ def test_unknown_kind_and_missing_file(sqlite_store: Store, tmp_path: Path, fixt
 
 def test_calls_without_a_cost_are_priced_from_the_table(sqlite_store: Store, tmp_path: Path) -> None:
     lines = [{"id": "a", "request": {"messages": [{"role": "user", "content": "hi"}]},
-              "response": {"model": "gpt-4o-2024-08-06", "choices": [{"message": {"role": "assistant", "content": "yo"}}],
+              "response": {"model": "gpt-4o-2024-08-06",
+                           "choices": [{"message": {"role": "assistant", "content": "yo"}}],
                            "usage": {"prompt_tokens": 1000, "completion_tokens": 100}}},
              {"id": "b", "cost_usd": 0.5, "request": {"messages": [{"role": "user", "content": "hi"}]},
               "response": {"model": "gpt-4o", "choices": [{"message": {"role": "assistant", "content": "yo"}}],
