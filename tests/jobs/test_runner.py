@@ -135,3 +135,13 @@ def test_reap_fails_jobs_whose_worker_is_gone_after_a_restart(filled: Store) -> 
     assert gone.state == "failed" and f"worker process {dead.pid} is gone" in gone.error
     assert filled.jobs.get("fresh").state == "queued"
     assert runner.reap(filled) == []
+
+
+def test_a_job_cancelled_before_its_worker_started_stays_cancelled(filled: Store, tmp_path: Path) -> None:
+    filled.jobs.create("early", kind="curate", task=TASK, arguments={})
+    assert filled.jobs.finish("early", "cancelled", error="cancelled before its worker ran")
+    env = {**os.environ, runner.ENV_DB_URL: filled.url, runner.ENV_LOG: str(tmp_path / "early.log")}
+    done = subprocess.run([sys.executable, "-m", runner.WORKER_MODULE, "early"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "not waiting to run" in done.stderr
+    assert filled.jobs.get("early").state == "cancelled"

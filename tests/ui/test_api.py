@@ -182,3 +182,21 @@ def test_jobs_start_refuse_a_second_report_and_log(api, api_store) -> None:
     assert httpx.get(api.url + "/api/jobs/nope", headers=BEARER).status_code == 404
     kinds = httpx.get(api.url + "/api/jobs/kinds", headers=BEARER).json()
     assert set(kinds) == {"curate", "train", "eval", "report", "calibrate", "publish", "autopilot"}
+
+
+def test_the_autopilot_switch_runs_it_as_a_job_and_stops_it(api, api_store) -> None:
+    store, _ = api_store
+    on = httpx.post(api.url + "/api/autopilot/ticket-triage", json={"enabled": True, "interval_s": 0.2},
+                    headers=BEARER).json()
+    assert on["switch"]["enabled"] is True and on["job"].startswith("autopilot-ticket-triage-")
+    deadline = time.monotonic() + 120
+    while store.jobs.get(on["job"]).message is None or "round" not in store.jobs.get(on["job"]).message:
+        assert time.monotonic() < deadline, store.jobs.get(on["job"])
+        time.sleep(0.2)
+    again = httpx.post(api.url + "/api/autopilot/ticket-triage", json={"enabled": True}, headers=BEARER).json()
+    assert again["job"] == on["job"]  # already running: not a second one
+    off = httpx.post(api.url + "/api/autopilot/ticket-triage", json={"enabled": False}, headers=BEARER).json()
+    assert off["switch"]["enabled"] is False
+    assert wait_job(api, on["job"])["state"] in ("cancelled", "succeeded")
+    shown = httpx.get(api.url + "/api/autopilot/ticket-triage", headers=BEARER).json()
+    assert shown["switch"]["enabled"] is False and shown["decisions"] == []  # no traffic to act on

@@ -197,8 +197,7 @@ class Autopilot:
     def watch(self, *, interval_s: float = 5.0, rounds: int | None = None,
               on_round: Callable[[int], None] | None = None) -> int:
         """Tick until switched off (the dashboard's toggle, `fledgling autopilot off`) or for
-        `rounds` rounds."""
-        self._save(enabled=True)
+        `rounds` rounds. Whoever starts it turns the switch on first (`switch`)."""
         n = 0
         while rounds is None or n < rounds:
             row = self.store.autopilots.get(self.task)
@@ -407,11 +406,10 @@ class Autopilot:
         return {"id": event_id, "decision": decision, "status": status, "summary": summary,
                 "evidence": evidence}
 
-    def _save(self, enabled: bool | None = None) -> None:
-        if enabled is not None:
-            self.enabled = enabled
-        self.store.autopilots.save(self.task, enabled=self.enabled, require_approval=self.require_approval,
-                                   actor=ACTOR, state=self.state)
+    def _save(self) -> None:
+        """Keep what the autopilot remembers; the switch stays as its owner left it."""
+        self.store.autopilots.remember(self.task, self.state, enabled=self.enabled,
+                                       require_approval=self.require_approval, actor=ACTOR)
 
 
 def switch(store: Store, task: str, *, enabled: bool, require_approval: bool | None = None,

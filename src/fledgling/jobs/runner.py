@@ -175,6 +175,9 @@ def _await_worker(store: Store, job_id: str, proc: subprocess.Popen[bytes], log:
     if job is None or not job.active:
         return
     tail = read_log(job_id, log.parent, 2000)
+    if job.message == "cancel requested" and code == -signal.SIGTERM:  # before its handler was set
+        store.jobs.finish(job_id, "cancelled", error="cancelled", log_tail=tail)
+        return
     how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
     store.jobs.finish(job_id, "failed", error=f"its worker process {how} before it reported an end",
                       log_tail=tail)

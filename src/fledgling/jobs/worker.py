@@ -49,8 +49,9 @@ def run(job_id: str) -> int:
         print(f"job {job_id} is not waiting to run", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    store.jobs.update(job_id, state="running", started_at=datetime.now(UTC), worker_pid=os.getpid(),
-                      progress=0.0)
+    if not store.jobs.mark_running(job_id, os.getpid()):
+        print(f"job {job_id} was cancelled before it started", file=sys.stderr)
+        return 2
     last = 0.0
 
     def progress(fraction: float | None, message: str | None) -> None:

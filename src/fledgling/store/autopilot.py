@@ -37,6 +37,15 @@ class Autopilots(Repository):
                                                  updated_at=datetime.now(UTC), updated_by=actor,
                                                  state=state))
 
+    def remember(self, task: str, state: dict[str, Any], *, enabled: bool, require_approval: bool,
+                 actor: str) -> None:
+        """Keep the autopilot's memory; the switch (and who set it) stays, or is made if none."""
+        with self._write(None) as c:
+            done = c.execute(autopilots.update().where(autopilots.c.task == task).values(state=state))
+            if not done.rowcount:
+                c.execute(autopilots.insert().values(task=task, enabled=enabled, require_approval=require_approval,
+                                                     updated_at=datetime.now(UTC), updated_by=actor, state=state))
+
     def add_event(self, task: str, *, decision: str, status: str, summary: str,
                   evidence: dict[str, Any]) -> int:
         with self._write(None) as c:

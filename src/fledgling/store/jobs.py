@@ -76,6 +76,15 @@ class Jobs(Repository):
         with self._write(conn) as c:
             c.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
 
+    def mark_running(self, job_id: str, pid: int) -> bool:
+        """The worker took the job; False when it is no longer queued (cancelled meanwhile)."""
+        now = datetime.now(UTC)
+        with self._write(None) as c:
+            done = c.execute(jobs.update().where(jobs.c.id == job_id).where(jobs.c.state == "queued")
+                             .values(state="running", started_at=now, updated_at=now, worker_pid=pid,
+                                     progress=0.0))
+        return bool(done.rowcount)
+
     def finish(self, job_id: str, state: str, **values: Any) -> bool:
         """Move an active job to a final state; False when it had already ended (the first
         ending wins: a cancel and a crash do not overwrite each other)."""

@@ -313,11 +313,14 @@ def autopilot_switch(task: str, body: AutopilotSwitch, request: Request, s: Stor
     """Turn the task's autopilot on (it runs as an `autopilot` job) or off."""
     switched = autopilot.switch(s, task, enabled=body.enabled, require_approval=body.require_approval,
                                 actor=ACTOR)
-    job_id = None
-    if body.enabled and not runner.list_jobs(s, task=task, kind="autopilot", active=True, limit=1):
+    active = runner.list_jobs(s, task=task, kind="autopilot", active=True, limit=1)
+    job_id = active[0].id if active else None
+    if body.enabled and not active:
         job_id = runner.start(s, cfg, "autopilot", task,
                               {"require_approval": switched["require_approval"], "interval_s": body.interval_s},
                               jobs_dir=request.app.state.jobs_dir).id
+    elif not body.enabled and active:
+        runner.cancel(s, active[0].id)
     return {"switch": switched, "job": job_id}
 
 
