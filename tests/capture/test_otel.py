@@ -114,3 +114,17 @@ def test_not_otlp_at_all() -> None:
     with pytest.raises(InputError):
         calls_from_otlp_json([1, 2])  # type: ignore[arg-type]
     assert calls_from_otlp_json({}) == []  # an empty export is valid
+
+
+def test_a_span_that_cannot_be_mapped_is_skipped_and_named_in_a_file(fixtures: Path, tmp_path: Path) -> None:
+    payload = _payload(fixtures)
+    payload["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["startTimeUnixNano"] = "soon"
+    path = tmp_path / "spans.json"
+    path.write_bytes(orjson.dumps(payload))
+    tally = Tally()
+    calls = list(calls_in_file(path, None, tally))
+    assert len(calls) == 2
+    [skip] = tally.skipped
+    assert (skip.record, skip.field) == ("line 1 resourceSpans[0].scopeSpans[0].spans[1]", "startTimeUnixNano")
+    with pytest.raises(InputError, match="startTimeUnixNano"):
+        list(calls_in_file(path, None, Tally(strict=True)))

@@ -25,7 +25,7 @@ from typing import Any
 from fledgling.calls import Call, Request, Response, Usage, default_task, stable_id
 from fledgling.capture import coerce, messages
 from fledgling.capture.coerce import BadField
-from fledgling.capture.records import Tally, reading, records
+from fledgling.capture.records import Skipped, Tally, reading, records
 from fledgling.errors import InputError
 
 SOURCE = "otel"
@@ -53,7 +53,7 @@ def calls_from_otlp_json(payload: dict[str, Any], *, source_name: str = "otel",
     `stable_id("otel", traceId, spanId)`, so a span sent twice is stored once.
     """
     return [call for _, call in _calls(payload, source_name=source_name, origin=origin, task=task,
-                                       where_prefix="", tally=Tally())]
+                                       where_prefix="", tally=Tally(strict=True))]
 
 
 def calls_from_otlp_protobuf(body: bytes, *, source_name: str = "otel",
@@ -103,8 +103,15 @@ def _calls(payload: Any, *, source_name: str, origin: str, task: str | None, whe
     with reading(origin, where_prefix.strip() or "payload"):
         spans = list(_spans(payload))
     for loc, span, resource in spans:
-        with reading(origin, f"{where_prefix}{loc}"):
-            call = call_from_span(span, resource, source_name=source_name, task=task)
+        try:
+            with reading(origin, f"{where_prefix}{loc}"):
+                call = call_from_span(span, resource, source_name=source_name, task=task)
+        except InputError as exc:
+            if tally.strict or not isinstance(span.get("attributes"), list):
+                raise
+            tally.skipped.append(Skipped(origin, f"{where_prefix}{loc}", exc.reason, exc.field,
+                                         f"span {str(span.get('name'))[:80]!r}"))
+            continue
         if call is None:
             tally.ignored += 1
             continue
