@@ -464,7 +464,9 @@ def _fit_array(node: dict[str, Any], budget: int, limits: _Limits) -> tuple[dict
     if n == 0:
         return {**node, "maxItems": 0, "items": _fit(item, floor, limits)[0]}, 2
     per_item = min(want, (budget - 2 - (n - 1) * sep) // n)
+    before = len(limits.left_out)
     bounded, size = _fit(item, per_item, limits)
+    limits.left_out[before:] = [f"{x} (in lists of {n})" if n > 1 else x for x in limits.left_out[before:]]
     return {**node, "items": bounded, "maxItems": n}, 2 + n * size + (n - 1) * sep
 
 
