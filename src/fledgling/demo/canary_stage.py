@@ -49,7 +49,8 @@ def canary_stage(ctx: Any) -> str:
     trained = rollout.candidate_of(store, parse_settings({}), TASK)
     name = trained or BASE
     price_in, price_out = PRICES[MODEL]
-    with ServerThread(StandInUpstream(RecordedAnswers(calls), model=MODEL)) as llm_url:
+    scale = float(getattr(ctx, "latency_scale", 0.0))  # the stand-in LLM takes the recorded latency x this
+    with ServerThread(StandInUpstream(RecordedAnswers(calls), model=MODEL, latency_scale=scale)) as llm_url:
         models: dict[str, Any] = {"llm": {"kind": "openai", "base_url": llm_url + "/v1",
                                           "usd_per_mtok_in": price_in, "usd_per_mtok_out": price_out}}
         if not trained:
@@ -92,7 +93,8 @@ def canary_stage(ctx: Any) -> str:
     agreement = f"{figures['agreement']:.0%} of {figures['compared']}" if figures["agreement"] is not None else "-"
     fallbacks = ", ".join(f"{k} {v}" for k, v in sorted(figures["fallbacks"].items())) or "none"
     if recorded:
-        console.print(f"  the stand-in LLM answers at once; the recorded LLM calls took "
+        pace = f"after their recorded latency x {scale:g}" if scale > 0 else "at once"
+        console.print(f"  the stand-in LLM answers {pace}; the recorded LLM calls took "
                       f"{recorded[len(recorded) // 2]:.0f} ms (p50)", highlight=False)
     if events and events[0].actor == "live-gate":
         console.print(f"  [yellow]the live gate rolled {TASK} back to shadow:[/] {events[0].reason}")
