@@ -170,14 +170,15 @@ def curate_tasks(ctx: DemoContext) -> str:
     for task in TASKS:
         with _progress(ctx.console) as bar:
             job = bar.add_task(f"curating {task}", total=None)
-            ds = curate(ctx.store, task, seed=ctx.seed,
+            ds = curate(ctx.store, task, seed=ctx.seed, drop_flagged=True,  # clean training labels
                         progress=_advancing(bar, job))
         ctx.console.print(render(ds.report))
         ctx.results.setdefault("datasets", {})[task] = ds
         gt = ds.report.get("ground_truth") or {}
         caught = ""
         if gt.get("recall") is not None and gt.get("precision") is not None:
-            caught = f", planted errors dropped: recall {gt['recall']:.0%}, precision {gt['precision']:.0%}"
+            caught = (f", planted wrong labels dropped or flagged: recall {gt['recall']:.0%}, "
+                      f"precision {gt['precision']:.0%}")
         parts.append(f"{task} v{ds.version}: {ds.report['examples_out']:,} examples{caught}")
     return "; ".join(parts)
 
@@ -189,15 +190,21 @@ def evaluate(ctx: DemoContext) -> str:
 
 
 def train_candidate(ctx: DemoContext) -> str:
-    from fledgling.demo.train_stage import train_support_agent
+    from fledgling.demo.train_stage import train_tasks
 
-    return train_support_agent(ctx)
+    return train_tasks(ctx)
 
 
 def canary(ctx: DemoContext) -> str:
     from fledgling.demo.canary_stage import canary_stage
 
     return canary_stage(ctx)
+
+
+def selective(ctx: DemoContext) -> str:
+    from fledgling.demo.selective_stage import selective_stage
+
+    return selective_stage(ctx)
 
 
 STAGES: list[Stage] = [
@@ -208,10 +215,12 @@ STAGES: list[Stage] = [
     Stage("check", "Check recorded answers against the contracts", check),
     Stage("curate", "Curate each task into train/val/test datasets", curate_tasks),
     Stage("eval", "Evaluate the recorded LLM and the base SLM; write the reports", evaluate, uses_models=True),
-    Stage("train", "Train a LoRA specialist for support-agent on CPU; evaluate it", train_candidate,
+    Stage("train", "Train a LoRA specialist per task on CPU; evaluate it", train_candidate,
           uses_models=True),
     Stage("stats", "What was captured", stats),
     Stage("canary", "Canary: support-agent's tuned SLM answers half the sessions, live", canary, uses_models=True),
+    Stage("selective", "Swap support-agent for the share its SLM has earned: threshold on val, verdict on "
+          "test, live", selective, uses_models=True),
 ]
 
 NEXT_STEPS = [
@@ -219,7 +228,8 @@ NEXT_STEPS = [
     "fledgling traces list --task support-agent      # browse the calls",
     "fledgling contracts show --task support-agent   # tools, schemas, argument frequencies",
     "fledgling contracts check --task ticket-triage  # which answers break the schema",
-    "fledgling rollout show                          # support-agent is in canary; rollback with rollout rollback",
+    "fledgling rollout show                          # support-agent is swapped at the report's threshold "
+    "(or in canary); rollback with rollout rollback",
     "fledgling demo --calls 100000                   # the same at scale",
 ]
 
