@@ -20,6 +20,7 @@ nothing says which is right, and every one of them is suspect.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -69,13 +70,31 @@ def suspects(members: list[Member]) -> list[Member]:
     for group in by_tail.values():
         if len(group) < 2:
             continue
-        choice = choose(group)
-        if not choice.noisy:
+        winner = _majority(group, lambda m: m.cls)
+        if winner is None:
+            out += group
             continue
-        rep = choice.representative
-        votes = Counter(m.answer for m in group)
-        rivals = choice.disagreeing
-        majority = (rep.quality > max(m.quality for m in rivals)
-                    or votes[rep.answer] > max(votes[m.answer] for m in rivals))
-        out += rivals if majority else group
+        out += [m for m in group if m.cls != winner]
+        by_exact: dict[bytes, list[Member]] = {}
+        for m in group:
+            if m.cls == winner:
+                by_exact.setdefault(m.exact, []).append(m)
+        for same in by_exact.values():
+            answer = _majority(same, lambda m: m.answer)
+            out += same if answer is None else [m for m in same if m.answer != answer]
     return out
+
+
+def _majority(group: list[Member], key: Callable[[Member], object]) -> object | None:
+    """The key most members share (a better label, such as a correction, first); None on a tie."""
+    ranked: Counter[object] = Counter()
+    for m in group:
+        ranked[key(m)] += 1
+    best = max(m.quality for m in group)
+    top = {key(m) for m in group if m.quality == best}
+    if len(top) == 1 and best > min(m.quality for m in group):
+        return next(iter(top))
+    counts = ranked.most_common()
+    if len(counts) > 1 and counts[0][1] == counts[1][1]:
+        return None
+    return counts[0][0]
