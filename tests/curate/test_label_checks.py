@@ -161,3 +161,18 @@ def test_an_unknown_label_check_is_refused(sqlite_store: Store, tmp_path) -> Non
     sqlite_store.insert_calls([make_call(i) for i in range(3)])
     with pytest.raises(InputError, match="label check 'vibes' is not known"):
         curate(sqlite_store, "support-agent", out_dir=tmp_path, label_checks=("vibes",))
+
+
+def test_near_duplicates_vote_on_the_class_and_identical_inputs_on_the_answer() -> None:
+    from fledgling.curate.label_noise import Member, suspects
+
+    hello = [Member(i, bytes([i]), bytes([100 + i]), "(no tool call)", 0, b"hey") for i in range(4)]
+    assert suspects(hello) == []                      # greetings with different names: all agree
+    odd = Member(9, b"\x09", b"\xff", "lookup_order", 0, b"hey")
+    assert suspects([*hello, odd]) == [odd]           # 4 against 1 on the class
+    twins = [Member(20, b"same", b"a", "x", 0, b"t"), Member(21, b"same", b"b", "x", 0, b"t")]
+    assert suspects(twins) == twins                   # one input, two answers, no majority
+    fixed = [Member(30, b"same", b"a", "x", 2, b"t"), Member(31, b"same", b"b", "x", 0, b"t")]
+    assert suspects(fixed) == [fixed[1]]              # the correction wins
+    apart = [Member(40, b"p", b"a", "x", 0, b"t1"), Member(41, b"q", b"b", "y", 0, b"t2")]
+    assert suspects(apart) == []                      # different last messages are not compared
