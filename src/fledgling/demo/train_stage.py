@@ -31,7 +31,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 MAX_LENGTH = 384
 MICRO_BATCH, GRAD_ACCUM = 1, 2
-FINAL_ITEMS = 150
+FINAL_ITEMS = 100
 MAIN_METRIC = {"support-agent": "args_exact_match", "ticket-triage": "exact_match"}
 
 
