@@ -31,6 +31,7 @@ import orjson
 
 from fledgling.calls import Response, ToolCall
 from fledgling.capture import pyrepr
+from fledgling.capture.apis import anthropic, responses
 from fledgling.capture.coerce import BadField, maybe_json, text, type_name
 
 _ROLES = {
@@ -257,14 +258,21 @@ def _chat_message(role: str, raw: dict[str, Any], content_raw: Any, field: str) 
 
 
 def _responses_item(raw: dict[str, Any], field: str) -> list[dict[str, Any]]:
+    """Responses-API items, read by the gateway's own converters (`capture/apis/responses.py`)."""
     kind = raw["type"]
-    if kind == "function_call":
-        call = ToolCall(id=text(raw.get("call_id", raw.get("id")), f"{field}.call_id"),
-                        name=_name(raw, field), arguments=_arguments(raw.get("arguments")))
-        return [{"role": "assistant", "content": None, "tool_calls": [call.to_openai()], "_merge": True}]
-    if kind == "function_call_output":
-        return [{"role": "tool", "tool_call_id": text(raw.get("call_id"), f"{field}.call_id"),
-                 "content": _result_text(raw.get("output"))}]
+    try:
+        if kind == "function_call":
+            call = responses.function_call_item(raw)
+            call["id"] = text(call.get("id"), f"{field}.call_id")
+            return [{"role": "assistant", "content": None, "tool_calls": [call], "_merge": True}]
+        if kind == "function_call_output":
+            msg = responses.function_call_output_item(raw)
+            msg["tool_call_id"] = text(msg.get("tool_call_id"), f"{field}.call_id")
+            if not isinstance(msg.get("content"), str):
+                msg["content"] = _result_text(raw.get("output"))
+            return [msg]
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise BadField(field, str(exc)) from None
     return []  # reasoning: the model's summary of its thinking, not part of the conversation
 
 
@@ -292,7 +300,23 @@ def _parts(role: str, parts: list[Any], raw: dict[str, Any], field: str) -> list
             results.append({"role": "tool", "tool_call_id": text(fr.get("id"), f"{here}.function_response.id"),
                             "name": fr.get("name") if isinstance(fr.get("name"), str) else None,
                             "content": _result_text(fr.get("response"))})
-        elif kind in ("tool_call", "tool_use", "tool-call", "function_call"):
+        elif kind == "tool_use":  # Anthropic, read by the gateway's converter (capture/apis/anthropic.py)
+            try:
+                block = anthropic.tool_use_block(part)
+            except (ValueError, TypeError) as exc:
+                raise BadField(f"{here}.name", str(exc)) from None
+            calls.append(ToolCall(id=text(block["id"], f"{here}.id"), name=block["function"]["name"],
+                                  arguments=block["function"]["arguments"]))
+        elif kind == "tool_result" and "tool_use_id" in part:
+            try:
+                tool_msg = anthropic.tool_result_block(part)
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise BadField(here, str(exc)) from None
+            tool_msg["tool_call_id"] = text(tool_msg.get("tool_call_id"), f"{here}.tool_use_id")
+            if not isinstance(tool_msg.get("content"), str):
+                tool_msg["content"] = _result_text(part.get("content"))
+            results.append(tool_msg)
+        elif kind in ("tool_call", "tool-call", "function_call"):
             calls.append(ToolCall(id=text(part.get("id", part.get("toolCallId", part.get("call_id"))), f"{here}.id"),
                                   name=_name(part, here),
                                   arguments=_arguments(part.get("arguments", part.get("input", part.get("args"))))))
