@@ -85,6 +85,8 @@ def test_second_start_is_refused_and_cancel_stops_the_worker(filled: Store) -> N
             runner.start(filled, Settings(), "eval", TASK, args)
         running = wait_for(filled, job.id, until=lambda j: (j.progress or 0) > 0 and j.state == "running")
         assert "items" in (running.message or "")
+        # a dashboard that restarts now reaps only dead workers: this one keeps running
+        assert runner.reap(filled) == [] and filled.jobs.get(job.id).state == "running"
         runner.cancel(filled, job.id)
         done = wait_for(filled, job.id, timeout=30)
         assert done.state == "cancelled"
