@@ -101,3 +101,11 @@ def test_finish_reason_without_content_and_mapping() -> None:
                  "gen_ai.response.finish_reasons": ["tool_call"]})
     assert call.response is not None and call.response.finish_reason == "tool_calls"
     assert call.response.content is None and call.response.tool_calls == []
+
+
+def test_cache_and_reasoning_counts_are_kept_apart_not_added() -> None:
+    call = _one({"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                 "gen_ai.usage.input_tokens": 120, "gen_ai.usage.output_tokens": 30,
+                 "gen_ai.usage.cache_read.input_tokens": 100, "gen_ai.usage.reasoning.output_tokens": 0})
+    assert (call.usage.input_tokens, call.usage.output_tokens) == (120, 30)
+    assert call.metadata["otel"]["usage_details"] == {"gen_ai.usage.cache_read.input_tokens": 100}

@@ -235,6 +235,10 @@ def call_from_span(span: dict[str, Any], resource: dict[str, Any] | None = None,
             otel[name] = attrs[key]
     if resource.get("service.name") is not None:
         otel["service_name"] = resource["service.name"]
+    parts = {k: v for k, v in attrs.items() if k.startswith(_USAGE_PARTS) and k not in _INPUT_TOKENS + _OUTPUT_TOKENS
+             and k != "llm.token_count.total" and isinstance(v, (int, str)) and str(v) not in ("0", "")}
+    if parts:
+        otel["usage_details"] = parts  # cache reads, reasoning, audio: parts of the totals, kept apart
     call = Call(
         id=stable_id("otel", trace_id, span_id),
         task=task or _task(attrs) or _task(resource) or default_task(request.messages),
@@ -256,6 +260,7 @@ def call_from_span(span: dict[str, Any], resource: dict[str, Any] | None = None,
     return coerce.check_storable(call)
 
 
+_USAGE_PARTS = ("gen_ai.usage.", "llm.token_count.", "ai.usage.")
 _INPUT_TOKENS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt",
                  "ai.usage.inputTokens", "ai.usage.promptTokens")
 _OUTPUT_TOKENS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion",
