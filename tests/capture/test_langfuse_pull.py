@@ -115,3 +115,14 @@ def test_cli_pull_uses_env_keys(tmp_path) -> None:
     assert bad.returncode != 0
     assert bad.stderr.strip().count("\n") == 0 and "LANGFUSE_SECRET_KEY" in bad.stderr
     assert Store(db).count_calls() == 5
+
+
+def test_a_generation_not_understood_is_skipped_and_named(sqlite_store: Store) -> None:
+    with _server() as srv:
+        srv.observations[2] = {**srv.observations[2], "input": '{"content": "role"}'}
+        result = pull(sqlite_store, srv.url, srv.public_key, srv.secret_key)
+        assert (result.read, result.inserted) == (4, 4)
+        [skip] = result.skipped
+        assert skip.record == "page 1, observation obs-002" and skip.field == "input" and skip.shape == "{content}"
+        with pytest.raises(Exception, match="holds no messages"):
+            pull(sqlite_store, srv.url, srv.public_key, srv.secret_key, since=T0, strict=True)

@@ -11,7 +11,7 @@ messages come in the OpenAI integration's shape or the LangChain integration's; 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -354,11 +354,13 @@ class PullResult:
     inserted: int = 0
     since: str | None = None
     cursor: str | None = None
+    skipped: list[Skipped] = field(default_factory=list)
+    """GENERATIONs not understood (unless `strict`), each naming page, observation and reason."""
 
 
 def pull(store: Store, host: str, public_key: str, secret_key: str, *, since: datetime | None = None,
          task: str | None = None, progress: Progress | None = None, page_size: int = 100,
-         timeout: float = 30.0) -> PullResult:
+         timeout: float = 30.0, strict: bool = False) -> PullResult:
     """Import GENERATION observations from a Langfuse host, newer than the last pull.
 
     Uses `GET /api/public/v2/observations` (cursor pages) and falls back to the deprecated v1
@@ -385,8 +387,15 @@ def pull(store: Store, host: str, public_key: str, secret_key: str, *, since: da
                     continue
                 where = f"page {page_no}, observation {str(obs.get('id'))[:80]}"
                 trace = traces.get(client, obs.get("traceId"))
-                with reading(f"{host}/api/public", where):
-                    call = call_from_observation(obs, trace, task=task)
+                try:
+                    with reading(f"{host}/api/public", where):
+                        call = call_from_observation(obs, trace, task=task)
+                except InputError as exc:
+                    if strict:
+                        raise
+                    result.skipped.append(Skipped(f"{host}/api/public", where, exc.reason, exc.field,
+                                                  _shape_at(obs, exc.field)))
+                    continue
                 calls.append(call)
                 if newest is None or call.created_at > newest:
                     newest = call.created_at

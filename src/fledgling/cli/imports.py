@@ -70,7 +70,7 @@ def langfuse(
     if langfuse_url:
         if paths:
             raise InputError("give either export files or --langfuse-url, not both")
-        _pull(langfuse_url, task, since)
+        _pull(langfuse_url, task, since, strict)
         return
     if not paths:
         raise InputError("no files given; pass Langfuse export files, or --langfuse-url URL (formerly --host) "
@@ -154,7 +154,7 @@ def _warnings(files: list[FileResult]) -> None:
                               markup=False, highlight=False, soft_wrap=True)
 
 
-def _pull(url: str, task: str | None, since: str | None) -> None:
+def _pull(url: str, task: str | None, since: str | None, strict: bool = False) -> None:
     from fledgling.capture.langfuse import pull
 
     public, secret = os.environ.get("LANGFUSE_PUBLIC_KEY"), os.environ.get("LANGFUSE_SECRET_KEY")
@@ -172,7 +172,7 @@ def _pull(url: str, task: str | None, since: str | None) -> None:
                   TextColumn("{task.completed} calls"), TimeElapsedColumn(),
                   console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         job = bar.add_task(url, total=None)
-        result = pull(store(), url, public or "", secret or "", since=start, task=task,
+        result = pull(store(), url, public or "", secret or "", since=start, task=task, strict=strict,
                       progress=lambda n, _total: bar.update(job, completed=n))
     table = Table(title=f"langfuse pull ({result.api} API)")
     for col in ("host", "since", "pages", "read", "new", "skipped", "next pull from"):
@@ -180,3 +180,6 @@ def _pull(url: str, task: str | None, since: str | None) -> None:
     table.add_row(result.host, result.since or "the beginning", str(result.pages), str(result.read),
                   f"[green]{result.inserted}[/]", str(result.read - result.inserted), result.cursor or "-")
     console.print(table)
+    for w in result.skipped:
+        err_console.print(f"warning: {w} (skipped; --strict refuses the pull instead)",
+                          markup=False, highlight=False, soft_wrap=True)
