@@ -190,7 +190,7 @@ def _result(item: EvalItem, gen: Generation, contract: Contract, lenient: bool) 
     score: ItemScore = score_item(gen.response, item.reference, contract, lenient=lenient)
     return ItemResult(item.call.id, item.label_source, gen.response, gen.error, gen.parse_failed,
                       gen.latency_ms, gen.input_tokens, gen.output_tokens,
-                      score.as_dict() | {"success": score.success} | all_scores(gen.token_logprobs))
+                      {**score.as_dict(), "success": score.success, **all_scores(gen.token_logprobs)})
 
 
 def summarise(results: list[ItemResult], spec: ModelSpec, recorded_cost: float | None = None, *,
