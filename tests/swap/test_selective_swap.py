@@ -129,3 +129,15 @@ def rollout_settings(config):
 def test_a_report_without_a_threshold_is_refused(report, message):
     with pytest.raises(InputError, match=message):
         rollout.from_report(report, TASK, 5.0)
+
+
+def test_low_confidence_fallbacks_do_not_trip_the_live_gate(make_swap):
+    """Sending the unsure half to the LLM is the routing the threshold asks for, not a failure."""
+    sw = make_swap(candidate=Programmable("slm", lambda r: "unsure" if bucket(r) < 50 else "good"))
+    swap_at(sw, 0)
+    for i in range(30):
+        sw.ask(i)
+    wait_for(lambda: sw.app.swap.idle())
+    assert sw.figures()["fallbacks"]["low_confidence"] >= 8
+    assert rollout.current(sw.store, sw.settings, TASK).mode == "swapped"
+    assert sw.figures()["rollbacks"] == 0

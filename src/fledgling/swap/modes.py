@@ -196,7 +196,7 @@ class SwapRouter:
         cfg = self.task_settings(route.task)
         attempt = await self.attempt(route, request, ex.id)
         ex.metadata["candidate"] = self._record(attempt, request)
-        await self._observe(route, failed=attempt.failure is not None,
+        await self._observe(route, failed=attempt.failure not in (None, "low_confidence"),  # routing, not failing
                             latency_ms=attempt.latency_ms if attempt.failure is None else None)
         if attempt.failure is None:
             await self._serve_candidate(turn, attempt)
