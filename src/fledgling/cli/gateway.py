@@ -23,6 +23,10 @@ def gateway(
         None, "--access-log/--no-access-log",
         help="Log one line per request (method, path, status, ms) to stderr (default: [gateway] "
              "access_log). Refused requests are logged either way."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=256,
+        help="Serving processes sharing the port, each with its own spool files and store writer, "
+             "all on the one store; a worker that dies is restarted and replays its spool."),
 ) -> None:
     """Serve the OpenAI chat-completions and Responses APIs and the Anthropic Messages API,
     forward every call upstream, and record it.
@@ -41,6 +45,8 @@ def gateway(
     port = gw.port if port is None else port
     keys = gateway_keys()
     check_bind(host, keys)
+    if workers > 1:
+        return _serve_workers(workers, host, port, upstream, keys, access_log, log_level)
     app_ = build_app(settings, session.store(), upstream=upstream, keys=keys, access_log=access_log)
     try:
         sock = bind(host, port)
@@ -67,3 +73,45 @@ def gateway(
     stats = app_.recorder.stats()
     con.print(f"stopped; {stats['stored']} calls stored this run"
               + (f", {stats['replayed']} replayed from the spool" if stats["replayed"] else ""))
+
+
+def _serve_workers(workers: int, host: str, port: int, upstream: str | None, keys: frozenset[str],
+                   access_log: bool | None, log_level: str) -> None:
+    """`--workers N`: bind, migrate the store once, then fork N workers (gateway/server.py)."""
+    from fledgling.gateway.server import bind, build_app, serve, serve_workers
+    from fledgling.store import Store
+
+    settings = session.settings()
+    gw = settings.gateway
+    store = Store(settings.db_url)  # migrates once, here, not N times at once in the workers
+    safe_url = store.safe_url
+    store.close()
+    try:
+        sock = bind(host, port)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port "
+                          "or stop what is using it") from None
+    bound = sock.getsockname()[1]
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{bound}/v1"
+    con = session.console
+    con.print(f"[bold green]Fledgling gateway[/] listening on [bold]{url}[/] with {workers} workers")
+    con.print(f"  recording to {safe_url} via spool {gw.spool_dir} (one set of files per worker, "
+              f"fsync window {gw.spool_fsync_ms:g} ms)")
+    con.print(f"  gateway keys: {'required' if keys else 'off (set FLEDGLING_GATEWAY_KEYS to require them)'}")
+    con.print("  live gate, circuit breakers and /health are per worker; rollout changes reach every "
+              "worker through the store within a second")
+    session.console.file.flush()
+
+    def run_worker(index: int) -> int:
+        app_ = build_app(settings, Store(settings.db_url, migrate=False), upstream=upstream, keys=keys,
+                         access_log=access_log)
+        serve(app_, sock, log_level=log_level)
+        stats = app_.recorder.stats()
+        con.print(f"worker {index} stopped; {stats['stored']} calls stored this run"
+                  + (f", {stats['replayed']} replayed from the spool" if stats["replayed"] else ""))
+        return 0
+
+    code = serve_workers(workers, sock, run_worker, log=con.print)
+    sock.close()
+    if code:
+        raise typer.Exit(code)

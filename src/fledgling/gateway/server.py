@@ -3,15 +3,23 @@
 Binding first lets `--port 0` pick a free port and still print the real address. uvicorn's
 SIGINT/SIGTERM handling runs the app's lifespan shutdown, which closes the upstream pool and
 drains the recorder (pending spool -> disk -> store), so a graceful stop loses nothing.
+
+`serve_workers` runs several such servers as forked processes accepting on the one pre-bound
+socket (as gunicorn does: connections waiting in the backlog survive a worker's death, where
+SO_REUSEPORT would drop the dead worker's queue). Each worker has its own recorder, so its own
+spool files (under `flock` in the shared spool directory) and its own store writer; a restarted
+worker replays the files its predecessor left, and the store keeps each call id once.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import uvicorn
 
@@ -110,3 +118,85 @@ class ServerThread:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# -- several serving processes on one port ------------------------------------------------------
+
+RESTART_DELAY_S = 0.2
+CRASH_LOOP_S = 2.0  # a worker that dies this soon after starting, this many times in a row,
+CRASH_LOOP_MAX = 5  # stops the supervisor: its cause (config, store) will not go away by itself
+
+
+def serve_workers(n: int, sock: socket.socket, run_worker: Callable[[int], int], *,
+                  log: Callable[[str], None] = print) -> int:
+    """Fork `n` serving processes that accept on one pre-bound socket (the kernel spreads the
+    connections), restart any that dies while the supervisor is running, and on SIGINT/SIGTERM
+    pass the signal on and wait for every worker's graceful drain. `run_worker(index)` runs in the
+    child and returns its exit status. Returns 0 when every worker stopped cleanly.
+
+    Nothing may open a database connection, an event loop or a thread before this forks: each
+    worker builds its own store, recorder and app."""
+    stopping = False
+    children: dict[int, int] = {}  # pid -> worker index
+    started: dict[int, float] = {}  # worker index -> when it was last started
+    quick_deaths = dict.fromkeys(range(n), 0)
+    status = 0
+
+    def start(index: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(sig, signal.SIG_DFL)
+                code = run_worker(index)
+            except BaseException as exc:  # noqa: BLE001 - the worker must exit, never return here
+                sys.stderr.write(f"gateway worker {index}: {type(exc).__name__}: {exc}\n")
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        children[pid] = index
+        started[index] = time.monotonic()
+
+    def on_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    previous = {sig: signal.signal(sig, on_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for i in range(n):
+            start(i)
+        while children:
+            try:
+                pid, wstatus = os.wait()
+            except ChildProcessError:
+                break
+            index = children.pop(pid, None)
+            if index is None:
+                continue
+            code = os.waitstatus_to_exitcode(wstatus)
+            if stopping:
+                status = status or (code if code > 0 else 0)
+                continue
+            why = f"exit status {code}" if code >= 0 else f"signal {signal.Signals(-code).name}"
+            quick_deaths[index] = quick_deaths[index] + 1 if time.monotonic() - started[index] < CRASH_LOOP_S else 0
+            if quick_deaths[index] >= CRASH_LOOP_MAX:
+                log(f"gateway worker {index} (pid {pid}) died ({why}) {CRASH_LOOP_MAX} times right after "
+                    "starting; stopping the gateway")
+                status = 1
+                on_stop(signal.SIGTERM, None)
+                continue
+            log(f"gateway worker {index} (pid {pid}) died ({why}); restarting it (it replays its spool)")
+            time.sleep(RESTART_DELAY_S)
+            if not stopping:
+                start(index)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return status
