@@ -11,7 +11,15 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 Status = Literal["ok", "error"]
 
@@ -83,7 +91,24 @@ class Usage(BaseModel):
 
     input_tokens: int = 0
     output_tokens: int = 0
-    missing: bool = Field(default=False, exclude=True)  # not in dumps: readers see the counts
+    missing: bool = Field(default=False, exclude=True)  # dumped as null counts, see below
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_unknown(cls, value: Any) -> Any:
+        """A dump with null counts (`{"input_tokens": null, ...}`) reads back as unknown usage."""
+        if isinstance(value, dict) and "missing" not in value and any(
+                k in value and value[k] is None for k in ("input_tokens", "output_tokens")):
+            return {"missing": True}
+        return value
+
+    @model_serializer(mode="wrap")
+    def _unknown_is_null(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Unknown usage dumps as null counts, never as 0 (JSON views, exports, the spool)."""
+        out: dict[str, Any] = handler(self)
+        if self.missing:
+            out.update({"input_tokens": None, "output_tokens": None})
+        return out
 
 
 class Feedback(BaseModel):

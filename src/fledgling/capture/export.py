@@ -49,8 +49,9 @@ def span_of(call: Call, *, content: bool = False, redact: Redact | None = None) 
                        ("gen_ai.request.seed", call.request.seed)):
         if value is not None:
             attrs[key] = value
-    attrs["gen_ai.usage.input_tokens"] = call.usage.input_tokens
-    attrs["gen_ai.usage.output_tokens"] = call.usage.output_tokens
+    if not call.usage.missing:  # unknown usage: no token attributes rather than 0
+        attrs["gen_ai.usage.input_tokens"] = call.usage.input_tokens
+        attrs["gen_ai.usage.output_tokens"] = call.usage.output_tokens
     if call.response is not None and call.response.finish_reason:
         attrs["gen_ai.response.finish_reasons"] = [call.response.finish_reason]
     if call.error:

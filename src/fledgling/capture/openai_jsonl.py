@@ -37,10 +37,12 @@ def dump_call(call: Call) -> dict[str, Any]:
         "status": call.status,
     }
     if call.response is None:
-        line["usage"] = call.usage.model_dump()
+        line["usage"] = call.usage.model_dump()  # null counts when unknown
     for key in ("trace_id", "session_id", "provider", "latency_ms", "cost_usd", "error"):
         if (value := getattr(call, key)) is not None:
             line[key] = value
+    if call.usage.missing:
+        line["cost_usd"] = None  # unknown usage: unknown cost, said so rather than left out
     if call.feedback is not None:
         line["feedback"] = call.feedback.model_dump(mode="json", exclude_none=True)
     if call.metadata:
@@ -57,8 +59,9 @@ def _completion(call: Call) -> dict[str, Any]:
     body: dict[str, Any] = {
         "object": "chat.completion", "created": int(call.created_at.timestamp()),
         "choices": [{"index": 0, "message": message, "finish_reason": resp.finish_reason}],
-        "usage": {"prompt_tokens": call.usage.input_tokens, "completion_tokens": call.usage.output_tokens,
-                  "total_tokens": call.usage.input_tokens + call.usage.output_tokens},
+        "usage": None if call.usage.missing else  # unknown usage is null, never 0
+        {"prompt_tokens": call.usage.input_tokens, "completion_tokens": call.usage.output_tokens,
+         "total_tokens": call.usage.input_tokens + call.usage.output_tokens},
     }
     if call.model is not None:
         body["model"] = call.model
@@ -105,12 +108,13 @@ def _from_pair(rec: dict[str, Any], task: str | None, default_time: datetime | N
     if resp_raw is not None:
         body = coerce.obj(resp_raw, "response")
         response = _response(body)
-        usage = _usage(body.get("usage"), "response.usage")
+        usage = Usage(missing=True) if "usage" in body and body["usage"] is None else \
+            _usage(body.get("usage"), "response.usage")
         model = body.get("model", model)
         if body.get("created") is not None:
             created = coerce.timestamp(body["created"], "response.created")
-    if rec.get("usage") is not None:
-        usage = _usage(rec["usage"], "usage")
+    if "usage" in rec:
+        usage = Usage(missing=True) if rec["usage"] is None else _usage(rec["usage"], "usage")
     request = Request.model_validate({k: v for k, v in req.items() if k not in ("model", "stream")})
     return _call(rec, request, response, usage, coerce.text(model, "request.model"), task,
                  created, default_time)
@@ -133,6 +137,8 @@ def _response(body: dict[str, Any]) -> Response:
 
 def _usage(raw: Any, field: str) -> Usage:
     u = coerce.obj(raw, field)
+    if any(k in u and u[k] is None for k in ("prompt_tokens", "input_tokens", "completion_tokens", "output_tokens")):
+        return Usage(missing=True)  # null counts (as `fledgling export` writes unknown usage)
     return Usage(
         input_tokens=coerce.integer(u.get("prompt_tokens", u.get("input_tokens")),
                                     f"{field}.prompt_tokens", default=0),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 import typer
 from rich.syntax import Syntax
 from rich.table import Table
 
+from fledgling.calls import Call
 from fledgling.capture.recording.quarantine import quarantine_report
 from fledgling.cli import options
 from fledgling.cli.session import console, print_json, settings, store
@@ -56,7 +58,7 @@ def list_calls(task: str | None = TaskOpt, model: str | None = ModelOpt,
     if as_json:
         print_json({"total": result.total, "offset": result.offset, "limit": result.limit,
                     "has_more": result.has_more,
-                    "calls": [c.model_dump(mode="json", exclude_none=True) for c in result.items]})
+                    "calls": [_dump(c) for c in result.items]})
         return
     table = Table(title=f"calls {result.offset + 1}-{result.offset + len(result.items)} of {result.total}")
     for col in ("id", "created", "task", "model", "source", "status", "answer", "ms", "$"):
@@ -85,10 +87,18 @@ def show(call_id: str = typer.Argument(..., help="The call id (see `fledgling tr
     if call is None:
         raise InputError(f"no call with id {call_id}; list ids with `fledgling traces list`")
     if as_json:
-        print_json(call.model_dump(mode="json", exclude_none=True))
+        print_json(_dump(call))
         return
-    console.print(Syntax(json.dumps(call.model_dump(mode="json", exclude_none=True), indent=2,
+    console.print(Syntax(json.dumps(_dump(call), indent=2,
                                     ensure_ascii=False), "json", word_wrap=True))
+
+
+def _dump(call: Call) -> dict[str, Any]:
+    """A call as JSON: unknown usage shows as null tokens and a null cost, never as 0 or left out."""
+    out = call.model_dump(mode="json", exclude_none=True)
+    if call.usage.missing:
+        out["cost_usd"] = None
+    return out
 
 
 @app.command("stats")
