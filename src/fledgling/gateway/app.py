@@ -119,13 +119,14 @@ class GatewayApp:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         path: str = scope["path"]
         method: str = scope["method"]
-        side = None if path.endswith(("/chat/completions", "/responses", "/messages")) else _side_route(path)
-        named = side.split("/")[1] if side else path.rsplit("/", 1)[-1]
+        served = _api_of(path)
+        side = None if served else _side_route(path)
+        named = side.split("/")[1] if side else served
         api: Api = "messages" if named == "messages" else "responses" if named == "responses" else "chat"
         try:
             if self.hosts is not None and (refused := self.hosts.refusal(method, headers)):
                 raise Problem(403, "host_not_allowed", refused)
-            if path.endswith(("/chat/completions", "/responses", "/messages")):
+            if served is not None:
                 if method != "POST":
                     raise Problem(405, "method_not_allowed", f"{method} {path}: use POST")
                 await self.pipeline.serve(api, scope, receive, send, headers)
@@ -220,10 +221,31 @@ class GatewayApp:
         await send_bytes(send, 200, orjson.dumps({"object": "list", "data": data}))
 
 
+def _api_of(path: str) -> Api | None:
+    """The API a model-call path names, matched exactly: `<prefix>/chat/completions`,
+    `<prefix>/responses`, and Anthropic's `<prefix>/v1/messages` (or a bare `/messages`). OpenAI's
+    own `.../threads/{id}/messages` (Assistants) and `.../chat/completions/{id}/messages` (stored
+    completions) are not Messages requests: they are refused like any path not served."""
+    if path.endswith("/chat/completions"):
+        return "chat"
+    if path.endswith("/responses"):
+        return "responses"
+    if path == "/messages" or path.endswith("/v1/messages"):
+        return "messages"
+    return None
+
+
 def _side_route(path: str) -> str | None:
-    """`/v1/responses/<id>...` or `/v1/messages/<...>` -> the upstream path from the API's name on."""
-    for name in ("/responses/", "/messages/"):
-        at = path.find(name)
-        if at >= 0 and path[at + len(name):]:
-            return path[at:]
+    """`<prefix>/responses/<id>...` or `<prefix>/v1/messages/<...>` -> the upstream path from the
+    API's name on (`/responses/...`, `/messages/...`); None for any other path."""
+    at = path.find("/responses/")
+    if at >= 0 and path[at + len("/responses/"):]:
+        return path[at:]
+    if path.startswith("/messages/"):
+        at = 0
+    else:
+        at = path.find("/v1/messages/")
+        at = at + len("/v1") if at >= 0 else -1
+    if at >= 0 and path[at + len("/messages/"):]:
+        return path[at:]
     return None
