@@ -2,11 +2,18 @@
 
 One run, three processes plus the load generator: a stand-in upstream that answers instantly
 (a real OpenAI-compatible HTTP server), `fledgling gateway` in front of it (recording to SQLite
-through its spool, as in production), and, when `litellm[proxy]` is installed, the LiteLLM
-proxy in front of the same upstream. The load generator is its own process (aiohttp, open
-loop: request i is sent at t0 + i/rate whatever happened before) so it does not share a GIL
-with what it measures. At each fixed rate the same bounded number of requests goes (a)
-directly and (b) through each proxy; latency counts from the moment a request is sent.
+through its spool, as in production; `--workers N` serving processes), and, when
+`litellm[proxy]` is installed, the LiteLLM proxy in front of the same upstream. At each fixed
+rate the same load goes (a) directly and (b) through each proxy; latency counts from the moment
+a request is sent.
+
+The apparatus must not eat the cores it measures. The load generator is Debian's `wrk` (C,
+epoll; `apt-get install wrk`) driven by a Lua script that sets the POST body and paces the
+requests on a fixed schedule (request k of a run is due at t0 + k/rate whatever happened
+before, as long as one of its connections is free); without `wrk` it falls back to a Python
+open-loop generator (aiohttp in its own process). The stand-in upstream is nginx (`apt-get
+install nginx-light`) answering a fixed chat completion / Responses object, with the Python
+stand-in (uvicorn) as the fallback. `--generator` and `--standin` pick one explicitly.
 
 The same run also offers OpenAI Responses requests (`POST /v1/responses`, the default API of most
 agent frameworks) directly and through the gateway: rows `direct-responses` and
@@ -16,6 +23,7 @@ Prints p50/p90/p99 latency, the added latency (proxy minus direct at the same pe
 highest rate held (zero errors and >= 95% of the offered rate achieved), and ratios vs LiteLLM.
 
     .venv/bin/python benchmarks/gateway_overhead.py [--rates 100,300,1000,2000] [--seconds 4]
+        [--workers 2] [--generator auto|wrk|python] [--standin auto|nginx|python]
 
 LiteLLM is looked up in $FLEDGLING_LITELLM (path to its `litellm` executable), then
 /tmp/litellm-venv/bin/litellm (install it there with
@@ -126,7 +134,124 @@ def _serve_upstream(port: int) -> None:
                 access_log=False)
 
 
-# -- the load generator, in its own process ---------------------------------------------------
+CHAT_ANSWER = orjson.dumps({
+    "id": "chatcmpl-1", "object": "chat.completion", "created": 1764547200, "model": "gpt-4o-mini",
+    "choices": [{"index": 0, "message": ANSWER, "finish_reason": "tool_calls"}],
+    "usage": {"prompt_tokens": 60, "completion_tokens": 12, "total_tokens": 72}})
+
+
+def find_nginx() -> str | None:
+    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).is_file()), None)
+
+
+def start_nginx_standin(exe: str, port: int, workdir: Path) -> subprocess.Popen:
+    """nginx answering the fixed chat completion and Responses object (C: it needs a few percent
+    of a core where the Python stand-in needed most of one)."""
+    from fledgling.calls import Response, Usage
+    from fledgling.capture.apis.responses import render_response
+
+    responses = orjson.dumps(render_response(Response.from_message(ANSWER), response_id="resp_1",
+                                             model="gpt-4o-mini", usage=Usage(input_tokens=60, output_tokens=12)))
+    for body in (CHAT_ANSWER, responses):
+        if b"'" in body or b"$" in body:  # nginx would read them as quote / variable
+            raise RuntimeError("the stand-in answer cannot be put in an nginx `return`")
+    chat, resp = (b.decode().replace("\\", "\\\\") for b in (CHAT_ANSWER, responses))  # nginx unescapes \
+    d = workdir / "nginx"
+    d.mkdir()
+    (d / "nginx.conf").write_text(f"""daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body;
+  keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    default_type application/json;
+    location = /v1/chat/completions {{ return 200 '{chat}'; }}
+    location = /v1/responses {{ return 200 '{resp}'; }}
+    location = /v1/models {{ return 200 '{{"object": "list", "data": [{{"id": "gpt-4o-mini", "object": "model"}}]}}'; }}
+  }}
+}}
+""")
+    return subprocess.Popen([exe, "-p", str(d), "-c", str(d / "nginx.conf")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+# -- the load generator: wrk (C) with a Lua script ---------------------------------------------
+
+WRK_LUA = r"""-- POST the body on a fixed schedule: request k of this thread is due at t0 + k * interval.
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } fledgling_timespec;
+int clock_gettime(int clk, fledgling_timespec *tp);
+]]
+local ts = ffi.new("fledgling_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer __KEY__"
+wrk.body = [==[__BODY__]==]
+
+local interval, due
+function init(args)
+  interval = tonumber(args[1])
+end
+
+function delay()
+  local t = now_ms()
+  if due == nil then due = t end
+  local wait = due - t
+  due = due + interval
+  if wait < 0 then return 0 end
+  return wait
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "\nFLEDGLING {\"requests\": %d, \"duration_us\": %d, \"connect\": %d, \"read\": %d, " ..
+    "\"write\": %d, \"status\": %d, \"timeout\": %d, \"p50\": %.1f, \"p90\": %.1f, \"p99\": %.1f}\n",
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99)))
+end
+"""
+
+
+def wrk_script(workdir: Path, body: bytes) -> Path:
+    if b"]==]" in body:
+        raise RuntimeError("the request body cannot be put in a Lua long string")
+    path = workdir / f"wrk-{len(list(workdir.glob('wrk-*.lua')))}.lua"
+    path.write_text(WRK_LUA.replace("__KEY__", KEY).replace("__BODY__", body.decode()))
+    return path
+
+
+def run_wrk(exe: str, url: str, rate: float, seconds: float, script: Path) -> dict:
+    # enough connections that each one has about 50 ms between its requests: latency up to
+    # that does not slow the schedule down
+    conns = int(min(512, max(16, rate * 0.05)))
+    out = subprocess.run([exe, "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
+                          "-s", str(script), url, "--", f"{1000.0 / rate:.6f}"],
+                         capture_output=True, text=True, timeout=seconds + 120)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("FLEDGLING ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no summary (exit {out.returncode}): {(out.stderr or out.stdout)[-2000:]}")
+    w = orjson.loads(line.removeprefix("FLEDGLING "))
+    kinds = {k: w[k] for k in ("connect", "read", "write", "status", "timeout") if w[k]}
+    errors = sum(kinds.values())
+    elapsed = w["duration_us"] / 1e6
+    ok = w["requests"] - w["status"]
+    return {"ok": ok, "errors": errors, "error_kinds": kinds, "achieved": ok / elapsed if elapsed else 0.0,
+            **{f"p{q}": w[f"p{q}"] / 1000 for q in (50, 90, 99)}}
+
+
+# -- the fallback load generator: Python, in its own process ------------------------------------
 
 def _load(url: str, rate: float, n: int, key: str, body: bytes, out: mp.Queue) -> None:
     import uvloop
@@ -169,15 +294,21 @@ async def _load_async(url: str, rate: float, n: int, key: str, body: bytes) -> d
     return {"latencies": latencies, "errors": errors, "elapsed": elapsed}
 
 
-def run_load(url: str, rate: float, n: int) -> dict:
+def run_python_load(url: str, rate: float, n: int) -> dict:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     body = RESPONSES_BODY if url.endswith("/responses") else BODY
     p = ctx.Process(target=_load, args=(url, rate, n, KEY, body, q))
     p.start()
-    result = q.get()
+    r = q.get()
     p.join()
-    return result
+    lat = r["latencies"]
+    kinds: dict[str, int] = {}
+    for e in r["errors"]:
+        kinds[e] = kinds.get(e, 0) + 1
+    return {"ok": len(lat), "errors": len(r["errors"]), "error_kinds": kinds,
+            "achieved": len(lat) / r["elapsed"] if r["elapsed"] else 0.0,
+            **{f"p{q}": pct(lat, q) for q in (50, 90, 99)}}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -192,7 +323,7 @@ def pct(values: list[float], q: float) -> float:
 
 # -- the proxies ------------------------------------------------------------------------------
 
-def start_gateway(upstream: str, workdir: Path) -> tuple[subprocess.Popen, str]:
+def start_gateway(upstream: str, workdir: Path, workers: int = 1) -> tuple[subprocess.Popen, str]:
     port = free_port()
     (workdir / "fledgling.toml").write_text(
         f'[store]\nurl = "sqlite:///{workdir}/fledgling.db"\n\n'
@@ -200,7 +331,7 @@ def start_gateway(upstream: str, workdir: Path) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "FLEDGLING_CONFIG": str(workdir / "fledgling.toml")}
     env.pop("FLEDGLING_GATEWAY_KEYS", None)
     proc = subprocess.Popen([sys.executable, "-c", "from fledgling.cli import main; main()",
-                             "gateway", "--port", str(port)], env=env, cwd=workdir,
+                             "gateway", "--port", str(port), "--workers", str(workers)], env=env, cwd=workdir,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wait_http(f"http://127.0.0.1:{port}/health", proc=proc)
     return proc, f"http://127.0.0.1:{port}/v1/chat/completions"
@@ -252,20 +383,39 @@ def main() -> None:
                     help="comma-separated offered rates in requests/s")
     ap.add_argument("--seconds", type=float, default=4.0,
                     help="how long each rate is offered (requests = rate x seconds)")
+    ap.add_argument("--workers", type=int, default=1, help="`fledgling gateway --workers N`")
+    ap.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto",
+                    help="load generator (auto: wrk when installed, else Python)")
+    ap.add_argument("--standin", choices=("auto", "nginx", "python"), default="auto",
+                    help="stand-in upstream (auto: nginx when installed, else Python)")
     args = ap.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
+    wrk = shutil.which("wrk") if args.generator in ("auto", "wrk") else None
+    if args.generator == "wrk" and not wrk:
+        sys.exit("--generator wrk: wrk is not installed (apt-get install wrk)")
+    nginx = find_nginx() if args.standin in ("auto", "nginx") else None
+    if args.standin == "nginx" and not nginx:
+        sys.exit("--standin nginx: nginx is not installed (apt-get install nginx-light)")
 
     work = Path(tempfile.mkdtemp(prefix="fledgling-bench-"))
     up_port = free_port()
     ctx = mp.get_context("spawn")
-    upstream_proc = ctx.Process(target=_serve_upstream, args=(up_port,), daemon=True)
-    upstream_proc.start()
+    standin: subprocess.Popen | None = None
+    upstream_proc = None
+    if nginx:
+        standin = start_nginx_standin(nginx, up_port, work)
+    else:
+        upstream_proc = ctx.Process(target=_serve_upstream, args=(up_port,), daemon=True)
+        upstream_proc.start()
     upstream = f"http://127.0.0.1:{up_port}/v1"
-    wait_http(upstream + "/models")
+    wait_http(upstream + "/models", proc=standin)
+    console.print(f"load generator: {'wrk ' + wrk if wrk else 'Python (aiohttp)'}; stand-in upstream: "
+                  f"{'nginx ' + nginx if nginx else 'Python (uvicorn)'}; gateway workers: {args.workers}")
     targets: dict[str, str] = {"direct": upstream + "/chat/completions"}
     procs: list[subprocess.Popen] = []
+    loads: list[float] = []
     try:
-        gw, targets["fledgling"] = start_gateway(upstream, work)
+        gw, targets["fledgling"] = start_gateway(upstream, work, args.workers)
         procs.append(gw)
         targets["direct-responses"] = upstream + "/responses"
         targets["fledgling-responses"] = targets["fledgling"].removesuffix("/chat/completions") + "/responses"
@@ -277,16 +427,25 @@ def main() -> None:
         else:
             console.print("[yellow]LiteLLM proxy not installed; comparing against direct only "
                           "(see the docstring to install it)[/]")
+        scripts = {name: wrk_script(work, RESPONSES_BODY if url.endswith("/responses") else BODY)
+                   for name, url in targets.items()} if wrk else {}
+        if wrk:  # warm every target's connections and code paths, as the Python generator does
+            for name, url in targets.items():
+                run_wrk(wrk, url, 100, 1, scripts[name])
         results: dict[tuple[str, float], dict] = {}
         for rate in rates:
             n = int(rate * args.seconds)
             for name, url in targets.items():
-                console.print(f"  {name:>9} at {rate:>6.0f} req/s x {n} requests ...", end=" ")
-                r = run_load(url, rate, n)
-                r["achieved"] = len(r["latencies"]) / r["elapsed"] if r["elapsed"] else 0.0
+                console.print(f"  {name:>19} at {rate:>6.0f} req/s x {args.seconds:g} s ...", end=" ")
+                r = (run_wrk(wrk, url, rate, args.seconds, scripts[name]) if wrk
+                     else run_python_load(url, rate, n))
                 results[(name, rate)] = r
-                console.print(f"p50 {pct(r['latencies'], 50):.2f} ms, errors {len(r['errors'])}")
+                loads.append(os.getloadavg()[0])
+                console.print(f"p50 {r['p50']:.2f} ms, errors {r['errors']}"
+                              + (f" {r['error_kinds']}" if r["errors"] else ""))
         report(rates, targets, results)
+        console.print(f"load average (1 min) during the run: {min(loads):.2f} to {max(loads):.2f}; "
+                      f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
         db = work / "fledgling.db"
         stop(gw)
         procs.remove(gw)
@@ -294,14 +453,16 @@ def main() -> None:
             import sqlite3
 
             stored = sqlite3.connect(db).execute("select count(*) from calls").fetchone()[0]
-            sent = sum(len(results[(name, r)]["latencies"]) for r in rates
-                       for name in ("fledgling", "fledgling-responses"))
+            sent = sum(results[(name, r)]["ok"] for r in rates for name in ("fledgling", "fledgling-responses"))
             console.print(f"recorded by the gateway: {stored} calls in the store "
                           f"(>= {sent} answered in the timed runs, plus warm-up)")
     finally:
         for p in procs:
             stop(p)
-        upstream_proc.terminate()
+        if standin is not None:
+            stop(standin)
+        if upstream_proc is not None:
+            upstream_proc.terminate()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -316,34 +477,31 @@ def report(rates: list[float], targets: dict[str, str], results: dict) -> None:
         table.add_column(col, justify="right")
     for rate in rates:
         for name in targets:
-            base = results[("direct-responses" if name.endswith("responses") else "direct", rate)]["latencies"]
+            base = results[("direct-responses" if name.endswith("responses") else "direct", rate)]
             r = results[(name, rate)]
-            lat = r["latencies"]
-            row = [name, f"{rate:.0f}", str(len(lat)), str(len(r["errors"])), f"{r['achieved']:.0f}",
-                   *(f"{pct(lat, q):.2f}" for q in (50, 90, 99))]
+            row = [name, f"{rate:.0f}", str(r["ok"]), str(r["errors"]), f"{r['achieved']:.0f}",
+                   *(f"{r[f'p{q}']:.2f}" for q in (50, 90, 99))]
             row += (["-"] * 3 if name.startswith("direct") else
-                    [f"{pct(lat, q) - pct(base, q):+.2f}" for q in (50, 90, 99)])
+                    [f"{r[f'p{q}'] - base[f'p{q}']:+.2f}" for q in (50, 90, 99)])
             table.add_row(*row)
     console.print(table)
     best = {name: max((rate for rate in rates if held(results[(name, rate)], rate)), default=0.0)
             for name in targets}
     for name, rate in best.items():
         top = max(results[(name, r)]["achieved"] for r in rates)
-        console.print(f"highest rate held with zero errors: {name:>9} {rate:.0f} req/s "
+        console.print(f"highest rate held with zero errors: {name:>19} {rate:.0f} req/s "
                       f"(most answered per second at any rate: {top:.0f})")
     if "litellm" in targets:
         for rate in rates:
-            base = results[("direct", rate)]["latencies"]
-            f = results[("fledgling", rate)]["latencies"]
-            ll = results[("litellm", rate)]["latencies"]
-            if f and ll:
-                ratios = [(pct(ll, q) - pct(base, q)) / max(pct(f, q) - pct(base, q), 1e-3)
-                          for q in (50, 99)]
+            base, f, ll = (results[(n, rate)] for n in ("direct", "fledgling", "litellm"))
+            if f["ok"] and ll["ok"]:
+                ratios = [(ll[f"p{q}"] - base[f"p{q}"]) / max(f[f"p{q}"] - base[f"p{q}"], 1e-3) for q in (50, 99)]
                 console.print(f"at {rate:.0f} req/s LiteLLM adds {ratios[0]:.1f}x (p50) and "
                               f"{ratios[1]:.1f}x (p99) the latency Fledgling adds")
         top = {n: max(results[(n, r)]["achieved"] for r in rates) for n in ("fledgling", "litellm")}
         console.print(f"throughput: Fledgling answered up to {top['fledgling']:.0f} req/s, LiteLLM "
-                      f"up to {top['litellm']:.0f} req/s ({top['fledgling'] / max(top['litellm'], 1e-9):.1f}x)")
+                      f"up to {top['litellm']:.0f} req/s ({top['fledgling'] / max(top['litellm'], 1e-9):.1f}x); "
+                      f"highest rate held: {best['fledgling']:.0f} vs {best['litellm']:.0f} req/s")
 
 
 if __name__ == "__main__":
