@@ -213,8 +213,8 @@ def main() -> None:
         del slow
         for engine, m, load in rows:
             same = sum(a == b for a, b in zip(m["texts"], ref["texts"], strict=False))
-            table.add_row(label, engine, str(m["n"]), f"{m['p50']:.0f}", f"{m['p95']:.0f}", f"{m['tok_s']:.0f}",
-                          f"{m['tok_s'] / ref['tok_s']:.1f}x", f"{m['tokens']:.1f}", f"{m['steps']:.1f}",
+            table.add_row(label, engine, str(m["n"]), f"{m['p50']:.0f}", f"{m['p95']:.0f}", f"{m['tok_s']:.1f}",
+                          f"{m['tok_s'] / ref['tok_s']:.2f}x", f"{m['tokens']:.1f}", f"{m['steps']:.1f}",
                           f"{m['valid']:.0%}", f"{m['tool']:.0%}", f"{same}/{len(ref['texts'])}", f"{load:.1f}")
     if recorded:
         table.add_row("recorded LLM", "(the demo's traffic)", str(len(recorded)), f"{pct(recorded, 0.5):.0f}",
