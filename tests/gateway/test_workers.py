@@ -148,3 +148,41 @@ def _up(url: str) -> bool:
         return httpx.get(url + "/health", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_supervisor_killed_workers_drain_and_exit(store_url: str, tmp_path: Path) -> None:
+    spool_dir = tmp_path / "spool"
+    with ServerThread(FaultyUpstream()) as up:
+        config = write_config(tmp_path / "fledgling.toml", up + "/v1", store_url, spool_dir, fsync_ms=200)
+        port = free_port()
+        env = {**os.environ, "FLEDGLING_CONFIG": str(config)}
+        env.pop("FLEDGLING_GATEWAY_KEYS", None)
+        sup = subprocess.Popen([sys.executable, "-c", "from fledgling.cli import main; main()", "gateway",
+                                "--port", str(port), "--workers", "2"], env=env, cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        workers: list[int] = []
+        try:
+            _wait_for(lambda: len(_children(sup.pid)) == 2 and _up(url), timeout=60)
+            workers = _children(sup.pid)
+            with httpx.Client(timeout=5, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+                ids = [client.post(url + "/v1/chat/completions", json=BODY).headers["x-fledgling-call-id"]
+                       for _ in range(60)]
+            os.kill(sup.pid, signal.SIGKILL)  # within the 200 ms fsync window of the last calls
+            sup.wait(10)
+            _wait_for(lambda: all(_gone(w) for w in workers))
+        finally:
+            for w in workers:
+                if not _gone(w):
+                    os.kill(w, signal.SIGKILL)
+    with Store(store_url) as store:
+        stored = {c.id for c in store.iter_calls()}
+    assert set(ids) <= stored  # the workers drained on the SIGTERM the kernel sent them
+    assert list(spool_dir.glob("*.spool")) == []

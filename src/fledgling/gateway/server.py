@@ -141,6 +141,7 @@ def serve_workers(n: int, sock: socket.socket, run_worker: Callable[[int], int],
     started: dict[int, float] = {}  # worker index -> when it was last started
     quick_deaths = dict.fromkeys(range(n), 0)
     status = 0
+    supervisor = os.getpid()
 
     def start(index: int) -> None:
         pid = os.fork()
@@ -149,6 +150,7 @@ def serve_workers(n: int, sock: socket.socket, run_worker: Callable[[int], int],
             try:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     signal.signal(sig, signal.SIG_DFL)
+                _stop_with(supervisor)
                 code = run_worker(index)
             except BaseException as exc:  # noqa: BLE001 - the worker must exit, never return here
                 sys.stderr.write(f"gateway worker {index}: {type(exc).__name__}: {exc}\n")
@@ -200,3 +202,16 @@ def serve_workers(n: int, sock: socket.socket, run_worker: Callable[[int], int],
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return status
+
+
+def _stop_with(supervisor: int) -> None:
+    """Linux: have the kernel send this worker SIGTERM (a graceful drain) if the supervisor dies,
+    even by `kill -9`, so no worker is left serving on its own."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    if os.getppid() != supervisor:  # it died before the call above
+        os.kill(os.getpid(), signal.SIGTERM)
