@@ -179,6 +179,8 @@ def _cost(report: dict[str, Any], runs: list[dict[str, Any]]) -> str:
                     f"<td class=muted>{escape(run.get('cost_note') or '')}</td></tr>")
     volume = report.get("monthly_volume") or {}
     note = f"<p class=muted>Monthly volume: {escape(volume.get('note') or 'unknown')}.</p>"
+    if (usage := report.get("usage")) is not None:
+        note += f"<p class=muted>Usage: {escape(usage['note'])}.</p>"
     return ("<table><tr><th>run</th><th class=num>cost per 1,000 calls</th>"
             "<th class=num>monthly saving vs reference</th><th>how it is priced</th></tr>"
             + "".join(rows) + "</table>" + note)

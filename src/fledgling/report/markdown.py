@@ -56,6 +56,8 @@ def render_markdown(report: dict[str, Any]) -> str:
                    f"cost {run.get('cost_note') or 'unpriced'}")
     volume = r.get("monthly_volume") or {}
     out.append(f"- Monthly volume: {volume.get('note') or 'unknown'}")
+    if (usage := r.get("usage")) is not None:
+        out.append(f"- Usage: {usage['note']}")
     out += ["", "## Worst failures", ""]
     for f in r["worst_failures"]:
         out.append(f"- `{f['call_id']}`: {f['differs']}; input: {str(f['input'])[:120]!r}")

@@ -79,6 +79,7 @@ def build_report(store: Store, settings: Settings, task: str, split: str = "test
         "tool_call_items": _tool_call_items(runs, call_by_id),
         "monthly_calls": monthly,
         "monthly_volume": volume,
+        "usage": usage_coverage(store, task, call_by_id),
         "worst_failures": _worst(primary, reference, call_by_id) if primary else [],
     }
 
@@ -129,6 +130,24 @@ def _candidate(run: EvalRun, decision: Decision, reference: EvalRun | None, mont
     info["monthly_saving_usd"] = ((ref_cost - cand_cost) / 1000 * monthly
                                   if ref_cost is not None and cand_cost is not None and monthly else None)
     return info
+
+
+def usage_coverage(store: Store, task: str, evaluated: dict[str, Any]) -> dict[str, Any]:
+    """How many calls lack usage (their source reported none: tokens and cost unknown, not 0),
+    among the task's stored calls and among the evaluated ones, with a sentence saying so."""
+    groups = store.stats(CallFilter(task=task), by=("task",))
+    stored, unknown = sum(g.calls for g in groups), sum(g.without_usage for g in groups)
+    calls = [c for c in evaluated.values() if c is not None]
+    unknown_evaluated = sum(1 for c in calls if c.usage.missing)
+    if not unknown:
+        note = f"all {stored:,} stored calls of the task have usage reported by their source"
+    else:
+        note = (f"{unknown:,} of {stored:,} stored calls of the task have no usage reported by their source "
+                f"(tokens and cost unknown); {unknown_evaluated:,} of the {len(calls):,} evaluated calls")
+        if unknown_evaluated:
+            note += ", which the recorded cost leaves out, so it reads low"
+    return {"calls": stored, "without_usage": unknown, "evaluated": len(calls),
+            "evaluated_without_usage": unknown_evaluated, "note": note}
 
 
 def monthly_volume(store: Store, task: str, configured: float | None,
