@@ -171,7 +171,10 @@ def _await_worker(store: Store, job_id: str, proc: subprocess.Popen[bytes], log:
     """Wait for the worker (so it leaves no zombie); a worker that exits without ending its
     job (a crash, a kill -9) leaves it failed with its exit status and the log's last lines."""
     code = proc.wait()
-    job = store.jobs.get(job_id)
+    try:
+        job = store.jobs.get(job_id)
+    except Exception:  # the store went away meanwhile (shutdown): reap() settles the job later
+        return
     if job is None or not job.active:
         return
     tail = read_log(job_id, log.parent, 2000)
