@@ -503,15 +503,13 @@ def check_calls(calls: Iterable[Call], contract: Contract, *, examples: int = 5)
 def save_contract(store: Store, contract: Contract) -> bool:
     """Store a contract version; False when that exact version was stored before.
 
-    Tools keep `strict` inside their JSON; the output format's flag rides in the stats JSON
-    (`output_strict`) as the contracts table has no column of its own for it."""
-    stats = contract.stats if contract.output_strict is None else {
-        **contract.stats, "output_strict": contract.output_strict}
+    Tools keep `strict` inside their JSON; the output format's flag has its own column."""
     return store.put_contract(task=contract.task, version=contract.version, kind=contract.kind,
                               n_calls=int(contract.stats.get("n", 0)),
                               tools=[t.model_dump(exclude={"strict"} if t.strict is None else None)
                                      for t in contract.tools],
-                              output_schema=contract.output_schema, stats=stats)
+                              output_schema=contract.output_schema, output_strict=contract.output_strict,
+                              stats=contract.stats)
 
 
 def load_contract(store: Store, task: str, version: str | None = None) -> Contract | None:
@@ -526,7 +524,10 @@ def load_contract(store: Store, task: str, version: str | None = None) -> Contra
         return None
     row = rows[0]
     stats = dict(row["stats"] or {})
-    output_strict = stats.pop("output_strict", None)
+    in_stats = stats.pop("output_strict", None)  # where rows written before migration 0011 kept it
+    output_strict = row.get("output_strict")
+    if output_strict is None and isinstance(in_stats, bool):
+        output_strict = in_stats
     return Contract(task=row["task"], version=row["version"], kind=row["kind"],
                     tools=[ToolSpec.model_validate(t) for t in row["tools"]],
                     output_schema=row["output_schema"], output_strict=output_strict, stats=stats)

@@ -283,9 +283,11 @@ class Store:
     # -- contracts -----------------------------------------------------------------------------
 
     def put_contract(self, *, task: str, version: str, kind: str, n_calls: int, tools: list,
-                     output_schema: dict | None, stats: dict, conn: Connection | None = None) -> bool:
+                     output_schema: dict | None, stats: dict, output_strict: bool | None = None,
+                     conn: Connection | None = None) -> bool:
         """Store a contract version. Returns False when that version existed; its observed
-        stats and call count are then refreshed (the schemas, being the version, cannot differ)."""
+        stats and call count are then refreshed (the schemas, being the version, cannot differ).
+        `output_strict`: the output format's `strict` flag (None: it did not say)."""
         key = and_(contracts_t.c.task == task, contracts_t.c.version == version)
         with self._use(conn) as c:
             if c.execute(select(contracts_t.c.version).where(key)).first() is not None:
@@ -293,7 +295,8 @@ class Store:
                 return False
             c.execute(contracts_t.insert().values(
                 task=task, version=version, kind=kind, created_at=datetime.now(UTC),
-                n_calls=n_calls, tools=tools, output_schema=output_schema, stats=stats))
+                n_calls=n_calls, tools=tools, output_schema=output_schema, output_strict=output_strict,
+                stats=stats))
             return True
 
     def contracts(self, task: str) -> list[dict[str, Any]]:

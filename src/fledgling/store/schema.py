@@ -74,6 +74,7 @@ contracts = Table(
     Column("n_calls", Integer, nullable=False),
     Column("tools", Json, nullable=False),
     Column("output_schema", Json),
+    Column("output_strict", Boolean),  # the json_schema response format's `strict`; NULL: it did not say
     Column("stats", Json, nullable=False),
 )
 
