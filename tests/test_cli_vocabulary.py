@@ -22,7 +22,8 @@ from tests.curate.conftest import make_call
 # Commands that change something or serve; every other command reads, and prints JSON on --json.
 ACTIONS = {"demo", "demo generate", "ui", "gateway", "import openai-jsonl", "import otel", "import langfuse",
            "contracts infer", "curate", "train", "eval", "models add", "models select", "publish",
-           "rollout set", "rollout rollback", "rollout calibrate"}
+           "rollout set", "rollout rollback", "rollout calibrate", "export otel",
+           "export langfuse-scores"}
 
 
 def commands(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:

@@ -32,8 +32,7 @@ app = typer.Typer(
 )
 
 PathsArg = typer.Argument(..., exists=False, help="Files to import (JSON or JSON Lines).")
-StrictOpt = typer.Option(False, "--strict", help="Refuse a whole file when any record in it is "
-                         "not understood, instead of skipping that record with a warning.")
+StrictOpt = options.strict()
 TaskOpt = options.task("Put every call in this task. Default: the task named in the record "
                        "(metadata `fledgling.task`/`task`, Langfuse trace name), else one "
                        "derived from the system prompt.", required=False)

@@ -32,6 +32,7 @@ VOCABULARY: dict[str, str] = {
     "--contract-version": "a stored contract version (a unique prefix of its hash)",
     "--workers/-w": "worker processes",
     "--watch": "refresh until what is watched ends",
+    "--strict": "refuse a whole input when any record in it is not understood",
     "--bind-host/--host": "the interface a server (ui, gateway) listens on",
     "--port": "the port a server listens on",
     "--log-level": "the server's (uvicorn's) log level",
@@ -89,6 +90,11 @@ def contract_version() -> Any:
 
 def workers(help: str) -> Any:
     return typer.Option(None, "--workers", "-w", help=help)
+
+
+def strict(help: str = "Refuse a whole file when any record in it is not understood, instead of "
+                            "skipping that record with a warning.") -> Any:
+    return typer.Option(False, "--strict", help=help)
 
 
 def watch(help: str = "Refresh every second until it ends.") -> Any:
