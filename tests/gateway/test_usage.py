@@ -65,7 +65,8 @@ def test_the_usage_strip_on_pieces_cut_anywhere():
               b"data: [DONE]\n\n"]
     for sep in (b"\n", b"\r\n"):
         events_sep = [e.replace(b"\n", sep) for e in events]
-        whole, expected = b"".join(events_sep), events_sep[0] + events_sep[1] + events_sep[3]
+        whole = b"".join(events_sep)
+        expected = (events_sep[0] + events_sep[1]).replace(b',"usage":null', b"") + events_sep[3]
         for cut in range(1, len(whole)):
             strip = UsageStrip()
             out = strip.feed(whole[:cut]) + strip.feed(whole[cut:]) + strip.flush()

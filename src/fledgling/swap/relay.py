@@ -268,8 +268,9 @@ _EVENT_END = re.compile(rb"\r?\n\r?\n")  # a blank line ends an SSE event (LF or
 class UsageStrip:
     """Takes a chat-completions SSE stream piece by piece and gives back what the client gets:
     every event but the usage the gateway asked for (a chunk with no choices is dropped, a
-    `usage` riding on a chunk with choices is taken off it). An event split across pieces
-    waits for its end."""
+    `usage` riding on a chunk with choices is taken off it, and so is the `"usage": null` that
+    OpenAI puts on every chunk once usage is asked for). An event split across pieces waits for
+    its end."""
 
     def __init__(self) -> None:
         self._pending = b""
@@ -302,10 +303,10 @@ class UsageStrip:
                 chunk = orjson.loads(line[5:].strip())
             except orjson.JSONDecodeError:
                 return event
-            if not isinstance(chunk, dict) or chunk.get("usage") is None:
+            if not isinstance(chunk, dict) or "usage" not in chunk:
                 return event
-            if not chunk.get("choices"):
-                return b""
+            if chunk["usage"] is not None and not chunk.get("choices"):
+                return b""  # the usage-only chunk the client did not ask for
             lines[i] = b"data: " + orjson.dumps({k: v for k, v in chunk.items() if k != "usage"}) + (
                 b"\r" if lines[i].endswith(b"\r") else b"")
         return b"\n".join(lines)
