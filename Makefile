@@ -13,12 +13,12 @@ LOCK   := constraints.txt
 NODE_DIR   := tests/frameworks/node
 NODE_STAMP := $(NODE_DIR)/node_modules/.fledgling-installed
 
-.PHONY: demo test check lint setup postgres browser clean bench lock
+.PHONY: demo test check lint setup postgres browser loadtools clean bench lock
 
 demo: $(STAMP)
 	$(VENV)/bin/fledgling demo
 
-test: $(STAMP) $(NODE_STAMP) postgres browser lint
+test: $(STAMP) $(NODE_STAMP) postgres browser loadtools lint
 	FLEDGLING_TEST_PG_URL="$$(scripts/postgres.sh url)" $(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 # The inner loop: lint, types, layers, and the tests that need neither PostgreSQL nor Chromium
@@ -76,6 +76,12 @@ postgres:
 browser:
 	@test -x /usr/bin/chromium || { echo "installing Chromium from Debian's packages" >&2; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# nginx (the load balancer in tests/gateway/test_nginx.py, the stand-in upstream of
+# benchmarks/gateway_overhead.py) and wrk (that benchmark's load generator)
+loadtools:
+	@test -x /usr/sbin/nginx -a -x /usr/bin/wrk || { echo "installing nginx-light and wrk from Debian's packages" >&2; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light wrk >/dev/null; }
 
 bench: $(STAMP) postgres
 	FLEDGLING_BENCH_PG_URL="$$(scripts/postgres.sh url)" $(PY) benchmarks/ingest.py
