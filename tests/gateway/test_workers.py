@@ -87,9 +87,13 @@ def test_two_workers_kill_9_one_every_acknowledged_call_stored_once(store_url: s
         try:
             _wait_for(lambda: len(_children(sup.pid)) == 2 and _up(url), timeout=60)
             workers = _children(sup.pid)
+            # /health says which worker answered it; fresh connections reach both
+            seen: set[int] = set()
+            _wait_for(lambda: seen.add(httpx.get(url + "/health").json()["worker"]["pid"]) or seen == set(workers))
             load = Load(url)
             # both workers take traffic: each has spool files of its own
-            _wait_for(lambda: len(load.answered) >= 500 and all(_files_of(spool_dir, w) for w in workers))
+            _wait_for(lambda: all(_files_of(spool_dir, w) for w in workers)
+                      and sum(at < time.monotonic() - 1.0 for _, at, _ in load.answered) >= 250)
 
             # Freeze the supervisor so the dead worker's files can be read before its successor
             # replays them; the other worker keeps serving meanwhile.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from fledgling.cli import options, session
@@ -105,6 +107,7 @@ def _serve_workers(workers: int, host: str, port: int, upstream: str | None, key
     def run_worker(index: int) -> int:
         app_ = build_app(settings, Store(settings.db_url, migrate=False), upstream=upstream, keys=keys,
                          access_log=access_log)
+        app_.worker = {"index": index, "pid": os.getpid(), "workers": workers}
         serve(app_, sock, log_level=log_level)
         stats = app_.recorder.stats()
         con.print(f"worker {index} stopped; {stats['stored']} calls stored this run"

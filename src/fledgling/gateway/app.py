@@ -74,6 +74,7 @@ class GatewayApp:
                                  max_body_bytes=settings.gateway.max_body_bytes)
         self.admin = Admin(self.swap, admin_keys(keys) if admin is None else admin)
         self.hosts = None if keys else HostCheck()  # no key: a DNS-rebinding page must not drive it
+        self.worker: dict[str, int] | None = None  # `--workers N`: which one this is (gateway/server.py)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -165,7 +166,8 @@ class GatewayApp:
         `refused` counts the requests the gateway answered with its own error."""
         status, reasons = self.recorder.health()
         return {"status": status, "reasons": reasons, "recorder": self.recorder.stats(),
-                "otlp": self.otlp.stats(), "refused": dict(self.refused.most_common())}
+                "otlp": self.otlp.stats(), "refused": dict(self.refused.most_common()),
+                **({"worker": self.worker} if self.worker else {})}
 
     def _refuse(self, method: str, path: str, problem: Problem) -> None:
         """One log line and one count for a request the gateway did not serve."""
