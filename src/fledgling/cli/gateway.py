@@ -25,10 +25,10 @@ def gateway(
         None, "--access-log/--no-access-log",
         help="Log one line per request (method, path, status, ms) to stderr (default: [gateway] "
              "access_log). Refused requests are logged either way."),
-    workers: int = typer.Option(
-        1, "--workers", min=1, max=256,
-        help="Serving processes sharing the port, each with its own spool files and store writer, "
-             "all on the one store; a worker that dies is restarted and replays its spool."),
+    workers: int = options.workers(
+        "Serving processes sharing the port (1 to 256), each with its own spool files and store "
+        "writer, all on the one store; a worker that dies is restarted and replays its spool.",
+        default=1),
 ) -> None:
     """Serve the OpenAI chat-completions and Responses APIs and the Anthropic Messages API,
     forward every call upstream, and record it.
@@ -47,6 +47,8 @@ def gateway(
     port = gw.port if port is None else port
     keys = gateway_keys()
     check_bind(host, keys)
+    if not 1 <= workers <= 256:
+        raise typer.BadParameter(f"{workers}: use 1 to 256 workers", param_hint="--workers")
     if workers > 1:
         return _serve_workers(workers, host, port, upstream, keys, access_log, log_level)
     app_ = build_app(settings, session.store(), upstream=upstream, keys=keys, access_log=access_log)

@@ -88,8 +88,8 @@ def contract_version() -> Any:
                         help="A stored contract version (a unique prefix works); default: the newest.")
 
 
-def workers(help: str) -> Any:
-    return typer.Option(None, "--workers", "-w", help=help)
+def workers(help: str, default: int | None = None) -> Any:
+    return typer.Option(default, "--workers", "-w", help=help)
 
 
 def strict(help: str = "Refuse a whole file when any record in it is not understood, instead of "
