@@ -122,7 +122,7 @@ def main() -> None:
 
     fast = open_backend(resolve_model("gguf:smollm2"), prompt="compact", contract=contract,
                         max_new_tokens=args.max_new_tokens, threads=threads, engine="llama.cpp")
-    if getattr(fast, "engine", None) == "llama.cpp":
+    if getattr(fast, "engine_name", None) == "llama.cpp":
         fast.variant().generate_sync(requests[:1])  # type: ignore[attr-defined]
         for constrained in (False, True):
             label = f"llama.cpp, one at a time, Q4_1{', constrained' if constrained else ''}"

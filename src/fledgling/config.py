@@ -46,7 +46,9 @@ class ModelSettings(_Strict):
     base: str | None = None
     path: str | None = None
     adapter: str | None = None
-    engine: Engine = Field(default="auto", description=(
+    # `engine` in fledgling.toml; the attribute has its own name so that `.engine` stays the
+    # store's database engine alone (tests/store/test_layering.py).
+    local_engine: Engine = Field(default="auto", alias="engine", description=(
         "local models: llama.cpp (fast on CPU; GGUF weights, an adapter is converted), transformers, "
         "or auto (llama.cpp when it is installed and the weights are or derive from a GGUF)"))
     usd_per_mtok_in: float | None = Field(default=None, ge=0)

@@ -25,7 +25,7 @@ from fledgling.models.generation import ModelBackend
 from fledgling.models.spec import ModelSpec, resolve_model
 
 ITEMS = {"support-agent": 48, "ticket-triage": 12}
-MAX_NEW_TOKENS = 96
+MAX_NEW_TOKENS = 160
 BATCH = 12
 BASE_SLM = "gguf:smollm2"
 
@@ -74,7 +74,7 @@ def evaluate_baselines(ctx: Any) -> str:
     recorded, base = resolve_model("recorded"), resolve_model(BASE_SLM)
     with ctx.console.status(f"loading {base.name}"):
         slm = open_local(base, max_new_tokens=MAX_NEW_TOKENS, batch_size=BATCH, prompt="compact")
-    ctx.console.print(f"  {base.name} on the {getattr(slm, 'engine', 'transformers')} engine, "
+    ctx.console.print(f"  {base.name} on the {slm.engine_name} engine, "
                       f"loaded in {slm.load_seconds:.1f} s", highlight=False)
     parts = []
     for task in TASKS:

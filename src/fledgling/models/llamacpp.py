@@ -73,7 +73,7 @@ def load_tokenizer(directory: str | Path, gguf_file: str | None) -> Any:
 class LlamaCppBackend:
     """A GGUF model (+ a GGUF LoRA adapter) answering chat-completions requests through llama.cpp."""
 
-    engine = ENGINE
+    engine_name = ENGINE
 
     def __init__(self, name: str, model_path: str | Path, *, tokenizer: Any, lora_path: str | Path | None = None,
                  constrained: bool = False, batch_size: int = 16, max_new_tokens: int = 256,

@@ -121,6 +121,8 @@ def default_dtype(device: str) -> str:
 class LocalBackend:
     """A transformers causal LM answering chat-completions requests on CPU or CUDA."""
 
+    engine_name = "transformers"
+
     def __init__(self, name: str, path: str | Path, *, gguf_file: str | None = None,
                  adapter: str | Path | None = None, constrained: bool = False,
                  batch_size: int = 16, max_new_tokens: int = 256, device: str | None = None,

@@ -169,7 +169,7 @@ def choose_engine(ms: ModelSettings, engine: str | None = None) -> str:
     warning and the transformers engine, never a failure."""
     from fledgling.models.llamacpp import available
 
-    choice = engine or ms.engine
+    choice = engine or ms.local_engine
     if choice not in ("auto", "llama.cpp", "transformers"):
         raise ConfigError(f"unknown engine {choice!r}; use auto, llama.cpp or transformers")
     if choice == "transformers":

@@ -109,7 +109,7 @@ class Candidate:
             self.fingerprint["decoding"].update(prompt=getattr(backend, "prompt", None),
                                                 task=getattr(backend, "task", None),
                                                 allow_text=getattr(backend, "allow_text", None),
-                                                engine=getattr(backend, "engine", "transformers"),
+                                                engine=getattr(backend, "engine_name", "transformers"),
                                                 jump_forward=getattr(backend, "jump_forward", None))
 
     def prepare(self, body: dict[str, Any]) -> dict[str, Any]:
