@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import typer
 
@@ -38,7 +39,7 @@ def gateway(
     trace store in the background; Ctrl-C drains both before exiting.
     """
     from fledgling.gateway.pipeline import gateway_keys
-    from fledgling.gateway.server import bind, build_app, check_bind, serve
+    from fledgling.gateway.server import build_app, check_bind, serve
     from fledgling.urls import mask_url
 
     settings = session.settings()
@@ -52,13 +53,7 @@ def gateway(
     if workers > 1:
         return _serve_workers(workers, host, port, upstream, keys, access_log, log_level)
     app_ = build_app(settings, session.store(), upstream=upstream, keys=keys, access_log=access_log)
-    try:
-        sock = bind(host, port)
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port "
-                          "or stop what is using it") from None
-    bound = sock.getsockname()[1]
-    url = f"http://{host if ':' not in host else f'[{host}]'}:{bound}/v1"
+    sock, url = _listen(host, port)
     con = session.console
     con.print(f"[bold green]Fledgling gateway[/] listening on [bold]{url}[/]")
     for u in app_.router.upstreams():
@@ -82,7 +77,7 @@ def gateway(
 def _serve_workers(workers: int, host: str, port: int, upstream: str | None, keys: frozenset[str],
                    access_log: bool | None, log_level: str) -> None:
     """`--workers N`: bind, migrate the store once, then fork N workers (gateway/server.py)."""
-    from fledgling.gateway.server import bind, build_app, serve, serve_workers
+    from fledgling.gateway.server import build_app, serve, serve_workers
     from fledgling.store import Store
 
     settings = session.settings()
@@ -90,13 +85,7 @@ def _serve_workers(workers: int, host: str, port: int, upstream: str | None, key
     store = Store(settings.db_url)  # migrates once, here, not N times at once in the workers
     safe_url = store.safe_url
     store.close()
-    try:
-        sock = bind(host, port)
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port "
-                          "or stop what is using it") from None
-    bound = sock.getsockname()[1]
-    url = f"http://{host if ':' not in host else f'[{host}]'}:{bound}/v1"
+    sock, url = _listen(host, port)
     con = session.console
     con.print(f"[bold green]Fledgling gateway[/] listening on [bold]{url}[/] with {workers} workers")
     con.print(f"  recording to {safe_url} via spool {gw.spool_dir} (one set of files per worker, "
@@ -120,3 +109,16 @@ def _serve_workers(workers: int, host: str, port: int, upstream: str | None, key
     sock.close()
     if code:
         raise typer.Exit(code)
+
+
+def _listen(host: str, port: int) -> tuple[Any, str]:
+    """The bound socket and the base URL agents are pointed at; a port in use is one clear error."""
+    from fledgling.gateway.server import bind
+
+    try:
+        sock = bind(host, port)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port "
+                          "or stop what is using it") from None
+    bound = sock.getsockname()[1]
+    return sock, f"http://{host if ':' not in host else f'[{host}]'}:{bound}/v1"
