@@ -40,9 +40,7 @@ from fledgling.models.generation import Generation
 from fledgling.models.local import decode_threads, read_answer
 from fledgling.models.prompting import (
     PROMPT_FORMATS,
-    SPECIALIST_PROMPTS,
-    render_compact_prompt,
-    render_prompt,
+    render_in_format,
     template_renders_tools,
 )
 
@@ -147,10 +145,8 @@ class LlamaCppBackend:
         return other
 
     def render(self, request: Request) -> str:
-        if self.prompt in SPECIALIST_PROMPTS:
-            return render_compact_prompt(self.tokenizer, request, task=self.task,
-                                         signatures=self.prompt == "compact")
-        return render_prompt(self.tokenizer, request, native_tools=self.native_tools)
+        return render_in_format(self.tokenizer, request, prompt=self.prompt, task=self.task,
+                                native_tools=self.native_tools)
 
     async def generate(self, requests: list[Request]) -> list[Generation]:
         return await asyncio.to_thread(self.generate_sync, requests)

@@ -42,8 +42,7 @@ from fledgling.models.prompting import (
     PROMPT_FORMATS,
     SPECIALIST_PROMPTS,
     output_schema,
-    render_compact_prompt,
-    render_prompt,
+    render_in_format,
     template_renders_tools,
 )
 from fledgling.models.tool_text import parse_json_content, parse_tool_calls
@@ -218,10 +217,8 @@ class LocalBackend:
 
     def render(self, request: Request) -> str:
         """The prompt text the model reads for `request`, in this backend's format."""
-        if self.prompt in SPECIALIST_PROMPTS:
-            return render_compact_prompt(self.tokenizer, request, task=self.task,
-                                         signatures=self.prompt == "compact")
-        return render_prompt(self.tokenizer, request, native_tools=self.native_tools)
+        return render_in_format(self.tokenizer, request, prompt=self.prompt, task=self.task,
+                                native_tools=self.native_tools)
 
     async def generate(self, requests: list[Request]) -> list[Generation]:
         return await asyncio.to_thread(self.generate_sync, requests)

@@ -127,6 +127,15 @@ def render_prompt(tokenizer: Any, request: Request, *, native_tools: bool) -> st
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
+def render_in_format(tokenizer: Any, request: Request, *, prompt: str, task: Any,
+                     native_tools: bool) -> str:
+    """The prompt text a local model reads for `request` in prompt format `prompt`, whatever
+    engine runs it (transformers or llama.cpp read the same text)."""
+    if prompt in SPECIALIST_PROMPTS:
+        return render_compact_prompt(tokenizer, request, task=task, signatures=prompt == "compact")
+    return render_prompt(tokenizer, request, native_tools=native_tools)
+
+
 def render_compact_prompt(tokenizer: Any, request: Request, *, task: str, signatures: bool = True) -> str:
     """The specialist prompt for `request`, rendered exactly as the trainer renders its examples
     (`signatures=False`: the `lean` variant)."""
