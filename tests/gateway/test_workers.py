@@ -69,6 +69,15 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
+def _successor(children: list[int], victim: int, survivor: int, box: list[int]) -> bool:
+    """True once the supervisor has replaced the victim; the new worker's pid goes in box."""
+    fresh = [p for p in children if p not in (victim, survivor)]
+    if len(children) == 2 and survivor in children and fresh:
+        box.append(fresh[0])
+        return True
+    return False
+
+
 def _files_of(spool_dir: Path, pid: int) -> list[Path]:
     return sorted(spool_dir.glob(f"*-{pid}.spool"))
 
@@ -110,8 +119,10 @@ def test_two_workers_kill_9_one_every_acknowledged_call_stored_once(store_url: s
             os.kill(sup.pid, signal.SIGCONT)
 
             # the supervisor restarts the worker, which replays the dead one's files
-            _wait_for(lambda: len(_children(sup.pid)) == 2 and victim not in _children(sup.pid))
-            successor = next(p for p in _children(sup.pid) if p != survivor)
+            # one read of the children per check: two reads can straddle the reaping of the victim
+            successor_box: list[int] = []
+            _wait_for(lambda: _successor(_children(sup.pid), victim, survivor, successor_box))
+            successor = successor_box[0]
             _wait_for(lambda: not any(f.exists() for f in dead_files))
             mark = len(load.answered)
             _wait_for(lambda: len(load.answered) >= mark + 300 and bool(_files_of(spool_dir, successor)))

@@ -65,7 +65,7 @@ def test_train_a_tiny_model_from_the_dashboard_watch_it_and_find_it_in_the_catal
     store, workdir, server, _ = jobs_env
     page = watched.page
     job_id = _start(page, server.url, "train", {
-        "base": str(workdir / "tiny"), "epochs": 1, "max_examples": 48, "batch_size": 2, "grad_accum": 1,
+        "base": str(workdir / "tiny"), "epochs": 4, "max_examples": 160, "batch_size": 1, "grad_accum": 1,
         "max_length": 256, "rank": 4, "seed": 0, "precision": "fp32", "out_dir": str(workdir / "run")})
     assert job_id.startswith("train-support-agent-")
     assert store.jobs.get(job_id).active
