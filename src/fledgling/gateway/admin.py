@@ -21,6 +21,7 @@ import asyncio
 import functools
 import hmac
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -49,6 +50,8 @@ class Admin:
     def __init__(self, swap: SwapRouter, keys: frozenset[str]):
         self.swap = swap
         self.keys = tuple(k.encode() for k in keys)
+        # `--workers N`: this worker's figures -> the whole gateway's (GatewayApp.swap_view)
+        self.aggregate: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
 
     def authenticate(self, headers: dict[str, str]) -> None:
         if not self.keys:
@@ -69,7 +72,8 @@ class Admin:
             await self.swap.live.refresh()
             await send_json(send, 200, {"tasks": [_state(t) for t in self.swap.live.tasks()]})
         elif parts == ["swap"] and method == "GET":
-            await send_json(send, 200, self.figures())
+            mine = self.figures()
+            await send_json(send, 200, mine if self.aggregate is None else await self.aggregate(mine))
         elif len(parts) in (2, 3) and parts[0] == "rollout" and method == "POST":
             body = await _json_body(receive, headers)
             task = parts[1]

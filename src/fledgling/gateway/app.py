@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from collections import Counter
@@ -31,7 +32,7 @@ import orjson
 from fledgling.capture.apis import Api
 from fledgling.capture.recording.recorder import Recorder
 from fledgling.config import Settings
-from fledgling.gateway import otlp
+from fledgling.gateway import otlp, workers
 from fledgling.gateway.admin import PREFIX as ADMIN_PREFIX
 from fledgling.gateway.admin import Admin, admin_keys
 from fledgling.gateway.pipeline import Pipeline, gateway_keys
@@ -75,6 +76,8 @@ class GatewayApp:
         self.admin = Admin(self.swap, admin_keys(keys) if admin is None else admin)
         self.hosts = None if keys else HostCheck()  # no key: a DNS-rebinding page must not drive it
         self.worker: dict[str, int] | None = None  # `--workers N`: which one this is (gateway/server.py)
+        self.admin.aggregate = self.swap_view
+        self._publisher: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -90,8 +93,13 @@ class GatewayApp:
                 await self.pool.start()
                 self.recorder.start()
                 await self.live.refresh()  # starts loading the candidates of non-record tasks
+                if self.worker is not None:
+                    self._publisher = asyncio.get_running_loop().create_task(self._publish())
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
+                if self._publisher is not None:
+                    self._publisher.cancel()
+                    await asyncio.to_thread(workers.withdraw, self.settings.gateway.spool_dir, self._name)
                 await self.swap.drain()
                 await self.pool.close()
                 await asyncio.to_thread(self.otlp.close)
@@ -140,7 +148,7 @@ class GatewayApp:
             elif path.startswith(ADMIN_PREFIX):
                 await self.admin.handle(path, method, receive, send, headers)
             elif path in ("/health", "/healthz"):
-                await send_json(send, 200, self.health())
+                await send_json(send, 200, await self.health_view())
             elif path.endswith("/models") and method == "GET":
                 self.pipeline.authenticate(headers)
                 await self._models(send, headers)
@@ -168,6 +176,74 @@ class GatewayApp:
         return {"status": status, "reasons": reasons, "recorder": self.recorder.stats(),
                 "otlp": self.otlp.stats(), "refused": dict(self.refused.most_common()),
                 **({"worker": self.worker} if self.worker else {})}
+
+    # -- `--workers N`: every worker's part, merged (gateway/workers.py) -----------------------
+
+    @property
+    def _name(self) -> str:
+        return f"worker-{self.worker['index']}" if self.worker else "gateway"
+
+    def _part(self) -> dict[str, Any]:
+        """This worker's own part, as it publishes it."""
+        return {"worker": self.worker, "health": self.health(), "swap": self.admin.figures()}
+
+    async def _publish(self) -> None:
+        spool_dir = self.settings.gateway.spool_dir
+        while True:
+            try:
+                await asyncio.to_thread(workers.publish, spool_dir, self._name, self._part())
+            except Exception:  # a full disk must not end the loop: the snapshot just goes stale
+                log.exception("cannot publish this worker's health snapshot")
+            await asyncio.sleep(workers.PUBLISH_S)
+
+    async def _parts(self) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        """Every live process's fresh part, this worker's taken now; and the workers missing."""
+        parts = await asyncio.to_thread(workers.read_fresh, self.settings.gateway.spool_dir)
+        parts[self._name] = {**self._part(), "pid": os.getpid(), "at": time.time()}
+        return parts, workers.missing(parts, self.worker["workers"] if self.worker else 1)
+
+    async def health_view(self) -> dict[str, Any]:
+        """`/health`: one process's, or with `--workers N` the sum over every live worker (and
+        the store writer process), with each one's part under `workers`."""
+        if self.worker is None:
+            return self.health()
+        parts, absent = await self._parts()
+        now = time.time()
+        each = [{"name": name, "pid": p["pid"], "age_s": round(now - p["at"], 3), **p["health"]}
+                for name, p in sorted(parts.items())]
+        status, reasons = workers.merge_status([(e["name"], e["status"], e["reasons"]) for e in each])
+        if absent:
+            reasons.append(f"no fresh snapshot from {', '.join(absent)} (starting, restarting or hung)")
+            status = "degraded"
+        return {"status": status, "reasons": reasons,
+                "recorder": workers.merge_recorders([e.get("recorder", {}) for e in each]),
+                "otlp": workers.merge_counts([e.get("otlp", {}) for e in each]),
+                "refused": workers.merge_counts([e.get("refused", {}) for e in each]),
+                "worker": self.worker, "workers": each, "missing": absent}
+
+    async def swap_view(self, mine: dict[str, Any]) -> dict[str, Any]:
+        """`/admin/swap`: with `--workers N`, figures summed over the workers, gate statistics and
+        circuit states per worker, and each worker's own figures under `workers`."""
+        if self.worker is None:
+            return mine
+        parts, absent = await self._parts()
+        parts[self._name]["swap"] = mine
+        serving = {name: p["swap"] for name, p in sorted(parts.items()) if p.get("swap") is not None}
+        tasks = workers.merge_tasks([s["tasks"] for s in serving.values()])
+        modes = {t.task: t.mode for t in self.live.tasks()}
+        for name, fig in tasks.items():
+            fig["mode"] = modes.get(name, "record")
+            fig["gate"] = {w: s["tasks"][name]["gate"] for w, s in serving.items() if name in s["tasks"]}
+        circuits: dict[str, dict[str, str]] = {}
+        for w, s in serving.items():
+            for candidate, state in s["circuits"].items():
+                circuits.setdefault(candidate, {})[w] = state
+        health = await self.health_view()
+        return {"tasks": tasks, "circuits": circuits,
+                "candidates": sorted({c for s in serving.values() for c in s["candidates"]}),
+                "recording": {"status": health["status"], "reasons": health["reasons"], **health["recorder"]},
+                "worker": self.worker, "missing": absent,
+                "workers": [{"name": w, "pid": parts[w]["pid"], **s} for w, s in serving.items()]}
 
     def _refuse(self, method: str, path: str, problem: Problem) -> None:
         """One log line and one count for a request the gateway did not serve."""
