@@ -191,3 +191,42 @@ def test_answer_loss_equals_trl_loss(tiny_base: Path, tmp_path: Path) -> None:
     assert ours.item() == pytest.approx(theirs.item(), rel=1e-4)
     assert grads and all(torch.allclose(grads[n], p.grad, rtol=1e-3, atol=1e-6)
                          for n, p in trainer.model.named_parameters() if n in grads)
+
+
+def test_full_fine_tune_trains_every_weight_and_reloads(tiny_base: Path, tmp_path: Path) -> None:
+    """`method="full"`: no adapter; every weight moves; the saved model is the trained one and
+    enters the catalog as a merged checkpoint."""
+    from safetensors.torch import load_file
+
+    from fledgling.train.bases import load_base
+
+    store = Store(f"sqlite:///{tmp_path}/fledgling.db")
+    data = write_dataset(tmp_path / "data")
+    keep = Keep()
+    outcome = train(spec_for(tiny_base, method="full", lr=1e-2), store, dataset_dir=data,
+                    out_dir=tmp_path / "run", callbacks=[keep])
+    run_dir = outcome.plan.run_dir
+    m = outcome.result.metrics
+    assert m["global_step"] == 6 and m["train_loss_last"] < m["train_loss_first"] - 0.3
+    assert not (run_dir / "adapter").exists()
+    info = manifest.read(run_dir)
+    assert info["hyperparameters"]["method"] == "full" and info["artifacts"] == {"merged": "merged"}
+    base, _ = load_base(resolve_base(str(tiny_base)))
+    before = {n: p.detach() for n, p in base.named_parameters()}
+    after = load_file(run_dir / "merged" / "model.safetensors")
+    moved = [n for n, t in before.items() if n in after and not torch.equal(t, after[n])]
+    assert len(moved) == len([n for n in before if n in after]) > 10  # every saved weight was trained
+    ex = json.loads(outcome.plan.files["val"].read_text().splitlines()[0])
+    reloaded, tok = load_trained(run_dir, merged=True)
+    Keep.model.eval()
+    assert greedy(reloaded, tok, ex["messages"][:-1]) == greedy(Keep.model, tok, ex["messages"][:-1])
+    settings = outcome.model.settings()
+    assert outcome.model.origin == "merged" and settings.adapter is None
+    assert Path(settings.path) == (run_dir / "merged").resolve()
+    store.close()
+
+
+def test_full_fine_tune_only_on_the_lora_backend() -> None:
+    with pytest.raises(ValueError, match="full fine-tuning runs on the lora backend"):
+        TrainSpec(task="t", backend="unsloth", method="full")
+    assert TrainSpec(task="t", method="full").method == "full"

@@ -41,6 +41,9 @@ def train(
     epochs: int = typer.Option(3, "--epochs", min=1,
                                help="Passes over the train split (early stopping may end sooner)."),
     lr: float = typer.Option(2e-4, "--lr", help="Learning rate."),
+    method: str = typer.Option("lora", "--method",
+                               help="lora (low-rank adapters, default) or full (every weight of the base; "
+                                    "lora backend; saves the whole model)."),
     rank: int = typer.Option(16, "--rank", min=1, help="LoRA rank (alpha is 2 x rank)."),
     seed: int = options.seed("Seed of initialisation and data order: same seed, same result."),
     limit: int | None = options.limit(None, "Train on the first N examples only (a quick run)."),
@@ -84,6 +87,10 @@ def train(
         raise typer.BadParameter("use auto, fp32 or bf16", param_hint="--precision")
     if prompt not in SPECIALIST_PROMPTS:
         raise typer.BadParameter("use lean or compact", param_hint="--prompt")
+    if method not in ("lora", "full"):
+        raise typer.BadParameter("use lora or full", param_hint="--method")
+    if method == "full" and backend not in ("lora", "dry-run"):
+        raise typer.BadParameter(f"full fine-tuning runs on the lora backend, not {backend}", param_hint="--method")
     if launcher not in ("none", "accelerate"):
         raise typer.BadParameter("use none or accelerate", param_hint="--launcher")
     from fledgling.train.orchestrator import train as run_training
@@ -91,7 +98,7 @@ def train(
 
     # the choices were checked above; the spec validates its fields again
     spec = TrainSpec.model_validate(dict(
-        task=task, backend=backend, base=base, epochs=epochs, lr=lr, rank=rank, seed=seed,
+        task=task, backend=backend, base=base, epochs=epochs, lr=lr, method=method, rank=rank, seed=seed,
         max_examples=limit, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
         prompt=prompt, precision=precision, patience=patience, merge=merge, launcher=launcher,
         num_processes=num_processes, suffix=suffix))

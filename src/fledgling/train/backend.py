@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fledgling.errors import FledglingError
 from fledgling.train.bases import SMOLLM2
@@ -38,6 +38,8 @@ class TrainSpec(BaseModel):
     base: str = SMOLLM2
     epochs: int = Field(default=3, ge=1)
     lr: float = Field(default=2e-4, gt=0)
+    method: Literal["lora", "full"] = Field(
+        default="lora", description="lora: train low-rank adapters; full: every weight of the base (lora backend)")
     rank: int = Field(default=16, ge=1)
     alpha: int | None = Field(default=None, ge=1, description="LoRA alpha; default 2 x rank")
     dropout: float = Field(default=0.0, ge=0, lt=1,
@@ -58,6 +60,12 @@ class TrainSpec(BaseModel):
     num_processes: int = Field(default=1, ge=1)
     suffix: str | None = Field(default=None, description="openai: suffix of the fine-tuned model name")
     poll_s: float = Field(default=10.0, gt=0, description="openai: seconds between job polls")
+
+    @model_validator(mode="after")
+    def _full_needs_lora_backend(self) -> TrainSpec:
+        if self.method == "full" and self.backend not in ("lora", "dry-run"):
+            raise ValueError(f"full fine-tuning runs on the lora backend (or dry-run), not {self.backend}")
+        return self
 
     @property
     def lora_alpha(self) -> int:

@@ -95,12 +95,13 @@ def token_report(examples: list[Example], tokenizer: Any, *, task: str, max_leng
 
 
 def measure_lora_throughput(model: Any, tokenizer: Any, examples: list[Example], spec: TrainSpec) -> dict[str, Any]:
-    """Time a few real LoRA steps (forward, backward, AdamW) on a small batch of the data."""
+    """Time a few real LoRA steps (forward, backward, AdamW) on a small batch of the data; with
+    `method="full"`, steps that train every weight."""
     import torch
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(spec.seed)
-    peft_model = get_peft_model(model, LoraConfig(
+    peft_model = model if spec.method == "full" else get_peft_model(model, LoraConfig(
         r=spec.rank, lora_alpha=spec.lora_alpha, target_modules=spec.target_modules, task_type="CAUSAL_LM"))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     peft_model.to(device).train()

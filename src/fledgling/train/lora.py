@@ -3,6 +3,9 @@
 Importing this module imports transformers (seconds); the CLI imports it only to train.
 
 The run is four visible steps — load, tokenize, train, save — with the knobs in `TrainSpec`.
+`method="full"` trains every weight of the base instead of LoRA adapters (the 135M model fits a
+small CPU's memory: weights, gradients and AdamW state are 16 bytes a parameter); the run then
+saves the whole model (`merged/`), which loads and serves like a merged adapter.
 Loss falls on the assistant's tokens only (TRL's `assistant_only_loss` with the specialist
 chat template's `{% generation %}` markers). The val split is evaluated every epoch; training
 stops early when val loss stops improving and the best epoch is what gets saved. A checkpoint
@@ -110,16 +113,19 @@ def fit(plan: Plan, reporter: Reporter, model: Any, tokenizer: Any, *, base_sha2
     }
     if not trainer.is_world_process_zero():
         return Result(metrics=metrics)
-    artifacts = save(trainer, tokenizer, run_dir, merge=spec.merge)
+    artifacts = save(trainer, tokenizer, run_dir, merge=spec.merge, full=spec.method == "full")
     info = build_manifest(plan, base_files, base_sha256, metrics, artifacts)
     manifest.write(run_dir, info)
+    entry: dict[str, Any] = {"kind": "hf", "origin": "merged", "base": spec.base,
+                             "path": str(artifacts["merged"].resolve())} if spec.method == "full" else \
+        {"kind": "hf", "origin": "adapter", "base": spec.base, "adapter": str(artifacts["adapter"].resolve())}
     return Result(artifacts={**artifacts, "manifest": run_dir / manifest.MANIFEST}, metrics=metrics,
-                  model={"kind": "hf", "origin": "adapter", "base": spec.base,
-                         "adapter": str(artifacts["adapter"].resolve()), "manifest": info})
+                  model={**entry, "manifest": info})
 
 
 def build_trainer(plan: Plan, model: Any, tokenizer: Any, callbacks: list[Any], *, peft: bool = True) -> Any:
-    """The SFTTrainer for a plan: LoRA on every linear layer, assistant-only loss, eval per epoch.
+    """The SFTTrainer for a plan: LoRA on every linear layer (or, with `method="full"`, every
+    weight trained), assistant-only loss, eval per epoch.
 
     `peft=False` when the model already carries its adapter (Unsloth attaches its own)."""
     import torch
@@ -175,7 +181,7 @@ def build_trainer(plan: Plan, model: Any, tokenizer: Any, callbacks: list[Any], 
     )
     peft_config = LoraConfig(r=spec.rank, lora_alpha=spec.lora_alpha, lora_dropout=spec.dropout,
                              target_modules=spec.target_modules, bias="none",
-                             task_type="CAUSAL_LM") if peft else None
+                             task_type="CAUSAL_LM") if peft and spec.method == "lora" else None
     if has_val:
         callbacks = [*callbacks, EarlyStoppingCallback(early_stopping_patience=spec.patience)]
     trainer_cls = AnswerLossTrainer if peft else SFTTrainer  # Unsloth patches its own loss
@@ -259,9 +265,16 @@ def write_chats(spec: TrainSpec, data: Dataset, out: Path) -> tuple[dict[str, Pa
     return files, counts
 
 
-def save(trainer: Any, tokenizer: Any, run_dir: Path, *, merge: bool) -> dict[str, Path]:
-    """Adapter (+ tokenizer and chat template) always; merged fp32 weights when asked."""
+def save(trainer: Any, tokenizer: Any, run_dir: Path, *, merge: bool, full: bool = False) -> dict[str, Path]:
+    """Adapter (+ tokenizer and chat template) always; merged fp32 weights when asked. A full
+    fine-tune has no adapter: its whole model is saved as `merged/`."""
     model = trainer.model
+    if full:
+        merged_dir = run_dir / MERGED_DIR
+        model.save_pretrained(merged_dir)
+        tokenizer.save_pretrained(merged_dir)
+        (merged_dir / "chat_template.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")
+        return {"merged": merged_dir}
     adapter_dir = run_dir / ADAPTER_DIR
     model.save_pretrained(adapter_dir)
     tokenizer.save_pretrained(adapter_dir)
