@@ -1,7 +1,7 @@
-"""`fledgling gateway --workers 2`: two serving processes on one port and one store; one worker
-killed with kill -9 under sustained load and restarted by the supervisor. Every call the dead
-worker acknowledged (fsync'd to its spool) is stored, every call the live workers answered is
-stored, and each call id is stored once."""
+"""`fledgling gateway --workers 2`: two serving processes on one port, one store writer process,
+one store; one worker killed with kill -9 under sustained load and restarted by the supervisor.
+Every call the dead worker acknowledged (fsync'd to its spool) is stored, every call the live
+workers answered is stored, and each call id is stored once."""
 
 from __future__ import annotations
 
@@ -69,10 +69,23 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
-def _successor(children: list[int], victim: int, survivor: int, box: list[int]) -> bool:
-    """True once the supervisor has replaced the victim; the new worker's pid goes in box."""
-    fresh = [p for p in children if p not in (victim, survivor)]
-    if len(children) == 2 and survivor in children and fresh:
+def _roles(url: str) -> tuple[list[int], int] | None:
+    """The workers' pids and the store writer's, from /health once every part has published."""
+    try:
+        health = httpx.get(url + "/health", timeout=2).json()
+    except httpx.HTTPError:
+        return None
+    if health.get("missing") != []:
+        return None
+    parts = {p["name"]: p["pid"] for p in health["workers"]}
+    return [pid for name, pid in sorted(parts.items()) if name.startswith("worker-")], parts["writer"]
+
+
+def _successor(children: list[int], victim: int, keep: tuple[int, int], box: list[int]) -> bool:
+    """True once the supervisor has replaced the victim (beside the survivor and the writer in
+    `keep`); the new worker's pid goes in box."""
+    fresh = [p for p in children if p != victim and p not in keep]
+    if len(children) == 3 and set(keep) <= set(children) and fresh:
         box.append(fresh[0])
         return True
     return False
@@ -94,8 +107,11 @@ def test_two_workers_kill_9_one_every_acknowledged_call_stored_once(store_url: s
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait_for(lambda: len(_children(sup.pid)) == 2 and _up(url), timeout=60)
-            workers = _children(sup.pid)
+            _wait_for(lambda: len(_children(sup.pid)) == 3 and _roles(url) is not None, timeout=60)
+            roles = _roles(url)
+            assert roles is not None
+            workers, writer = roles
+            assert set(_children(sup.pid)) == {*workers, writer}
             # /health says which worker answered it; fresh connections reach both
             seen: set[int] = set()
             _wait_for(lambda: seen.add(httpx.get(url + "/health").json()["worker"]["pid"]) or seen == set(workers))
@@ -104,10 +120,13 @@ def test_two_workers_kill_9_one_every_acknowledged_call_stored_once(store_url: s
             _wait_for(lambda: all(_files_of(spool_dir, w) for w in workers)
                       and sum(at < time.monotonic() - 1.0 for _, at, _ in load.answered) >= 250)
 
-            # Freeze the supervisor so the dead worker's files can be read before its successor
-            # replays them; the other worker keeps serving meanwhile.
+            # Freeze the supervisor and the store writer so the dead worker's files can be read
+            # before the writer stores them (a second of them: the writer takes each file 0.2 s
+            # after it was opened); the other worker keeps serving meanwhile.
             victim, survivor = workers
             os.kill(sup.pid, signal.SIGSTOP)
+            os.kill(writer, signal.SIGSTOP)
+            time.sleep(1.0)
             os.kill(victim, signal.SIGKILL)
             killed_at = time.monotonic()
             time.sleep(0.3)
@@ -116,12 +135,13 @@ def test_two_workers_kill_9_one_every_acknowledged_call_stored_once(store_url: s
             answered_while_down = len(load.answered)
             time.sleep(0.5)
             assert len(load.answered) > answered_while_down, "the surviving worker stopped serving"
+            os.kill(writer, signal.SIGCONT)
             os.kill(sup.pid, signal.SIGCONT)
 
-            # the supervisor restarts the worker, which replays the dead one's files
+            # the supervisor restarts the worker; the writer stores the dead one's files
             # one read of the children per check: two reads can straddle the reaping of the victim
             successor_box: list[int] = []
-            _wait_for(lambda: _successor(_children(sup.pid), victim, survivor, successor_box))
+            _wait_for(lambda: _successor(_children(sup.pid), victim, (survivor, writer), successor_box))
             successor = successor_box[0]
             _wait_for(lambda: not any(f.exists() for f in dead_files))
             mark = len(load.answered)
@@ -185,8 +205,8 @@ def test_supervisor_killed_workers_drain_and_exit(store_url: str, tmp_path: Path
         url = f"http://127.0.0.1:{port}"
         workers: list[int] = []
         try:
-            _wait_for(lambda: len(_children(sup.pid)) == 2 and _up(url), timeout=60)
-            workers = _children(sup.pid)
+            _wait_for(lambda: len(_children(sup.pid)) == 3 and _up(url), timeout=60)
+            workers = _children(sup.pid)  # and the writer
             with httpx.Client(timeout=5, limits=httpx.Limits(max_keepalive_connections=0)) as client:
                 ids = [client.post(url + "/v1/chat/completions", json=BODY).headers["x-fledgling-call-id"]
                        for _ in range(60)]
@@ -200,4 +220,51 @@ def test_supervisor_killed_workers_drain_and_exit(store_url: str, tmp_path: Path
     with Store(store_url) as store:
         stored = {c.id for c in store.iter_calls()}
     assert set(ids) <= stored  # the workers drained on the SIGTERM the kernel sent them
+    assert list(spool_dir.glob("*.spool")) == []
+
+
+def test_store_writer_process_kill_9_restarted_every_call_stored_once(store_url: str, tmp_path: Path) -> None:
+    """The writer process dies mid-batch (kill -9): its successor claims the files it had not
+    deleted, and the idempotent inserts keep each call once."""
+    spool_dir = tmp_path / "spool"
+    with ServerThread(FaultyUpstream()) as up:
+        config = write_config(tmp_path / "fledgling.toml", up + "/v1", store_url, spool_dir)
+        port = free_port()
+        env = {**os.environ, "FLEDGLING_CONFIG": str(config)}
+        env.pop("FLEDGLING_GATEWAY_KEYS", None)
+        sup = subprocess.Popen([sys.executable, "-c", "from fledgling.cli import main; main()", "gateway",
+                                "--port", str(port), "--workers", "2"], env=env, cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_for(lambda: len(_children(sup.pid)) == 3 and _roles(url) is not None, timeout=60)
+            roles = _roles(url)
+            assert roles is not None
+            workers, writer = roles
+            load = Load(url)
+            _wait_for(lambda: len(load.answered) >= 200)
+            os.kill(writer, signal.SIGKILL)
+            _wait_for(lambda: (r := _roles(url)) is not None and r[1] != writer and r[0] == workers)
+            mark = len(load.answered)
+            _wait_for(lambda: len(load.answered) >= mark + 200)
+            load.stop()
+            sup.send_signal(signal.SIGTERM)
+            out, err = sup.communicate(timeout=60)
+        finally:
+            if sup.poll() is None:
+                leftover = _children(sup.pid)
+                sup.kill()
+                for pid in leftover:
+                    os.kill(pid, signal.SIGKILL)
+                sup.communicate(timeout=30)
+    assert sup.returncode == 0, err.decode()[-2000:]
+    assert f"gateway store writer (pid {writer}) died (signal SIGKILL); restarting it" in out.decode()
+    with Store(store_url) as store:
+        with store.engine.connect() as conn:
+            rows, distinct = conn.execute(text("select count(*), count(distinct id) from calls")).one()
+        stored = {c.id for c in store.iter_calls()}
+    answered = {cid for _, _, cid in load.answered}
+    assert rows == distinct == len(stored)
+    assert answered <= stored  # the workers were never touched: every answer was spooled and stored
+    assert len(stored - answered) <= len(load._threads)
     assert list(spool_dir.glob("*.spool")) == []

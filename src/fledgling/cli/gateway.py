@@ -27,8 +27,9 @@ def gateway(
         help="Log one line per request (method, path, status, ms) to stderr (default: [gateway] "
              "access_log). Refused requests are logged either way."),
     workers: int = options.workers(
-        "Serving processes sharing the port (1 to 256), each with its own spool files and store "
-        "writer, all on the one store; a worker that dies is restarted and replays its spool.",
+        "Serving processes sharing the port (1 to 256), each with its own spool files, and one "
+        "store writer process storing them all; a process that dies is restarted, and its spool "
+        "files are stored.",
         default=1),
 ) -> None:
     """Serve the OpenAI chat-completions and Responses APIs and the Anthropic Messages API,
@@ -77,7 +78,7 @@ def gateway(
 def _serve_workers(workers: int, host: str, port: int, upstream: str | None, keys: frozenset[str],
                    access_log: bool | None, log_level: str) -> None:
     """`--workers N`: bind, migrate the store once, then fork N workers (gateway/server.py)."""
-    from fledgling.gateway.server import build_app, serve, serve_workers
+    from fledgling.gateway.server import build_app, run_drain, serve, serve_workers
     from fledgling.store import Store
 
     settings = session.settings()
@@ -89,23 +90,26 @@ def _serve_workers(workers: int, host: str, port: int, upstream: str | None, key
     con = session.console
     con.print(f"[bold green]Fledgling gateway[/] listening on [bold]{url}[/] with {workers} workers")
     con.print(f"  recording to {safe_url} via spool {gw.spool_dir} (one set of files per worker, "
-              f"fsync window {gw.spool_fsync_ms:g} ms)")
+              f"fsync window {gw.spool_fsync_ms:g} ms; one store writer process for all)")
     con.print(f"  gateway keys: {'required' if keys else 'off (set FLEDGLING_GATEWAY_KEYS to require them)'}")
-    con.print("  live gate, circuit breakers and /health are per worker; rollout changes reach every "
-              "worker through the store within a second")
+    con.print("  live gate and circuit breakers are per worker, /health and /admin/swap sum them all; "
+              "rollout changes reach every worker through the store within a second")
     session.console.file.flush()
 
     def run_worker(index: int) -> int:
         app_ = build_app(settings, Store(settings.db_url, migrate=False), upstream=upstream, keys=keys,
-                         access_log=access_log)
+                         access_log=access_log, external_writer=True)
         app_.worker = {"index": index, "pid": os.getpid(), "workers": workers}
         serve(app_, sock, log_level=log_level)
         stats = app_.recorder.stats()
-        con.print(f"worker {index} stopped; {stats['stored']} calls stored this run"
-                  + (f", {stats['replayed']} replayed from the spool" if stats["replayed"] else ""))
+        con.print(f"worker {index} stopped; {stats['acknowledged']} calls spooled this run")
         return 0
 
-    code = serve_workers(workers, sock, run_worker, log=con.print)
+    def run_writer() -> int:
+        sock.close()  # it serves nothing
+        return run_drain(settings, Store(settings.db_url, migrate=False))
+
+    code = serve_workers(workers, sock, run_worker, log=con.print, run_writer=run_writer)
     sock.close()
     if code:
         raise typer.Exit(code)

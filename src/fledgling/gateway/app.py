@@ -200,7 +200,8 @@ class GatewayApp:
         """Every live process's fresh part, this worker's taken now; and the workers missing."""
         parts = await asyncio.to_thread(workers.read_fresh, self.settings.gateway.spool_dir)
         parts[self._name] = {**self._part(), "pid": os.getpid(), "at": time.time()}
-        return parts, workers.missing(parts, self.worker["workers"] if self.worker else 1)
+        return parts, workers.missing(parts, self.worker["workers"] if self.worker else 1,
+                                      writer=self.recorder.external_writer)
 
     async def health_view(self) -> dict[str, Any]:
         """`/health`: one process's, or with `--workers N` the sum over every live worker (and

@@ -32,8 +32,9 @@ from fledgling.store import Store
 
 
 def build_app(settings: Settings, store: Store, *, upstream: str | None = None,
-              keys: frozenset[str] | None = None, access_log: bool | None = None) -> GatewayApp:
-    recorder = Recorder.from_settings(store, settings.gateway)
+              keys: frozenset[str] | None = None, access_log: bool | None = None,
+              external_writer: bool = False) -> GatewayApp:
+    recorder = Recorder.from_settings(store, settings.gateway, external_writer=external_writer)
     return GatewayApp(settings, recorder, upstream=upstream, keys=keys, access_log=access_log)
 
 
@@ -128,18 +129,21 @@ CRASH_LOOP_MAX = 5  # stops the supervisor: its cause (config, store) will not g
 
 
 def serve_workers(n: int, sock: socket.socket, run_worker: Callable[[int], int], *,
-                  log: Callable[[str], None] = print) -> int:
+                  log: Callable[[str], None] = print, run_writer: Callable[[], int] | None = None) -> int:
     """Fork `n` serving processes that accept on one pre-bound socket (the kernel spreads the
-    connections), restart any that dies while the supervisor is running, and on SIGINT/SIGTERM
-    pass the signal on and wait for every worker's graceful drain. `run_worker(index)` runs in the
-    child and returns its exit status. Returns 0 when every worker stopped cleanly.
+    connections), and `run_writer` (the store writer process) if given; restart any that dies
+    while the supervisor is running, and on SIGINT/SIGTERM pass the signal on to the workers, wait
+    for every worker's graceful drain, then stop the writer (which stores what they left).
+    `run_worker(index)` runs in the child and returns its exit status. Returns 0 when every
+    process stopped cleanly.
 
     Nothing may open a database connection, an event loop or a thread before this forks: each
     worker builds its own store, recorder and app."""
     stopping = False
     children: dict[int, int] = {}  # pid -> worker index
     started: dict[int, float] = {}  # worker index -> when it was last started
-    quick_deaths = dict.fromkeys(range(n), 0)
+    writer = n  # the writer process's index
+    quick_deaths = dict.fromkeys(range(n + 1), 0)
     status = 0
     supervisor = os.getpid()
 
@@ -151,9 +155,9 @@ def serve_workers(n: int, sock: socket.socket, run_worker: Callable[[int], int],
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     signal.signal(sig, signal.SIG_DFL)
                 _stop_with(supervisor)
-                code = run_worker(index)
+                code = run_worker(index) if index < writer or run_writer is None else run_writer()
             except BaseException as exc:  # noqa: BLE001 - the worker must exit, never return here
-                sys.stderr.write(f"gateway worker {index}: {type(exc).__name__}: {exc}\n")
+                sys.stderr.write(f"{_name(index, writer)}: {type(exc).__name__}: {exc}\n")
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
@@ -161,19 +165,27 @@ def serve_workers(n: int, sock: socket.socket, run_worker: Callable[[int], int],
         children[pid] = index
         started[index] = time.monotonic()
 
+    def signal_them(which: Callable[[int], bool]) -> None:
+        for pid, index in list(children.items()):
+            if which(index):
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
     def on_stop(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
-        for pid in list(children):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        signal_them(lambda index: index < writer)  # the writer last: it stores what they leave
+        if not any(index < writer for index in children.values()):
+            signal_them(lambda index: True)
 
     previous = {sig: signal.signal(sig, on_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for i in range(n):
             start(i)
+        if run_writer is not None:
+            start(writer)
         while children:
             try:
                 pid, wstatus = os.wait()
@@ -185,16 +197,19 @@ def serve_workers(n: int, sock: socket.socket, run_worker: Callable[[int], int],
             code = os.waitstatus_to_exitcode(wstatus)
             if stopping:
                 status = status or (code if code > 0 else 0)
+                if not any(i < writer for i in children.values()):
+                    signal_them(lambda i: True)
                 continue
             why = f"exit status {code}" if code >= 0 else f"signal {signal.Signals(-code).name}"
             quick_deaths[index] = quick_deaths[index] + 1 if time.monotonic() - started[index] < CRASH_LOOP_S else 0
             if quick_deaths[index] >= CRASH_LOOP_MAX:
-                log(f"gateway worker {index} (pid {pid}) died ({why}) {CRASH_LOOP_MAX} times right after "
+                log(f"{_name(index, writer)} (pid {pid}) died ({why}) {CRASH_LOOP_MAX} times right after "
                     "starting; stopping the gateway")
                 status = 1
                 on_stop(signal.SIGTERM, None)
                 continue
-            log(f"gateway worker {index} (pid {pid}) died ({why}); restarting it (it replays its spool)")
+            log(f"{_name(index, writer)} (pid {pid}) died ({why}); restarting it"
+                + (" (the store writer stores its spool files)" if index < writer else ""))
             time.sleep(RESTART_DELAY_S)
             if not stopping:
                 start(index)
@@ -202,6 +217,43 @@ def serve_workers(n: int, sock: socket.socket, run_worker: Callable[[int], int],
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return status
+
+
+def _name(index: int, writer: int) -> str:
+    return f"gateway worker {index}" if index < writer else "gateway store writer"
+
+
+def run_drain(settings: Settings, store: Store) -> int:
+    """The store writer process of `--workers N` (`SpoolDrain`): stores the workers' spool files
+    until SIGTERM, then what they leave as they drain; publishes its part of /health."""
+    from fledgling.capture.recording.writer import SpoolDrain
+    from fledgling.gateway import workers
+
+    gw = settings.gateway
+    drain = SpoolDrain(store, gw.spool_dir, batch=gw.writer_batch, pending_bound_s=gw.health_pending_bound_s)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: drain.stop.set())
+
+    def publish() -> None:
+        while True:
+            status, reasons = drain.health()
+            try:
+                workers.publish(gw.spool_dir, "writer", {"worker": None, "health": {
+                    "status": status, "reasons": reasons, "recorder": drain.stats()}})
+            except OSError as exc:
+                sys.stderr.write(f"gateway store writer: cannot publish its health snapshot: {exc}\n")
+            if drain.stop.wait(workers.PUBLISH_S):
+                return
+
+    publisher = threading.Thread(target=publish, name="fledgling-publish", daemon=True)
+    publisher.start()
+    try:
+        drain.run()
+    finally:
+        publisher.join(5)
+        workers.withdraw(gw.spool_dir, "writer")
+        store.close()
+    return 0
 
 
 def _stop_with(supervisor: int) -> None:

@@ -149,6 +149,7 @@ def merge_tasks(parts: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, A
     return merged
 
 
-def missing(parts: dict[str, dict[str, Any]], workers: int) -> list[str]:
-    """Workers with no fresh snapshot (starting, restarting, or hung)."""
-    return [f"worker-{i}" for i in range(workers) if f"worker-{i}" not in parts]
+def missing(parts: dict[str, dict[str, Any]], workers: int, *, writer: bool = False) -> list[str]:
+    """Workers (and the writer process) with no fresh snapshot (starting, restarting, or hung)."""
+    names = [f"worker-{i}" for i in range(workers)] + (["writer"] if writer else [])
+    return [name for name in names if name not in parts]

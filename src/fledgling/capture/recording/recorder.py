@@ -21,21 +21,28 @@ from fledgling.config import GatewaySettings
 from fledgling.store import Store
 
 SUPERVISE_S = 0.25
+HAND_OFF_MS = 200.0
+"""With an external writer, how old a spool file gets before it is handed to that process: the
+delay before a call reaches the store (not the durability bound, which is the fsync window)."""
 
 
 class Recorder:
     def __init__(self, store: Store, spool_dir: str | Path, *, fsync_ms: float = 10.0,
                  fsync_records: int = 512, writer_batch: int = 500, pending_bound_s: float = 30.0,
-                 fault_window_s: float = 30.0):
-        """`pending_bound_s`: calls waiting longer than this for the store make health degraded.
+                 fault_window_s: float = 30.0, external_writer: bool = False):
+        """`external_writer`: another process stores what this one spools (`SpoolDrain`, run by
+        `gateway --workers N`): no store code runs here, the spool hands its files off.
+        `pending_bound_s`: calls waiting longer than this for the store make health degraded.
         `fault_window_s`: how long a passing fault (a thread restarted, a record quarantined, the
         spool directory recreated) keeps health degraded after it happened."""
         self.store = store
         self.quarantine = Quarantine(spool_dir)
+        self.external_writer = external_writer
         self.spool = Spool(spool_dir, fsync_ms=fsync_ms, fsync_records=fsync_records,
-                           quarantine=self.quarantine)
+                           quarantine=self.quarantine, hand_off_ms=HAND_OFF_MS if external_writer else None)
         self.writer = StoreWriter(store, self.spool, batch=writer_batch, quarantine=self.quarantine)
-        self.spool.on_durable = self.writer.submit
+        if not external_writer:
+            self.spool.on_durable = self.writer.submit
         self.pending_bound_s = pending_bound_s
         self.fault_window_s = fault_window_s
         self._started = False
@@ -46,18 +53,19 @@ class Recorder:
         self._supervising = threading.Lock()
 
     @classmethod
-    def from_settings(cls, store: Store, gateway: GatewaySettings) -> Recorder:
+    def from_settings(cls, store: Store, gateway: GatewaySettings, *, external_writer: bool = False) -> Recorder:
         return cls(store, gateway.spool_dir, fsync_ms=gateway.spool_fsync_ms,
                    fsync_records=gateway.spool_fsync_records, writer_batch=gateway.writer_batch,
                    pending_bound_s=gateway.health_pending_bound_s,
-                   fault_window_s=gateway.health_fault_window_s)
+                   fault_window_s=gateway.health_fault_window_s, external_writer=external_writer)
 
     def start(self) -> Recorder:
         """Start the flusher and the writer; the writer first replays what a crash left behind."""
         if not self._started:
             self._started = True
             self._stopping.clear()
-            self.writer.start()
+            if not self.external_writer:
+                self.writer.start()
             self.spool.start()
             self._supervisor = threading.Thread(target=self._supervise, name="fledgling-supervisor",
                                                 daemon=True)
@@ -68,7 +76,10 @@ class Recorder:
         self.spool.append(item)
 
     def drain(self, timeout: float = 30.0) -> bool:
-        """Wait until everything recorded so far is in the store."""
+        """Wait until everything recorded so far is in the store (with an external writer: on
+        disk, for that process to store)."""
+        if self.external_writer:
+            return self.spool.flush(timeout)
         return self.spool.flush(timeout) and self.writer.drain(timeout)
 
     def close(self, timeout: float = 30.0) -> None:
@@ -81,7 +92,8 @@ class Recorder:
             self._supervisor.join(timeout)
         self.supervise()  # a thread that died just now still gets to finish the drain
         self.spool.close()
-        self.writer.close(timeout)
+        if not self.external_writer:
+            self.writer.close(timeout)
 
     def _supervise(self) -> None:
         while not self._stopping.wait(SUPERVISE_S):
@@ -95,7 +107,7 @@ class Recorder:
     def _restart_dead(self) -> None:
         if self.spool.restart():
             self._events[f"the spool thread died ({self.spool.died}) and was restarted"] = time.monotonic()
-        if self.writer.restart():
+        if not self.external_writer and self.writer.restart():
             self._events[f"the store writer thread died ({self.writer.died}) and was restarted"] = time.monotonic()
         if self.quarantine.count > self._quarantined_seen:
             self._quarantined_seen = self.quarantine.count
@@ -112,7 +124,7 @@ class Recorder:
         spool, writer = self.spool, self.writer
         if self._started and not spool.alive:
             reasons.append(f"the spool thread is not running ({spool.died or 'not started'})")
-        if self._started and not writer.alive:
+        if self._started and not writer.alive and not self.external_writer:
             reasons.append(f"the store writer thread is not running ({writer.died or 'not started'})")
         if spool.failing:
             reasons.append(f"spool: {spool.failing}")
@@ -134,6 +146,9 @@ class Recorder:
         return ("degraded" if reasons else "ok"), reasons
 
     def stats(self) -> dict[str, Any]:
+        if self.external_writer:  # the writer process counts what reaches the store
+            return {**self.spool.stats(), "quarantined": self.quarantine.count,
+                    "quarantine_file": str(self.quarantine.path)}
         return {**self.spool.stats(), "stored": self.writer.stored,
                 "replayed": self.writer.replayed, "store_pending": self.writer.pending,
                 "store_pending_s": round(self.writer.oldest_pending_s, 3),

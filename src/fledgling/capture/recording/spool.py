@@ -30,7 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ class Segment:
     stored: int = 0
     bytes: int = 0
     closed: bool = False
+    opened: float = field(default_factory=time.monotonic)
 
     @property
     def done(self) -> bool:
@@ -93,12 +94,17 @@ class Spool(Supervised):
 
     def __init__(self, directory: str | Path, *, fsync_ms: float = 10.0, fsync_records: int = 512,
                  segment_bytes: int = 16 * 1024 * 1024, on_durable: Durable | None = None,
-                 quarantine: Quarantine | None = None):
+                 quarantine: Quarantine | None = None, hand_off_ms: float | None = None):
+        """`hand_off_ms`: another process stores the records (`gateway --workers N`'s writer
+        process, see `SpoolDrain`): every file is closed, and its lock released, once it is this
+        old (or full), so that process can claim it; nothing here deletes it."""
         self.directory = ensure_writable(directory)
         self.quarantine = quarantine or Quarantine(self.directory)
         self.fsync_s = fsync_ms / 1000
         self.fsync_records = fsync_records
         self.segment_bytes = segment_bytes
+        self.hand_off_s = hand_off_ms / 1000 if hand_off_ms is not None else None
+        self.handed_off = 0
         self.on_durable = on_durable
         self.appended = 0
         self._seq = itertools.count(1)  # next() is atomic: appends may come from any thread
@@ -150,7 +156,8 @@ class Spool(Supervised):
         return {"dir": str(self.directory), "appended": self.appended,
                 "acknowledged": self.acknowledged, "unspooled": self.unspooled,
                 "fsync_ms": self.fsync_s * 1000, "spool_error": self.failing,
-                "spool_faults": self.faults, "spool_restarts": self.restarts}
+                "spool_faults": self.faults, "spool_restarts": self.restarts,
+                **({"handed_off_files": self.handed_off} if self.hand_off_s is not None else {})}
 
     def _fault(self, reason: str) -> None:
         if self.failing != reason:
@@ -174,10 +181,11 @@ class Spool(Supervised):
     def _run(self) -> None:
         try:
             while not self._stop:
-                self._wake.wait()
+                self._wake.wait(self._until_hand_off())
                 if self._stop:
                     break
                 self._wake.clear()
+                self._hand_off_due()
                 if len(self._pending) < self.fsync_records and self.fsync_s > 0:
                     deadline = time.monotonic() + self.fsync_s
                     while len(self._pending) < self.fsync_records and not self._stop:
@@ -196,6 +204,19 @@ class Spool(Supervised):
         except BaseException as exc:  # the thread is dying: say why, the supervisor restarts it
             self.died = f"{type(exc).__name__}: {exc}"[:300]
             self._fault(f"the spool thread died ({self.died})")
+
+    def _until_hand_off(self) -> float | None:
+        """How long the flusher may sleep before the open file is due to be handed off."""
+        segment = self._segment
+        if self.hand_off_s is None or segment is None:
+            return None
+        return max(0.0, segment.opened + self.hand_off_s - time.monotonic())
+
+    def _hand_off_due(self) -> None:
+        segment = self._segment
+        if self.hand_off_s is not None and segment is not None and \
+                time.monotonic() - segment.opened >= self.hand_off_s:
+            self._close_segment(segment)
 
     def _write_pending(self) -> None:
         if not self._pending:
@@ -242,6 +263,14 @@ class Spool(Supervised):
             with self._lock:
                 segment.records += len(calls)
                 segment.bytes += len(data)
+        if segment is None and self.hand_off_s is not None:
+            # no store writer in this process to take them: they wait in memory for the disk
+            # (a crash meanwhile loses them; health says `degraded` all along)
+            self._pending.extendleft(reversed(calls))
+            calls.clear()
+            time.sleep(0.1)
+            self._wake.set()
+            return
         group["segment"], group["written"] = segment, True
         with self._flushed:
             if segment is not None:
@@ -254,6 +283,8 @@ class Spool(Supervised):
         group["submitted"] = True
         if segment is not None and segment.bytes >= self.segment_bytes:
             self._close_segment(segment)
+        else:
+            self._hand_off_due()
 
     def _line_or_quarantine(self, item: Item) -> bytes | None:
         """The spool line of `item`. An exchange that cannot be written as JSON (an answer nested
@@ -289,7 +320,11 @@ class Spool(Supervised):
             segment.closed = True
             if self._segment is segment:
                 self._segment = None
-            if segment.done:
+            if self.hand_off_s is not None and segment.fd >= 0:  # the writer process's to store now
+                os.close(segment.fd)
+                segment.fd = -1
+                self.handed_off += 1
+            elif segment.done:
                 self.release(segment)
 
     def release(self, segment: Segment) -> None:

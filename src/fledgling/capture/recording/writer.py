@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from fledgling.calls import Call
 from fledgling.capture.recording.exchange import Exchange, exchange_to_call
 from fledgling.capture.recording.quarantine import Quarantine
-from fledgling.capture.recording.spool import Item, Segment, Spool, claim_orphans, read_segment
+from fledgling.capture.recording.spool import SUFFIX, Item, Segment, Spool, claim_orphans, read_segment
 from fledgling.capture.recording.supervised import Supervised
 from fledgling.store import Store
 
@@ -280,3 +282,107 @@ class StoreWriter(Supervised):
 def _first_line(exc: BaseException) -> str:
     lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return (lines[0] if lines else type(exc).__name__)[:300]
+
+
+class SpoolDrain:
+    """`gateway --workers N`: the store writer in a process of its own, so serving processes never
+    run store code. The workers' spools hand each file off (close it, releasing its `flock`) once
+    it is `hand_off_ms` old; this process claims every file nobody holds, stores its records
+    (idempotent on call id) and deletes it, a dead worker's files included. The records were
+    acknowledged by the worker's fsync: the durability bound is the workers' fsync window.
+
+    `run()` drains until `stop` is set, then keeps draining until no spool file is held by a
+    process of its own process group (the workers draining their last records), at most
+    `stop_timeout_s`."""
+
+    def __init__(self, store: Store, spool_dir: str, *, batch: int = 500, poll_s: float = 0.05,
+                 pending_bound_s: float = 30.0, stop_timeout_s: float = 60.0):
+        self.spool = Spool(spool_dir)  # never started: only its directory, quarantine and release
+        self.writer = StoreWriter(store, self.spool, batch=batch)
+        self.poll_s = poll_s
+        self.pending_bound_s = pending_bound_s
+        self.stop_timeout_s = stop_timeout_s
+        self.stop = threading.Event()
+        self.passes = 0
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self._pass()
+            self.stop.wait(self.poll_s)
+        deadline = time.monotonic() + self.stop_timeout_s
+        give_up = threading.Timer(self.stop_timeout_s, self._give_up)  # a store still down then
+        give_up.daemon = True
+        give_up.start()
+        try:
+            while True:
+                self._pass()
+                if self.writer._stop or not self._siblings_hold_files() or time.monotonic() > deadline:
+                    break
+                time.sleep(self.poll_s)
+            if not self.writer._stop:
+                self._pass()
+        finally:
+            give_up.cancel()
+
+    def _give_up(self) -> None:
+        log.error("spool drain: stopping with files left after %.0fs; the next start stores them",
+                  self.stop_timeout_s)
+        self.writer._stop = True
+
+    def _pass(self) -> None:
+        try:
+            self.writer._replay_orphans()
+        except Exception as exc:  # a bug must not end the drain: report, go on
+            log.exception("spool drain error")
+            self.writer._failed(f"drain error: {type(exc).__name__}: {exc}")
+        self.passes += 1
+
+    def _siblings_hold_files(self) -> bool:
+        group = os.getpgid(0)
+        for path in self.spool.directory.glob(f"*{SUFFIX}"):
+            pid = _pid_of(path)
+            try:
+                if pid is not None and pid != os.getpid() and os.getpgid(pid) == group:
+                    return True
+            except ProcessLookupError:
+                continue
+        return False
+
+    def waiting(self) -> tuple[int, float]:
+        """Spool files not yet stored, and the age of the oldest (from its name), in seconds."""
+        now = time.time_ns()
+        ages = [(now - born) / 1e9 for p in self.spool.directory.glob(f"*{SUFFIX}")
+                if (born := _born_ns(p)) is not None]
+        return len(ages), max(ages, default=0.0)
+
+    def health(self) -> tuple[str, list[str]]:
+        w = self.writer
+        reasons: list[str] = []
+        if w.failing_since is not None:
+            reasons.append(f"store writes failing for {time.monotonic() - w.failing_since:.0f}s: {w.last_error}")
+        files, oldest = self.waiting()
+        if oldest > self.pending_bound_s:
+            reasons.append(f"{files} spool files waiting for the store, the oldest for {oldest:.0f}s "
+                           f"(bound {self.pending_bound_s:g}s)")
+        if self.writer.quarantine.lost:
+            reasons.append(f"{self.writer.quarantine.lost} refused records could not be written to "
+                           f"{self.writer.quarantine.path}; their spool files are kept")
+        return ("degraded" if reasons else "ok"), reasons
+
+    def stats(self) -> dict[str, Any]:
+        w = self.writer
+        files, oldest = self.waiting()
+        return {"stored": w.stored, "drained": w.replayed, "store_pending_files": files,
+                "store_pending_s": round(oldest, 3), "store_failures": w.failures,
+                "store_error": w.last_error, "quarantined": w.quarantine.count,
+                "quarantine_file": str(w.quarantine.path)}
+
+
+def _born_ns(path: Path) -> int | None:
+    head = path.name.split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def _pid_of(path: Path) -> int | None:
+    tail = path.name.removesuffix(SUFFIX).rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else None
