@@ -94,6 +94,7 @@ class GatewayApp:
                 self.recorder.start()
                 await self.live.refresh()  # starts loading the candidates of non-record tasks
                 if self.worker is not None:
+                    self.pipeline.worker = self.worker["index"]
                     self._publisher = asyncio.get_running_loop().create_task(self._publish())
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":

@@ -4,7 +4,8 @@ hand the turn to its routing mode (`fledgling.swap.modes`), which answers and re
 One pipeline for the three APIs (`chat`, `responses`, `messages`): a Responses or Messages body
 is read as the canonical chat request (`fledgling.capture.apis`) for the task, the candidate and
 the record, and forwarded as it came. Responses chained by `previous_response_id` share one
-session: the pipeline remembers which session each response id it relayed belongs to.
+session: the pipeline remembers which session each response id it relayed belongs to, and asks
+the store for an id it never saw (relayed by another `--workers` process, or before a restart).
 
 A task in shadow, canary or swapped mode also needs the conversation a chained request continues
 (the candidate sees only the request): for those tasks the pipeline holds each answered
@@ -20,20 +21,25 @@ threads spool and store it.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 import os
 import re
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from sqlalchemy import select
 
 from fledgling.capture.apis import Api, responses, to_chat_request
 from fledgling.capture.recording.exchange import Exchange, new_call_id
 from fledgling.capture.recording.recorder import Recorder
 from fledgling.payload import parsed_storable_problem, storable_problem
+from fledgling.store import Store
+from fledgling.store.schema import calls as calls_t
 from fledgling.swap.apis import recorded_answer
 from fledgling.swap.modes import SwapRouter
 from fledgling.swap.router import Router
@@ -42,7 +48,9 @@ from fledgling.transport.asgi import Problem, Receive, Send, read_body
 
 _CALL_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
+log = logging.getLogger("fledgling.gateway")
 CHAIN_MEMORY = 100_000  # response ids remembered for previous_response_id (oldest forgotten first)
+CHAIN_LOOKUP_S = 24 * 3600  # how far back the store is asked for a response id this process never saw
 HELD = 10_000  # conversations held for chained requests of tasks in a swap mode
 
 
@@ -61,6 +69,7 @@ class Pipeline:
         self.keys = tuple(k.encode() for k in keys)
         self.max_body_bytes = max_body_bytes
         self.chains: dict[str, str] = {}  # response id -> the session of its conversation
+        self.worker: int | None = None  # `--workers N`: recorded as metadata.gateway_worker
         # response id -> (the conversation's chat messages, answer included; the upstream knows the id)
         self.held: dict[str, tuple[list[dict[str, Any]], bool]] = {}
 
@@ -104,6 +113,8 @@ class Pipeline:
             raise Problem(400, "unstorable_body", problem)
         path = scope["path"]
         wire, metadata = request, {**_caller_metadata(headers), "path": path, "stream": request.get("stream") is True}
+        if self.worker is not None:
+            metadata["gateway_worker"] = self.worker
         if api != "chat":
             notes: list[str] = []
             try:
@@ -119,7 +130,8 @@ class Pipeline:
         session = headers.get("x-fledgling-session")
         previous = wire.get("previous_response_id") if api == "responses" else None
         if session is None and isinstance(previous, str):
-            session = self.chains.get(previous, previous)  # unknown id: named after it, as its root is
+            session = self.chains.get(previous) or await self._stored_session(previous, task)
+            session = session or previous  # unknown id: named after it, as its root is
         ex = Exchange(id=_call_id(headers), created_at=created, request=request, task=task,
                       session_id=session, trace_id=_trace_id(headers), metadata=metadata)
         if route is None:
@@ -181,14 +193,44 @@ class Pipeline:
         m = _RESPONSE_ID.search(bytes(first[:4096]))
         return m.group(1).decode() if m else None
 
+    async def _stored_session(self, response_id: str, task: str) -> str | None:
+        """The session of the stored call that answered `response_id`: the link relayed by another
+        worker (`--workers N`) or before a restart. None when the store has no such call (yet: a
+        call reaches it a fraction of a second after its answer) or cannot be read."""
+        try:
+            session = await asyncio.to_thread(stored_session, self.recorder.store, response_id, task)
+        except Exception as exc:  # the store is down: the chain gets a session named after the id
+            log.warning("previous_response_id %s: the store could not be read (%s)", response_id[:100],
+                        str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+            return None
+        if session is not None:
+            self._chain(response_id, session)
+        return session
+
+    def _chain(self, response_id: str, session: str) -> None:
+        if len(self.chains) >= CHAIN_MEMORY:
+            self.chains.pop(next(iter(self.chains)))
+        self.chains[response_id] = session
+
     def _remember(self, ex: Exchange) -> None:
         """Note the session of the response this exchange relayed, for the next link."""
         rid = responses.response_id(ex.response) if ex.response is not None else self._streamed_id(ex)
         if rid is None or ex.session_id is None:
             return
-        if len(self.chains) >= CHAIN_MEMORY:
-            self.chains.pop(next(iter(self.chains)))
-        self.chains[rid] = ex.session_id
+        self._chain(rid, ex.session_id)
+
+
+def stored_session(store: Store, response_id: str, task: str) -> str | None:
+    """The session of the newest call of `task` in the last `CHAIN_LOOKUP_S` whose answer had
+    `response_id` (`metadata.response_id`, written by `exchange_to_call`). The task and time bounds
+    keep the scan on the (task, created_at) index: the JSON field itself is not indexed."""
+    since = datetime.now(UTC) - timedelta(seconds=CHAIN_LOOKUP_S)
+    query = (select(calls_t.c.session_id)
+             .where(calls_t.c.task == task, calls_t.c.created_at >= since,
+                    calls_t.c.metadata["response_id"].as_string() == response_id)
+             .order_by(calls_t.c.created_at.desc()).limit(1))
+    with store.engine.connect() as conn:
+        return conn.execute(query).scalar_one_or_none()
 
 
 _RESPONSE_ID = re.compile(rb'"response":\s*\{[^{}]*?"id":\s*"([A-Za-z0-9_.:-]{1,200})"')

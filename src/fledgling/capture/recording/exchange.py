@@ -13,6 +13,7 @@ and is read with `fledgling.capture.apis`. Usage the answer did not report is un
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +22,7 @@ import orjson
 from pydantic import ValidationError
 
 from fledgling.calls import Call, Request, Response, ToolCall, Usage, cost_usd
-from fledgling.capture.apis import api_of, parse_answer, parse_stream
+from fledgling.capture.apis import api_of, parse_answer, parse_stream, responses
 from fledgling.payload import parsed_storable_problem, storable_problem
 
 
@@ -130,6 +131,8 @@ def _to_call(ex: Exchange) -> Call:
         metadata["raw_response"] = raw_text(ex)
     if notes:
         metadata["response_notes"] = notes
+    if api == "responses" and (rid := response_id_of(ex)) is not None:
+        metadata["response_id"] = rid  # what a later request's previous_response_id names
     if detail:
         metadata["usage_detail"] = detail
     if error is not None and response is not None and not (response.content or response.tool_calls):
@@ -140,6 +143,18 @@ def _to_call(ex: Exchange) -> Call:
         request=_request(body, metadata), response=response, usage=usage,
         latency_ms=ex.latency_ms, cost_usd=cost_usd(usage, ex.price_in, ex.price_out),
         status="error" if error is not None else "ok", error=error, metadata=metadata)
+
+
+_RESPONSE_ID = re.compile(rb'"response":\s*\{[^{}]*?"id":\s*"([A-Za-z0-9_.:-]{1,200})"')
+
+
+def response_id_of(ex: Exchange) -> str | None:
+    """The id the upstream gave a Responses answer (the first stream event carries it)."""
+    if ex.response is not None:
+        return responses.response_id(ex.response)
+    first = next((c for c in ex.stream_chunks or [] if isinstance(c, bytes | bytearray)), b"")
+    m = _RESPONSE_ID.search(bytes(first[:4096]))
+    return m.group(1).decode() if m else None
 
 
 def _salvaged_call(ex: Exchange, exc: Exception) -> Call:
