@@ -58,6 +58,10 @@ def train(
                                   help="auto (bf16 autocast where the GPU or CPU has bf16 units, else fp32), "
                                        "fp32 or bf16."),
     patience: int = typer.Option(1, "--patience", min=1, help="Epochs without val improvement before stopping."),
+    select_on: str = typer.Option("loss", "--select-on",
+                                  help="What picks the best epoch and stops early: loss (val loss) or answers "
+                                       "(the share of val answers generated exactly right; a generation pass "
+                                       "per epoch, lora backend)."),
     merge: bool = typer.Option(False, "--merge", help="Also save base+adapter merged into full weights."),
     resume: bool = typer.Option(False, "--resume", help="Continue the newest unfinished run of this task and "
                                                         "backend from its last checkpoint."),
@@ -91,6 +95,8 @@ def train(
         raise typer.BadParameter("use lora or full", param_hint="--method")
     if method == "full" and backend not in ("lora", "dry-run"):
         raise typer.BadParameter(f"full fine-tuning runs on the lora backend, not {backend}", param_hint="--method")
+    if select_on not in ("loss", "answers"):
+        raise typer.BadParameter("use loss or answers", param_hint="--select-on")
     if launcher not in ("none", "accelerate"):
         raise typer.BadParameter("use none or accelerate", param_hint="--launcher")
     from fledgling.train.orchestrator import train as run_training
@@ -100,7 +106,7 @@ def train(
     spec = TrainSpec.model_validate(dict(
         task=task, backend=backend, base=base, epochs=epochs, lr=lr, method=method, rank=rank, seed=seed,
         max_examples=limit, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
-        prompt=prompt, precision=precision, patience=patience, merge=merge, launcher=launcher,
+        prompt=prompt, precision=precision, patience=patience, select_on=select_on, merge=merge, launcher=launcher,
         num_processes=num_processes, suffix=suffix))
     if dry_run:
         outcome = run_training(spec, store(), dataset_dir=dataset, dataset_version=dataset_version,

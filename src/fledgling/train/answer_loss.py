@@ -22,7 +22,20 @@ IGNORE = -100
 
 
 class AnswerLossTrainer(SFTTrainer):
-    """SFTTrainer whose loss projects only the supervised positions onto the vocabulary."""
+    """SFTTrainer whose loss projects only the supervised positions onto the vocabulary.
+
+    With an `answer_probe` (a callable scoring the model's own val answers,
+    `fledgling.train.answer_probe`), every evaluation also reports `eval_answer_exact`, before
+    the callbacks (early stopping) and the best-checkpoint choice see the metrics."""
+
+    answer_probe: Any = None
+
+    def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
+        output = super().evaluation_loop(*args, **kwargs)
+        if self.answer_probe is not None and output.metrics is not None:
+            prefix = kwargs.get("metric_key_prefix", "eval")
+            output.metrics[f"{prefix}_answer_exact"] = self.answer_probe(self.model)
+        return output
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:

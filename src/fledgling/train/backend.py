@@ -55,6 +55,10 @@ class TrainSpec(BaseModel):
     seed: int = 0
     max_examples: int | None = Field(default=None, ge=1)
     patience: int = Field(default=1, ge=1, description="epochs without val improvement before stopping")
+    select_on: Literal["loss", "answers"] = Field(
+        default="loss", description="what picks the best epoch and stops early: val loss, or answers (the share of "
+                                    "val answers a greedy generation gets exactly right; a generation pass per epoch)")
+    probe_answers: int = Field(default=48, ge=1, description="select_on=answers: val answers generated per epoch")
     merge: bool = False
     launcher: Literal["none", "accelerate"] = "none"
     num_processes: int = Field(default=1, ge=1)
@@ -62,9 +66,11 @@ class TrainSpec(BaseModel):
     poll_s: float = Field(default=10.0, gt=0, description="openai: seconds between job polls")
 
     @model_validator(mode="after")
-    def _full_needs_lora_backend(self) -> TrainSpec:
+    def _lora_backend_only(self) -> TrainSpec:
         if self.method == "full" and self.backend not in ("lora", "dry-run"):
             raise ValueError(f"full fine-tuning runs on the lora backend (or dry-run), not {self.backend}")
+        if self.select_on == "answers" and self.backend not in ("lora", "dry-run"):
+            raise ValueError(f"choosing the epoch on val answers runs on the lora backend, not {self.backend}")
         return self
 
     @property

@@ -8,7 +8,8 @@ small CPU's memory: weights, gradients and AdamW state are 16 bytes a parameter)
 saves the whole model (`merged/`), which loads and serves like a merged adapter.
 Loss falls on the assistant's tokens only (TRL's `assistant_only_loss` with the specialist
 chat template's `{% generation %}` markers). The val split is evaluated every epoch; training
-stops early when val loss stops improving and the best epoch is what gets saved. A checkpoint
+stops early when val loss stops improving (or, with `select_on="answers"`, the share of val
+answers generated exactly right, `train.answer_probe`) and the best epoch is what gets saved. A checkpoint
 is written every epoch, and `--resume` continues from the newest one.
 """
 
@@ -93,7 +94,10 @@ def fit(plan: Plan, reporter: Reporter, model: Any, tokenizer: Any, *, base_sha2
         "train_loss_first": losses[0] if losses else None,
         "train_loss_last": losses[-1] if losses else None,
         "eval_loss_per_epoch": eval_losses,
-        "best_eval_loss": trainer.state.best_metric,
+        "eval_answer_exact_per_epoch": [h["eval_answer_exact"] for h in history if "eval_answer_exact" in h],
+        "selected_on": trainer.args.metric_for_best_model,
+        "best_eval_loss": min(eval_losses) if eval_losses else None,
+        "best_metric": trainer.state.best_metric,
         "best_checkpoint": Path(trainer.state.best_model_checkpoint).name
         if trainer.state.best_model_checkpoint else None,
         "stopped_early": bool(eval_losses) and trainer.state.epoch < spec.epochs,
@@ -151,6 +155,7 @@ def build_trainer(plan: Plan, model: Any, tokenizer: Any, callbacks: list[Any], 
         val_ds = HFDataset.from_list(val_rows) if val_rows else None
     cuda = torch.cuda.is_available()
     has_val = val_ds is not None
+    by_answers = has_val and peft and spec.select_on == "answers"
     args = SFTConfig(
         output_dir=str(run_dir / CHECKPOINTS_DIR),
         num_train_epochs=spec.epochs,
@@ -172,8 +177,8 @@ def build_trainer(plan: Plan, model: Any, tokenizer: Any, callbacks: list[Any], 
         save_strategy="epoch",
         save_total_limit=2,
         load_best_model_at_end=has_val,
-        metric_for_best_model="eval_loss" if has_val else None,
-        greater_is_better=False if has_val else None,
+        metric_for_best_model=(("eval_answer_exact" if by_answers else "eval_loss") if has_val else None),
+        greater_is_better=by_answers if has_val else None,
         logging_steps=1,
         report_to="none",
         disable_tqdm=True,
@@ -188,6 +193,10 @@ def build_trainer(plan: Plan, model: Any, tokenizer: Any, callbacks: list[Any], 
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
                           processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)
+    if by_answers and isinstance(trainer, AnswerLossTrainer):
+        from fledgling.train.answer_probe import AnswerProbe
+
+        trainer.answer_probe = AnswerProbe(val_rows, tokenizer, spec.probe_answers)
     return trainer
 
 
