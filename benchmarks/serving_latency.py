@@ -206,7 +206,7 @@ def main() -> None:
         fast = open_local(spec, constrained=True, max_new_tokens=96, prompt=prompt, threads=threads,
                           engine="llama.cpp").variant(**task)
         fast_load = time.perf_counter() - started
-        if getattr(fast, "engine", None) != "llama.cpp":
+        if getattr(fast, "engine_name", None) != "llama.cpp":
             console.print("[red]llama.cpp is not installed: run scripts/llama_cpp.sh[/]")
             return
         few = items[: args.transformers_items]

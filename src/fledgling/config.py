@@ -23,6 +23,7 @@ DEFAULT_CONFIG_NAME = "fledgling.toml"
 Mode = Literal["record", "shadow", "canary", "swapped"]
 ModelKind = Literal["openai", "anthropic", "hf", "gguf", "recorded"]
 Engine = Literal["auto", "llama.cpp", "transformers"]
+GgufType = Literal["q8_0", "q4_0", "f16", "source"]
 FallbackReason = Literal["error", "timeout", "contract", "low_confidence"]
 DEFAULT_FALLBACK_ON: tuple[FallbackReason, ...] = ("error", "timeout", "contract")
 
@@ -51,6 +52,10 @@ class ModelSettings(_Strict):
     local_engine: Engine = Field(default="auto", alias="engine", description=(
         "local models: llama.cpp (fast on CPU; GGUF weights, an adapter is converted), transformers, "
         "or auto (llama.cpp when it is installed and the weights are or derive from a GGUF)"))
+    gguf_type: GgufType = Field(default="q8_0", description=(
+        "llama.cpp engine: the type the weights are served in; q8_0 (a copy of the weights in eight "
+        "bits with the adapter merged in: near-lossless from the bundled Q4_1 and faster on prompts), "
+        "q4_0, f16, or source (the file's own types, an adapter applied at run time)"))
     usd_per_mtok_in: float | None = Field(default=None, ge=0)
     usd_per_mtok_out: float | None = Field(default=None, ge=0)
     usd_per_cpu_hour: float | None = Field(default=None, ge=0, description=(

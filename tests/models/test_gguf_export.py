@@ -130,3 +130,75 @@ def test_a_checkpoint_becomes_a_gguf_with_the_base_types_and_metadata(hf_model, 
     reader = gguf.GGUFReader(str(out))
     assert len(reader.fields["tokenizer.ggml.tokens"].contents()) == 49152
     assert reader.fields["tokenizer.chat_template"].contents().startswith("{%")
+
+
+def _small_adapter(directory, rng, *, r: int = 4, alpha: int = 8) -> dict:
+    """A random PEFT LoRA on two layers' query, key and up projections; its tensors by name."""
+    from safetensors.numpy import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = {}
+    for layer in range(2):
+        for mod, (out_dim, in_dim) in (("self_attn.q_proj", (576, 576)), ("self_attn.k_proj", (192, 576)),
+                                       ("mlp.up_proj", (1536, 576))):
+            key = f"base_model.model.model.layers.{layer}.{mod}"
+            weights[f"{key}.lora_A.weight"] = (rng.normal(size=(r, in_dim)) * 0.05).astype(np.float32)
+            weights[f"{key}.lora_B.weight"] = (rng.normal(size=(out_dim, r)) * 0.05).astype(np.float32)
+    save_file(weights, str(directory / "adapter_model.safetensors"))
+    (directory / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": r, "lora_alpha": alpha}))
+    return weights
+
+
+def _q8_bound(values: np.ndarray) -> np.ndarray:
+    """Q8_0's rounding bound per value: half a step of its block of 32 (step = block max / 127),
+    plus what storing the step as a float16 adds (127 steps times its relative error, 2^-11)."""
+    steps = np.abs(values).reshape(values.shape[0], -1, 32).max(axis=-1, keepdims=True) / 127
+    bound = steps * (0.5 + 127 * 2.0 ** -11) * 1.01 + 1e-7
+    return np.broadcast_to(bound, (*steps.shape[:2], 32)).reshape(values.shape)
+
+
+def test_a_served_copy_is_q8_0_with_the_adapter_merged_in(tmp_path, monkeypatch):
+    """Every weight of the Q8_0 copy equals the base's dequantised weight plus scale * B @ A
+    (computed here with numpy, the key rows in llama.cpp's order) within Q8_0's rounding; norms stay
+    F32 and exact; the metadata and tokenizer are the base's; the file is written once."""
+    import gguf
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    weights = _small_adapter(tmp_path / "adapter", np.random.default_rng(1))
+    out = gguf_export.serving_gguf(smollm2_gguf(), "q8_0", tmp_path / "adapter")
+    base, served = _tensors(smollm2_gguf()), _tensors(out)
+    assert set(base) == set(served)
+    for name, lora_key, heads in (("blk.1.attn_k.weight", "layers.1.self_attn.k_proj", 3),
+                                  ("blk.0.ffn_up.weight", "layers.0.mlp.up_proj", None),
+                                  ("blk.4.attn_q.weight", None, None)):
+        assert served[name].tensor_type == gguf.GGMLQuantizationType.Q8_0
+        expected = gguf.quants.dequantize(base[name].data, base[name].tensor_type)
+        if lora_key:
+            a = weights[f"base_model.model.model.{lora_key}.lora_A.weight"]
+            b = weights[f"base_model.model.model.{lora_key}.lora_B.weight"]
+            delta = 2.0 * b @ a  # alpha 8 / r 4
+            if heads:  # llama.cpp's row order of a key projection: per head, the rotary halves interleaved
+                delta = delta.reshape(heads, 2, -1, 576).swapaxes(1, 2).reshape(delta.shape)
+            assert np.abs(delta).max() > 0.01  # the adapter changes this weight measurably
+            expected = expected + delta
+        got = gguf.quants.dequantize(served[name].data, served[name].tensor_type)
+        assert np.all(np.abs(got - expected) <= _q8_bound(expected)), name
+    norm = "blk.3.attn_norm.weight"
+    assert served[norm].tensor_type == gguf.GGMLQuantizationType.F32
+    assert np.array_equal(served[norm].data, base[norm].data)
+    reader = gguf.GGUFReader(str(out))
+    assert int(reader.fields["general.file_type"].contents()) == int(gguf.LlamaFileType.MOSTLY_Q8_0)
+    assert reader.fields["tokenizer.chat_template"].contents().startswith("{%")
+    stamp = out.stat().st_mtime_ns
+    assert gguf_export.serving_gguf(smollm2_gguf(), "q8_0", tmp_path / "adapter") == out
+    assert out.stat().st_mtime_ns == stamp  # written once
+    assert sorted(p.name for p in (tmp_path / "adapter").iterdir()) == ["adapter_config.json",
+                                                                         "adapter_model.safetensors"]
+    alone = gguf_export.serving_gguf(smollm2_gguf(), "q8_0")  # the base alone: in the user's cache
+    assert alone.parent == tmp_path / "cache" / "fledgling" / "gguf"
+    assert not list(alone.parent.glob("*.partial"))
+
+
+def test_an_unknown_serving_type_is_refused_in_one_line():
+    with pytest.raises(ConfigError, match="unknown gguf_type 'q3'.*q8_0"):
+        gguf_export.serving_gguf(smollm2_gguf(), "q3")

@@ -18,17 +18,27 @@ here, in plain sight (`_decode`):
 - the shared prefix (the system message, the same for every request of a task, and the earlier
   turns of the same conversation) stays in the KV cache between requests. A prompt is always
   evaluated in the same steps, message by message, whether a step was cached or not, so an
-  answer does not depend on what was decoded before it (replay gives the same answer).
+  answer does not depend on what was decoded before it (replay gives the same answer). Beside the
+  live cache, the KV state of recent prompts is kept (`prefix_cache_mb`, least recently used
+  first out): a conversation's next call, arriving after calls of other conversations, restores
+  its earlier turns instead of evaluating them again, which is what an agent's traffic looks like
+  through the gateway (several conversations at once, each call repeating the last one's prompt).
 
-A LoRA adapter (PEFT) is converted once to a GGUF LoRA (`gguf_export.py`) and applied by llama.cpp
-on the quantised base; a full fine-tuned checkpoint is converted to a GGUF model.
+The weights are served as a Q8_0 copy by default, a LoRA adapter (PEFT) merged in
+(`gguf_export.serving_gguf`: llama.cpp evaluates prompts much faster at Q8_0 than at the bundled
+Q4_1); with `gguf_type = "source"` the file's own types are served and an adapter is converted once
+to a GGUF LoRA applied by llama.cpp at run time. A full fine-tuned checkpoint is converted to a GGUF
+model.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import ctypes
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +56,7 @@ from fledgling.models.prompting import (
 
 ENGINE = "llama.cpp"
 N_CTX = 4096
+PREFIX_CACHE_MB = 256.0  # SmolLM2-135M: ~23 kB of KV per token, so ~30 prompts of 400 tokens
 
 
 def available() -> str | None:
@@ -76,10 +87,12 @@ class LlamaCppBackend:
     def __init__(self, name: str, model_path: str | Path, *, tokenizer: Any, lora_path: str | Path | None = None,
                  constrained: bool = False, batch_size: int = 16, max_new_tokens: int = 256,
                  prompt: str = "chat", task: str | None = None, allow_text: bool = False,
-                 threads: int | None = None, jump_forward: bool = True, seed: int = 0, n_ctx: int = N_CTX):
+                 threads: int | None = None, jump_forward: bool = True, seed: int = 0, n_ctx: int = N_CTX,
+                 prefix_cache_mb: float = PREFIX_CACHE_MB):
         """The options are `LocalBackend`'s (`batch_size` is kept for the callers that read it:
         this engine decodes one request at a time). `jump_forward`: run grammar-forced tokens as
-        one step (False: one forward pass per token, for comparison)."""
+        one step (False: one forward pass per token, for comparison). `prefix_cache_mb`: memory for
+        the KV state of recent prompts (0: only the live cache)."""
         import llama_cpp
 
         if prompt not in PROMPT_FORMATS:
@@ -96,6 +109,7 @@ class LlamaCppBackend:
         self.tokenizer = tokenizer
         self.model_path = str(model_path)
         self.lora_path = str(lora_path) if lora_path else None
+        self.weights_type = _file_type(self.model_path) + (" + LoRA at run time" if lora_path else "")
         started = time.perf_counter()
         try:
             self.llm = llama_cpp.Llama(model_path=self.model_path, lora_path=self.lora_path, n_ctx=n_ctx,
@@ -118,7 +132,7 @@ class LlamaCppBackend:
         newline = tokenizer("\n", add_special_tokens=False).input_ids
         self._newline = newline[0] if len(newline) == 1 else -1
         self.native_tools = template_renders_tools(tokenizer)
-        self._shared = _Shared()
+        self._shared = _Shared(int(prefix_cache_mb * 2**20))
         self.last_steps = 0  # forward passes of the last answer (the benchmark reads it)
 
     @property
@@ -165,6 +179,7 @@ class LlamaCppBackend:
                     out.append(self._answer(req))
                 except Exception as exc:  # one bad request must not sink the others
                     self._shared.cached, self._shared.steps = [], set()
+                    self.llm.n_tokens = 0
                     out.append(Generation(None, 0.0, error=f"{type(exc).__name__}: {exc}"))
             return out
 
@@ -205,18 +220,22 @@ class LlamaCppBackend:
         return [*cuts, len(ids)]
 
     def _prefill(self, ids: list[int]) -> None:
-        """The prompt into the KV cache, message by message. What the last request evaluated in
+        """The prompt into the KV cache, message by message. What an earlier request evaluated in
         the same steps over the same tokens (the system message, the earlier turns of the same
-        conversation) is kept; the rest is evaluated. The steps are a function of the prompt
+        conversation) is kept: from the live cache, or restored from the saved state of a recent
+        prompt when that keeps more; the rest is evaluated. The steps are a function of the prompt
         alone, so the arithmetic is the same whether a step was cached or not."""
         llm, shared = self.llm, self._shared
         cuts = self._boundaries(ids)
-        keep = 0
-        for end in cuts[:-1]:
-            if end in shared.steps and shared.cached[:end] == ids[:end]:
-                keep = end
-            else:
-                break
+        keep = _kept(ids, cuts, shared.cached, shared.steps)
+        source = None
+        for key, saved in shared.saved.items():
+            k = _kept(ids, cuts, saved.ids, saved.steps)
+            if k > keep:
+                keep, source = k, key
+        if source is not None:
+            self._restore(shared.saved[source])
+            shared.saved.move_to_end(source)
         llm.n_tokens = keep
         start = keep
         for end in cuts:
@@ -224,6 +243,49 @@ class LlamaCppBackend:
                 llm.eval(ids[start:end])
                 start = end
         shared.cached, shared.steps = list(ids), set(cuts[:-1])
+        shared.reused_tokens += keep
+        shared.prompt_tokens += len(ids)
+        self._save(ids, cuts)
+
+    def _save(self, ids: list[int], cuts: list[int]) -> None:
+        """Keep the KV state of this prompt (its sequence only) for a later call that extends it;
+        the saved prompts this one extends are dropped, and the least recently used go first when
+        the memory is full."""
+        shared = self._shared
+        if shared.capacity <= 0 or len(cuts) < 2:
+            return
+        for key in [k for k, saved in shared.saved.items()
+                    if saved.steps and _kept(ids, cuts, saved.ids, saved.steps) == max(saved.steps)]:
+            shared.used -= shared.saved.pop(key).nbytes
+        ctx = self.llm._ctx.ctx
+        size = self._llama_cpp.llama_state_seq_get_size(ctx, 0)
+        if size > shared.capacity:
+            return
+        buffer = (ctypes.c_uint8 * size)()
+        nbytes = int(self._llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0))
+        if nbytes <= 0:
+            return
+        while shared.saved and shared.used + nbytes > shared.capacity:
+            shared.used -= shared.saved.popitem(last=False)[1].nbytes
+        shared.serial += 1
+        shared.saved[shared.serial] = _Saved(list(ids), set(cuts[:-1]), buffer, nbytes)
+        shared.used += nbytes
+
+    def _restore(self, saved: _Saved) -> None:
+        """Put a saved prompt's KV state back as the live sequence."""
+        llm = self.llm
+        llm._ctx.kv_cache_seq_rm(0, -1, -1)
+        if not self._llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, saved.data, saved.nbytes, 0):
+            raise RuntimeError("llama.cpp could not restore a saved prompt state")
+        llm.input_ids[: len(saved.ids)] = saved.ids
+        self._shared.cached, self._shared.steps = list(saved.ids), set(saved.steps)
+
+    @property
+    def prefix_cache(self) -> dict[str, int]:
+        """What the prefix cache holds and saved: prompts kept, bytes, prompt tokens seen and reused."""
+        shared = self._shared
+        return {"prompts": len(shared.saved), "bytes": shared.used, "prompt_tokens": shared.prompt_tokens,
+                "reused_tokens": shared.reused_tokens}
 
     def _logits(self) -> np.ndarray:
         return np.ctypeslib.as_array(self.llm._ctx.get_logits_ith(-1), shape=(self.n_vocab,))
@@ -298,16 +360,58 @@ class LlamaCppBackend:
         return 0 < len(allowed) <= len(self.stop_ids) and set(allowed.tolist()) <= self.stop_ids
 
 
-class _Shared:
-    """What a backend and its variants share: the model's KV cache state and the grammar book."""
+def _kept(ids: list[int], cuts: list[int], cached: list[int], steps: set[int]) -> int:
+    """How much of the prompt `ids` (evaluated in steps ending at `cuts`) a cached prompt already
+    holds: up to the last step both share, over the same tokens; never the final step."""
+    keep = 0
+    for end in cuts[:-1]:
+        if end in steps and cached[:end] == ids[:end]:
+            keep = end
+        else:
+            break
+    return keep
 
-    def __init__(self) -> None:
+
+@dataclass
+class _Saved:
+    """The KV state of one evaluated prompt (llama.cpp's sequence state), with its tokens and steps."""
+
+    ids: list[int]
+    steps: set[int]
+    data: Any  # a ctypes byte array
+    nbytes: int
+
+
+class _Shared:
+    """What a backend and its variants share: the model's KV cache state, the saved prompt states
+    and the grammar book."""
+
+    def __init__(self, capacity: int) -> None:
         import threading
 
         self.lock = threading.Lock()
         self.cached: list[int] = []  # the prompt whose steps are in the KV cache
         self.steps: set[int] = set()  # where its evaluation steps ended
         self.grammars: Any = None
+        self.capacity = capacity  # bytes for saved prompt states
+        self.saved: OrderedDict[int, _Saved] = OrderedDict()
+        self.used = 0
+        self.serial = 0
+        self.prompt_tokens = 0
+        self.reused_tokens = 0
+
+
+def _file_type(path: str) -> str:
+    """The weights' type as the GGUF names it (`general.file_type`: Q4_1, Q8_0, ...)."""
+    try:
+        import gguf
+
+        field = gguf.GGUFReader(path).fields.get("general.file_type")
+        if field is not None:
+            return gguf.LlamaFileType(int(field.contents())).name.removeprefix("MOSTLY_")
+    except Exception:  # an unreadable header: llama.cpp itself will say what is wrong
+        pass
+    return "unknown"
 
 
 def _allowed(bitmask: Any, n_vocab: int) -> np.ndarray:

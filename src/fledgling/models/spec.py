@@ -205,18 +205,19 @@ def _open_llamacpp(spec: ModelSpec, directory: str | Path, gguf_file: str | None
     ms = spec.settings
     lora = None
     if gguf_file is not None:
-        model = Path(directory) / gguf_file
-        if ms.adapter:
-            lora = gguf_export.lora_gguf(ms.adapter, model)
-            tokenizer = load_tokenizer(ms.adapter, None) if (Path(ms.adapter) / "tokenizer.json").is_file() \
-                else gguf_export.cached_tokenizer(model)
-        else:
-            tokenizer = gguf_export.cached_tokenizer(model)
+        source = Path(directory) / gguf_file
+        tokenizer = load_tokenizer(ms.adapter, None) if ms.adapter and (Path(ms.adapter) / "tokenizer.json").is_file() \
+            else gguf_export.cached_tokenizer(source)
+        if ms.gguf_type == "source":
+            model = source
+            lora = gguf_export.lora_gguf(ms.adapter, source) if ms.adapter else None
+        else:  # the weights in the serving type, the adapter merged in
+            model = gguf_export.serving_gguf(source, ms.gguf_type, ms.adapter)
     else:
         if ms.adapter or (ms.base or "").lower() not in SMOLLM2_NAMES:
             raise ConfigError("llama.cpp serves a GGUF, a GGUF with an adapter, or a checkpoint "
                               "fine-tuned from the bundled SmolLM2")
-        model = gguf_export.checkpoint_gguf(directory, smollm2_gguf())
+        model = gguf_export.checkpoint_gguf(directory, smollm2_gguf(), ms.gguf_type)
         tokenizer = load_tokenizer(directory, None)
     return LlamaCppBackend(spec.name, model, tokenizer=tokenizer, lora_path=lora, **options)
 

@@ -110,7 +110,8 @@ class Candidate:
                                                 task=getattr(backend, "task", None),
                                                 allow_text=getattr(backend, "allow_text", None),
                                                 engine=getattr(backend, "engine_name", "transformers"),
-                                                jump_forward=getattr(backend, "jump_forward", None))
+                                                jump_forward=getattr(backend, "jump_forward", None),
+                                                weights=getattr(backend, "weights_type", None))
 
     def prepare(self, body: dict[str, Any]) -> dict[str, Any]:
         """The agent's request body as the candidate gets it: greedy, seeded, capped."""
