@@ -268,3 +268,38 @@ def test_store_writer_process_kill_9_restarted_every_call_stored_once(store_url:
     assert answered <= stored  # the workers were never touched: every answer was spooled and stored
     assert len(stored - answered) <= len(load._threads)
     assert list(spool_dir.glob("*.spool")) == []
+
+
+def test_ctrl_c_to_the_whole_group_under_load_stores_every_answer(store_url: str, tmp_path: Path) -> None:
+    """SIGINT to the process group at once (Ctrl-C in a terminal): the writer process is told to
+    stop together with the workers, and still stores what they spool while they drain."""
+    spool_dir = tmp_path / "spool"
+    with ServerThread(FaultyUpstream()) as up:
+        config = write_config(tmp_path / "fledgling.toml", up + "/v1", store_url, spool_dir)
+        port = free_port()
+        env = {**os.environ, "FLEDGLING_CONFIG": str(config)}
+        env.pop("FLEDGLING_GATEWAY_KEYS", None)
+        sup = subprocess.Popen([sys.executable, "-c", "from fledgling.cli import main; main()", "gateway",
+                                "--port", str(port), "--workers", "2"], env=env, cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_for(lambda: len(_children(sup.pid)) == 3 and _roles(url) is not None, timeout=60)
+            load = Load(url)
+            _wait_for(lambda: len(load.answered) >= 300)
+            os.killpg(sup.pid, signal.SIGINT)
+            out, err = sup.communicate(timeout=90)
+            load.stop()
+        finally:
+            if sup.poll() is None:
+                os.killpg(sup.pid, signal.SIGKILL)
+                sup.communicate(timeout=30)
+    assert sup.returncode == 0, err.decode()[-2000:]
+    with Store(store_url) as store:
+        with store.engine.connect() as conn:
+            rows, distinct = conn.execute(text("select count(*), count(distinct id) from calls")).one()
+        stored = {c.id for c in store.iter_calls()}
+    answered = {cid for _, _, cid in load.answered}
+    assert rows == distinct == len(stored)
+    assert answered <= stored  # answered while they drained too
+    assert list(spool_dir.glob("*.spool")) == []

@@ -100,11 +100,12 @@ class GatewayApp:
             elif msg["type"] == "lifespan.shutdown":
                 if self._publisher is not None:
                     self._publisher.cancel()
-                    await asyncio.to_thread(workers.withdraw, self.settings.gateway.spool_dir, self._name)
                 await self.swap.drain()
                 await self.pool.close()
                 await asyncio.to_thread(self.otlp.close)
                 await asyncio.to_thread(self.recorder.close)
+                if self._publisher is not None:  # last: the writer process waits for this
+                    await asyncio.to_thread(workers.withdraw, self.settings.gateway.spool_dir, self._name)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -230,7 +230,8 @@ def run_drain(settings: Settings, store: Store) -> int:
     from fledgling.gateway import workers
 
     gw = settings.gateway
-    drain = SpoolDrain(store, gw.spool_dir, batch=gw.writer_batch, pending_bound_s=gw.health_pending_bound_s)
+    drain = SpoolDrain(store, gw.spool_dir, batch=gw.writer_batch, pending_bound_s=gw.health_pending_bound_s,
+                       serving=lambda: workers.serving(gw.spool_dir))
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, frame: drain.stop.set())
 

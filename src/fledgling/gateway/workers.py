@@ -78,6 +78,22 @@ def read_fresh(spool_dir: str | Path, *, fresh_s: float = FRESH_S) -> dict[str, 
     return parts
 
 
+def serving(spool_dir: str | Path) -> bool:
+    """Whether a worker of this process group is still running (its snapshot is withdrawn as
+    the last step of its graceful stop, once its spool is written out), fresh or not: the store
+    writer process waits for it before it stops."""
+    where = directory(spool_dir)
+    group = os.getpgid(0)
+    for path in where.glob("worker-*.json") if where.is_dir() else []:
+        try:
+            pid = orjson.loads(path.read_bytes()).get("pid")
+            if _alive(pid) and os.getpgid(pid) == group:
+                return True
+        except (OSError, orjson.JSONDecodeError, AttributeError):
+            continue
+    return False
+
+
 def _alive(pid: Any) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False

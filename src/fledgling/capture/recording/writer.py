@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -291,18 +291,20 @@ class SpoolDrain:
     (idempotent on call id) and deletes it, a dead worker's files included. The records were
     acknowledged by the worker's fsync: the durability bound is the workers' fsync window.
 
-    `run()` drains until `stop` is set, then keeps draining until no spool file is held by a
-    process of its own process group (the workers draining their last records), at most
-    `stop_timeout_s`."""
+    `run()` drains until `stop` is set, then keeps draining while a spool file is held by a
+    process of its own process group or `serving()` says a worker still runs (the workers
+    draining their last records), at most `stop_timeout_s`."""
 
     def __init__(self, store: Store, spool_dir: str, *, batch: int = 500, poll_s: float = 0.05,
-                 pending_bound_s: float = 30.0, stop_timeout_s: float = 60.0):
+                 pending_bound_s: float = 30.0, stop_timeout_s: float = 60.0,
+                 serving: Callable[[], bool] | None = None):
         self.spool = Spool(spool_dir)  # never started: only its directory, quarantine and release
         self.writer = StoreWriter(store, self.spool, batch=batch)
         self.poll_s = poll_s
         self.pending_bound_s = pending_bound_s
         self.stop_timeout_s = stop_timeout_s
         self.stop = threading.Event()
+        self.serving = serving or (lambda: False)
         self.passes = 0
 
     def run(self) -> None:
@@ -316,7 +318,8 @@ class SpoolDrain:
         try:
             while True:
                 self._pass()
-                if self.writer._stop or not self._siblings_hold_files() or time.monotonic() > deadline:
+                if self.writer._stop or time.monotonic() > deadline or not (
+                        self._siblings_hold_files() or self.serving()):
                     break
                 time.sleep(self.poll_s)
             if not self.writer._stop:
