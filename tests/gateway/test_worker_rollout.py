@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from fledgling.gateway.workers import PUBLISH_S
 from fledgling.store import Store
 from tests.standin_apis import RunningStandIn
 
@@ -64,6 +65,10 @@ def test_a_rollout_change_through_one_worker_reaches_the_other(store_url: str, t
                     at = time.monotonic()
                     served_by, call_id = ask()
                     sent.append((at - changed_at, served_by, call_id))
+                # /admin/swap, whichever worker answers: the task's figures summed over both
+                time.sleep(3 * PUBLISH_S)
+                views = [fresh.get(url + "/admin/swap", headers={"authorization": f"Bearer {ADMIN}"}).json()
+                         for _ in range(6)]
             sup.send_signal(signal.SIGTERM)
             _, err = sup.communicate(timeout=60)
             assert sup.returncode == 0, err.decode()[-2000:]
@@ -83,5 +88,17 @@ def test_a_rollout_change_through_one_worker_reaches_the_other(store_url: str, t
     reached = max(late, default=0.0)
     print(f"the other worker served the old rollout until {reached:.2f} s after the change")
     assert reached < REACH_S
+    swapped = [by for _, by, _ in sent if by == "candidate"]
+    for view in views:
+        fig = view["tasks"]["weather"]
+        parts = [w["tasks"]["weather"] for w in view["workers"] if "weather" in w["tasks"]]
+        assert fig["mode"] == "swapped" and len(view["workers"]) == 2
+        # counted by a worker from its first request in swapped mode (its record-mode ones are not)
+        assert fig["requests"] == sum(p["requests"] for p in parts) >= len(swapped)
+        assert fig["served_by"].get("candidate", 0) == sum(p["served_by"].get("candidate", 0) for p in parts)
+        assert fig["served_by"]["candidate"] == len(swapped)
+        assert fig["candidate_share"] == len(swapped) / sum(fig["served_by"].values())
+        assert set(fig["gate"]) <= {"worker-0", "worker-1"}
+        assert all(set(by_worker) <= {"worker-0", "worker-1"} for by_worker in view["circuits"].values())
     assert [by for after, by in other if after >= REACH_S] and all(by == "candidate" for after, by in other
                                                                    if after >= REACH_S)
