@@ -42,8 +42,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "lr4e-3": {"max_examples": 400, "epochs": 1, "rank": 16, "lr": 4e-3, "prompt": "lean"},
     "compact": {"max_examples": 400, "epochs": 1, "rank": 16, "lr": 2e-3, "prompt": "compact"},
     # full fine-tuning of the 135M model: every weight, at the learning rates that suit it
-    "full-5e-5": {"max_examples": 400, "epochs": 1, "method": "full", "rank": 16, "lr": 5e-5, "prompt": "lean"},
-    "full-2e-4": {"max_examples": 400, "epochs": 1, "method": "full", "rank": 16, "lr": 2e-4, "prompt": "lean"},
+    "full": {"max_examples": 400, "epochs": 1, "method": "full", "rank": 16, "lr": 1e-4, "prompt": "lean"},
+    "full-3e-4": {"max_examples": 400, "epochs": 1, "method": "full", "rank": 16, "lr": 3e-4, "prompt": "lean"},
 }
 DRY_RECIPES = {
     "dry-a": {"max_examples": 6, "epochs": 1, "rank": 4, "lr": 1e-2, "prompt": "lean"},
