@@ -8,7 +8,7 @@ one process, on the same prompts, with the same number of intra-op threads (prin
   the batch, the shared prompt prefix encoded once), unconstrained, in its default precision
   (bfloat16 on a CPU with bfloat16 instructions, else float32);
 - the backend at batch 8 with constrained decoding (xgrammar, the contract's tool calls or text);
-- the llama.cpp engine (`LlamaCppBackend`, the GGUF's own Q4_1 weights), one request at a time,
+- the llama.cpp engine (`LlamaCppBackend`, its default Q8_0 copy of the GGUF), one request at a time,
   free and constrained (with jump-forward over the tokens the grammar forces);
 - the baseline: `model.generate` over batches of 8 left-padded prompts in float32 (how the
   original pipeline did it), its answers cut at the first end token; and the same loop and the
@@ -125,7 +125,7 @@ def main() -> None:
     if getattr(fast, "engine_name", None) == "llama.cpp":
         fast.variant().generate_sync(requests[:1])  # type: ignore[attr-defined]
         for constrained in (False, True):
-            label = f"llama.cpp, one at a time, Q4_1{', constrained' if constrained else ''}"
+            label = f"llama.cpp, one at a time, {fast.weights_type}{', constrained' if constrained else ''}"  # type: ignore[attr-defined]
             with console.status(label):
                 tokens, seconds, texts = backend_run(fast.variant(constrained=constrained), requests)  # type: ignore[attr-defined]
             rows.append((label, tokens, seconds))

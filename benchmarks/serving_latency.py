@@ -8,9 +8,11 @@ default: the newest support-agent adapter a demo or `fledgling train` run left i
 Engines, side by side in one process on the same items:
 
 - transformers: the `LocalBackend` loop (SmolLM2's GGUF dequantised, PEFT adapter merged);
-- llama.cpp: `LlamaCppBackend` on the same GGUF (the adapter converted to a GGUF LoRA), with one
-  forward pass per answer token (`jump-forward off`) and with grammar-forced tokens run as one
-  multi-token step (`jump-forward on`, the default).
+- llama.cpp: `LlamaCppBackend` on the same GGUF, with its weights served in three types: the
+  file's own Q4_1 with the adapter applied at run time (`gguf_type = "source"`), a Q8_0 copy with
+  the adapter merged in (the default) and a Q4_0 copy; Q8_0 with one forward pass per answer token
+  (`jump-forward off`) and with grammar-forced tokens run as one multi-token step (`jump-forward
+  on`, the default).
 
 Per row: p50 / p95 ms per call (wall time of the call, prompt to parsed answer), answer tokens/s
 (answer tokens over the summed call time), mean answer tokens and forward passes per call, the
@@ -44,6 +46,7 @@ from rich.console import Console
 from rich.table import Table
 
 TASK = "support-agent"
+MAX_NEW_TOKENS = 256  # the demo's cap: the bounded grammar keeps every tool and optional argument
 
 
 def demo_items(tmp: Path, n_calls: int = 2000, seed: int = 0) -> tuple[Any, list[Any], Any]:
@@ -76,7 +79,9 @@ def pct(values: list[float], q: float) -> float:
 def measure(backend: Any, items: list[Any], contract: Any) -> dict[str, Any]:
     from fledgling.contracts import validate
 
-    backend.generate_sync([items[0].call.request])  # warm: grammar compiled, prefix cached
+    backend.generate_sync([items[0].call.request])  # warm: the grammar compiled
+    if hasattr(backend, "clear_prefix_cache"):
+        backend.clear_prefix_cache()  # each pass starts cold: no prompt kept from an earlier pass
     ms, tokens, steps, valid, tool_ok, texts, counts = [], 0, 0, 0, 0, [], []
     for item in items:
         req = item.call.request
@@ -114,11 +119,11 @@ def gateway_throughput(spec: Any, prompt: str | None, store: Any, items: list[An
     from fledgling.swap.candidate import open_candidate
 
     calls = [i.call for i in items]
-    swap = {"budget_ms": 30_000, "batch_size": 8, "batch_wait_ms": 2, "max_tokens": 96, "retries": 0}
+    swap = {"budget_ms": 30_000, "batch_size": 8, "batch_wait_ms": 2, "max_tokens": MAX_NEW_TOKENS, "retries": 0}
     with ServerThread(StandInUpstream(RecordedAnswers(calls))) as llm_url:
         settings = parse_settings({
             "models": {"llm": {"kind": "openai", "base_url": llm_url + "/v1"},
-                       "slm": spec.settings.model_dump(exclude_none=True)},
+                       "slm": spec.settings.model_dump(exclude_none=True, by_alias=True)},
             "tasks": {TASK: {"upstream": "llm", "candidate": "slm", "swap": swap}},
             "gateway": {"upstream": "llm", "spool_dir": tempfile.mkdtemp(prefix="bench-spool-"),
                         "spool_fsync_ms": 5}})
@@ -176,7 +181,7 @@ def main() -> None:
     from fledgling.train.lora import quiet_libraries
 
     quiet_libraries()
-    console = Console(width=170)
+    console = Console(width=240)
     threads = decode_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     with console.status("building the demo's support-agent test items"):
@@ -192,6 +197,7 @@ def main() -> None:
                   f"tuned adapter: {adapter or 'none found (train one: fledgling demo or fledgling train)'}; "
                   f"load average at start: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
 
+    reuse: dict[tuple[str, str], float] = {}
     table = Table(title=f"{TASK}: ms per call and answer tokens/s, batch 1, constrained")
     for col in ("model", "engine", "items", "p50 ms", "p95 ms", "tokens/s", "vs transformers", "answer tokens",
                 "forward passes", "valid", "reference tool", "same as transformers", "load s"):
@@ -199,25 +205,31 @@ def main() -> None:
     for label, spec, prompt in models:
         task = dict(task=TASK, allow_text=bool((contract.stats or {}).get("no_tool_call_share")))
         started = time.perf_counter()
-        slow = open_local(spec, constrained=True, max_new_tokens=96, prompt=prompt, threads=threads,
+        slow = open_local(spec, constrained=True, max_new_tokens=MAX_NEW_TOKENS, prompt=prompt, threads=threads,
                           engine="transformers").variant(batch_size=1, **task)
         slow_load = time.perf_counter() - started
-        started = time.perf_counter()
-        fast = open_local(spec, constrained=True, max_new_tokens=96, prompt=prompt, threads=threads,
-                          engine="llama.cpp").variant(**task)
-        fast_load = time.perf_counter() - started
-        if getattr(fast, "engine_name", None) != "llama.cpp":
-            console.print("[red]llama.cpp is not installed: run scripts/llama_cpp.sh[/]")
-            return
         few = items[: args.transformers_items]
         with console.status(f"{label}: transformers on {len(few)} items"):
             ref = measure(slow, few, contract)
-        rows = [("transformers", ref, slow_load)]
-        for jump in (False, True):
-            with console.status(f"{label}: llama.cpp, jump-forward {'on' if jump else 'off'}"):
-                got = measure(fast.variant(jump_forward=jump), items, contract)
-            rows.append((f"llama.cpp, jump-forward {'on' if jump else 'off'}", got, fast_load))
+        rows = [("transformers (fp32)", ref, slow_load)]
         del slow
+        for gguf_type, jumps in (("source", (True,)), ("q8_0", (False, True)), ("q4_0", (True,))):
+            typed = spec.__class__(spec.name, spec.settings.model_copy(update={"gguf_type": gguf_type}))
+            started = time.perf_counter()
+            fast = open_local(typed, constrained=True, max_new_tokens=MAX_NEW_TOKENS, prompt=prompt,
+                              threads=threads, engine="llama.cpp").variant(**task)
+            fast_load = time.perf_counter() - started
+            if getattr(fast, "engine_name", None) != "llama.cpp":
+                console.print("[red]llama.cpp is not installed: run scripts/llama_cpp.sh[/]")
+                return
+            for jump in jumps:
+                name = f"llama.cpp {fast.weights_type}, jump-fwd {'on' if jump else 'off'}"
+                with console.status(f"{label}: {name}"):
+                    got = measure(fast.variant(jump_forward=jump), items, contract)
+                rows.append((name, got, fast_load))
+                cache = fast.prefix_cache
+                reuse[label, name] = cache["reused_tokens"] / max(1, cache["prompt_tokens"])
+            del fast
         for engine, m, load in rows:
             same = sum(a == b for a, b in zip(m["texts"], ref["texts"], strict=False))
             table.add_row(label, engine, str(m["n"]), f"{m['p50']:.0f}", f"{m['p95']:.0f}", f"{m['tok_s']:.1f}",
@@ -228,6 +240,8 @@ def main() -> None:
         table.add_row("recorded LLM", "(the demo's traffic)", str(len(recorded)), f"{pct(recorded, 0.5):.0f}",
                       f"{pct(recorded, 0.95):.0f}", "", "", "", "", "", "", "", "")
     console.print(table)
+    console.print("prompt tokens restored from the prefix cache instead of evaluated: " + ", ".join(
+        f"{label} {name.removeprefix('llama.cpp ')} {share:.0%}" for (label, name), share in reuse.items()))
     console.print(f"load average after the engines: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
     label, spec, prompt = models[-1]

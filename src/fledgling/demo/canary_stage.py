@@ -31,7 +31,7 @@ PERCENT = 50
 REQUESTS = 16
 CONCURRENCY = 4
 BASE = "smollm2"  # the bundled base SLM, when no adapter was trained
-SWAP = {"budget_ms": 45_000, "batch_size": 4, "batch_wait_ms": 50, "max_tokens": 160, "retries": 0}
+SWAP = {"budget_ms": 45_000, "batch_size": 4, "batch_wait_ms": 50, "max_tokens": 256, "retries": 0}
 
 
 def canary_stage(ctx: Any) -> str:

@@ -37,7 +37,7 @@ TEST_ITEMS = 64
 AUDIT_PERCENT = 25.0  # a quarter, so a demo-sized run audits a handful; production: a few percent
 GATES = {"success": {"non_inferior": 0.05}, "schema_valid": {"min": 0.95}, "coverage": {"min": 0.5}}
 BASE = "smollm2"
-SWAP = {"budget_ms": 45_000, "batch_size": 4, "batch_wait_ms": 50, "max_tokens": 160, "retries": 0}
+SWAP = {"budget_ms": 45_000, "batch_size": 4, "batch_wait_ms": 50, "max_tokens": 256, "retries": 0}
 
 
 def selective_stage(ctx: Any) -> str:

@@ -280,6 +280,15 @@ class LlamaCppBackend:
         llm.input_ids[: len(saved.ids)] = saved.ids
         self._shared.cached, self._shared.steps = list(saved.ids), set(saved.steps)
 
+    def clear_prefix_cache(self) -> None:
+        """Forget every kept prompt state and the live cache (a benchmark's passes start cold)."""
+        with self._shared.lock:
+            shared = self._shared
+            shared.saved.clear()
+            shared.used = shared.prompt_tokens = shared.reused_tokens = 0
+            shared.cached, shared.steps = [], set()
+            self.llm.n_tokens = 0
+
     @property
     def prefix_cache(self) -> dict[str, int]:
         """What the prefix cache holds and saved: prompts kept, bytes, prompt tokens seen and reused."""
