@@ -7,8 +7,9 @@ drains the recorder (pending spool -> disk -> store), so a graceful stop loses n
 `serve_workers` runs several such servers as forked processes accepting on the one pre-bound
 socket (as gunicorn does: connections waiting in the backlog survive a worker's death, where
 SO_REUSEPORT would drop the dead worker's queue). Each worker has its own recorder, so its own
-spool files (under `flock` in the shared spool directory) and its own store writer; a restarted
-worker replays the files its predecessor left, and the store keeps each call id once.
+spool files (under `flock` in the shared spool directory), but no store writer: one more process,
+`run_drain`, stores every worker's handed-off files, a dead worker's included, and the store
+keeps each call id once.
 """
 
 from __future__ import annotations
