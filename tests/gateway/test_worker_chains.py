@@ -4,10 +4,7 @@ worker never saw the response id; it finds it in the store)."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -15,21 +12,15 @@ import httpx
 from fledgling.store import Store
 from tests.standin_apis import RunningStandIn
 
-from .conftest import free_port, write_config
-from .test_workers import _children, _up, _wait_for
+from .conftest import write_config
+from .supervised import _up, _wait_for, kill_tree, start_gateway
 
 
 def test_a_chain_crossing_workers_keeps_its_session(store_url: str, tmp_path: Path) -> None:
     stand_in = RunningStandIn()
     with stand_in:
         config = write_config(tmp_path / "fledgling.toml", stand_in.url + "/v1", store_url, tmp_path / "spool")
-        port = free_port()
-        env = {**os.environ, "FLEDGLING_CONFIG": str(config)}
-        env.pop("FLEDGLING_GATEWAY_KEYS", None)
-        sup = subprocess.Popen([sys.executable, "-c", "from fledgling.cli import main; main()", "gateway",
-                                "--port", str(port), "--workers", "2"], env=env, cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        url = f"http://127.0.0.1:{port}"
+        sup, url = start_gateway(config, tmp_path)
         chains: list[tuple[str, str]] = []  # (first call id, second call id)
         try:
             _wait_for(lambda: _up(url), timeout=60)
@@ -58,12 +49,7 @@ def test_a_chain_crossing_workers_keeps_its_session(store_url: str, tmp_path: Pa
             _, err = sup.communicate(timeout=60)
             assert sup.returncode == 0, err.decode()[-2000:]
         finally:
-            if sup.poll() is None:
-                leftover = _children(sup.pid)
-                sup.kill()
-                for pid in leftover:
-                    os.kill(pid, signal.SIGKILL)
-                sup.communicate(timeout=30)
+            kill_tree(sup)
     for first, second in chains:
         a, b = calls[first], calls[second]
         assert a.session_id is not None and b.session_id == a.session_id, (a.metadata, b.metadata)

@@ -4,10 +4,7 @@ once its cache is a second old)."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,8 +14,7 @@ from fledgling.gateway.workers import PUBLISH_S
 from fledgling.store import Store
 from tests.standin_apis import RunningStandIn
 
-from .conftest import free_port
-from .test_workers import _children, _up, _wait_for
+from .supervised import _up, _wait_for, kill_tree, start_gateway
 
 ADMIN = "admin-key-for-the-rollout-test-0123456789"
 CHAT = {"model": "gpt-test", "messages": [{"role": "user", "content": "What is the weather in Oslo?"}]}
@@ -37,13 +33,7 @@ def test_a_rollout_change_through_one_worker_reaches_the_other(store_url: str, t
             '[tasks.weather]\nupstream = "llm"\ncandidate = "cand"\n\n'
             '[tasks.weather.swap]\nbudget_ms = 5000\nretries = 0\n\n'
             f'[gateway]\nupstream = "llm"\nspool_dir = "{tmp_path / "spool"}"\nspool_fsync_ms = 5\n')
-        port = free_port()
-        env = {**os.environ, "FLEDGLING_CONFIG": str(config), "FLEDGLING_ADMIN_KEY": ADMIN}
-        env.pop("FLEDGLING_GATEWAY_KEYS", None)
-        sup = subprocess.Popen([sys.executable, "-c", "from fledgling.cli import main; main()", "gateway",
-                                "--port", str(port), "--workers", "2"], env=env, cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        url = f"http://127.0.0.1:{port}"
+        sup, url = start_gateway(config, tmp_path, extra_env={"FLEDGLING_ADMIN_KEY": ADMIN})
         sent: list[tuple[float, str, str]] = []  # (sent, served by, call id), after the change
         try:
             _wait_for(lambda: _up(url), timeout=60)
@@ -73,12 +63,7 @@ def test_a_rollout_change_through_one_worker_reaches_the_other(store_url: str, t
             _, err = sup.communicate(timeout=60)
             assert sup.returncode == 0, err.decode()[-2000:]
         finally:
-            if sup.poll() is None:
-                leftover = _children(sup.pid)
-                sup.kill()
-                for pid in leftover:
-                    os.kill(pid, signal.SIGKILL)
-                sup.communicate(timeout=30)
+            kill_tree(sup)
     with Store(store_url, migrate=False) as store:
         worker_of = {c.id: c.metadata["gateway_worker"] for c in store.iter_calls()}
     other = [(after, by) for after, by, cid in sent if worker_of[cid] != changer]

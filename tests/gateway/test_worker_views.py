@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,8 +19,9 @@ from fledgling.gateway.server import ServerThread
 from fledgling.gateway.workers import PUBLISH_S
 from fledgling.store import Store
 
-from .conftest import FaultyUpstream, free_port, write_config
-from .test_workers import BODY, _children, _up, _wait_for
+from .conftest import FaultyUpstream, write_config
+from .supervised import _up, _wait_for, kill_tree, start_gateway
+from .test_workers import BODY
 
 ADMIN = "admin-key-for-the-views-test-0123456789"
 
@@ -31,13 +31,7 @@ def gateway(store_url: str, tmp_path: Path, workers: int = 2) -> Iterator[tuple[
     spool_dir = tmp_path / "spool"
     with ServerThread(FaultyUpstream()) as up:
         config = write_config(tmp_path / "fledgling.toml", up + "/v1", store_url, spool_dir)
-        port = free_port()
-        env = {**os.environ, "FLEDGLING_CONFIG": str(config), "FLEDGLING_ADMIN_KEY": ADMIN}
-        env.pop("FLEDGLING_GATEWAY_KEYS", None)
-        sup = subprocess.Popen([sys.executable, "-c", "from fledgling.cli import main; main()", "gateway",
-                                "--port", str(port), "--workers", str(workers)], env=env, cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        url = f"http://127.0.0.1:{port}"
+        sup, url = start_gateway(config, tmp_path, workers=workers, extra_env={"FLEDGLING_ADMIN_KEY": ADMIN})
         try:
             _wait_for(lambda: _up(url), timeout=60)
             yield url, sup
@@ -45,12 +39,7 @@ def gateway(store_url: str, tmp_path: Path, workers: int = 2) -> Iterator[tuple[
             _, err = sup.communicate(timeout=60)
             assert sup.returncode == 0, err.decode()[-2000:]
         finally:
-            if sup.poll() is None:
-                leftover = _children(sup.pid)
-                sup.kill()
-                for pid in leftover:
-                    os.kill(pid, signal.SIGKILL)
-                sup.communicate(timeout=30)
+            kill_tree(sup)
 
 
 def _served_by(url: str) -> list[int]:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +18,8 @@ from fledgling.capture.recording.spool import read_segment
 from fledgling.gateway.server import ServerThread
 from fledgling.store import Store
 
-from .conftest import FaultyUpstream, free_port, write_config
+from .conftest import FaultyUpstream, write_config
+from .supervised import _children, _gone, _up, _wait_for, kill_tree, start_gateway
 
 BODY = {"model": "gpt-4o", "messages": [{"role": "system", "content": "You triage tickets."},
                                         {"role": "user", "content": "my order is late"}]}
@@ -58,15 +57,8 @@ class Load:
             t.join(10)
 
 
-def _wait_for(predicate, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
-def _children(pid: int) -> list[int]:
-    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def _roles(url: str) -> tuple[list[int], int] | None:
@@ -99,13 +91,7 @@ def test_two_workers_kill_9_one_every_acknowledged_call_stored_once(store_url: s
     spool_dir = tmp_path / "spool"
     with ServerThread(FaultyUpstream()) as up:
         config = write_config(tmp_path / "fledgling.toml", up + "/v1", store_url, spool_dir)
-        port = free_port()
-        env = {**os.environ, "FLEDGLING_CONFIG": str(config)}
-        env.pop("FLEDGLING_GATEWAY_KEYS", None)
-        sup = subprocess.Popen([sys.executable, "-c", "from fledgling.cli import main; main()", "gateway",
-                                "--port", str(port), "--workers", "2"], env=env, cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        url = f"http://127.0.0.1:{port}"
+        sup, url = start_gateway(config, tmp_path)
         try:
             _wait_for(lambda: len(_children(sup.pid)) == 3 and _roles(url) is not None, timeout=60)
             roles = _roles(url)
@@ -150,12 +136,7 @@ def test_two_workers_kill_9_one_every_acknowledged_call_stored_once(store_url: s
             sup.send_signal(signal.SIGTERM)
             out, err = sup.communicate(timeout=60)
         finally:
-            if sup.poll() is None:  # a failed step: stop the supervisor and the workers it forked
-                leftover = _children(sup.pid)
-                sup.kill()
-                for pid in leftover:
-                    os.kill(pid, signal.SIGKILL)
-                sup.communicate(timeout=30)
+            kill_tree(sup)
     assert sup.returncode == 0, err.decode()[-2000:]
     assert f"(pid {victim}) died (signal SIGKILL); restarting it" in out.decode()
     assert len(acknowledged) >= 50 and len(set(acknowledged)) == len(acknowledged)
@@ -178,31 +159,15 @@ def test_two_workers_kill_9_one_every_acknowledged_call_stored_once(store_url: s
     assert list(spool_dir.glob("*.spool")) == []  # graceful stop: every worker drained
 
 
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(url + "/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
-def _gone(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
 
 
 def test_supervisor_killed_workers_drain_and_exit(store_url: str, tmp_path: Path) -> None:
     spool_dir = tmp_path / "spool"
     with ServerThread(FaultyUpstream()) as up:
         config = write_config(tmp_path / "fledgling.toml", up + "/v1", store_url, spool_dir, fsync_ms=200)
-        port = free_port()
-        env = {**os.environ, "FLEDGLING_CONFIG": str(config)}
-        env.pop("FLEDGLING_GATEWAY_KEYS", None)
-        sup = subprocess.Popen([sys.executable, "-c", "from fledgling.cli import main; main()", "gateway",
-                                "--port", str(port), "--workers", "2"], env=env, cwd=tmp_path,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
+        sup, url = start_gateway(config, tmp_path, quiet=True)
         workers: list[int] = []
         try:
             _wait_for(lambda: len(_children(sup.pid)) == 3 and _up(url), timeout=60)
@@ -229,13 +194,7 @@ def test_store_writer_process_kill_9_restarted_every_call_stored_once(store_url:
     spool_dir = tmp_path / "spool"
     with ServerThread(FaultyUpstream()) as up:
         config = write_config(tmp_path / "fledgling.toml", up + "/v1", store_url, spool_dir)
-        port = free_port()
-        env = {**os.environ, "FLEDGLING_CONFIG": str(config)}
-        env.pop("FLEDGLING_GATEWAY_KEYS", None)
-        sup = subprocess.Popen([sys.executable, "-c", "from fledgling.cli import main; main()", "gateway",
-                                "--port", str(port), "--workers", "2"], env=env, cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        url = f"http://127.0.0.1:{port}"
+        sup, url = start_gateway(config, tmp_path)
         try:
             _wait_for(lambda: len(_children(sup.pid)) == 3 and _roles(url) is not None, timeout=60)
             roles = _roles(url)
@@ -251,12 +210,7 @@ def test_store_writer_process_kill_9_restarted_every_call_stored_once(store_url:
             sup.send_signal(signal.SIGTERM)
             out, err = sup.communicate(timeout=60)
         finally:
-            if sup.poll() is None:
-                leftover = _children(sup.pid)
-                sup.kill()
-                for pid in leftover:
-                    os.kill(pid, signal.SIGKILL)
-                sup.communicate(timeout=30)
+            kill_tree(sup)
     assert sup.returncode == 0, err.decode()[-2000:]
     assert f"gateway store writer (pid {writer}) died (signal SIGKILL); restarting it" in out.decode()
     with Store(store_url) as store:
@@ -276,13 +230,7 @@ def test_ctrl_c_to_the_whole_group_under_load_stores_every_answer(store_url: str
     spool_dir = tmp_path / "spool"
     with ServerThread(FaultyUpstream()) as up:
         config = write_config(tmp_path / "fledgling.toml", up + "/v1", store_url, spool_dir)
-        port = free_port()
-        env = {**os.environ, "FLEDGLING_CONFIG": str(config)}
-        env.pop("FLEDGLING_GATEWAY_KEYS", None)
-        sup = subprocess.Popen([sys.executable, "-c", "from fledgling.cli import main; main()", "gateway",
-                                "--port", str(port), "--workers", "2"], env=env, cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
+        sup, url = start_gateway(config, tmp_path, new_session=True)
         try:
             _wait_for(lambda: len(_children(sup.pid)) == 3 and _roles(url) is not None, timeout=60)
             load = Load(url)
