@@ -123,7 +123,7 @@ def main() -> None:
     ap.add_argument("--split", default="val", choices=("val", "test"))
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-new-tokens", type=int, default=96)
+    ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--free", action="store_true", help="unconstrained decoding (no grammar)")
     ap.add_argument("--examples", type=int, default=3, help="wrong answers to print per kind")
     args = ap.parse_args()

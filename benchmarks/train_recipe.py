@@ -50,7 +50,7 @@ DRY_RECIPES = {
     "dry-b": {"max_examples": 6, "epochs": 2, "rank": 8, "lr": 1e-2, "prompt": "compact"},
     "dry-full": {"max_examples": 6, "epochs": 1, "method": "full", "rank": 8, "lr": 1e-3, "prompt": "lean"},
 }
-MAX_NEW_TOKENS = 160  # the demo's eval cap (demo/eval_stage.py); the bounded grammar shortens strings below it
+MAX_NEW_TOKENS = 256  # the demo's eval cap (demo/eval_stage.py); the bounded grammar keeps every tool at it
 METRIC = {"support-agent": "args_exact_match", "ticket-triage": "exact_match"}
 
 
