@@ -156,7 +156,7 @@ def write_lora_gguf(adapter: Path, base_gguf: Path, out: Path) -> Path:
     alpha = float(config.get("lora_alpha") or rank)
     if config.get("use_rslora"):
         alpha = alpha * rank ** 0.5  # llama.cpp scales by alpha/r, rsLoRA by alpha/sqrt(r)
-    writer = gguf.GGUFWriter(str(out) + ".partial", arch)
+    writer = gguf.GGUFWriter(str(_partial(out)), arch)
     writer.add_string("general.type", "adapter")
     writer.add_string("adapter.type", "lora")
     writer.add_float32("adapter.lora.alpha", alpha)
@@ -277,7 +277,7 @@ def _rewrite(base_gguf: Path, out: Path, gguf_type: str, *, replace: dict[str, n
     arch = str(_field(reader, "general.architecture"))
     n_head, n_kv_head = _heads(reader)
     target = serving_type(gguf_type)
-    writer = gguf.GGUFWriter(str(out) + ".partial", arch)
+    writer = gguf.GGUFWriter(str(_partial(out)), arch)
     for key, f in reader.fields.items():
         if key.startswith("GGUF.") or key == "general.architecture" or (target is not None and
                                                                         key == "general.file_type"):
@@ -314,13 +314,13 @@ def _rewrite(base_gguf: Path, out: Path, gguf_type: str, *, replace: dict[str, n
                               raw_dtype=qtype)
     if missing:
         writer.close()
-        Path(str(out) + ".partial").unlink(missing_ok=True)
+        _partial(out).unlink(missing_ok=True)
         raise ConfigError(missing_hint.format(names=", ".join(missing[:3]), total=len(reader.tensors)))
     if add:
         unknown = sorted(set(add) - {t.name for t in reader.tensors})
         if unknown:
             writer.close()
-            Path(str(out) + ".partial").unlink(missing_ok=True)
+            _partial(out).unlink(missing_ok=True)
             raise ConfigError(f"no tensor {unknown[0]} in {base_gguf.name} to add a LoRA delta to")
     _finish(writer, out)
     return out
@@ -351,6 +351,14 @@ def cached_tokenizer(gguf_path: str | Path) -> Any:
     return tokenizer
 
 
+def _partial(out: Path) -> Path:
+    """Where a conversion writes before it moves the file in place: named for the process, so two
+    processes converting the same weights at once (test workers, two gateways) never share it."""
+    import os
+
+    return out.with_name(f"{out.name}.partial-{os.getpid()}")
+
+
 def _finish(writer: Any, out: Path) -> None:
     """Write the file whole under a temporary name, then move it in place: a reader never sees
     half a GGUF, and an interrupted conversion is redone."""
@@ -358,4 +366,4 @@ def _finish(writer: Any, out: Path) -> None:
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    Path(str(out) + ".partial").replace(out)
+    _partial(out).replace(out)
