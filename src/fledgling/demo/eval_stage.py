@@ -6,8 +6,9 @@ here scores the same first `ITEMS[task]` items of each task's test split — mor
 demo trains, whose base-vs-tuned difference must come with useful intervals — and answers are capped at
 `MAX_NEW_TOKENS` (above the 90th percentile of the reference answers in the compact format:
 support-agent 61 tokens, ticket-triage 74; and high enough that the bounded grammar, which leaves
-out what cannot close before the cap, keeps every tool and optional argument of both contracts). The base SLM is loaded once and asked in the
-compact specialist prompt (the one the trainer teaches), with and without constrained
+out what cannot close before the cap, keeps every tool and optional argument of both
+contracts). The base SLM is loaded once and asked in the compact specialist prompt (the one the
+trainer teaches), with and without constrained
 decoding, so the report shows what the grammar buys before any training. It runs on the fast
 engine (llama.cpp, one item at a time, so each item's latency is its own) when that is installed,
 else on the transformers one (`fledgling.models.spec.choose_engine`). Later stages reuse
