@@ -32,14 +32,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import select
 
 from fledgling.capture.apis import Api, responses, to_chat_request
 from fledgling.capture.recording.exchange import Exchange, new_call_id
 from fledgling.capture.recording.recorder import Recorder
 from fledgling.payload import parsed_storable_problem, storable_problem
 from fledgling.store import Store
-from fledgling.store.schema import calls as calls_t
 from fledgling.swap.apis import recorded_answer
 from fledgling.swap.modes import SwapRouter
 from fledgling.swap.router import Router
@@ -222,15 +220,8 @@ class Pipeline:
 
 def stored_session(store: Store, response_id: str, task: str) -> str | None:
     """The session of the newest call of `task` in the last `CHAIN_LOOKUP_S` whose answer had
-    `response_id` (`metadata.response_id`, written by `exchange_to_call`). The task and time bounds
-    keep the scan on the (task, created_at) index: the JSON field itself is not indexed."""
-    since = datetime.now(UTC) - timedelta(seconds=CHAIN_LOOKUP_S)
-    query = (select(calls_t.c.session_id)
-             .where(calls_t.c.task == task, calls_t.c.created_at >= since,
-                    calls_t.c.metadata["response_id"].as_string() == response_id)
-             .order_by(calls_t.c.created_at.desc()).limit(1))
-    with store.engine.connect() as conn:
-        return conn.execute(query).scalar_one_or_none()
+    `response_id` (`metadata.response_id`, written by `exchange_to_call`)."""
+    return store.session_of_response(response_id, task, datetime.now(UTC) - timedelta(seconds=CHAIN_LOOKUP_S))
 
 
 _RESPONSE_ID = re.compile(rb'"response":\s*\{[^{}]*?"id":\s*"([A-Za-z0-9_.:-]{1,200})"')

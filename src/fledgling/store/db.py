@@ -197,6 +197,17 @@ class Store:
             row = c.execute(self._select_calls().where(calls_t.c.id == call_id)).mappings().first()
         return call_from_row(row) if row else None
 
+    def session_of_response(self, response_id: str, task: str, since: datetime) -> str | None:
+        """The session of the newest call of `task` since `since` whose answer had `response_id`
+        (a Responses API id, `metadata.response_id`). The task and time bounds keep the scan on
+        the (task, created_at) index: the JSON field itself is not indexed."""
+        query = (select(calls_t.c.session_id)
+                 .where(calls_t.c.task == task, calls_t.c.created_at >= since,
+                        calls_t.c.metadata["response_id"].as_string() == response_id)
+                 .order_by(calls_t.c.created_at.desc()).limit(1))
+        with self.engine.connect() as c:
+            return c.execute(query).scalar_one_or_none()
+
     def _select_calls(self) -> Select:
         """All call columns, the JSON ones as raw text: pydantic parses and validates JSON text
         in one Rust pass, about twice as fast as decoding to dicts first."""
