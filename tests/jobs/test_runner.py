@@ -147,3 +147,18 @@ def test_a_job_cancelled_before_its_worker_started_stays_cancelled(filled: Store
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "not waiting to run" in done.stderr
     assert filled.jobs.get("early").state == "cancelled"
+
+
+def test_a_workers_settings_read_back_equal_the_callers_local_models_included() -> None:
+    """A job's worker gets the caller's settings through the environment; a local model's
+    `engine` and `gguf_type` survive the trip (the attribute is `local_engine`, the key `engine`)."""
+    import json as json_module
+
+    from fledgling.config import Settings, parse_settings
+    from fledgling.jobs.runner import encode_settings
+
+    settings = parse_settings({"models": {"slm": {"kind": "gguf", "path": "smollm2", "engine": "transformers",
+                                                  "gguf_type": "source"}}})
+    back = Settings.model_validate(json_module.loads(encode_settings(settings)))
+    assert back.models == settings.models and back.tasks == settings.tasks
+    assert back.models["slm"].local_engine == "transformers" and back.models["slm"].gguf_type == "source"

@@ -65,8 +65,9 @@ def selective_stage(ctx: Any) -> str:
     with ServerThread(StandInUpstream(RecordedAnswers(calls), model=MODEL)) as llm_url:
         models: dict[str, Any] = {"llm": {"kind": "openai", "base_url": llm_url + "/v1",
                                           "usd_per_mtok_in": price_in, "usd_per_mtok_out": price_out}}
-        models[name] = (catalog.get_model(store, name).settings().model_dump(exclude_none=True) if trained
-                        else {"kind": "gguf", "path": BASE})  # named, so the report's primary is this one
+        # named, so the report's primary is this one; by alias, as fledgling.toml spells the keys
+        models[name] = (catalog.get_model(store, name).settings().model_dump(exclude_none=True, by_alias=True)
+                        if trained else {"kind": "gguf", "path": BASE})
         settings = parse_settings({
             "models": models,
             "tasks": {TASK: {"upstream": "llm", "candidate": name, "swap": SWAP, "gates": gates}},

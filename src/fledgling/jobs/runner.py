@@ -33,6 +33,12 @@ JOBS_DIR = Path(".fledgling") / "jobs"
 WORKER_MODULE = "fledgling.jobs.worker"
 ENV_DB_URL = "FLEDGLING_DB_URL"
 ENV_SETTINGS = "FLEDGLING_JOB_SETTINGS"
+
+
+def encode_settings(settings: Settings) -> str:
+    """The settings as the worker process reads them back (`Settings.model_validate`): keys as
+    fledgling.toml spells them (`engine`, not the attribute `local_engine`)."""
+    return json.dumps(settings.model_dump(mode="json", by_alias=True))
 ENV_LOG = "FLEDGLING_JOB_LOG"
 START_GRACE_S = 60.0  # a queued job with no worker pid after this long never started
 
@@ -69,7 +75,7 @@ def start(store: Store, settings: Settings, kind: str, task: str, arguments: dic
     jobs_dir.mkdir(parents=True, exist_ok=True)
     log = log_path(job_id, jobs_dir)
     env = {**os.environ, ENV_DB_URL: store.url, ENV_LOG: str(log.resolve()),
-           ENV_SETTINGS: json.dumps(settings.model_dump(mode="json"))}
+           ENV_SETTINGS: encode_settings(settings)}
     try:
         with log.open("ab") as out:
             proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, job_id], env=env,
