@@ -44,6 +44,12 @@ RECIPES: dict[str, dict[str, Any]] = {
     # full fine-tuning of the 135M model: every weight, at the learning rates that suit it
     "full": {"max_examples": 400, "epochs": 1, "method": "full", "rank": 16, "lr": 1e-4, "prompt": "lean"},
     "full-3e-4": {"max_examples": 400, "epochs": 1, "method": "full", "rank": 16, "lr": 3e-4, "prompt": "lean"},
+    # learning curves: several epochs, each judged on val answers (the per-epoch figures are printed),
+    # the best epoch kept
+    "curve-lora": {"max_examples": 800, "epochs": 3, "rank": 16, "lr": 2e-3, "prompt": "lean",
+                   "select_on": "answers", "patience": 3},
+    "curve-full": {"max_examples": 800, "epochs": 3, "method": "full", "rank": 16, "lr": 2e-4, "prompt": "lean",
+                   "select_on": "answers", "patience": 3},
 }
 DRY_RECIPES = {
     "dry-a": {"max_examples": 6, "epochs": 1, "rank": 4, "lr": 1e-2, "prompt": "lean"},
@@ -102,7 +108,7 @@ def score(store: Any, task: str, run_id: str, *, version: int, contract: Any, it
     out: dict[str, Any] = {"n": len(run.items)}
     for metric in ("tool_name_match", METRIC[task]):
         hits = sum(1 for i in run.items if i.scores.get(metric) == 1.0)
-        if any(metric in i.scores for i in run.items):
+        if any(i.scores.get(metric) is not None for i in run.items):
             low, high = wilson_interval(hits, len(run.items))
             out[metric] = (hits / max(len(run.items), 1), low, high)
     return out
@@ -157,6 +163,11 @@ def main() -> None:
             m = outcome.result.metrics
             rows.append((name, knobs, m, cpu / 60, wall / 60, scores, outcome.run_id))
             print(_row(name, knobs, m, cpu / 60, wall / 60, scores, args.task), flush=True)
+            if m.get("eval_answer_exact_per_epoch"):
+                curve = ", ".join(f"{x:.1%}" for x in m["eval_answer_exact_per_epoch"])
+                print(f"  {name}: exact val answers per epoch (probe of {spec.probe_answers}): {curve}; "
+                      f"val loss per epoch: {', '.join(f'{x:.3f}' for x in m.get('eval_loss_per_epoch', []))}",
+                      flush=True)
         print("\n| recipe | examples | epochs | LoRA rank | lr | prompt | steps | train CPU min | wall min | "
               f"{METRIC[args.task]} on val call items [95% CI] | right tool | n |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -112,6 +112,32 @@ def test_tool_calls_validate_and_jump_forward_saves_forward_passes(engine, promp
     assert passes[True] < passes[False] * 0.7, passes
 
 
+@needs_llama_cpp
+def test_strings_are_not_cut_to_the_worst_case_bound(engine):
+    """The bound counts a token as one byte and a character as four, so at a cap of 96 it leaves a
+    string about 20 characters; an answer that fits the cap keeps its whole string (the same
+    answer the contract's grammar alone gives), and a cut one is decoded again under the bound."""
+    schema = {"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"],
+              "additionalProperties": False}
+    req = Request(messages=[{"role": "user", "content": "Summarise in one sentence: my parcel ORD-123456 arrived "
+                                                        "broken and I would like a refund of 40 dollars."}],
+                  max_tokens=96,
+                  response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": schema}})
+    backend = engine.variant(prompt="chat")
+    book = backend._grammars
+    retries = book.retries
+    gen = backend.generate_sync([req])[0]
+    summary = json.loads(gen.response.content)["summary"]
+    assert gen.response.finish_reason == "stop" and book.retries == retries
+    assert len(summary) > 24, summary
+    book.bound = False
+    try:
+        alone = backend.generate_sync([req])[0]
+    finally:
+        book.bound = True
+    assert alone.text == gen.text
+
+
 # -- deterministic -----------------------------------------------------------------------------------
 
 @needs_llama_cpp

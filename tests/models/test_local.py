@@ -120,6 +120,31 @@ def test_constrained_tool_calls_always_name_a_tool_and_validate(tiny_constrained
         Draft202012Validator(param_schemas[index]).validate(json.loads(tc.arguments))
 
 
+def test_an_answer_cut_at_the_cap_is_decoded_again_under_the_bounded_grammar(tiny_model_dir):
+    """A random model does not close an unbounded string by itself: under the contract's own
+    grammar it reaches the cap (cut, invalid); the engine decodes those answers again under the
+    bounded grammar, so every answer ends and validates."""
+    schema = {"type": "object", "properties": {"note": {"type": "string"},
+                                               "tags": {"type": "array", "items": {"type": "string"}}},
+              "required": ["note", "tags"], "additionalProperties": False}
+    reqs = [Request(messages=[{"role": "user", "content": t}], max_tokens=40,
+                    response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": schema}})
+            for t in PROMPTS]
+    backend = LocalBackend("tiny", tiny_model_dir, batch_size=4, max_new_tokens=40, constrained=True,
+                           dtype="float32")
+    book = backend._grammars
+    book.bound = False  # the contract's grammar alone, cut at the cap
+    cut = [g.response.finish_reason == "length" for g in backend.generate_sync(reqs)]
+    assert any(cut) and book.retries == 0
+    book.bound = True
+    gens = backend.generate_sync(reqs)
+    assert book.retries == sum(cut)
+    for gen in gens:
+        assert gen.response.finish_reason == "stop" and not gen.parse_failed, gen.text
+        Draft202012Validator(schema).validate(json.loads(gen.response.content))
+        assert gen.token_logprobs is not None and len(gen.token_logprobs) == gen.output_tokens
+
+
 def test_unconstrained_tiny_model_rarely_produces_valid_json(tiny):
     """The property above is the grammar's doing: without it the same model does not manage."""
     schema = {"type": "object", "properties": {"a": {"type": "boolean"}}, "required": ["a"]}

@@ -17,11 +17,18 @@ whitespace, `{`, `[` (or `<` in chat format). Which branch to take is the model'
 model cannot stall in blank space. Grammars are compiled by xgrammar once per distinct shape and
 reused across requests and batches.
 
-Given the token cap, the schema is first bounded (`fledgling.models.grammar`) so that every answer
-the grammar admits ends before the cap: a constrained answer is never cut into invalid JSON, and
-a text answer is never cut either. `request_grammar` says which schema a request gets, so every
-engine compiles the same one. A schema that cannot be bounded (or a cap below its shortest
-answer) keeps the unbounded grammar; the book counts each such shape and logs why, once.
+A constrained answer is never cut into invalid JSON at the token cap, and a text answer is never
+cut either, without making every answer pay for the worst case. `GrammarBook.attempts` gives
+each request two grammars in order: first the contract's own (strings, lists and optional
+properties as long as the schema allows), then the schema *bounded* to the cap
+(`fledgling.models.grammar`), whose every answer ends before the cap. An engine decodes with the
+first; only an answer that reaches the cap under it (a model looping in a string, a list that
+does not end) is decoded again under the bounded grammar. The bound counts the worst case (one
+byte a token, four bytes a character), so it would cut typical strings to a few characters if
+every answer were held to it; as a fallback it costs a second decode only where the first would
+have been invalid. `request_grammar` says which schema a request gets, so every engine compiles
+the same ones. A schema that cannot be bounded (or a cap below its shortest answer) has no
+fallback; the book counts each such shape and logs why, once.
 """
 
 from __future__ import annotations
@@ -164,6 +171,21 @@ class GrammarBook:
         self.bound = True  # False: grammars as the schema says, cut at the cap (a baseline for benchmarks)
         self.unbounded: dict[str, str] = {}  # schema shape -> why its grammar is not bounded
         self.left_out: dict[str, tuple[str, ...]] = {}  # schema shape and cap -> what the cap leaves out
+        self.retries = 0  # answers that reached the cap under the contract's grammar and were decoded again
+
+    def attempts(self, request: Request, *, prompt: str = "chat", allow_text: bool = False,
+                 max_tokens: int | None = None) -> list[Any]:
+        """The compiled grammars to decode `request` with, in order: the contract's own, then
+        (for an answer that reaches the cap under it) the bounded one, which ends before the cap.
+        One grammar when they are the same (no cap, bounding off, a schema that cannot be
+        bounded), none when the request declares no schema."""
+        strict = self.for_request(request, prompt=prompt, allow_text=allow_text, max_tokens=max_tokens)
+        if strict is None or not self.bound:
+            return [] if strict is None else [strict]
+        roomy = request_grammar(request, prompt=prompt, allow_text=allow_text, max_tokens=max_tokens, bound=False)
+        assert roomy is not None  # the same request declared a schema above
+        first = self._compile(roomy, "chat" if prompt == "chat" else "specialist")
+        return [strict] if first is strict else [first, strict]
 
     def for_request(self, request: Request, *, prompt: str = "chat", allow_text: bool = False,
                     max_tokens: int | None = None) -> Any | None:
@@ -176,8 +198,9 @@ class GrammarBook:
         if grammar.left_out:
             shape = f"{grammar.kind}/{grammar.bounded_to}" + json.dumps(grammar.schema, sort_keys=True)
             if shape not in self.left_out:
-                log.warning("a cap of %s tokens leaves out %s (their shortest answer does not fit at "
-                            "worst); raise max_tokens to keep them", grammar.bounded_to, ", ".join(grammar.left_out))
+                log.warning("a cap of %s tokens leaves out %s of the grammar that answers reaching the cap "
+                            "are decoded again with (their shortest answer does not fit at worst); raise "
+                            "max_tokens to keep them", grammar.bounded_to, ", ".join(grammar.left_out))
             self.left_out[shape] = grammar.left_out
         if grammar.unbounded_reason is not None and self.bound:
             shape = grammar.kind + json.dumps(grammar.schema, sort_keys=True)

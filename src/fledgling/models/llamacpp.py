@@ -190,12 +190,18 @@ class LlamaCppBackend:
         if len(ids) + budget > self.n_ctx:
             raise ConfigError(f"the prompt ({len(ids)} tokens) and the answer cap ({budget}) exceed the "
                               f"context of {self.n_ctx} tokens")
-        matcher = None
-        if self._grammars is not None:
-            compiled = self._grammars.for_request(req, prompt=self.prompt, allow_text=self.allow_text,
-                                                  max_tokens=budget)  # bounded: ends before the cap
-            matcher = self._grammars.matcher(compiled) if compiled is not None else None
-        tokens, logprobs, hit_limit, steps = self._decode(ids, matcher, budget)
+        book = self._grammars
+        grammars = [] if book is None else book.attempts(req, prompt=self.prompt, allow_text=self.allow_text,
+                                                         max_tokens=budget)
+        steps = 0
+        for attempt, compiled in enumerate(grammars or [None]):
+            matcher = book.matcher(compiled) if book is not None and compiled is not None else None
+            tokens, logprobs, hit_limit, passes = self._decode(ids, matcher, budget)
+            steps += passes
+            if not hit_limit or attempt + 1 >= len(grammars):
+                break
+            assert book is not None  # a second grammar comes from the book
+            book.retries += 1  # cut at the cap: again under the bounded grammar, which ends before it
         ms = (time.perf_counter() - started) * 1000
         text = self.tokenizer.decode([t for t in tokens if t not in self.stop_ids], skip_special_tokens=True)
         response, failed = read_answer(text, req, self.prompt, hit_limit)

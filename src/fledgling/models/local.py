@@ -57,6 +57,7 @@ class _Row:
     prompt_ids: list[int]
     matcher: Any = None
     logprobs: list[float] = field(default_factory=list)  # of each chosen token, after the grammar
+    fallback: Any = None  # the bounded grammar, for an answer that reaches the cap under `matcher`'s
 
 
 MIN_PREFIX = 16  # tokens a batch must share before their encoding is shared too
@@ -237,19 +238,31 @@ class LocalBackend:
                 row = _Row(i, self.tokenizer(self.render(req), add_special_tokens=False).input_ids)
                 if grammars is not None:
                     cap = min(req.max_tokens or self.max_new_tokens, self.max_new_tokens)
-                    compiled = grammars.for_request(req, prompt=self.prompt, allow_text=self.allow_text,
-                                                    max_tokens=cap)
-                    row.matcher = grammars.matcher(compiled) if compiled is not None else None
+                    compiled = grammars.attempts(req, prompt=self.prompt, allow_text=self.allow_text, max_tokens=cap)
+                    row.matcher = grammars.matcher(compiled[0]) if compiled else None
+                    row.fallback = compiled[1] if len(compiled) > 1 else None
                 rows.append(row)
             except Exception as exc:  # one bad request must not sink the batch
                 results[i] = Generation(None, 0.0, error=f"prompt: {exc}")
-        rows.sort(key=lambda r: len(r.prompt_ids))
-        for start in range(0, len(rows), self.batch_size):
-            batch = rows[start:start + self.batch_size]
-            budgets = [min(requests[r.index].max_tokens or self.max_new_tokens, self.max_new_tokens)
-                       for r in batch]
-            for row, (tokens, ms, hit_limit) in zip(batch, self._decode_batch(batch, budgets), strict=True):
-                results[row.index] = self._to_generation(requests[row.index], row, tokens, ms, hit_limit)
+        spent: dict[int, float] = {}  # ms of a first decode that reached the cap and is decoded again
+        while rows:
+            rows.sort(key=lambda r: len(r.prompt_ids))
+            again: list[_Row] = []
+            for start in range(0, len(rows), self.batch_size):
+                batch = rows[start:start + self.batch_size]
+                budgets = [min(requests[r.index].max_tokens or self.max_new_tokens, self.max_new_tokens)
+                           for r in batch]
+                for row, (tokens, ms, hit_limit) in zip(batch, self._decode_batch(batch, budgets), strict=True):
+                    if hit_limit and row.fallback is not None:  # again under the bounded grammar
+                        assert grammars is not None
+                        grammars.retries += 1
+                        spent[row.index] = ms
+                        row.matcher, row.fallback, row.logprobs = grammars.matcher(row.fallback), None, []
+                        again.append(row)
+                        continue
+                    ms += spent.get(row.index, 0.0)
+                    results[row.index] = self._to_generation(requests[row.index], row, tokens, ms, hit_limit)
+            rows = again
         return [g for g in results if g is not None]
 
     def _to_generation(self, req: Request, row: _Row, tokens: list[int], ms: float,
