@@ -13,7 +13,7 @@ from rich.table import Table
 from fledgling.cli import options, session
 from fledgling.cli.options import Renamed, group_spellings, spellings
 from fledgling.cli.session import console, store
-from fledgling.demo.pipeline import DEFAULT_OUT, NEXT_STEPS, STAGES, DemoContext, run_demo
+from fledgling.demo.pipeline import DEFAULT_OUT, DEMO_CALLS, NEXT_STEPS, STAGES, DemoContext, run_demo
 
 _STAGE_LINES = "\n\n".join(f"{i}. {st.title}" + (" (runs models)" if st.uses_models else "")
                             for i, st in enumerate(STAGES, 1))
@@ -27,7 +27,7 @@ app = typer.Typer(
          "--skip-models leaves out the stages that run models (minutes on a CPU). Safe to rerun.")
 
 SeedOpt = options.seed("Same seed, same traffic.")
-CallsOpt = typer.Option(2000, "--calls", min=1, max=10_000_000,
+CallsOpt = typer.Option(DEMO_CALLS, "--calls", min=1, max=10_000_000,
                         help="How many calls to generate (try 100000 for scale).")
 OutOpt = options.out(DEFAULT_OUT, "Directory for the JSONL files (one per task).")
 
@@ -37,6 +37,10 @@ def demo(ctx: typer.Context, seed: int = SeedOpt, calls: int = CallsOpt, out: Pa
          skip_models: bool = typer.Option(False, "--skip-models",
                                           help="Skip the stages that run or train models (minutes on a CPU): "
                                                "the data loop only, in seconds."),
+         quick: bool = typer.Option(False, "--quick",
+                                    help="Train each specialist with the quick recipe (400 examples, one "
+                                         "epoch) instead of the one chosen by measurement: far fewer "
+                                         "minutes of training, a less accurate specialist (docs/demo.md)."),
          latency_scale: float = typer.Option(1.0, "--latency-scale", min=0.0,
                                              envvar="FLEDGLING_DEMO_LATENCY_SCALE",
                                              help="The stand-in LLM answers after each call's recorded "
@@ -52,7 +56,8 @@ def demo(ctx: typer.Context, seed: int = SeedOpt, calls: int = CallsOpt, out: Pa
     t0 = time.perf_counter()
     stages = [st for st in STAGES if not (skip_models and st.uses_models)]
     outcomes = run_demo(DemoContext(store=s, console=console, seed=seed, calls=calls, out_dir=out,
-                                         settings=session.settings(), latency_scale=latency_scale), stages)
+                                    settings=session.settings(), latency_scale=latency_scale, quick=quick),
+                        stages)
     console.rule("[bold]Summary[/]")
     table = Table(show_header=True)
     table.add_column("stage")

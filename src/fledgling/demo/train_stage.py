@@ -25,9 +25,12 @@ from fledgling.train.orchestrator import train
 from fledgling.train.progress import TerminalView
 
 TASKS = ("support-agent", "ticket-triage")
-RECIPES: dict[str, dict[str, Any]] = {
-    "support-agent": {"max_examples": 400, "epochs": 1, "lr": 2e-3, "rank": 16},
-    "ticket-triage": {"max_examples": 400, "epochs": 1, "lr": 2e-3, "rank": 16},
+# Per task: "full", the recipe chosen on val by benchmarks/train_recipe.py (docs/training.md,
+# "Recipe"), and "quick" (`fledgling demo --quick`), the small one the demo trained before.
+QUICK = {"max_examples": 400, "epochs": 1, "lr": 2e-3, "rank": 16}
+RECIPES: dict[str, dict[str, dict[str, Any]]] = {
+    "support-agent": {"full": {"max_examples": 400, "epochs": 1, "lr": 2e-3, "rank": 16}, "quick": QUICK},
+    "ticket-triage": {"full": {"max_examples": 400, "epochs": 1, "lr": 2e-3, "rank": 16}, "quick": QUICK},
 }
 MAX_LENGTH = 384
 MICRO_BATCH, GRAD_ACCUM = 1, 2
@@ -47,7 +50,7 @@ def train_task(ctx: Any, task: str) -> str:
     from fledgling.models.spec import ModelSpec, allows_text, open_local
 
     dataset = (ctx.results.get("datasets") or {}).get(task)
-    recipe = RECIPES[task]
+    recipe = RECIPES[task]["quick" if ctx.quick else "full"]
     spec = TrainSpec(task=task, max_length=MAX_LENGTH, batch_size=MICRO_BATCH, grad_accum=GRAD_ACCUM,
                      seed=ctx.seed, **recipe)
     with TerminalView(ctx.console, title=f"lora {task}") as view:
@@ -75,7 +78,9 @@ def train_task(ctx: Any, task: str) -> str:
     needs_call = tool_call_summary(ctx.results.get("report_data", {}).get(task) or {},
                                    {outcome.run_id: "tuned", BASE_SLM: "base", "recorded": "recorded LLM"})
     final = final_comparison(ctx, task, slm.variant(constrained=True, task=task, allow_text=allows_text(contract)))
-    return (f"{task}: LoRA r={recipe['rank']} on {m['train_examples']} examples in {m['train_runtime_s']:.0f} s; "
+    method = "full fine-tune" if recipe.get("method") == "full" else f"LoRA r={recipe['rank']}"
+    epochs = f"{recipe['epochs']} epoch" + ("s" if recipe["epochs"] > 1 else "")
+    return (f"{task}: {method}, {epochs} on {m['train_examples']} examples in {m['train_runtime_s']:.0f} s; "
             f"success on the test items: {', '.join(scores)}.{needs_call} {final} Report: {'; '.join(verdicts)}.")
 
 
