@@ -55,6 +55,8 @@ DRY_RECIPES = {
     "dry-a": {"max_examples": 6, "epochs": 1, "rank": 4, "lr": 1e-2, "prompt": "lean"},
     "dry-b": {"max_examples": 6, "epochs": 2, "rank": 8, "lr": 1e-2, "prompt": "compact"},
     "dry-full": {"max_examples": 6, "epochs": 1, "method": "full", "rank": 8, "lr": 1e-3, "prompt": "lean"},
+    "dry-curve": {"max_examples": 6, "epochs": 2, "rank": 4, "lr": 1e-2, "prompt": "lean",
+                  "select_on": "answers", "probe_answers": 2, "patience": 2},
 }
 MAX_NEW_TOKENS = 256  # the demo's eval cap (demo/eval_stage.py); the bounded grammar keeps every tool at it
 METRIC = {"support-agent": "args_exact_match", "ticket-triage": "exact_match"}
