@@ -138,6 +138,20 @@ def test_strings_are_not_cut_to_the_worst_case_bound(engine):
     assert alone.text == gen.text
 
 
+@needs_llama_cpp
+def test_a_text_answer_cut_at_the_cap_is_kept_not_shortened(engine):
+    """Where text is allowed, a text answer that reaches the cap is readable as it is: it is kept
+    (finish_reason length, as a hosted model's), not decoded again as 22 characters (what the
+    bound leaves a text at a cap of 96)."""
+    backend = engine.variant(prompt="compact", allow_text=True, task="support-agent")
+    book = backend._grammars
+    retries = book.retries
+    gen = backend.generate_sync([_tool_request("Thanks a lot, that is all for today. Goodbye!", max_tokens=96)])[0]
+    assert gen.response.tool_calls == [] and gen.response.content == gen.text, gen.text
+    assert gen.text[:1] not in "{[" and len(gen.text) > 60, gen.text
+    assert book.retries == retries
+
+
 # -- deterministic -----------------------------------------------------------------------------------
 
 @needs_llama_cpp

@@ -23,7 +23,8 @@ each request two grammars in order: first the contract's own (strings, lists and
 properties as long as the schema allows), then the schema *bounded* to the cap
 (`fledgling.models.grammar`), whose every answer ends before the cap. An engine decodes with the
 first; only an answer that reaches the cap under it (a model looping in a string, a list that
-does not end) is decoded again under the bounded grammar. The bound counts the worst case (one
+does not end) is decoded again under the bounded grammar. A plain-text answer cut at the cap is
+kept as it is (readable, finish_reason "length"), as a hosted model's would be. The bound counts the worst case (one
 byte a token, four bytes a character), so it would cut typical strings to a few characters if
 every answer were held to it; as a fallback it costs a second decode only where the first would
 have been invalid. `request_grammar` says which schema a request gets, so every engine compiles
@@ -105,6 +106,13 @@ def text_allowed(request: Request, contract_allows_text: bool) -> bool:
     return contract_allows_text and request.tool_choice != "required" and not isinstance(request.tool_choice, dict)
 
 
+def cut_is_text(text: str, request: Request, *, allow_text: bool) -> bool:
+    """Whether an answer cut at the cap took the grammar's plain-text branch (a text answer never
+    starts with `{`, `[` or `<`): a cut text is still readable, so it is kept as it is
+    (finish_reason "length", as a hosted model does), not decoded again under the bound."""
+    return bool(request_tools(request)) and text_allowed(request, allow_text) and text[:1] not in ("{", "[", "<")
+
+
 @dataclass(frozen=True)
 class RequestGrammar:
     """What a request's constrained answer may be: `schema` (bounded when `bounded_to` is set),
@@ -149,8 +157,8 @@ def request_grammar(request: Request, *, prompt: str = "chat", allow_text: bool 
             bounded, left_out = bound_schema_and_losses(schema, cap, separators=separators, reserved=reserved)
         except GrammarBoundError as exc:
             reason = str(exc)
-    chars = None
-    if text and cap is not None and cap - STOP_TOKENS >= 2 * CHAR_BYTES:
+    chars = None  # a text answer's longest, in characters: bounded with the schema, else as long as the cap
+    if text and bound and cap is not None and cap - STOP_TOKENS >= 2 * CHAR_BYTES:
         chars = (cap - STOP_TOKENS - CHAR_BYTES) // CHAR_BYTES
     return RequestGrammar(kind, bounded, separators, tagged, text, chars,
                           cap if reason is None else None, reason, tuple(left_out))

@@ -46,6 +46,7 @@ import numpy as np
 
 from fledgling.calls import Request
 from fledgling.errors import ConfigError
+from fledgling.models.constrained import cut_is_text
 from fledgling.models.generation import Generation
 from fledgling.models.local import decode_threads, read_answer
 from fledgling.models.prompting import (
@@ -198,7 +199,8 @@ class LlamaCppBackend:
             matcher = book.matcher(compiled) if book is not None and compiled is not None else None
             tokens, logprobs, hit_limit, passes = self._decode(ids, matcher, budget)
             steps += passes
-            if not hit_limit or attempt + 1 >= len(grammars):
+            if not hit_limit or attempt + 1 >= len(grammars) or cut_is_text(
+                    self.tokenizer.decode(tokens, skip_special_tokens=True), req, allow_text=self.allow_text):
                 break
             assert book is not None  # a second grammar comes from the book
             book.retries += 1  # cut at the cap: again under the bounded grammar, which ends before it

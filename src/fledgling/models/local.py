@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from fledgling.calls import Request, Response
 from fledgling.errors import ConfigError
-from fledgling.models.constrained import request_tools
+from fledgling.models.constrained import cut_is_text, request_tools
 from fledgling.models.generation import Generation
 from fledgling.models.prompting import (
     PROMPT_FORMATS,
@@ -253,7 +253,9 @@ class LocalBackend:
                 budgets = [min(requests[r.index].max_tokens or self.max_new_tokens, self.max_new_tokens)
                            for r in batch]
                 for row, (tokens, ms, hit_limit) in zip(batch, self._decode_batch(batch, budgets), strict=True):
-                    if hit_limit and row.fallback is not None:  # again under the bounded grammar
+                    if hit_limit and row.fallback is not None and not cut_is_text(
+                            cast(str, self.tokenizer.decode(tokens, skip_special_tokens=True)),
+                            requests[row.index], allow_text=self.allow_text):  # again under the bound
                         assert grammars is not None
                         grammars.retries += 1
                         spent[row.index] = ms
