@@ -156,6 +156,31 @@ def test_grammars_accept_exactly_the_allowed_answers(tiny):
                         f"<tool_call>[{chat_call}, {chat_call}]</tool_call>", eos)
 
 
+def test_the_specialist_writes_and_is_held_to_arguments_in_sorted_key_order(tiny):
+    """Curation's datasets hold arguments with sorted keys, so a tuned specialist writes them so;
+    the compact grammar asks for that order (not the schema's), and earlier calls in the prompt
+    are rendered in it too."""
+    tools = [{"type": "function", "function": {"name": "refund", "parameters": {
+        "type": "object", "additionalProperties": False, "required": ["order_id", "amount"],
+        "properties": {"order_id": {"type": "string", "maxLength": 8}, "amount": {"type": "integer"},
+                       "items": {"type": "array", "items": {
+                           "type": "object", "required": ["sku", "qty"], "additionalProperties": False,
+                           "properties": {"sku": {"type": "string", "maxLength": 8}, "qty": {"type": "integer"}}}}}}}}]
+    book = GrammarBook(tiny.tokenizer, tiny.model.config.vocab_size)
+    eos = tiny.tokenizer.eos_token_id
+    req = Request(messages=[{"role": "user", "content": "x"}], tools=tools, max_tokens=200)
+    grammars = book.attempts(req, prompt="compact")
+    sorted_call = '{"name":"refund","arguments":{"amount":5,"items":[{"qty":1,"sku":"S1"}],"order_id":"A1"}}'
+    schema_order = '{"name":"refund","arguments":{"order_id":"A1","amount":5,"items":[{"sku":"S1","qty":1}]}}'
+    for compiled in grammars:
+        assert _accepts(book, compiled, sorted_call, eos) and not _accepts(book, compiled, schema_order, eos)
+    chat = book.for_request(req, prompt="chat")  # the model's own format keeps the schema's order
+    assert _accepts(book, chat, f"<tool_call>[{schema_order.replace(':', ': ').replace(',', ', ')}]</tool_call>", eos)
+    earlier = Response(tool_calls=[ToolCall(id="c1", name="refund",
+                                            arguments='{"order_id":"A1","amount":5,"items":[{"sku":"S1","qty":1}]}')])
+    assert render_response(earlier) == sorted_call
+
+
 def test_compact_answers_are_read_by_the_trainers_parser():
     tools = Request(messages=[], tools=TOOLS)
     resp, failed = _read_compact(f" {CALL}", tools, "stop")

@@ -82,8 +82,26 @@ def tool_calls_schema(tools: list[dict[str, Any]], *, parallel: bool = True) -> 
     return {"type": "array", "minItems": 1, "items": call_schema(tools)} | ({} if parallel else {"maxItems": 1})
 
 
+def sorted_properties(schema: Any) -> Any:
+    """`schema` with every object's `properties` in sorted key order (xgrammar's grammar follows
+    the order the properties are listed in)."""
+    if isinstance(schema, list):
+        return [sorted_properties(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: sorted_properties(v) for k, v in schema.items() if k != "properties"}
+    if isinstance(schema.get("properties"), dict):
+        out["properties"] = {k: sorted_properties(schema["properties"][k]) for k in sorted(schema["properties"])}
+    return out
+
+
 def compact_calls_schema(tools: list[dict[str, Any]], *, parallel: bool = True) -> dict[str, Any]:
-    """One call object, or (when parallel calls are allowed) a list of two or more."""
+    """One call object, or (when parallel calls are allowed) a list of two or more. Arguments
+    are written with their keys in sorted order, as the specialist is taught them (curation
+    writes its datasets with sorted keys, and `specialist.render_response` sorts them too): a
+    grammar in the schema's own order made a tuned model write keys in an order it never saw,
+    and then values it never meant (`"qty": 100` after `"sku"`)."""
+    tools = [{**t, "parameters": sorted_properties(t["parameters"])} for t in tools]
     one = call_schema(tools)
     if not parallel:
         return one

@@ -211,11 +211,21 @@ def _dumps(value: Any) -> str:
 
 
 def _call_object(tc: ToolCall) -> dict[str, Any]:
+    """A call as the specialist writes it: its arguments with sorted keys, as curation's datasets
+    hold them (so a conversation's earlier calls read the same in training and when serving)."""
     try:
-        args: Any = tc.parsed_arguments()
+        args: Any = _sorted_keys(tc.parsed_arguments())
     except ValueError:
         args = tc.arguments
     return {"name": tc.name, "arguments": args}
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
 
 
 def _tool_call(obj: Any) -> ToolCall | None:
