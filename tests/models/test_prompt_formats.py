@@ -181,6 +181,21 @@ def test_the_specialist_writes_and_is_held_to_arguments_in_sorted_key_order(tiny
     assert render_response(earlier) == sorted_call
 
 
+def test_a_date_field_admits_only_real_dates(tiny):
+    """xgrammar's own `format: date` admits "2026-11-31"; the grammar admits only real days."""
+    book = GrammarBook(tiny.tokenizer, tiny.model.config.vocab_size)
+    eos = tiny.tokenizer.eos_token_id
+    schema = {"type": "object", "properties": {"d": {"type": "string", "format": "date"}}, "required": ["d"],
+              "additionalProperties": False}
+    req = Request(messages=[{"role": "user", "content": "x"}], max_tokens=64,
+                  response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": schema}})
+    for compiled in book.attempts(req, prompt="compact"):
+        for day in ("2026-11-30", "2026-12-31", "2024-02-28", "0001-01-01"):
+            assert _accepts(book, compiled, f'{{"d":"{day}"}}', eos), day
+        for day in ("2026-11-31", "2026-04-31", "2026-02-30", "2026-13-01", "0000-01-01"):
+            assert not _accepts(book, compiled, f'{{"d":"{day}"}}', eos), day
+
+
 def test_compact_answers_are_read_by_the_trainers_parser():
     tools = Request(messages=[], tools=TOOLS)
     resp, failed = _read_compact(f" {CALL}", tools, "stop")

@@ -95,6 +95,26 @@ def sorted_properties(schema: Any) -> Any:
     return out
 
 
+# xgrammar's `format: date` admits any day 01-31 in any month ("2026-11-31"); this pattern admits
+# only days each month has, in years 0001-9999 (February to the 28th: never wider than a valid date)
+DATE_PATTERN = ("^([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-"
+                "((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
+                "|02-(0[1-9]|1[0-9]|2[0-8]))$")
+
+
+def precise_formats(schema: Any) -> Any:
+    """`schema` with each `format: date` string written as `DATE_PATTERN` for the grammar."""
+    if isinstance(schema, list):
+        return [precise_formats(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: precise_formats(v) for k, v in schema.items()}
+    if out.get("format") == "date" and "pattern" not in out:
+        del out["format"]
+        out["pattern"] = DATE_PATTERN
+    return out
+
+
 def compact_calls_schema(tools: list[dict[str, Any]], *, parallel: bool = True) -> dict[str, Any]:
     """One call object, or (when parallel calls are allowed) a list of two or more. Arguments
     are written with their keys in sorted order, as the specialist is taught them (curation
@@ -241,8 +261,8 @@ class GrammarBook:
         if key not in self._cache:
             xgr = self._xgr
             try:
-                body = xgr.Grammar.from_json_schema(grammar.schema, any_whitespace=False, strict_mode=True,
-                                                    separators=grammar.separators)
+                body = xgr.Grammar.from_json_schema(precise_formats(grammar.schema), any_whitespace=False,
+                                                    strict_mode=True, separators=grammar.separators)
             except Exception as exc:  # xgrammar raises RuntimeError/ValueError variants
                 raise ContractError(f"cannot build a grammar for this schema ({exc}); run without "
                                     "--constrained or simplify the schema") from None
