@@ -31,8 +31,7 @@ TASKS = ("support-agent", "ticket-triage")
 # demo trained before, a quarter of the training time.
 FULL = {"max_examples": None, "epochs": 2, "lr": 2e-3, "rank": 16}
 QUICK = {"max_examples": 400, "epochs": 1, "lr": 2e-3, "rank": 16}
-RECIPES: dict[str, dict[str, dict[str, Any]]] = {task: {"full": FULL, "quick": QUICK}
-                                                 for task in ("support-agent", "ticket-triage")}
+RECIPES: dict[str, dict[str, dict[str, Any]]] = {task: {"full": FULL, "quick": QUICK} for task in TASKS}
 MAX_LENGTH = 384
 MICRO_BATCH, GRAD_ACCUM = 1, 2
 FINAL_ITEMS = 100

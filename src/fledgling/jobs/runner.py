@@ -33,14 +33,14 @@ JOBS_DIR = Path(".fledgling") / "jobs"
 WORKER_MODULE = "fledgling.jobs.worker"
 ENV_DB_URL = "FLEDGLING_DB_URL"
 ENV_SETTINGS = "FLEDGLING_JOB_SETTINGS"
+ENV_LOG = "FLEDGLING_JOB_LOG"
+START_GRACE_S = 60.0  # a queued job with no worker pid after this long never started
 
 
 def encode_settings(settings: Settings) -> str:
     """The settings as the worker process reads them back (`Settings.model_validate`): keys as
     fledgling.toml spells them (`engine`, not the attribute `local_engine`)."""
     return json.dumps(settings.model_dump(mode="json", by_alias=True))
-ENV_LOG = "FLEDGLING_JOB_LOG"
-START_GRACE_S = 60.0  # a queued job with no worker pid after this long never started
 
 
 class JobRefused(FledglingError):

@@ -17,18 +17,19 @@ whitespace, `{`, `[` (or `<` in chat format). Which branch to take is the model'
 model cannot stall in blank space. Grammars are compiled by xgrammar once per distinct shape and
 reused across requests and batches.
 
-A constrained answer is never cut into invalid JSON at the token cap, and a text answer is never
-cut either, without making every answer pay for the worst case. `GrammarBook.attempts` gives
-each request two grammars in order: first the contract's own (strings, lists and optional
-properties as long as the schema allows), then the schema *bounded* to the cap
+A constrained call or JSON answer is never cut into invalid JSON at the token cap, without
+making every answer pay for the worst case. `GrammarBook.attempts` gives each request two
+grammars in order: first the contract's own (strings, lists, optional properties and text as
+long as the schema and the cap allow), then the schema *bounded* to the cap
 (`fledgling.models.grammar`), whose every answer ends before the cap. An engine decodes with the
-first; only an answer that reaches the cap under it (a model looping in a string, a list that
-does not end) is decoded again under the bounded grammar. A plain-text answer cut at the cap is
-kept as it is (readable, finish_reason "length"), as a hosted model's would be. The bound counts the worst case (one
-byte a token, four bytes a character), so it would cut typical strings to a few characters if
-every answer were held to it; as a fallback it costs a second decode only where the first would
-have been invalid. `request_grammar` says which schema a request gets, so every engine compiles
-the same ones. A schema that cannot be bounded (or a cap below its shortest answer) has no
+first; only a call or JSON answer that reaches the cap under it (a model looping in a string, a
+list that does not end) is decoded again under the bounded grammar. A plain-text answer cut at
+the cap is kept as it is (readable, finish_reason "length"), as a hosted model's would be. The
+bound counts the worst case (one byte a token, four bytes a character), so it would cut typical
+strings to a few characters if every answer were held to it; as a fallback it costs a second
+decode only where the first would have been invalid. `request_grammar` says which schema a
+request gets, so every engine compiles the same ones. A schema that cannot be bounded (or a cap
+below its shortest answer) has no
 fallback; the book counts each such shape and logs why, once.
 """
 
