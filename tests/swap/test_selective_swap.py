@@ -58,6 +58,7 @@ def test_covered_requests_are_served_the_rest_fall_back_and_a_share_is_audited(m
     fig = sw.figures()
     assert fig["fallbacks"] == {"low_confidence": len(unsure)}
     assert (fig["audited"], fig["audit_agreed"], fig["audit_agreement"]) == (audits, audits, 1.0)
+    assert fig["saved_basis"].startswith("audited")  # the saving is priced on the audited LLM answers
 
 
 class ConfidentlyWrong(Programmable):
@@ -141,3 +142,20 @@ def test_low_confidence_fallbacks_do_not_trip_the_live_gate(make_swap):
     assert sw.figures()["fallbacks"]["low_confidence"] >= 8
     assert rollout.current(sw.store, sw.settings, TASK).mode == "swapped"
     assert sw.figures()["rollbacks"] == 0
+
+
+def test_cost_saved_prices_each_served_request_at_what_the_llm_charges():
+    """The LLM bills its full prompt, several times the candidate's lean one: a served request is
+    worth the LLM's mean cost per request, from the audits first, else from its other answers."""
+    from fledgling.swap.figures import TaskFigures
+
+    fig = TaskFigures()
+    fig.served_by.update({"candidate": 10, "llm": 3})
+    fig.candidate_tokens_usd = 0.0009  # the candidate's own 10 answers at the LLM's price
+    assert fig.as_dict()["saved_usd"] == 0.0009
+    assert "floor" in fig.as_dict()["saved_basis"]
+    fig.cost_usd, fig.llm_priced = 0.006, 3  # three fallbacks, 0.002 each
+    assert fig.as_dict()["saved_usd"] == pytest.approx(0.02)
+    fig.audit_cost_usd, fig.audit_priced = 0.0075, 3  # three audits of covered requests, 0.0025 each
+    assert fig.as_dict()["saved_usd"] == pytest.approx(0.025)
+    assert fig.as_dict()["saved_basis"].startswith("audited")

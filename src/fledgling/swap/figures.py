@@ -27,9 +27,11 @@ class TaskFigures:
     audit_failed: int = 0  # the LLM gave no usable answer to compare with
     audit_skipped: int = 0
     audit_cost_usd: float = 0.0
+    audit_priced: int = 0  # audits whose LLM answer came with usage and a price
     rollbacks: int = 0
-    cost_usd: float = 0.0
-    saved_usd: float = 0.0
+    cost_usd: float = 0.0  # what the LLM's answers cost
+    llm_priced: int = 0  # LLM answers with usage and a price
+    candidate_tokens_usd: float = 0.0  # the candidate's own tokens at the LLM's price (a floor)
     candidate_ms: deque[float] = field(default_factory=lambda: deque(maxlen=5000))
     llm_ms: deque[float] = field(default_factory=lambda: deque(maxlen=5000))
 
@@ -46,12 +48,30 @@ class TaskFigures:
             "audit_skipped": self.audit_skipped, "audit_cost_usd": round(self.audit_cost_usd, 6),
             "audit_agreement": (self.audit_agreed / (self.audited - self.audit_failed)
                                 if self.audited > self.audit_failed else None),
-            "cost_usd": round(self.cost_usd, 6), "saved_usd": round(self.saved_usd, 6),
+            "cost_usd": round(self.cost_usd, 6), **self.saved(),
             "candidate_p50_ms": percentile(list(self.candidate_ms), 50),
             "candidate_p95_ms": percentile(list(self.candidate_ms), 95),
             "llm_p50_ms": percentile(list(self.llm_ms), 50),
             "llm_p95_ms": percentile(list(self.llm_ms), 95),
         }
+
+    def saved(self) -> dict[str, Any]:
+        """What the LLM would have charged for the requests the candidate served.
+
+        The LLM's bill for a request is its full prompt (the agent's system prompt, every tool)
+        plus its answer, several times the candidate's lean prompt; so each served request is
+        priced at the LLM's mean cost per request, measured on the audited share when there is
+        one (a random sample of the covered traffic), else on every LLM answer of the task; with
+        no priced LLM answer yet, at the candidate's own tokens at the LLM's price (a floor)."""
+        served = self.served_by["candidate"]
+        if self.audit_priced:
+            per_call, basis = self.audit_cost_usd / self.audit_priced, "audited LLM answers"
+        elif self.llm_priced:
+            per_call, basis = self.cost_usd / self.llm_priced, "LLM answers"
+        else:
+            return {"saved_usd": round(self.candidate_tokens_usd, 6),
+                    "saved_basis": "candidate tokens at the LLM's price (a floor)"}
+        return {"saved_usd": round(served * per_call, 6), "saved_basis": f"{basis}' mean cost per request"}
 
 
 class Figures:

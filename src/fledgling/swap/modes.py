@@ -343,7 +343,8 @@ class SwapRouter:
         ex.status_code = 200
         ex.response = completion
         upstream = route.upstream
-        self.figures.of(route.task).saved_usd += cost_usd(attempt.usage, upstream.price_in, upstream.price_out) or 0.0
+        self.figures.of(route.task).candidate_tokens_usd += \
+            cost_usd(attempt.usage, upstream.price_in, upstream.price_out) or 0.0
         await apis.send_answer(turn.send, turn.api, completion, turn.request,
                                [turn.call_header, (b"x-fledgling-served-by", b"candidate")])
         ex.latency_ms = turn.elapsed_ms()
@@ -521,6 +522,9 @@ class SwapRouter:
         if meta["served_by"] == "candidate":
             fig.candidate_ms.append(ex.metadata.get("candidate", {}).get("latency_ms", 0.0))
         if meta["served_by"] == "llm" and isinstance(ex.response, dict):
-            fig.cost_usd += cost_usd(usage_of(ex.response.get("usage")), ex.price_in, ex.price_out) or 0.0
+            cost = cost_usd(usage_of(ex.response.get("usage")), ex.price_in, ex.price_out)
+            if cost is not None:
+                fig.cost_usd += cost
+                fig.llm_priced += 1
 
 

@@ -118,6 +118,8 @@ async def audit(turn: Turn, served: Response, ask: Callable[[Turn], Awaitable[Ll
     agreed = agree(served, llm, contract)
     figures.audit_agreed += agreed
     upstream = turn.route.upstream
-    figures.audit_cost_usd += cost_usd(usage_of(outcome.answer.get("usage")), upstream.price_in,
-                                       upstream.price_out) or 0.0
+    cost = cost_usd(usage_of(outcome.answer.get("usage")), upstream.price_in, upstream.price_out)
+    if cost is not None:
+        figures.audit_cost_usd += cost
+        figures.audit_priced += 1
     return {"agree": agreed, "latency_ms": round(ms, 3), "response": llm.message()}
