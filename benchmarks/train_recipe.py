@@ -36,6 +36,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "ex800": {"max_examples": 800, "epochs": 1, "rank": 16, "lr": 2e-3, "prompt": "lean"},
     "ex800-ep2": {"max_examples": 800, "epochs": 2, "rank": 16, "lr": 2e-3, "prompt": "lean"},
     "all-1ep": {"max_examples": None, "epochs": 1, "rank": 16, "lr": 2e-3, "prompt": "lean"},
+    # the demo's recipes (demo/train_stage.py RECIPES["full"]): ticket-triage two epochs, support-agent three
+    "all-2ep": {"max_examples": None, "epochs": 2, "rank": 16, "lr": 2e-3, "prompt": "lean"},
+    "all-3ep": {"max_examples": None, "epochs": 3, "rank": 16, "lr": 2e-3, "prompt": "lean"},
     "r32": {"max_examples": 400, "epochs": 1, "rank": 32, "lr": 2e-3, "prompt": "lean"},
     "r8": {"max_examples": 400, "epochs": 1, "rank": 8, "lr": 2e-3, "prompt": "lean"},
     "lr1e-3": {"max_examples": 400, "epochs": 1, "rank": 16, "lr": 1e-3, "prompt": "lean"},
