@@ -17,6 +17,9 @@ from fledgling.swap import rollout
 from fledgling.swap.selective import audited
 from tests.swap.conftest import TASK, Programmable, bucket, tool_message, wait_for
 
+# None of these tests is about timeouts: a budget a loaded CI machine cannot miss (the default
+# 400 ms once turned a low_confidence fallback into a timeout one under the full suite's load)
+BUDGET_MS = 10_000
 THRESHOLD = {"min_confidence": -1.0, "confidence_score": "mean_logprob", "verdict": "SWAP", "text": "test"}
 
 
@@ -33,7 +36,8 @@ def swap_at(sw, audit_percent: float) -> None:
 
 def test_covered_requests_are_served_the_rest_fall_back_and_a_share_is_audited(make_swap):
     cand = Programmable("slm", lambda r: "unsure" if bucket(r) < 30 else "good")
-    sw = make_swap(candidate=cand, gate={"enabled": False})  # no "low_confidence" in fallback_on: implied
+    # no "low_confidence" in fallback_on: implied
+    sw = make_swap(candidate=cand, gate={"enabled": False}, budget_ms=BUDGET_MS)
     swap_at(sw, 40)
     served = {i: sw.ask(i)[1]["x-fledgling-served-by"] for i in range(40)}
     wait_for(lambda: sw.app.swap.idle())
@@ -72,7 +76,7 @@ class ConfidentlyWrong(Programmable):
 
 
 def test_the_live_gate_rolls_back_on_the_audited_disagreement(make_swap):
-    sw = make_swap(candidate=ConfidentlyWrong("slm"))
+    sw = make_swap(candidate=ConfidentlyWrong("slm"), budget_ms=BUDGET_MS)
     swap_at(sw, 100)
     for i in range(1, 30):
         sw.ask(i)
@@ -134,7 +138,8 @@ def test_a_report_without_a_threshold_is_refused(report, message):
 
 def test_low_confidence_fallbacks_do_not_trip_the_live_gate(make_swap):
     """Sending the unsure half to the LLM is the routing the threshold asks for, not a failure."""
-    sw = make_swap(candidate=Programmable("slm", lambda r: "unsure" if bucket(r) < 50 else "good"))
+    sw = make_swap(candidate=Programmable("slm", lambda r: "unsure" if bucket(r) < 50 else "good"),
+                   budget_ms=BUDGET_MS)
     swap_at(sw, 0)
     for i in range(30):
         sw.ask(i)

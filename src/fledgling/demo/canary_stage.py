@@ -117,12 +117,12 @@ def _progress(console: Any) -> Any:
                     TimeElapsedColumn(), console=console, transient=True)
 
 
-async def _send(url: str, calls: list[Any], tick: Any) -> None:
-    """Each call's request as its agent sent it (its session for canary stickiness), a few at
-    a time; the gateway gives each a new call id, so the canary traffic is recorded anew."""
+async def _send(url: str, calls: list[Any], tick: Any, concurrency: int = CONCURRENCY) -> None:
+    """Each call's request as its agent sent it (its session for canary stickiness),
+    `concurrency` at a time; the gateway gives each a new call id, so the traffic is recorded anew."""
     import aiohttp
 
-    gate = asyncio.Semaphore(CONCURRENCY)
+    gate = asyncio.Semaphore(concurrency)
     timeout = aiohttp.ClientTimeout(total=SWAP["budget_ms"] / 1000 * 3)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         async def one(call: Any) -> None:
