@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from fledgling.calls import Request
 from fledgling.config import ModelSettings
+from fledgling.curate.grounding import Haystack, looked_at
 from fledgling.models import gguf_export
 from fledgling.models import spec as spec_module
 from fledgling.models.llamacpp import LlamaCppBackend, available
@@ -150,6 +151,25 @@ def test_a_text_answer_cut_at_the_cap_is_kept_not_shortened(engine):
     assert gen.response.tool_calls == [] and gen.response.content == gen.text, gen.text
     assert gen.text[:1] not in "{[" and len(gen.text) > 60, gen.text
     assert book.retries == retries
+
+
+@needs_llama_cpp
+@pytest.mark.parametrize("rule", ["verbatim", "digits"])
+def test_copied_values_are_held_to_the_conversation(engine, rule):
+    """With copy rules (what training writes in a manifest), every order id the model writes is
+    one the customer gave: the base model, untuned, is held to the question's ids."""
+    rules = {"get_order.order_id": rule, "refund.order_id": rule}
+    backend = engine.variant(prompt="compact", task="support-agent", copy_rules=rules)
+    before = backend.copy_counts
+    for q in QUESTIONS:
+        gen = backend.generate_sync([_tool_request(q, tool_choice="required")])[0]
+        assert gen.response is not None and gen.response.tool_calls, gen.text
+        hay = Haystack.of([{"role": "user", "content": q}])
+        for tc in gen.response.tool_calls:
+            order_id = json.loads(tc.arguments)["order_id"]
+            assert not looked_at(order_id) or hay.found(order_id), (q, order_id)
+    after = backend.copy_counts
+    assert after["held"] > before.get("held", 0)
 
 
 # -- deterministic -----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from fledgling.calls import Request
+from fledgling.curate.grounding import Haystack, looked_at
 from fledgling.models import open_backend, resolve_model
 from fledgling.models.local import LocalBackend
 from fledgling.models.prompting import render_prompt
@@ -143,6 +144,37 @@ def test_an_answer_cut_at_the_cap_is_decoded_again_under_the_bounded_grammar(tin
         assert gen.response.finish_reason == "stop" and not gen.parse_failed, gen.text
         Draft202012Validator(schema).validate(json.loads(gen.response.content))
         assert gen.token_logprobs is not None and len(gen.token_logprobs) == gen.output_tokens
+
+
+def test_copied_values_are_held_to_the_conversation_on_this_engine_too(tiny_constrained):
+    """A random model invents every value; with a copy rule (what training writes in a
+    manifest), each one it writes is found in the conversation, in a JSON answer and in a call."""
+    schema = {"type": "object", "properties": {"order_id": {"type": "string", "maxLength": 16}},
+              "required": ["order_id"], "additionalProperties": False}
+    texts = ["where is ORD-204518?", "order 7731 never came", "please track QX-99120 for me"]
+    json_reqs = [Request(messages=[{"role": "user", "content": t}], max_tokens=60,
+                         response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": schema}})
+                 for t in texts]
+    tool = [{"type": "function", "function": {"name": "lookup", "parameters": schema}}]
+    call_reqs = [Request(messages=[{"role": "user", "content": t}], max_tokens=150, tools=tool,
+                         parallel_tool_calls=False, tool_choice="required") for t in texts]
+
+    def order_ids(backend, reqs):
+        out = []
+        for gen in backend.generate_sync(reqs):
+            assert gen.response is not None and not gen.parse_failed, gen.text
+            args = gen.response.tool_calls[0].arguments if gen.response.tool_calls else gen.response.content
+            out.append(json.loads(args)["order_id"])
+        return out
+
+    def found(text, value):
+        return not looked_at(value) or Haystack.of([{"role": "user", "content": text}]).found(value)
+
+    for reqs, rules in ((json_reqs, {"$.order_id": "verbatim"}), (call_reqs, {"lookup.order_id": "verbatim"})):
+        free = order_ids(tiny_constrained.variant(copy_rules={}), reqs)
+        assert not all(found(t, v) for t, v in zip(texts, free, strict=True)), free  # invented
+        held = order_ids(tiny_constrained.variant(copy_rules=rules), reqs)
+        assert all(found(t, v) for t, v in zip(texts, held, strict=True)), held
 
 
 def test_unconstrained_tiny_model_rarely_produces_valid_json(tiny):

@@ -68,26 +68,34 @@ class Haystack:
 
     def found(self, value: str | float) -> bool:
         if isinstance(value, str):
-            key = _ALNUM.sub("", value.lower())
-            if key in self.alnum:
+            if self.verbatim(value):
                 return True
             runs = _DIGIT_RUN.findall(value)
             return bool(runs) and all(r in self.digit_runs for r in runs)
         return float(value) in self.numbers
 
+    def verbatim(self, value: str) -> bool:
+        """Whether a string's lower-cased letters and digits are inside the conversation's (the
+        first way of being found; the other is by its digit runs alone)."""
+        return _ALNUM.sub("", value.lower()) in self.alnum
 
-def observe(messages: list[dict[str, Any]], answer: dict[str, Any]) -> tuple[tuple[str, bool], ...]:
-    """The `(field, found)` pairs of one label: each string or number it carries, with whether
-    it appears in `messages`. Fields are named `tool.arg.sub` for tool calls (list indices
-    dropped: every item of a list is the same field) and `$.path` for a structured answer."""
-    pairs: list[tuple[str, bool]] = []
+
+def observe(messages: list[dict[str, Any]], answer: dict[str, Any]) -> tuple[tuple[str, bool, bool | None], ...]:
+    """The `(field, found, verbatim)` triples of one label: each string or number it carries,
+    with whether it appears in `messages`, and (strings; None for a number) whether it is found
+    with its letters and digits as they are (`Haystack.verbatim`). Fields are named
+    `tool.arg.sub` for tool calls (list indices dropped: every item of a list is the same
+    field) and `$.path` for a structured answer."""
+    pairs: list[tuple[str, bool, bool | None]] = []
     hay: Haystack | None = None
     for name, value in field_values(answer):
-        if not _looked_at(value):
+        if not looked_at(value):
             continue
         if hay is None:
             hay = Haystack.of(messages)
-        pairs.append((name, hay.found(value)))
+        found = hay.found(value)
+        verbatim = found and hay.verbatim(value) if isinstance(value, str) else None
+        pairs.append((name, found, verbatim))
     return tuple(pairs)
 
 
@@ -98,22 +106,36 @@ class GroundingCheck:
     min_share: float = MIN_SHARE
     min_seen: int = MIN_SEEN
     seen: dict[str, list[int]] = field(default_factory=dict)
-    """field -> [values seen, values found]"""
+    """field -> [values seen, values found, strings found verbatim, strings seen]"""
     misses: dict[int, list[str]] = field(default_factory=dict)
     """item -> the fields whose value was not found"""
 
-    def add(self, item: int, pairs: Iterable[tuple[str, bool]]) -> None:
-        for name, found in pairs:
-            row = self.seen.setdefault(name, [0, 0])
+    def add(self, item: int, pairs: Iterable[tuple[str, bool, bool | None]]) -> None:
+        for name, found, verbatim in pairs:
+            row = self.seen.setdefault(name, [0, 0, 0, 0])
             row[0] += 1
             row[1] += found
+            row[2] += bool(verbatim)
+            row[3] += verbatim is not None
             if not found:
                 self.misses.setdefault(item, []).append(name)
 
     def grounded_fields(self) -> dict[str, float]:
         """field -> share found, for the fields the data says are copied from the conversation."""
-        return {name: found / seen for name, (seen, found) in sorted(self.seen.items())
+        return {name: found / seen for name, (seen, found, _, _) in sorted(self.seen.items())
                 if seen >= self.min_seen and found / seen >= self.min_share}
+
+    def copy_rules(self) -> dict[str, str]:
+        """grounded field -> how its values are copied, for decoding to hold a model to
+        (`fledgling.models.copying`): `verbatim` when at least `min_share` of them are found as
+        they are, else `digits` (their digit runs are the conversation's, the rest is written:
+        `ORD-204518` for "#204518"). Only fields of strings have a rule (numbers are not held)."""
+        rules = {}
+        for name in self.grounded_fields():
+            seen, _, verbatim, strings = self.seen[name]
+            if strings == seen:
+                rules[name] = "verbatim" if verbatim / seen >= self.min_share else "digits"
+        return rules
 
     def flagged(self) -> dict[int, list[str]]:
         """item -> the grounded fields whose value it does not find in its conversation."""
@@ -126,7 +148,8 @@ class GroundingCheck:
         return out
 
 
-def _looked_at(value: object) -> bool:
+def looked_at(value: object) -> bool:
+    """Whether a value is looked for at all (not a boolean, a null, a digit or a two-character string)."""
     if isinstance(value, bool) or value is None:
         return False
     if isinstance(value, int):

@@ -236,6 +236,7 @@ class _Run:
             "flagged": {r: by_reason[r] for r in LABEL_CHECKS if r in self.checks},
             "dropped_from": {s: dict(sorted(dropped[s].items())) for s in SPLITS if dropped[s]},
             "grounded_fields": {k: round(v, 4) for k, v in self.grounding.grounded_fields().items()},
+            "copy_rules": self.grounding.copy_rules(),
             "model_agreement": dict(sorted(self.model.agreement.items())),
             "examples": examples,
         }

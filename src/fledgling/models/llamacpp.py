@@ -37,7 +37,7 @@ import asyncio
 import copy
 import ctypes
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,8 @@ import numpy as np
 
 from fledgling.calls import Request
 from fledgling.errors import ConfigError
-from fledgling.models.constrained import cut_is_text
+from fledgling.models.constrained import cut_is_text, request_tools
+from fledgling.models.copying import TOP_K, CopyGuard, choose
 from fledgling.models.generation import Generation
 from fledgling.models.local import decode_threads, read_answer
 from fledgling.models.prompting import (
@@ -89,11 +90,13 @@ class LlamaCppBackend:
                  constrained: bool = False, batch_size: int = 16, max_new_tokens: int = 256,
                  prompt: str = "chat", task: str | None = None, allow_text: bool = False,
                  threads: int | None = None, jump_forward: bool = True, seed: int = 0, n_ctx: int = N_CTX,
-                 prefix_cache_mb: float = PREFIX_CACHE_MB):
+                 prefix_cache_mb: float = PREFIX_CACHE_MB, copy_rules: dict[str, str] | None = None):
         """The options are `LocalBackend`'s (`batch_size` is kept for the callers that read it:
         this engine decodes one request at a time). `jump_forward`: run grammar-forced tokens as
         one step (False: one forward pass per token, for comparison). `prefix_cache_mb`: memory for
-        the KV state of recent prompts (0: only the live cache)."""
+        the KV state of recent prompts (0: only the live cache). `copy_rules`: the fields whose
+        values a constrained answer copies from the conversation (`fledgling.models.copying`;
+        from the trained model's manifest), held to it while they are decoded."""
         import llama_cpp
 
         if prompt not in PROMPT_FORMATS:
@@ -107,6 +110,7 @@ class LlamaCppBackend:
         self.allow_text = allow_text
         self.threads = threads
         self.jump_forward = jump_forward
+        self.copy_rules = dict(copy_rules or {})
         self.tokenizer = tokenizer
         self.model_path = str(model_path)
         self.lora_path = str(lora_path) if lora_path else None
@@ -148,13 +152,16 @@ class LlamaCppBackend:
 
     def variant(self, *, name: str | None = None, constrained: bool | None = None, prompt: str | None = None,
                 task: str | None = None, allow_text: bool | None = None,
-                batch_size: int | None = None, jump_forward: bool | None = None) -> LlamaCppBackend:
-        """The same loaded model with other decoding options (no second load)."""
+                batch_size: int | None = None, jump_forward: bool | None = None,
+                copy_rules: dict[str, str] | None = None) -> LlamaCppBackend:
+        """The same loaded model with other decoding options (no second load); `copy_rules={}`
+        decodes without holding copied values to the conversation."""
         if prompt is not None and prompt not in PROMPT_FORMATS:
             raise ConfigError(f"unknown prompt format {prompt!r}; use one of {', '.join(PROMPT_FORMATS)}")
         other = copy.copy(self)
         for key, value in (("name", name), ("constrained", constrained), ("prompt", prompt), ("task", task),
-                           ("allow_text", allow_text), ("batch_size", batch_size), ("jump_forward", jump_forward)):
+                           ("allow_text", allow_text), ("batch_size", batch_size), ("jump_forward", jump_forward),
+                           ("copy_rules", copy_rules)):
             if value is not None:
                 setattr(other, key, value)
         return other
@@ -197,7 +204,11 @@ class LlamaCppBackend:
         steps = 0
         for attempt, compiled in enumerate(grammars or [None]):
             matcher = book.matcher(compiled) if book is not None and compiled is not None else None
-            tokens, logprobs, hit_limit, passes = self._decode(ids, matcher, budget)
+            guard = CopyGuard(req.messages, self.copy_rules, tools=bool(request_tools(req))) \
+                if matcher is not None and self.copy_rules else None
+            tokens, logprobs, hit_limit, passes = self._decode(ids, matcher, budget, guard)
+            if guard is not None:
+                self._shared.copy_counts.update(held=guard.held, refused=guard.refused, yielded=guard.yielded)
             steps += passes
             if not hit_limit or attempt + 1 >= len(grammars) or cut_is_text(
                     self.tokenizer.decode(tokens, skip_special_tokens=True), req, allow_text=self.allow_text):
@@ -307,12 +318,15 @@ class LlamaCppBackend:
     def _logits(self) -> np.ndarray:
         return np.ctypeslib.as_array(self.llm._ctx.get_logits_ith(-1), shape=(self.n_vocab,))
 
-    def _decode(self, ids: list[int], matcher: Any, budget: int) -> tuple[list[int], list[float], bool, int]:
-        """Greedy decoding of one prompt: (tokens, their log-probabilities, hit the cap, forward passes)."""
+    def _decode(self, ids: list[int], matcher: Any, budget: int,
+                guard: CopyGuard | None = None) -> tuple[list[int], list[float], bool, int]:
+        """Greedy decoding of one prompt: (tokens, their log-probabilities, hit the cap, forward
+        passes). With a `guard`, a copied value's tokens are the best the guard accepts."""
         self._prefill(ids)
         steps = 1
         grammars = self._grammars if matcher is not None else None
         bitmask = grammars.bitmask(1) if grammars is not None else None
+        pieces = self._pieces() if guard is not None else None
         out: list[int] = []
         logprobs: list[float] = []
         while True:
@@ -323,8 +337,15 @@ class LlamaCppBackend:
                 logits[~allowed] = -np.inf
             token = int(np.argmax(logits))
             top = logits[token]
-            logprobs.append(float(-np.log(np.exp(logits - top).sum())))
+            rule = guard.rule() if guard is not None else None
+            if rule is not None:
+                assert guard is not None and pieces is not None
+                token = choose(_best_first(logits, TOP_K), pieces, guard, rule)
+            logprobs.append(float(logits[token] - top - np.log(np.exp(logits - top).sum())))
             out.append(token)
+            if guard is not None:
+                assert pieces is not None
+                guard.feed(pieces[token])
             if matcher is not None and not matcher.is_terminated():
                 matcher.accept_token(token)
             if token in self.stop_ids or (matcher is not None and matcher.is_terminated()):
@@ -334,6 +355,9 @@ class LlamaCppBackend:
             feed = [token]
             if matcher is not None and self.jump_forward:
                 forced = self._forced(matcher, budget - len(out))
+                if guard is not None:
+                    assert pieces is not None
+                    guard.feed("".join(pieces[t] for t in forced))
                 out.extend(forced)
                 logprobs.extend([0.0] * len(forced))
                 feed.extend(forced)
@@ -349,6 +373,18 @@ class LlamaCppBackend:
                     return out, logprobs, False, steps
             self.llm.eval(feed)
             steps += 1
+
+    def _pieces(self) -> list[str]:
+        """Each token's text (decoded alone), for the copy guard; made once per loaded model."""
+        if self._shared.pieces is None:
+            self._shared.pieces = self.tokenizer.batch_decode([[i] for i in range(self.n_vocab)])
+        return self._shared.pieces
+
+    @property
+    def copy_counts(self) -> dict[str, int]:
+        """Tokens decoded inside copied values, and how often the guard refused the model's best
+        (or found nothing it accepts among the best and yielded), since the model was loaded."""
+        return dict(self._shared.copy_counts)
 
     def _forced(self, matcher: Any, room: int) -> list[int]:
         """The tokens of the string the grammar forces next (up to `room`), accepted by the matcher.
@@ -410,6 +446,8 @@ class _Shared:
         self.cached: list[int] = []  # the prompt whose steps are in the KV cache
         self.steps: set[int] = set()  # where its evaluation steps ended
         self.grammars: Any = None
+        self.pieces: list[str] | None = None  # each token's text, for the copy guard
+        self.copy_counts: Counter[str] = Counter()
         self.capacity = capacity  # bytes for saved prompt states
         self.saved: OrderedDict[int, _Saved] = OrderedDict()
         self.used = 0
@@ -429,6 +467,13 @@ def _file_type(path: str) -> str:
     except Exception:  # an unreadable header: llama.cpp itself will say what is wrong
         pass
     return "unknown"
+
+
+def _best_first(logits: np.ndarray, k: int) -> list[int]:
+    """The (at most `k`) tokens with finite logits, most likely first."""
+    k = min(k, int(np.isfinite(logits).sum())) or 1
+    idx = np.argpartition(-logits, k - 1)[:k]
+    return [int(i) for i in idx[np.argsort(-logits[idx], kind="stable")]]
 
 
 def _allowed(bitmask: Any, n_vocab: int) -> np.ndarray:

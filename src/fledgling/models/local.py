@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import copy
 import json
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any, cast
 from fledgling.calls import Request, Response
 from fledgling.errors import ConfigError
 from fledgling.models.constrained import cut_is_text, request_tools
+from fledgling.models.copying import TOP_K, CopyGuard, choose
 from fledgling.models.generation import Generation
 from fledgling.models.prompting import (
     PROMPT_FORMATS,
@@ -58,6 +60,7 @@ class _Row:
     matcher: Any = None
     logprobs: list[float] = field(default_factory=list)  # of each chosen token, after the grammar
     fallback: Any = None  # the bounded grammar, for an answer that reaches the cap under `matcher`'s
+    guard: CopyGuard | None = None  # holds copied values to the conversation (`fledgling.models.copying`)
 
 
 MIN_PREFIX = 16  # tokens a batch must share before their encoding is shared too
@@ -127,12 +130,13 @@ class LocalBackend:
                  adapter: str | Path | None = None, constrained: bool = False,
                  batch_size: int = 16, max_new_tokens: int = 256, device: str | None = None,
                  prompt: str = "chat", task: str | None = None, allow_text: bool = False,
-                 threads: int | None = None, dtype: str | None = None):
+                 threads: int | None = None, dtype: str | None = None, copy_rules: dict[str, str] | None = None):
         """`prompt`: "chat", "compact" or "lean" (the latter two name `task` in the specialist prompt).
         `allow_text`: with `constrained`, a request with tools may also be answered in plain
         text (when its `tool_choice` does not require a call); set it when the contract has seen
         answers without a tool call. `threads`: intra-op threads (default: the idle cores).
-        `dtype`: "float32" or "bfloat16" (default: `default_dtype`)."""
+        `dtype`: "float32" or "bfloat16" (default: `default_dtype`). `copy_rules`: the fields a
+        constrained answer copies from the conversation, held to it (`fledgling.models.copying`)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -147,6 +151,8 @@ class LocalBackend:
         self.prompt = prompt
         self.task = task or "assistant"
         self.allow_text = allow_text
+        self.copy_rules = dict(copy_rules or {})
+        self._pieces: list[str] | None = None
         self.threads = threads
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = dtype or default_dtype(self.device)
@@ -201,7 +207,7 @@ class LocalBackend:
 
     def variant(self, *, name: str | None = None, constrained: bool | None = None, prompt: str | None = None,
                 task: str | None = None, allow_text: bool | None = None,
-                batch_size: int | None = None) -> LocalBackend:
+                batch_size: int | None = None, copy_rules: dict[str, str] | None = None) -> LocalBackend:
         """The same loaded weights with other decoding options (no second load); the variant
         keeps its own prompt-prefix cache, starting empty."""
         if prompt is not None and prompt not in PROMPT_FORMATS:
@@ -209,7 +215,8 @@ class LocalBackend:
         other = copy.copy(self)
         other._prefix = None
         for key, value in (("name", name), ("constrained", constrained), ("prompt", prompt),
-                           ("task", task), ("allow_text", allow_text), ("batch_size", batch_size)):
+                           ("task", task), ("allow_text", allow_text), ("batch_size", batch_size),
+                           ("copy_rules", copy_rules)):
             if value is not None:
                 setattr(other, key, value)
         if self._grammar_book is None and other.constrained:
@@ -241,6 +248,7 @@ class LocalBackend:
                     compiled = grammars.attempts(req, prompt=self.prompt, allow_text=self.allow_text, max_tokens=cap)
                     row.matcher = grammars.matcher(compiled[0]) if compiled else None
                     row.fallback = compiled[1] if len(compiled) > 1 else None
+                    row.guard = self._guard(req) if compiled else None
                 rows.append(row)
             except Exception as exc:  # one bad request must not sink the batch
                 results[i] = Generation(None, 0.0, error=f"prompt: {exc}")
@@ -260,12 +268,24 @@ class LocalBackend:
                         grammars.retries += 1
                         spent[row.index] = ms
                         row.matcher, row.fallback, row.logprobs = grammars.matcher(row.fallback), None, []
+                        row.guard = self._guard(requests[row.index])
                         again.append(row)
                         continue
                     ms += spent.get(row.index, 0.0)
                     results[row.index] = self._to_generation(requests[row.index], row, tokens, ms, hit_limit)
             rows = again
         return [g for g in results if g is not None]
+
+    def _guard(self, req: Request) -> CopyGuard | None:
+        if not self.copy_rules:
+            return None
+        if self._pieces is None:
+            self._pieces = self.tokenizer.batch_decode([[i] for i in range(self.model_vocab)])
+        return CopyGuard(req.messages, self.copy_rules, tools=bool(request_tools(req)))
+
+    @property
+    def model_vocab(self) -> int:
+        return int(self.model.get_output_embeddings().weight.shape[0])
 
     def _to_generation(self, req: Request, row: _Row, tokens: list[int], ms: float,
                        hit_limit: bool) -> Generation:
@@ -347,6 +367,14 @@ class LocalBackend:
                     logits = logits.cpu()
                     self._grammars.apply(logits, bitmask[: len(active)], masked)
                 best = logits.argmax(-1)
+                for k, row in enumerate(active):  # a copied value: the best token the guard accepts
+                    guard = batch[row].guard
+                    rule = guard.rule() if guard is not None else None
+                    if rule is not None:
+                        assert guard is not None and self._pieces is not None
+                        order = logits[k].topk(min(TOP_K, logits.shape[-1])).indices.tolist()
+                        best[k] = choose([t for t in order if logits[k, t] > -math.inf] or order[:1],
+                                         self._pieces, guard, rule)
                 chosen = best.tolist()
                 picked = self._torch.log_softmax(logits, -1).gather(-1, best[:, None])[:, 0].tolist()
                 keep = []
@@ -355,6 +383,8 @@ class LocalBackend:
                     token = chosen[k]
                     out_tokens[row].append(token)
                     batch[row].logprobs.append(picked[k])
+                    if batch[row].guard is not None and self._pieces is not None:
+                        cast(CopyGuard, batch[row].guard).feed(self._pieces[token])
                     matcher = batch[row].matcher
                     if matcher is not None and not matcher.is_terminated():
                         matcher.accept_token(token)

@@ -143,7 +143,7 @@ def open_local(spec: ModelSpec, *, constrained: bool = False, batch_size: int = 
     options: dict[str, Any] = dict(
         constrained=constrained, batch_size=batch_size, max_new_tokens=max_new_tokens,
         prompt=prompt or trained_format, threads=threads, task=getattr(contract, "task", None) or trained_task,
-        allow_text=allows_text(contract))
+        allow_text=allows_text(contract), copy_rules=(trained_manifest(ms) or {}).get("copy_rules") or {})
     directory: str | Path
     gguf_file: str | None = None
     if ms.kind == "gguf" or (ms.base or "").lower() in SMOLLM2_NAMES and not ms.path:

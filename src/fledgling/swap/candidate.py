@@ -111,6 +111,7 @@ class Candidate:
                                                 allow_text=getattr(backend, "allow_text", None),
                                                 engine=getattr(backend, "engine_name", "transformers"),
                                                 jump_forward=getattr(backend, "jump_forward", None),
+                                                copy_rules=getattr(backend, "copy_rules", None) or None,
                                                 weights=getattr(backend, "weights_type", None))
 
     def prepare(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -48,6 +48,17 @@ class Dataset:
         return {"task": self.task, "version": self.version, "path": str(self.path),
                 "sha256": self.sha256, "counts": {k: len(v) for k, v in self.splits.items()}}
 
+    def copy_rules(self) -> dict[str, str]:
+        """The fields curation found copied from the conversation, with how they are copied
+        (`report.json`'s `label_checks.copy_rules`); none for a dataset curation did not write
+        or that predates them. Training passes them on in the model's manifest."""
+        try:
+            report = json.loads((self.path / "report.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        rules = (report.get("label_checks") or {}).get("copy_rules") if isinstance(report, dict) else None
+        return {str(k): str(v) for k, v in rules.items()} if isinstance(rules, dict) else {}
+
 
 def locate(store: Store, task: str, version: int | None = None) -> tuple[Path, str]:
     """The directory and version label of a task's curated dataset (the newest by default)."""

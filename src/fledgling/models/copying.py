@@ -1,0 +1,211 @@
+"""Copied values held to the conversation while they are decoded.
+
+Curation learns which argument fields an agent copies from the conversation (an order id, an
+email, a postal code: `fledgling.curate.grounding`, its `copy_rules`), and training writes those
+rules into the model's manifest. A small model still invents such values now and then (an
+email it has seen in other conversations, `ORD-123456`, an apartment the customer never
+mentioned), and an invented value is a wrong call even when the grammar accepts it. A
+`CopyGuard` follows one constrained answer as it is decoded, and while the decoder is inside
+the string value of a copied field it only lets through tokens that keep the value one the
+conversation holds, by the field's rule:
+
+- `verbatim`: the value's lower-cased letters and digits stay inside the conversation's, so
+  every prefix of it is found and the value may end at any point;
+- `digits`: each run of three or more digits is one of the conversation's digit runs (the run
+  being written a prefix of one); letters and punctuation are the model's (`ORD-204518` for
+  "#204518"). The value may end when it is found (or is too short to be looked at).
+
+What the guard refuses is only the model's best choices: the decoder takes the most likely
+token the grammar allows and the guard accepts, among the `TOP_K` most likely; when none of
+them is accepted, the grammar's best is taken (the guard never blocks an answer, nor makes the
+grammar's answers fewer). Number fields are not held. The conversation is the request's
+messages after a leading system message, as curation reads it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fledgling.curate.grounding import Haystack, looked_at
+
+TOP_K = 64  # the most likely grammar-allowed tokens the guard looks through before it yields
+RULES = ("verbatim", "digits")
+_ALNUM = re.compile(r"[^0-9a-z]+")
+_RUNS = re.compile(r"\d+")
+
+
+@dataclass
+class _Frame:
+    kind: str  # "obj" or "arr"
+    key: str | None = None  # the key whose value comes next (objects)
+    expects_key: bool = True
+
+
+@dataclass
+class JsonCursor:
+    """Where a JSON answer being written is, one character at a time: the keys from the root to
+    the current value (list positions left out) and, inside a string, its text so far. Text
+    before the first `{` or `[` is skipped when it is a `<tool_call>` tag; an answer that starts
+with anything else is text, and nothing in it is a value."""
+
+    stack: list[_Frame] = field(default_factory=list)
+    in_string: bool = False
+    is_key: bool = False
+    escaped: bool = False
+    text: str = ""  # the string's characters so far (escapes as written)
+    started: bool = False
+    tagged: bool = False
+    done: bool = False  # the JSON value ended, or the answer is text
+    names: dict[int, str] = field(default_factory=dict)  # depth of a call object -> its tool name
+
+    def feed(self, chars: str) -> None:
+        for ch in chars:
+            self._step(ch)
+
+    def keys(self) -> list[str]:
+        return [f.key for f in self.stack if f.kind == "obj" and f.key is not None]
+
+    def in_value_string(self) -> bool:
+        return self.in_string and not self.is_key
+
+    def _step(self, ch: str) -> None:
+        if self.done:
+            return
+        if self.in_string:
+            if self.escaped:
+                self.escaped = False
+                self.text += ch
+            elif ch == "\\":
+                self.escaped = True
+                self.text += ch
+            elif ch == '"':
+                self._end_string()
+            else:
+                self.text += ch
+            return
+        if not self.started:
+            if ch in "{[":
+                self.started = True
+            elif not self.tagged and ch != "<":
+                self.done = True  # a text answer (one never starts with `{`, `[` or `<`)
+                return
+            else:
+                self.tagged = True  # inside `<tool_call>`: skipped up to the JSON
+                return
+        top = self.stack[-1] if self.stack else None
+        if ch in "{[":
+            self.stack.append(_Frame("obj" if ch == "{" else "arr"))
+        elif ch in "}]":
+            if self.stack:
+                self.stack.pop()
+                self.names.pop(len(self.stack) + 1, None)
+            if not self.stack:
+                self.done = True
+            elif self.stack[-1].kind == "obj":
+                self.stack[-1].key = None
+        elif ch == '"':
+            self.in_string, self.text = True, ""
+            self.is_key = top is not None and top.kind == "obj" and top.expects_key
+        elif ch == ":" and top is not None and top.kind == "obj":
+            top.expects_key = False
+        elif ch == "," and top is not None and top.kind == "obj":
+            top.expects_key, top.key = True, None
+
+    def _end_string(self) -> None:
+        self.in_string = False
+        top = self.stack[-1] if self.stack else None
+        if top is None or top.kind != "obj":
+            return
+        if self.is_key:
+            top.key = self.text
+        elif top.key == "name":
+            self.names[len(self.stack)] = self.text
+
+    def field_name(self, tools: bool) -> str | None:
+        """The current value's field as curation names it: `tool.arg.sub` inside a call's
+        arguments, `$.a.b` in a JSON answer; None elsewhere (a tool's name, outside JSON)."""
+        keys = self.keys()
+        if not tools:
+            return "$." + ".".join(keys) if keys else None
+        # the call object is the object frame whose key is "arguments"
+        for depth, frame in enumerate(self.stack, start=1):
+            if frame.kind == "obj" and frame.key == "arguments":
+                tool = self.names.get(depth)
+                below = [f.key for f in self.stack[depth:] if f.kind == "obj" and f.key is not None]
+                return f"{tool}.{'.'.join(below)}" if tool is not None and below else None
+        return None
+
+
+class CopyGuard:
+    """Holds the copied fields of one constrained answer to its conversation (see the module)."""
+
+    def __init__(self, messages: Sequence[dict[str, Any]], rules: dict[str, str], *, tools: bool):
+        self.rules = rules
+        self.tools = tools
+        self.hay = Haystack.of(list(messages))
+        self.cursor = JsonCursor()
+        self.held = 0  # tokens chosen inside a copied value
+        self.refused = 0  # times the model's best token was refused for one the conversation holds
+        self.yielded = 0  # times no token among the best `TOP_K` was accepted (the grammar's best taken)
+
+    def rule(self) -> str | None:
+        """The rule of the value being written now, None when it is not a copied value."""
+        if not self.cursor.in_value_string() or self.cursor.escaped:
+            return None
+        name = self.cursor.field_name(self.tools)
+        return self.rules.get(name) if name is not None else None
+
+    def accepts(self, piece: str, rule: str) -> bool:
+        """Whether `piece` (a token's text) may come next in the current copied value."""
+        value = self.cursor.text
+        end = _closing_quote(piece)
+        if end is None:
+            return "\\" not in piece and self._prefix_ok(value + piece, rule)
+        return self._complete_ok(value + piece[:end], rule)
+
+    def feed(self, piece: str) -> None:
+        self.cursor.feed(piece)
+
+    def _prefix_ok(self, value: str, rule: str) -> bool:
+        if _ALNUM.sub("", value.lower()) in self.hay.alnum:
+            return True
+        if rule != "digits":
+            return False
+        runs = _RUNS.findall(value)
+        if not runs:
+            return True
+        trailing = runs.pop() if value[-1:].isdigit() else None
+        if any(len(r) >= 3 and r not in self.hay.digit_runs for r in runs):
+            return False
+        return trailing is None or len(trailing) < 3 or any(r.startswith(trailing) for r in self.hay.digit_runs)
+
+    def _complete_ok(self, value: str, rule: str) -> bool:
+        return not looked_at(value) or self.hay.found(value)
+
+
+def _closing_quote(piece: str) -> int | None:
+    """Where an unescaped `"` ends the string in a token's text, or None."""
+    escaped = False
+    for i, ch in enumerate(piece):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == '"':
+            return i
+    return None
+
+
+def choose(order: Sequence[int], pieces: Sequence[str], guard: CopyGuard, rule: str) -> int:
+    """The first token of `order` (the grammar-allowed tokens, most likely first) among its
+    first `TOP_K` whose text the guard accepts; the first of `order` when none is."""
+    guard.held += 1
+    for rank, token in enumerate(order[:TOP_K]):
+        if guard.accepts(pieces[token], rule):
+            guard.refused += rank > 0
+            return token
+    guard.yielded += 1
+    return order[0]
