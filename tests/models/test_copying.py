@@ -71,6 +71,7 @@ def test_a_digits_field_takes_its_digit_runs_from_the_conversation_and_writes_th
     assert guard.accepts("45", "digits") and guard.accepts("4518", "digits")
     assert not guard.accepts("99", "digits")        # "2099" starts no digit run of the conversation
     assert not guard.accepts('"}', "digits")        # "ORD-20": not found yet, it cannot end here
+    assert not guard_at('{"name":"lookup_order","arguments":{"order_id":"').accepts("12-", "digits")  # short runs too
     done = guard_at('{"name":"lookup_order","arguments":{"order_id":"ORD-204518')
     assert done.accepts('"}', "digits")
     assert not guard_at('{"name":"lookup_order","arguments":{"order_id":"ORD-999999').accepts('"', "digits")

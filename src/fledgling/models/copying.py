@@ -11,9 +11,9 @@ conversation holds, by the field's rule:
 
 - `verbatim`: the value's lower-cased letters and digits stay inside the conversation's, so
   every prefix of it is found and the value may end at any point;
-- `digits`: each run of three or more digits is one of the conversation's digit runs (the run
-  being written a prefix of one); letters and punctuation are the model's (`ORD-204518` for
-  "#204518"). The value may end when it is found (or is too short to be looked at).
+- `digits`: each run of digits is one of the conversation's digit runs (the run being written a
+  prefix of one); letters and punctuation are the model's (`ORD-204518` for "#204518"). The
+  value may end when it is found (or is too short to be looked at).
 
 What the guard refuses is only the model's best choices: the decoder takes the most likely
 token the grammar allows and the guard accepts, among the `TOP_K` most likely; when none of
@@ -178,9 +178,9 @@ class CopyGuard:
         if not runs:
             return True
         trailing = runs.pop() if value[-1:].isdigit() else None
-        if any(len(r) >= 3 and r not in self.hay.digit_runs for r in runs):
+        if any(r not in self.hay.digit_runs for r in runs):
             return False
-        return trailing is None or len(trailing) < 3 or any(r.startswith(trailing) for r in self.hay.digit_runs)
+        return trailing is None or any(r.startswith(trailing) for r in self.hay.digit_runs)
 
     def _complete_ok(self, value: str, rule: str) -> bool:
         return not looked_at(value) or self.hay.found(value)
