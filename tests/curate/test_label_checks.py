@@ -31,10 +31,12 @@ def test_haystack_finds_ids_however_typed_and_numbers_however_written() -> None:
 
 def test_observe_names_fields_and_skips_booleans_and_small_integers() -> None:
     answer = {"role": "assistant", "tool_calls": [tool_call("refund", {
-        "order_id": "ORD-1234", "amount": 12.5, "notify": True, "qty": 2, "items": [{"sku": "SKU-1"}]})]}
-    pairs = observe([{"role": "user", "content": "refund 12.50 on ORD-1234 please"}], answer)
-    assert pairs == (("refund.order_id", True, True), ("refund.amount", True, None),
-                     ("refund.items.sku", False, False))
+        "order_id": "ORD-1234", "amount": 12.5, "notify": True, "qty": 2, "items": [{"sku": "SKU-1"}],
+        "ref": "ord 1234", "case": "TKT-5551"})]}
+    pairs = observe([{"role": "user", "content": "refund 12.50 on ORD-1234 please (case #5551)"}], answer)
+    assert pairs == (("refund.order_id", True, "exact"), ("refund.amount", True, None),
+                     ("refund.items.sku", False, ""), ("refund.ref", True, "verbatim"),
+                     ("refund.case", True, "digits"))
 
 
 def test_grounding_flags_exactly_the_values_not_in_the_conversation(sqlite_store: Store, tmp_path) -> None:
@@ -48,7 +50,7 @@ def test_grounding_flags_exactly_the_values_not_in_the_conversation(sqlite_store
     checks = ds.report["label_checks"]
     assert checks["flagged"] == {"grounding": 3}
     assert checks["grounded_fields"] == {"lookup_order.order_id": round(80 / 83, 4)}
-    assert checks["copy_rules"] == {"lookup_order.order_id": "verbatim"}  # the ids are typed as they are
+    assert checks["copy_rules"] == {"lookup_order.order_id": "exact"}  # the ids are typed as they are
     assert [e["call_id"] for e in checks["examples"]["grounding"]] == [f"call-{100 + i:06d}" for i in range(3)]
     assert all("lookup_order.order_id" in e["why"] for e in checks["examples"]["grounding"])
     gt = ds.report["ground_truth"]
@@ -69,8 +71,9 @@ def test_grounding_flags_exactly_the_values_not_in_the_conversation(sqlite_store
 def test_a_field_the_model_writes_itself_is_never_grounded() -> None:
     check = GroundingCheck(min_seen=5)
     for i in range(30):
-        check.add(i, (("ticket.subject", i % 3 == 0, i % 3 == 0), ("ticket.order_id", True, True)))
-    check.add(30, (("ticket.order_id", False, False),))
+        check.add(i, (("ticket.subject", i % 3 == 0, "exact" if i % 3 == 0 else ""),
+                      ("ticket.order_id", True, "exact")))
+    check.add(30, (("ticket.order_id", False, ""),))
     assert set(check.grounded_fields()) == {"ticket.order_id"}
     assert check.flagged() == {30: ["ticket.order_id"]}
 
@@ -78,13 +81,14 @@ def test_a_field_the_model_writes_itself_is_never_grounded() -> None:
 def test_copy_rules_say_how_each_grounded_string_field_is_copied() -> None:
     check = GroundingCheck(min_seen=5)
     for i in range(40):
-        check.add(i, (("ticket.email", True, True),                 # always as written
-                      ("ticket.order_id", True, i % 4 == 0),        # mostly "#204518" for ORD-204518
-                      ("refund.amount", True, None),                # a number: grounded, no rule
-                      ("ticket.subject", i % 3 == 0, i % 3 == 0)))  # written by the model
-    check.add(40, (("ticket.email", True, False),))  # 40 of 41 verbatim: still at or above 95%
-    assert check.copy_rules() == {"ticket.email": "verbatim", "ticket.order_id": "digits"}
-    assert set(check.grounded_fields()) == {"ticket.email", "ticket.order_id", "refund.amount"}
+        check.add(i, (("ticket.email", True, "exact"),                                # as written
+                      ("ticket.name", True, "exact" if i % 2 else "verbatim"),         # "jane doe" for Jane Doe
+                      ("ticket.order_id", True, "verbatim" if i % 4 == 0 else "digits"),  # "#204518"
+                      ("refund.amount", True, None),                                   # a number: no rule
+                      ("ticket.subject", i % 3 == 0, "exact" if i % 3 == 0 else "")))  # the model's own
+    check.add(40, (("ticket.email", True, "digits"),))  # 40 of 41 exact: still at or above 95%
+    assert check.copy_rules() == {"ticket.email": "exact", "ticket.name": "verbatim", "ticket.order_id": "digits"}
+    assert set(check.grounded_fields()) == {"ticket.email", "ticket.name", "ticket.order_id", "refund.amount"}
 
 
 def test_consistency_majority_wins_and_a_tie_flags_both(sqlite_store: Store, tmp_path) -> None:

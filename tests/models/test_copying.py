@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from fledgling.models.copying import TOP_K, CopyGuard, JsonCursor, choose
+from fledgling.calls import Request
+from fledgling.curate.grounding import Haystack
+from fledgling.models.copying import TOP_K, CopyGuard, JsonCursor, choose, field_schemas
 
 CONVERSATION = [
     {"role": "system", "content": "Example order: ORD-999999, example email ops@shop.test."},
+    {"role": "system", "content": "Signed-in customer: Hiroshi Okafor <okafor.h@outlook.com>."},
     {"role": "user", "content": "Hi, I'm Jane Doe (jane.doe@example.com). Where is order #204518?"},
 ]
 RULES = {"lookup_order.order_id": "digits", "create_ticket.email": "verbatim",
@@ -85,3 +88,38 @@ def test_choose_takes_the_best_token_the_guard_accepts_and_yields_when_none_is()
     assert choose([0, 3], pieces, guard, "verbatim") == 0   # nothing accepted: the grammar's best
     assert guard.yielded == 1
     assert choose([0] * TOP_K + [1], pieces, guard, "verbatim") == 0  # only the best TOP_K are looked at
+
+
+def test_exact_means_as_written_and_whole_words() -> None:
+    hay = Haystack.of(CONVERSATION)
+    assert hay.exact("okafor.h@outlook.com") and hay.exact("Hiroshi  Okafor") and hay.exact("#204518")
+    assert not hay.exact("h@outlook.com")          # starts inside the email
+    assert not hay.exact("okafor.h@outlook")       # ends inside it
+    assert hay.exact("okafor.h@outlook", whole=False)
+    assert not hay.exact("hiroshi okafor")         # not as written
+    assert not hay.exact("ops@shop.test")          # the leading system message is no evidence
+
+
+def test_an_exact_field_with_a_format_starts_only_where_such_a_value_is() -> None:
+    tools = [{"type": "function", "function": {"name": "create_ticket", "parameters": {
+        "type": "object", "properties": {"customer": {"type": "object", "properties": {
+            "email": {"type": "string", "format": "email"}, "name": {"type": "string"}}}}}}}]
+    schemas = field_schemas(Request(messages=CONVERSATION, tools=tools))
+    assert schemas == {"create_ticket.customer.email": {"type": "string", "format": "email"},
+                       "create_ticket.customer.name": {"type": "string"}}
+    rules = {"create_ticket.customer.email": "exact", "create_ticket.customer.name": "exact"}
+
+    def at(text: str) -> CopyGuard:
+        guard = CopyGuard(CONVERSATION, rules, tools=True, schemas=schemas)
+        guard.feed(text)
+        assert guard.rule() == "exact"
+        return guard
+
+    email = at('{"name":"create_ticket","arguments":{"customer":{"email":"')
+    assert email.accepts("ok", "exact") and email.accepts("jane", "exact")
+    assert not email.accepts("Hiroshi", "exact")   # the conversation writes it, but not as an email
+    assert not email.accepts("h@", "exact")         # inside an email, not its start
+    assert at('{"name":"create_ticket","arguments":{"customer":{"email":"jane.doe@example.com').accepts('"', "exact")
+    assert not at('{"name":"create_ticket","arguments":{"customer":{"email":"jane.doe@example').accepts('"', "exact")
+    name = at('{"name":"create_ticket","arguments":{"customer":{"name":"')
+    assert name.accepts("Hiroshi", "exact") and not name.accepts("hiroshi", "exact")

@@ -45,6 +45,7 @@ MIN_CHARS = 3
 
 _ALNUM = re.compile(r"[^0-9a-z]+")
 _DIGIT_RUN = re.compile(r"\d{3,}")
+_SPACES = re.compile(r"\s+")
 _NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
@@ -55,6 +56,8 @@ class Haystack:
     alnum: str
     digit_runs: frozenset[str]
     numbers: frozenset[float]
+    text: str = ""
+    """the conversation with each run of whitespace one space (what `exact` looks in)"""
 
     @classmethod
     def of(cls, messages: list[dict[str, Any]]) -> Haystack:
@@ -64,7 +67,7 @@ class Haystack:
         lowered = text.lower()
         return cls(_ALNUM.sub("", lowered), frozenset(re.findall(r"\d+", text)),
                    frozenset(n for n in (_number(m.group(0)) for m in _NUMBER.finditer(text))
-                             if n is not None))
+                             if n is not None), squeeze(text))
 
     def found(self, value: str | float) -> bool:
         if isinstance(value, str):
@@ -79,14 +82,65 @@ class Haystack:
         first way of being found; the other is by its digit runs alone)."""
         return _ALNUM.sub("", value.lower()) in self.alnum
 
+    def spans(self, longest: int) -> Iterator[str]:
+        """Every whole-word stretch of the conversation (as `exact` reads it) of at most
+        `longest` characters."""
+        text = self.text
+        starts = [i for i in range(len(text)) if not text[i].isspace() and _starts_word(text, i)]
+        ends = [i for i in range(1, len(text) + 1) if not text[i - 1].isspace() and _ends_word(text, i)]
+        for start in starts:
+            for end in ends:
+                if end > start + longest:
+                    break
+                if end > start:
+                    yield text[start:end]
 
-def observe(messages: list[dict[str, Any]], answer: dict[str, Any]) -> tuple[tuple[str, bool, bool | None], ...]:
-    """The `(field, found, verbatim)` triples of one label: each string or number it carries,
-    with whether it appears in `messages`, and (strings; None for a number) whether it is found
-    with its letters and digits as they are (`Haystack.verbatim`). Fields are named
+    def exact(self, value: str, *, whole: bool = True) -> bool:
+        """Whether the string is written in the conversation as it is (runs of whitespace
+        aside), as a whole: not starting or ending inside a word (`h@outlook.com` is not in
+        "okafor.h@outlook.com"; `ORD-29` is not in "ORD-296213"). `whole=False`: the start is
+        checked, not the end (a value being written)."""
+        needle = squeeze(value)
+        if not needle:
+            return False
+        at = self.text.find(needle)
+        while at >= 0:
+            if _starts_word(self.text, at) and (not whole or _ends_word(self.text, at + len(needle))):
+                return True
+            at = self.text.find(needle, at + 1)
+        return False
+
+
+_INNER = set(".@_-+/:'")  # characters inside a word when letters or digits are on both sides
+
+
+def squeeze(text: str) -> str:
+    """`text` with each run of whitespace written as one space."""
+    return _SPACES.sub(" ", text)
+
+
+def _starts_word(text: str, at: int) -> bool:
+    if at == 0:
+        return True
+    before = text[at - 1]
+    return not before.isalnum() and not (before in _INNER and at >= 2 and text[at - 2].isalnum())
+
+
+def _ends_word(text: str, end: int) -> bool:
+    if end >= len(text):
+        return True
+    after = text[end]
+    return not after.isalnum() and not (after in _INNER and end + 1 < len(text) and text[end + 1].isalnum())
+
+
+def observe(messages: list[dict[str, Any]], answer: dict[str, Any]) -> tuple[tuple[str, bool, str | None], ...]:
+    """The `(field, found, how)` triples of one label: each string or number it carries, with
+    whether it appears in `messages`, and for a string how it is found: `exact`
+    (`Haystack.exact`), `verbatim` (its letters and digits, `Haystack.verbatim`), `digits`
+    (its digit runs alone), or "" when it is not; None for a number. Fields are named
     `tool.arg.sub` for tool calls (list indices dropped: every item of a list is the same
     field) and `$.path` for a structured answer."""
-    pairs: list[tuple[str, bool, bool | None]] = []
+    pairs: list[tuple[str, bool, str | None]] = []
     hay: Haystack | None = None
     for name, value in field_values(answer):
         if not looked_at(value):
@@ -94,8 +148,11 @@ def observe(messages: list[dict[str, Any]], answer: dict[str, Any]) -> tuple[tup
         if hay is None:
             hay = Haystack.of(messages)
         found = hay.found(value)
-        verbatim = found and hay.verbatim(value) if isinstance(value, str) else None
-        pairs.append((name, found, verbatim))
+        how = None
+        if isinstance(value, str):
+            how = "" if not found else "exact" if hay.exact(value) else "verbatim" if hay.verbatim(value) \
+                else "digits"
+        pairs.append((name, found, how))
     return tuple(pairs)
 
 
@@ -106,35 +163,39 @@ class GroundingCheck:
     min_share: float = MIN_SHARE
     min_seen: int = MIN_SEEN
     seen: dict[str, list[int]] = field(default_factory=dict)
-    """field -> [values seen, values found, strings found verbatim, strings seen]"""
+    """field -> [values seen, values found, strings found exact, found verbatim (or exact), strings seen]"""
     misses: dict[int, list[str]] = field(default_factory=dict)
     """item -> the fields whose value was not found"""
 
-    def add(self, item: int, pairs: Iterable[tuple[str, bool, bool | None]]) -> None:
-        for name, found, verbatim in pairs:
-            row = self.seen.setdefault(name, [0, 0, 0, 0])
+    def add(self, item: int, pairs: Iterable[tuple[str, bool, str | None]]) -> None:
+        for name, found, how in pairs:
+            row = self.seen.setdefault(name, [0, 0, 0, 0, 0])
             row[0] += 1
             row[1] += found
-            row[2] += bool(verbatim)
-            row[3] += verbatim is not None
+            row[2] += how == "exact"
+            row[3] += how in ("exact", "verbatim")
+            row[4] += how is not None
             if not found:
                 self.misses.setdefault(item, []).append(name)
 
     def grounded_fields(self) -> dict[str, float]:
         """field -> share found, for the fields the data says are copied from the conversation."""
-        return {name: found / seen for name, (seen, found, _, _) in sorted(self.seen.items())
+        return {name: found / seen for name, (seen, found, *_) in sorted(self.seen.items())
                 if seen >= self.min_seen and found / seen >= self.min_share}
 
     def copy_rules(self) -> dict[str, str]:
         """grounded field -> how its values are copied, for decoding to hold a model to
-        (`fledgling.models.copying`): `verbatim` when at least `min_share` of them are found as
-        they are, else `digits` (their digit runs are the conversation's, the rest is written:
-        `ORD-204518` for "#204518"). Only fields of strings have a rule (numbers are not held)."""
+        (`fledgling.models.copying`), the strictest that at least `min_share` of its values
+        meet: `exact` (written as in the conversation, whole words: emails, names, streets),
+        `verbatim` (the same letters and digits: `ord 204518` for ORD-204518), else `digits`
+        (their digit runs are the conversation's, the rest is written: `ORD-204518` for
+        "#204518"). Only fields of strings have a rule (numbers are not held)."""
         rules = {}
         for name in self.grounded_fields():
-            seen, _, verbatim, strings = self.seen[name]
+            seen, _, exact, verbatim, strings = self.seen[name]
             if strings == seen:
-                rules[name] = "verbatim" if verbatim / seen >= self.min_share else "digits"
+                rules[name] = "exact" if exact / seen >= self.min_share else \
+                    "verbatim" if verbatim / seen >= self.min_share else "digits"
         return rules
 
     def flagged(self) -> dict[int, list[str]]:

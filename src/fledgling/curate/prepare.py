@@ -54,9 +54,8 @@ class Prepared(NamedTuple):
     line: bytes = b""
     tail: bytes = b""
     """Digest of the last input message, normalised (`label_noise.suspects` compares on it)."""
-    grounding: tuple[tuple[str, bool, bool | None], ...] = ()
-    """`grounding.observe`: each value of the label with whether the conversation has it (and
-    has it verbatim)."""
+    grounding: tuple[tuple[str, bool, str | None], ...] = ()
+    """`grounding.observe`: each value of the label with whether (and how) the conversation has it."""
     features: bytes = b""
     """`disagreement.features` of the input (empty when that check is off)."""
     decisions: tuple[tuple[str, str], ...] = ()

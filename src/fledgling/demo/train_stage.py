@@ -105,6 +105,7 @@ def final_comparison(ctx: Any, task: str, tuned: Any) -> str:
     metric = MAIN_METRIC[task]
     parts = []
     figures: dict[str, Any] = {"n": len(items), "metric": metric}
+    held = dict(getattr(tuned, "copy_counts", {}))
     for label, backend in (("tuned", tuned), ("recorded LLM", recorded)):
         with ctx.console.status(f"{label} on {len(items)} {task} test call items"):
             results = asyncio.run(evaluate(items, backend, contract, chunk=getattr(backend, "batch_size", 16)))
@@ -112,6 +113,11 @@ def final_comparison(ctx: Any, task: str, tuned: Any) -> str:
         low, high = wilson_interval(hits, len(results))
         figures[label] = {"mean": hits / len(results), "low": low, "high": high}
         parts.append(f"{label} {hits / len(results):.0%} [{low:.0%}, {high:.0%}]")
+    copied = {k: v - held.get(k, 0) for k, v in getattr(tuned, "copy_counts", {}).items()}
+    if copied.get("held"):
+        figures["copy_guard"] = copied
+        ctx.console.print(f"  copied values held to the conversation: {copied['held']} tokens, the model's "
+                          f"first choice refused {copied.get('refused', 0)} times (docs/engine.md)")
     ctx.results.setdefault("final_comparison", {})[task] = figures
     ctx.console.print(f"  {task}, {metric} on {len(items)} test call items [95% CI]: " + "; ".join(parts))
     return f"{metric.replace('_', ' ')} on {len(items)} test call items [95% CI]: " + "; ".join(parts) + "."

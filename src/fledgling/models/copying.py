@@ -9,11 +9,19 @@ mentioned), and an invented value is a wrong call even when the grammar accepts 
 the string value of a copied field it only lets through tokens that keep the value one the
 conversation holds, by the field's rule:
 
+- `exact`: the value is written as the conversation writes it (runs of whitespace aside),
+  starting where a word starts, and it may end only where a word ends there (so not
+  `h@outlook.com` from "okafor.h@outlook.com", nor `jun_wal_ker@...` from "Arjun Walker");
 - `verbatim`: the value's lower-cased letters and digits stay inside the conversation's, so
   every prefix of it is found and the value may end at any point;
 - `digits`: each run of digits is one of the conversation's digit runs (the run being written a
   prefix of one); letters and punctuation are the model's (`ORD-204518` for "#204518"). The
   value may end when it is found (or is too short to be looked at).
+
+An `exact` field whose schema says more of a value than being a string (`format: email`, a
+`pattern`, an `enum`, a length) is held to the stretches of the conversation that are such a
+value: the value being written must begin one of them, so a model writing an email cannot start
+it with the customer's first name, which the conversation writes, but never as an email.
 
 What the guard refuses is only the model's best choices: the decoder takes the most likely
 token the grammar allows and the guard accepts, among the `TOP_K` most likely; when none of
@@ -25,14 +33,17 @@ messages after a leading system message, as curation reads it.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fledgling.curate.grounding import Haystack, looked_at
+from fledgling.curate.grounding import Haystack, looked_at, squeeze
+from fledgling.models.prompting import function_specs, output_schema
 
-TOP_K = 64  # the most likely grammar-allowed tokens the guard looks through before it yields
-RULES = ("verbatim", "digits")
+TOP_K = 2048  # the most likely grammar-allowed tokens the guard looks through before it yields
+LONGEST_SPAN = 120  # characters: the longest stretch of the conversation a schema-checked value may be
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+RULES = ("exact", "verbatim", "digits")
 _ALNUM = re.compile(r"[^0-9a-z]+")
 _RUNS = re.compile(r"\d+")
 
@@ -142,10 +153,16 @@ with anything else is text, and nothing in it is a value."""
 class CopyGuard:
     """Holds the copied fields of one constrained answer to its conversation (see the module)."""
 
-    def __init__(self, messages: Sequence[dict[str, Any]], rules: dict[str, str], *, tools: bool):
+    def __init__(self, messages: Sequence[dict[str, Any]], rules: dict[str, str], *, tools: bool,
+                 schemas: dict[str, dict[str, Any]] | None = None):
+        """`schemas`: each field's JSON Schema (`field_schemas`), for the values an `exact` field
+        may be."""
         self.rules = rules
         self.tools = tools
+        self.schemas = schemas or {}
         self.hay = Haystack.of(list(messages))
+        self._spans: dict[str, frozenset[str] | None] = {}
+        self.field: str | None = None  # the field of the value being written (set by `rule`)
         self.cursor = JsonCursor()
         self.held = 0  # tokens chosen inside a copied value
         self.refused = 0  # times the model's best token was refused for one the conversation holds
@@ -156,7 +173,19 @@ class CopyGuard:
         if not self.cursor.in_value_string() or self.cursor.escaped:
             return None
         name = self.cursor.field_name(self.tools)
+        self.field = name
         return self.rules.get(name) if name is not None else None
+
+    def _candidates(self) -> frozenset[str] | None:
+        """The whole-word stretches of the conversation the current field's schema admits, or None when its schema says nothing more than "a string"."""
+        name = self.field or ""
+        if name not in self._spans:
+            schema = self.schemas.get(name) or {}
+            check = _value_check(schema)
+            self._spans[name] = None if check is None else frozenset(
+                s for s in self.hay.spans(min(LONGEST_SPAN, int(schema.get("maxLength") or LONGEST_SPAN)))
+                if check(s))
+        return self._spans[name]
 
     def accepts(self, piece: str, rule: str) -> bool:
         """Whether `piece` (a token's text) may come next in the current copied value."""
@@ -170,6 +199,12 @@ class CopyGuard:
         self.cursor.feed(piece)
 
     def _prefix_ok(self, value: str, rule: str) -> bool:
+        if rule == "exact":
+            spans = self._candidates()
+            if spans is not None and spans:
+                written = squeeze(value)
+                return any(s.startswith(written) for s in spans)
+            return self.hay.exact(value, whole=False)
         if _ALNUM.sub("", value.lower()) in self.hay.alnum:
             return True
         if rule != "digits":
@@ -183,7 +218,59 @@ class CopyGuard:
         return trailing is None or any(r.startswith(trailing) for r in self.hay.digit_runs)
 
     def _complete_ok(self, value: str, rule: str) -> bool:
+        if rule == "exact":
+            spans = self._candidates()
+            if spans is not None and spans:
+                return not value or squeeze(value) in spans
+            return not value or self.hay.exact(value)
         return not looked_at(value) or self.hay.found(value)
+
+
+def field_schemas(request: Any) -> dict[str, dict[str, Any]]:
+    """Each string field's JSON Schema in a request's tools (`tool.a.b`) or its response format
+    (`$.a.b`), named as curation names fields (list items are their list's field)."""
+    out: dict[str, dict[str, Any]] = {}
+
+    def walk(schema: Any, path: str) -> None:
+        if not isinstance(schema, dict):
+            return
+        for key, sub in (schema.get("properties") or {}).items():
+            walk(sub, f"{path}.{key}")
+        if isinstance(schema.get("items"), dict):
+            walk(schema["items"], path)
+        if schema.get("type") == "string" or "enum" in schema or "pattern" in schema or "format" in schema:
+            out[path] = schema
+
+    for tool in function_specs(request):
+        walk(tool["parameters"], tool["name"])
+    schema = output_schema(request)
+    if schema is not None:
+        walk(schema, "$")
+    return out
+
+
+def _value_check(schema: dict[str, Any]) -> Callable[[str], bool] | None:
+    """A test of a candidate value for what the schema says beyond "a string", or None when it
+    says nothing more."""
+    tests: list[Callable[[str], bool]] = []
+    if schema.get("format") == "email":
+        tests.append(lambda v: bool(_EMAIL.match(v)))
+    if isinstance(schema.get("pattern"), str):
+        try:
+            pattern = re.compile(schema["pattern"])
+        except re.error:
+            pattern = None
+        if pattern is not None:
+            tests.append(lambda v, p=pattern: bool(p.search(v)))
+    if isinstance(schema.get("enum"), list):
+        allowed = {str(e) for e in schema["enum"]}
+        tests.append(lambda v: v in allowed)
+    if isinstance(schema.get("maxLength"), int) or isinstance(schema.get("minLength"), int):
+        lo, hi = int(schema.get("minLength") or 0), int(schema.get("maxLength") or 10**9)
+        tests.append(lambda v: lo <= len(v) <= hi)
+    if not tests:
+        return None
+    return lambda v: all(t(v) for t in tests)
 
 
 def _closing_quote(piece: str) -> int | None:

@@ -47,7 +47,7 @@ import numpy as np
 from fledgling.calls import Request
 from fledgling.errors import ConfigError
 from fledgling.models.constrained import cut_is_text, request_tools
-from fledgling.models.copying import TOP_K, CopyGuard, choose
+from fledgling.models.copying import TOP_K, CopyGuard, choose, field_schemas
 from fledgling.models.generation import Generation
 from fledgling.models.local import decode_threads, read_answer
 from fledgling.models.prompting import (
@@ -204,7 +204,8 @@ class LlamaCppBackend:
         steps = 0
         for attempt, compiled in enumerate(grammars or [None]):
             matcher = book.matcher(compiled) if book is not None and compiled is not None else None
-            guard = CopyGuard(req.messages, self.copy_rules, tools=bool(request_tools(req))) \
+            guard = CopyGuard(req.messages, self.copy_rules, tools=bool(request_tools(req)),
+                                schemas=field_schemas(req)) \
                 if matcher is not None and self.copy_rules else None
             tokens, logprobs, hit_limit, passes = self._decode(ids, matcher, budget, guard)
             if guard is not None:

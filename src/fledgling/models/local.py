@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, cast
 from fledgling.calls import Request, Response
 from fledgling.errors import ConfigError
 from fledgling.models.constrained import cut_is_text, request_tools
-from fledgling.models.copying import TOP_K, CopyGuard, choose
+from fledgling.models.copying import TOP_K, CopyGuard, choose, field_schemas
 from fledgling.models.generation import Generation
 from fledgling.models.prompting import (
     PROMPT_FORMATS,
@@ -281,7 +281,8 @@ class LocalBackend:
             return None
         if self._pieces is None:
             self._pieces = self.tokenizer.batch_decode([[i] for i in range(self.model_vocab)])
-        return CopyGuard(req.messages, self.copy_rules, tools=bool(request_tools(req)))
+        return CopyGuard(req.messages, self.copy_rules, tools=bool(request_tools(req)),
+                                schemas=field_schemas(req))
 
     @property
     def model_vocab(self) -> int:
