@@ -177,7 +177,8 @@ class CopyGuard:
         return self.rules.get(name) if name is not None else None
 
     def _candidates(self) -> frozenset[str] | None:
-        """The whole-word stretches of the conversation the current field's schema admits, or None when its schema says nothing more than "a string"."""
+        """The whole-word stretches of the conversation the current field's schema admits, or
+        None when its schema says nothing more than "a string"."""
         name = self.field or ""
         if name not in self._spans:
             schema = self.schemas.get(name) or {}
@@ -261,7 +262,7 @@ def _value_check(schema: dict[str, Any]) -> Callable[[str], bool] | None:
         except re.error:
             pattern = None
         if pattern is not None:
-            tests.append(lambda v, p=pattern: bool(p.search(v)))
+            tests.append(_pattern_test(pattern))
     if isinstance(schema.get("enum"), list):
         allowed = {str(e) for e in schema["enum"]}
         tests.append(lambda v: v in allowed)
@@ -271,6 +272,10 @@ def _value_check(schema: dict[str, Any]) -> Callable[[str], bool] | None:
     if not tests:
         return None
     return lambda v: all(t(v) for t in tests)
+
+
+def _pattern_test(pattern: re.Pattern[str]) -> Callable[[str], bool]:
+    return lambda v: pattern.search(v) is not None
 
 
 def _closing_quote(piece: str) -> int | None:
