@@ -6,7 +6,7 @@ import pytest
 
 from fledgling.calls import Request
 from fledgling.curate.grounding import Haystack
-from fledgling.models.copying import TOP_K, CopyGuard, JsonCursor, choose, field_schemas
+from fledgling.models.copying import CopyGuard, JsonCursor, choose, field_schemas
 
 CONVERSATION = [
     {"role": "system", "content": "Example order: ORD-999999, example email ops@shop.test."},
@@ -87,7 +87,9 @@ def test_choose_takes_the_best_token_the_guard_accepts_and_yields_when_none_is()
     assert (guard.held, guard.refused, guard.yielded) == (1, 1, 0)
     assert choose([0, 3], pieces, guard, "verbatim") == 0   # nothing accepted: the grammar's best
     assert guard.yielded == 1
-    assert choose([0] * TOP_K + [1], pieces, guard, "verbatim") == 0  # only the best TOP_K are looked at
+    # past the best tokens, the rest of the allowed ones, most likely first
+    assert choose([0, 3], pieces, guard, "verbatim", rest=lambda: [0, 3, 1, 2]) == 1
+    assert (guard.refused, guard.yielded) == (2, 1)
 
 
 def test_exact_means_as_written_and_whole_words() -> None:

@@ -83,10 +83,10 @@ class Haystack:
         return _ALNUM.sub("", value.lower()) in self.alnum
 
     def spans(self, longest: int) -> Iterator[str]:
-        """Every whole-word stretch of the conversation (as `exact` reads it) of at most
-        `longest` characters."""
+        """Every whole-word stretch of the conversation (as `exact` reads it) that starts with a
+        letter or digit, of at most `longest` characters."""
         text = self.text
-        starts = [i for i in range(len(text)) if not text[i].isspace() and _starts_word(text, i)]
+        starts = [i for i in range(len(text)) if text[i].isalnum() and _starts_word(text, i)]
         ends = [i for i in range(1, len(text) + 1) if not text[i - 1].isspace() and _ends_word(text, i)]
         for start in starts:
             for end in ends:

@@ -24,9 +24,9 @@ value: the value being written must begin one of them, so a model writing an ema
 it with the customer's first name, which the conversation writes, but never as an email.
 
 What the guard refuses is only the model's best choices: the decoder takes the most likely
-token the grammar allows and the guard accepts, among the `TOP_K` most likely; when none of
-them is accepted, the grammar's best is taken (the guard never blocks an answer, nor makes the
-grammar's answers fewer). Number fields are not held. The conversation is the request's
+token the grammar allows and the guard accepts (the `TOP_K` most likely first, then the rest);
+when none is accepted, the grammar's best is taken (the guard never blocks an answer, nor makes
+the grammar's answers fewer). Number fields are not held. The conversation is the request's
 messages after a leading system message, as curation reads it.
 """
 
@@ -291,13 +291,20 @@ def _closing_quote(piece: str) -> int | None:
     return None
 
 
-def choose(order: Sequence[int], pieces: Sequence[str], guard: CopyGuard, rule: str) -> int:
-    """The first token of `order` (the grammar-allowed tokens, most likely first) among its
-    first `TOP_K` whose text the guard accepts; the first of `order` when none is."""
+def choose(order: Sequence[int], pieces: Sequence[str], guard: CopyGuard, rule: str,
+           rest: Callable[[], Sequence[int]] | None = None) -> int:
+    """The first token of `order` (the grammar-allowed tokens, most likely first: the `TOP_K`
+    best) whose text the guard accepts; when none is, the first of `rest()` (every allowed
+    token, most likely first: a copied value may go on in a token the model ranks low, "s"
+    after "toma" where it split "tomas" as "to" + "ma"); the first of `order` when none is."""
     guard.held += 1
-    for rank, token in enumerate(order[:TOP_K]):
+    for rank, token in enumerate(order):
         if guard.accepts(pieces[token], rule):
             guard.refused += rank > 0
+            return token
+    for token in (rest() if rest is not None else [])[len(order):]:
+        if guard.accepts(pieces[token], rule):
+            guard.refused += 1
             return token
     guard.yielded += 1
     return order[0]

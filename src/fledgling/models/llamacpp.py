@@ -39,6 +39,7 @@ import ctypes
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -341,7 +342,8 @@ class LlamaCppBackend:
             rule = guard.rule() if guard is not None else None
             if rule is not None:
                 assert guard is not None and pieces is not None
-                token = choose(_best_first(logits, TOP_K), pieces, guard, rule)
+                token = choose(_best_first(logits, TOP_K), pieces, guard, rule,
+                               rest=partial(_best_first, logits, len(logits)))
             logprobs.append(float(logits[token] - top - np.log(np.exp(logits - top).sum())))
             out.append(token)
             if guard is not None:

@@ -32,6 +32,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -61,6 +62,11 @@ class _Row:
     logprobs: list[float] = field(default_factory=list)  # of each chosen token, after the grammar
     fallback: Any = None  # the bounded grammar, for an answer that reaches the cap under `matcher`'s
     guard: CopyGuard | None = None  # holds copied values to the conversation (`fledgling.models.copying`)
+
+
+def _ranked(logits: Any) -> list[int]:
+    """Every token a row's (masked) logits allow, most likely first."""
+    return [t for t in logits.argsort(descending=True).tolist() if logits[t] > -math.inf]
 
 
 MIN_PREFIX = 16  # tokens a batch must share before their encoding is shared too
@@ -373,9 +379,10 @@ class LocalBackend:
                     rule = guard.rule() if guard is not None else None
                     if rule is not None:
                         assert guard is not None and self._pieces is not None
-                        order = logits[k].topk(min(TOP_K, logits.shape[-1])).indices.tolist()
-                        best[k] = choose([t for t in order if logits[k, t] > -math.inf] or order[:1],
-                                         self._pieces, guard, rule)
+                        row_logits = logits[k]
+                        order = row_logits.topk(min(TOP_K, logits.shape[-1])).indices.tolist()
+                        best[k] = choose([t for t in order if row_logits[t] > -math.inf] or order[:1],
+                                         self._pieces, guard, rule, rest=partial(_ranked, row_logits))
                 chosen = best.tolist()
                 picked = self._torch.log_softmax(logits, -1).gather(-1, best[:, None])[:, 0].tolist()
                 keep = []
