@@ -106,6 +106,24 @@ def test_ground_truth_is_always_valid_against_the_inferred_contract(task: str) -
         assert validate(truth, contract, tool_choice=c.request.tool_choice) == [], c.id
 
 
+def test_ground_truth_copies_only_what_the_conversation_says() -> None:
+    """Every address, email and order id in a reference answer is in the conversation before it
+    (an agent cannot know an apartment the customer never wrote)."""
+    from fledgling.curate.grounding import Haystack, field_values, looked_at
+
+    copied = ("update_shipping_address.address.", "create_support_ticket.customer.email", ".order_id")
+    checked = missing = 0
+    for c in traffic(0, 3000):
+        if c.task != support.TASK:
+            continue
+        hay = Haystack.of(c.request.messages)
+        for name, value in field_values(c.metadata["ground_truth"]):
+            if any(k in name for k in copied) and not name.endswith(".country") and looked_at(value):
+                checked += 1
+                missing += not hay.found(value)
+    assert checked > 500 and missing == 0, f"{missing} of {checked} copied values are not in their conversation"
+
+
 DETECTABLE = {"invalid_json": "invalid_json", "missing_argument": "missing_required", "wrong_type": "schema",
               "truncated": "truncated", "missing_field": "missing_required", "invalid_enum": "schema",
               "not_json": "not_json"}

@@ -485,7 +485,10 @@ class SupportSession:
         if apt:
             address["apartment"] = apt.strip(" ,").replace("apt", "Apt").replace("unit", "Unit")
         address.update(city=city, postal_code=postal, country=code)
-        self._user(noisy(rng, rng.choice(ADDRESS), oid=say_order(rng, order["order_id"]), street=street,
+        template = rng.choice(ADDRESS)
+        if "{apt}" not in template:  # the customer does not say it, so the agent cannot know it
+            address.pop("apartment", None)
+        self._user(noisy(rng, template, oid=say_order(rng, order["order_id"]), street=street,
                          apt=("," if apt else "") + apt, city=city, postal=postal,
                          country=rng.choice((country_name, code))))
         ex, ids = self._call("update_address", ("update_shipping_address",
