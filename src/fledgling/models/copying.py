@@ -3,8 +3,8 @@
 Curation learns which argument fields an agent copies from the conversation (an order id, an
 email, a postal code: `fledgling.curate.grounding`, its `copy_rules`), and training writes those
 rules into the model's manifest. A small model still invents such values now and then (an
-email it has seen in other conversations, `ORD-123456`, an apartment the customer never
-mentioned), and an invented value is a wrong call even when the grammar accepts it. A
+email it has seen in other conversations, `ORD-123456` where the customer gave no order id),
+and an invented value is a wrong call even when the grammar accepts it. A
 `CopyGuard` follows one constrained answer as it is decoded, and while the decoder is inside
 the string value of a copied field it only lets through tokens that keep the value one the
 conversation holds, by the field's rule:
@@ -43,8 +43,6 @@ from fledgling.models.prompting import function_specs, output_schema
 TOP_K = 2048  # the most likely grammar-allowed tokens the guard looks through before it yields
 LONGEST_SPAN = 120  # characters: the longest stretch of the conversation a schema-checked value may be
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-RULES = ("exact", "verbatim", "digits")
-_ALNUM = re.compile(r"[^0-9a-z]+")
 _RUNS = re.compile(r"\d+")
 
 
@@ -166,7 +164,7 @@ class CopyGuard:
         self.cursor = JsonCursor()
         self.held = 0  # tokens chosen inside a copied value
         self.refused = 0  # times the model's best token was refused for one the conversation holds
-        self.yielded = 0  # times no token among the best `TOP_K` was accepted (the grammar's best taken)
+        self.yielded = 0  # times no allowed token was accepted (the grammar's best taken)
 
     def rule(self) -> str | None:
         """The rule of the value being written now, None when it is not a copied value."""
@@ -206,7 +204,7 @@ class CopyGuard:
                 written = squeeze(value)
                 return any(s.startswith(written) for s in spans)
             return self.hay.exact(value, whole=False)
-        if _ALNUM.sub("", value.lower()) in self.hay.alnum:
+        if self.hay.verbatim(value):
             return True
         if rule != "digits":
             return False
