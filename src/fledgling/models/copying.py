@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fledgling.curate.grounding import Haystack, looked_at, squeeze
+from fledgling.models.constrained import request_tools
 from fledgling.models.prompting import function_specs, output_schema
 
 TOP_K = 2048  # the most likely grammar-allowed tokens the guard looks through before it yields
@@ -223,6 +224,19 @@ class CopyGuard:
                 return not value or squeeze(value) in spans
             return not value or self.hay.exact(value)
         return not looked_at(value) or self.hay.found(value)
+
+
+def guard_for(request: Any, rules: dict[str, str]) -> CopyGuard | None:
+    """The guard of one constrained answer to `request` (a `fledgling.calls.Request`), or None
+    when there are no copy rules."""
+    if not rules:
+        return None
+    return CopyGuard(request.messages, rules, tools=bool(request_tools(request)), schemas=field_schemas(request))
+
+
+def token_pieces(tokenizer: Any, n_vocab: int) -> list[str]:
+    """Each token's text, decoded alone: what the guard checks a candidate token by."""
+    return list(tokenizer.batch_decode([[i] for i in range(n_vocab)]))
 
 
 def field_schemas(request: Any) -> dict[str, dict[str, Any]]:

@@ -47,8 +47,8 @@ import numpy as np
 
 from fledgling.calls import Request
 from fledgling.errors import ConfigError
-from fledgling.models.constrained import cut_is_text, request_tools
-from fledgling.models.copying import TOP_K, CopyGuard, choose, field_schemas
+from fledgling.models.constrained import cut_is_text
+from fledgling.models.copying import TOP_K, CopyGuard, choose, guard_for, token_pieces
 from fledgling.models.generation import Generation
 from fledgling.models.local import decode_threads, read_answer
 from fledgling.models.prompting import (
@@ -205,9 +205,7 @@ class LlamaCppBackend:
         steps = 0
         for attempt, compiled in enumerate(grammars or [None]):
             matcher = book.matcher(compiled) if book is not None and compiled is not None else None
-            guard = CopyGuard(req.messages, self.copy_rules, tools=bool(request_tools(req)),
-                                schemas=field_schemas(req)) \
-                if matcher is not None and self.copy_rules else None
+            guard = guard_for(req, self.copy_rules) if matcher is not None else None
             tokens, logprobs, hit_limit, passes = self._decode(ids, matcher, budget, guard)
             if guard is not None:
                 self._shared.copy_counts.update(held=guard.held, refused=guard.refused, yielded=guard.yielded)
@@ -380,7 +378,7 @@ class LlamaCppBackend:
     def _pieces(self) -> list[str]:
         """Each token's text (decoded alone), for the copy guard; made once per loaded model."""
         if self._shared.pieces is None:
-            self._shared.pieces = self.tokenizer.batch_decode([[i] for i in range(self.n_vocab)])
+            self._shared.pieces = token_pieces(self.tokenizer, self.n_vocab)
         return self._shared.pieces
 
     @property

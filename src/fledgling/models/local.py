@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, cast
 from fledgling.calls import Request, Response
 from fledgling.errors import ConfigError
 from fledgling.models.constrained import cut_is_text, request_tools
-from fledgling.models.copying import TOP_K, CopyGuard, choose, field_schemas
+from fledgling.models.copying import TOP_K, CopyGuard, choose, guard_for, token_pieces
 from fledgling.models.generation import Generation
 from fledgling.models.prompting import (
     PROMPT_FORMATS,
@@ -283,12 +283,10 @@ class LocalBackend:
         return [g for g in results if g is not None]
 
     def _guard(self, req: Request) -> CopyGuard | None:
-        if not self.copy_rules:
-            return None
-        if self._pieces is None:
-            self._pieces = self.tokenizer.batch_decode([[i] for i in range(self.model_vocab)])
-        return CopyGuard(req.messages, self.copy_rules, tools=bool(request_tools(req)),
-                                schemas=field_schemas(req))
+        guard = guard_for(req, self.copy_rules)
+        if guard is not None and self._pieces is None:
+            self._pieces = token_pieces(self.tokenizer, self.model_vocab)
+        return guard
 
     @property
     def model_vocab(self) -> int:
