@@ -3,6 +3,7 @@ headers it relies on: X-Fledgling-Call-Id (idempotency) and X-Fledgling-Metadata
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -27,6 +28,34 @@ def test_replay_records_the_same_calls_once(store: Store, tmp_path: Path) -> Non
         assert got.status == original.status
     again = replay_through_gateway(calls, store, spool_dir=tmp_path / "spool")
     assert again.identical == result.identical and store.count_calls() == 120
+
+
+def test_replayed_metadata_keeps_every_character(store: Store, tmp_path: Path) -> None:
+    """The demo's ground truth names customers such as Tomás and Zoe Müller: recorded through a
+    gateway it must stay what it was (it came back as "TomÃ¡s" once, scoring right answers
+    wrong)."""
+    calls = list(generate_calls(seed=0, n=400))
+    accented = [c for c in calls if any(ord(ch) > 127 for ch in repr(c.metadata["ground_truth"]))]
+    assert len(accented) >= 2, "the demo traffic should name customers with accents"
+    replay_through_gateway(accented, store, spool_dir=tmp_path / "spool")
+    for original in accented:
+        assert store.get_call(original.id).metadata["ground_truth"] == original.metadata["ground_truth"]
+
+
+def test_metadata_sent_as_utf8_bytes_is_read_as_utf8(gateway) -> None:
+    """A client that puts non-ASCII JSON in the header as raw UTF-8 bytes (aiohttp and httpx do,
+    given a str) gets it stored as written; bytes that are not UTF-8 get a 400."""
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    url = gateway.url + "/v1/chat/completions"
+    meta = {"customer": "Zoe Müller", "city": "Kraków", "note": "東京"}
+    r = httpx.post(url, json=body, headers={"x-fledgling-metadata": json.dumps(meta, ensure_ascii=False)
+                                            .encode(), "x-fledgling-call-id": "utf8-meta"})
+    assert r.status_code == 200, r.text
+    gateway.drain()
+    got = gateway.store.get_call("utf8-meta").metadata
+    assert {k: got[k] for k in meta} == meta
+    r = httpx.post(url, json=body, headers={"x-fledgling-metadata": b'{"name": "Zo\xe9"}'})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_metadata"
 
 
 def test_bad_caller_headers_get_400(gateway) -> None:

@@ -2,13 +2,15 @@
 answers: the demo's way of exercising live capture end to end, with no hosted LLM.
 
 Each call is sent as its agent sent it (same request, task, session and trace headers), with its
-own id as `X-Fledgling-Call-Id` and its metadata as `X-Fledgling-Metadata`, so what the gateway
-records is the same call: a replay of calls already in the store adds nothing twice.
+own id as `X-Fledgling-Call-Id` and its metadata as `X-Fledgling-Metadata` (JSON in ASCII, `\\u`
+escapes for the rest, as a header should be), so what the gateway records is the same call: a
+replay of calls already in the store adds nothing twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +72,7 @@ async def _send_all(url: str, calls: Sequence[Call], concurrency: int,
             body.setdefault("model", call.model or "recorded")
             headers = {"content-type": "application/json", "x-fledgling-task": call.task,
                        "x-fledgling-call-id": call.id, "x-request-id": call.id,
-                       "x-fledgling-metadata": orjson.dumps(call.metadata).decode()}
+                       "x-fledgling-metadata": json.dumps(call.metadata, separators=(",", ":"))}
             if call.session_id:
                 headers["x-fledgling-session"] = call.session_id
             if call.trace_id:

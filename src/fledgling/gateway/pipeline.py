@@ -240,16 +240,19 @@ def _call_id(headers: dict[str, str]) -> str:
 
 
 def _caller_metadata(headers: dict[str, str]) -> dict[str, Any]:
-    """`X-Fledgling-Metadata`: a JSON object the caller wants kept with the call."""
+    """`X-Fledgling-Metadata`: a JSON object the caller wants kept with the call. JSON is UTF-8:
+    a header sent with non-ASCII bytes (`"Tomás"` as UTF-8 rather than `"Tom\\u00e1s"`) is read
+    as UTF-8, not as the Latin-1 an HTTP server hands headers over in, which would store
+    `"TomÃ¡s"`."""
     raw = headers.get("x-fledgling-metadata")
     if not raw:
         return {}
     try:
-        meta = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        meta = orjson.loads(raw.encode("latin-1"))  # the header's own bytes (latin-1 is lossless)
+    except (orjson.JSONDecodeError, UnicodeEncodeError):
         meta = None
     if not isinstance(meta, dict):
-        raise Problem(400, "invalid_metadata", "X-Fledgling-Metadata must be a JSON object")
+        raise Problem(400, "invalid_metadata", "X-Fledgling-Metadata must be a JSON object in UTF-8")
     if (problem := storable_problem(meta, "X-Fledgling-Metadata")) is not None:
         raise Problem(400, "invalid_metadata", problem)
     return meta
