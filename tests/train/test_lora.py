@@ -42,7 +42,8 @@ def trained(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory):
     data = write_dataset(root / "data")
     # what curation writes beside the data: the fields copied from the conversation, and how
     (data / "report.json").write_text(json.dumps({"label_checks": {"copy_rules": {
-        "lookup_order.order_id": "digits", "create_support_ticket.customer.email": "verbatim"}}}))
+        "lookup_order.order_id": "digits", "create_support_ticket.customer.email": "verbatim"},
+        "call_rules": {"answers_with_calls": 400, "rules": ["distinct", "new"]}}}))
     outcome = train(spec_for(tiny_base, merge=True), store, dataset_dir=data, out_dir=root / "run",
                     callbacks=[Keep()])
     yield outcome, store, Keep.model
@@ -94,6 +95,7 @@ def test_manifest_is_complete(trained, tiny_base: Path) -> None:
     assert info["prompt_format"] == "fledgling-specialist-v2-lean"  # the default prompt, recorded
     assert info["copy_rules"] == {"lookup_order.order_id": "digits",  # decoding holds the model to them
                                   "create_support_ticket.customer.email": "verbatim"}
+    assert info["call_rules"] == ["distinct", "new"]  # and leaves repeated calls out
     m = info["metrics"]
     assert (m["train_examples"], m["train_chats"], m["val_examples"]) == (24, 24, 6)
     assert m["precision"] in ("bf16", "fp32")

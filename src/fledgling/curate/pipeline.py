@@ -51,6 +51,7 @@ from fledgling.curate.prepare import (
     PrepareOptions,
 )
 from fledgling.curate.registry import Dataset
+from fledgling.curate.repeats import RepeatCheck
 from fledgling.curate.report import GroundTruth
 from fledgling.curate.splits import SPLITS, Groups, assign
 from fledgling.errors import InputError, StoreError
@@ -183,6 +184,7 @@ class _Run:
         self.contract = contract
         self.checks = checks
         self.grounding = GroundingCheck()
+        self.repeats = RepeatCheck()
         self.model = DisagreementCheck(orders=closed_fields(contract))
         self.corrections: set[int] = set()
         """kept items whose label is a human correction: the checks never flag those"""
@@ -237,6 +239,7 @@ class _Run:
             "dropped_from": {s: dict(sorted(dropped[s].items())) for s in SPLITS if dropped[s]},
             "grounded_fields": {k: round(v, 4) for k, v in self.grounding.grounded_fields().items()},
             "copy_rules": self.grounding.copy_rules(),
+            "call_rules": self.repeats.report(),
             "model_agreement": dict(sorted(self.model.agreement.items())),
             "examples": examples,
         }
@@ -259,6 +262,7 @@ class _Run:
             self.corrections.add(item)
         if p.grounding:
             self.grounding.add(item, p.grounding)
+        self.repeats.add(p.repeats)
         if p.features:
             self.model.add(item, p.features, p.decisions)
         cluster = self.deduper.add(p.exact, p.signature)

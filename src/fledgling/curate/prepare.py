@@ -25,6 +25,7 @@ from fledgling.curate.disagreement import closed_fields, decisions, features
 from fledgling.curate.formats import Format, example_line
 from fledgling.curate.grounding import observe
 from fledgling.curate.redact import redact_messages
+from fledgling.curate.repeats import repeats
 from fledgling.store.db import call_from_row
 
 QUALITY_CORRECTED, QUALITY_APPROVED, QUALITY_PLAIN = 2, 1, 0
@@ -56,6 +57,8 @@ class Prepared(NamedTuple):
     """Digest of the last input message, normalised (`label_noise.suspects` compares on it)."""
     grounding: tuple[tuple[str, bool, str | None], ...] = ()
     """`grounding.observe`: each value of the label with whether (and how) the conversation has it."""
+    repeats: tuple[int, int] | None = None
+    """`repeats.repeats`: calls the label makes twice, and calls its conversation already made"""
     features: bytes = b""
     """`disagreement.features` of the input (empty when that check is off)."""
     decisions: tuple[tuple[str, str], ...] = ()
@@ -104,6 +107,7 @@ class Preparer:
         label = verdict.label.message()
         checks = s.label_checks
         grounded = observe(call.request.messages, label) if GROUNDING in checks else ()
+        repeated = repeats(call.request.messages, label) if GROUNDING in checks else None
         feats = features(call.request.messages) if MODEL_DISAGREEMENT in checks else b""
         messages, counts = redact_messages([*call.request.messages, label])
         tools = call.request.tools
@@ -122,7 +126,7 @@ class Preparer:
             cls=cls, quality=_quality(call, verdict.corrected),
             signature=sig, line=example_line(messages, tools, [call.id], s.fmt),
             tail=digest(orjson.dumps(texts[-1])) if texts else b"", grounding=grounded, features=feats,
-            decisions=decisions(label, cls, self.closed) if feats else ())
+            repeats=repeated, decisions=decisions(label, cls, self.closed) if feats else ())
 
     def _class(self, label: Response) -> str:
         if label.tool_calls:

@@ -38,6 +38,7 @@ import copy
 import ctypes
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -50,7 +51,7 @@ from fledgling.errors import ConfigError
 from fledgling.models.constrained import cut_is_text
 from fledgling.models.copying import TOP_K, CopyGuard, choose, guard_for, token_pieces
 from fledgling.models.generation import Generation
-from fledgling.models.local import decode_threads, read_answer
+from fledgling.models.local import decode_threads, drop_repeated_calls, read_answer
 from fledgling.models.prompting import (
     PROMPT_FORMATS,
     render_in_format,
@@ -91,13 +92,15 @@ class LlamaCppBackend:
                  constrained: bool = False, batch_size: int = 16, max_new_tokens: int = 256,
                  prompt: str = "chat", task: str | None = None, allow_text: bool = False,
                  threads: int | None = None, jump_forward: bool = True, seed: int = 0, n_ctx: int = N_CTX,
-                 prefix_cache_mb: float = PREFIX_CACHE_MB, copy_rules: dict[str, str] | None = None):
+                 prefix_cache_mb: float = PREFIX_CACHE_MB, copy_rules: dict[str, str] | None = None,
+                 call_rules: Sequence[str] = ()):
         """The options are `LocalBackend`'s (`batch_size` is kept for the callers that read it:
         this engine decodes one request at a time). `jump_forward`: run grammar-forced tokens as
         one step (False: one forward pass per token, for comparison). `prefix_cache_mb`: memory for
         the KV state of recent prompts (0: only the live cache). `copy_rules`: the fields whose
         values a constrained answer copies from the conversation (`fledgling.models.copying`;
-        from the trained model's manifest), held to it while they are decoded."""
+        from the trained model's manifest), held to it while they are decoded. `call_rules`: the
+        repeated calls an answer leaves out (`fledgling.curate.repeats`, from the manifest too)."""
         import llama_cpp
 
         if prompt not in PROMPT_FORMATS:
@@ -112,6 +115,7 @@ class LlamaCppBackend:
         self.threads = threads
         self.jump_forward = jump_forward
         self.copy_rules = dict(copy_rules or {})
+        self.call_rules = tuple(call_rules)
         self.tokenizer = tokenizer
         self.model_path = str(model_path)
         self.lora_path = str(lora_path) if lora_path else None
@@ -218,6 +222,7 @@ class LlamaCppBackend:
         ms = (time.perf_counter() - started) * 1000
         text = self.tokenizer.decode([t for t in tokens if t not in self.stop_ids], skip_special_tokens=True)
         response, failed = read_answer(text, req, self.prompt, hit_limit)
+        self._shared.copy_counts["calls_dropped"] += drop_repeated_calls(response, req, self.call_rules)
         gen = Generation(response, ms, input_tokens=len(ids), output_tokens=len(tokens), parse_failed=failed,
                          text=text, token_logprobs=logprobs)
         self.last_steps = steps

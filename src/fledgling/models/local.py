@@ -30,13 +30,14 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from fledgling.calls import Request, Response
+from fledgling.curate.repeats import keep
 from fledgling.errors import ConfigError
 from fledgling.models.constrained import cut_is_text, request_tools
 from fledgling.models.copying import TOP_K, CopyGuard, choose, guard_for, token_pieces
@@ -136,13 +137,15 @@ class LocalBackend:
                  adapter: str | Path | None = None, constrained: bool = False,
                  batch_size: int = 16, max_new_tokens: int = 256, device: str | None = None,
                  prompt: str = "chat", task: str | None = None, allow_text: bool = False,
-                 threads: int | None = None, dtype: str | None = None, copy_rules: dict[str, str] | None = None):
+                 threads: int | None = None, dtype: str | None = None, copy_rules: dict[str, str] | None = None,
+                 call_rules: Sequence[str] = ()):
         """`prompt`: "chat", "compact" or "lean" (the latter two name `task` in the specialist prompt).
         `allow_text`: with `constrained`, a request with tools may also be answered in plain
         text (when its `tool_choice` does not require a call); set it when the contract has seen
         answers without a tool call. `threads`: intra-op threads (default: the idle cores).
         `dtype`: "float32" or "bfloat16" (default: `default_dtype`). `copy_rules`: the fields a
-        constrained answer copies from the conversation, held to it (`fledgling.models.copying`)."""
+        constrained answer copies from the conversation, held to it (`fledgling.models.copying`).
+        `call_rules`: the repeated calls an answer leaves out (`fledgling.curate.repeats`)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -158,6 +161,7 @@ class LocalBackend:
         self.task = task or "assistant"
         self.allow_text = allow_text
         self.copy_rules = dict(copy_rules or {})
+        self.call_rules = tuple(call_rules)
         self._pieces: list[str] | None = None
         self.threads = threads
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -297,6 +301,7 @@ class LocalBackend:
         text = cast(str, self.tokenizer.decode([t for t in tokens if t not in self.stop_ids],  # one sequence
                                                skip_special_tokens=True))
         response, failed = read_answer(text, req, self.prompt, hit_limit)
+        drop_repeated_calls(response, req, self.call_rules)
         return Generation(response, ms, input_tokens=len(row.prompt_ids), output_tokens=len(tokens),
                           parse_failed=failed, text=text, token_logprobs=row.logprobs)
 
@@ -433,6 +438,17 @@ def read_answer(text: str, request: Request, prompt: str, hit_limit: bool) -> tu
     if hit_limit:
         response.finish_reason = "length"
     return response, failed
+
+
+def drop_repeated_calls(response: Response, request: Request, rules: Sequence[str]) -> int:
+    """Leave out the calls of a decoded answer that `rules` forbid (a call made twice in it, or
+    one its conversation already made: `fledgling.curate.repeats`); how many were left out."""
+    calls = response.tool_calls
+    if not rules or not calls or len(calls) < 2 and "new" not in rules:
+        return 0
+    kept = keep(request.messages, [(c.name, c.arguments) for c in calls], rules)
+    response.tool_calls = [calls[i] for i in kept]
+    return len(calls) - len(kept)
 
 
 def _read_compact(text: str, request: Request, finish: str) -> tuple[Response, bool]:

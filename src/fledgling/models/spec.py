@@ -140,10 +140,12 @@ def open_local(spec: ModelSpec, *, constrained: bool = False, batch_size: int = 
     if not spec.is_local:
         raise ConfigError(f"model '{spec.name}' is kind '{ms.kind}', not a local model (hf or gguf)")
     trained_format, trained_task = default_prompt(ms)
+    trained = trained_manifest(ms) or {}
     options: dict[str, Any] = dict(
         constrained=constrained, batch_size=batch_size, max_new_tokens=max_new_tokens,
         prompt=prompt or trained_format, threads=threads, task=getattr(contract, "task", None) or trained_task,
-        allow_text=allows_text(contract), copy_rules=(trained_manifest(ms) or {}).get("copy_rules") or {})
+        allow_text=allows_text(contract), copy_rules=trained.get("copy_rules") or {},
+        call_rules=trained.get("call_rules") or ())
     directory: str | Path
     gguf_file: str | None = None
     if ms.kind == "gguf" or (ms.base or "").lower() in SMOLLM2_NAMES and not ms.path:

@@ -112,6 +112,7 @@ class Candidate:
                                                 engine=getattr(backend, "engine_name", "transformers"),
                                                 jump_forward=getattr(backend, "jump_forward", None),
                                                 copy_rules=getattr(backend, "copy_rules", None) or None,
+                                                call_rules=list(getattr(backend, "call_rules", ())) or None,
                                                 weights=getattr(backend, "weights_type", None))
 
     def prepare(self, body: dict[str, Any]) -> dict[str, Any]:

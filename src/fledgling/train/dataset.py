@@ -52,12 +52,23 @@ class Dataset:
         """The fields curation found copied from the conversation, with how they are copied
         (`report.json`'s `label_checks.copy_rules`); none for a dataset curation did not write
         or that predates them. Training passes them on in the model's manifest."""
+        rules = self._label_checks().get("copy_rules")
+        return {str(k): str(v) for k, v in rules.items()} if isinstance(rules, dict) else {}
+
+    def call_rules(self) -> list[str]:
+        """The rules against repeated calls curation found the labels keep (`distinct`, `new`:
+        `fledgling.curate.repeats`, `label_checks.call_rules`); none when it did not write them."""
+        found = self._label_checks().get("call_rules")
+        rules = found.get("rules") if isinstance(found, dict) else None
+        return [str(r) for r in rules] if isinstance(rules, list) else []
+
+    def _label_checks(self) -> dict[str, Any]:
         try:
             report = json.loads((self.path / "report.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
-        rules = (report.get("label_checks") or {}).get("copy_rules") if isinstance(report, dict) else None
-        return {str(k): str(v) for k, v in rules.items()} if isinstance(rules, dict) else {}
+        checks = report.get("label_checks") if isinstance(report, dict) else None
+        return checks if isinstance(checks, dict) else {}
 
 
 def locate(store: Store, task: str, version: int | None = None) -> tuple[Path, str]:

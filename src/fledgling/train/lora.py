@@ -328,6 +328,7 @@ def build_manifest(plan: Plan, base_files: list[str], base_sha256: str | None, m
         dataset=plan.data.describe(),
         hyperparameters=spec.model_dump(exclude={"task", "backend", "base", "seed"}),
         seed=spec.seed, metrics=metrics, prompt_format=FORMAT_IDS[spec.prompt], copy_rules=plan.data.copy_rules(),
+        call_rules=plan.data.call_rules(),
         artifacts={k: str(v.relative_to(plan.run_dir)) for k, v in artifacts.items()},
     )
 
