@@ -343,3 +343,24 @@ def test_a_failed_engine_load_falls_back_to_transformers(tiny_model_dir, caplog)
         backend = open_local(spec, max_new_tokens=4)
     assert isinstance(backend, LocalBackend)
     assert any("llama.cpp engine failed" in r.getMessage() for r in caplog.records)
+
+
+@needs_llama_cpp
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["llama.cpp", "transformers"])
+def test_the_manifest_rules_reach_either_engine(random_adapter, tmp_path, engine):
+    """A trained model's manifest says which copied fields to hold and which repeated calls to
+    leave out; opening it gives the engine both."""
+    import shutil
+
+    shutil.copytree(random_adapter / "adapter", tmp_path / "adapter")
+    (tmp_path / "manifest.json").write_text(json.dumps({
+        "task": "support-agent", "prompt_format": "fledgling-specialist-v2-lean",
+        "copy_rules": {"lookup_order.order_id": "digits"}, "call_rules": ["distinct", "new"]}))
+    spec = ModelSpec("tuned", ModelSettings(kind="hf", base="smollm2-135m-instruct",
+                                            adapter=str(tmp_path / "adapter"), gguf_type="source"))
+    backend = open_local(spec, max_new_tokens=8, engine=engine)
+    assert backend.call_rules == ("distinct", "new")
+    assert backend.copy_rules == {"lookup_order.order_id": "digits"}
+    assert backend.variant(constrained=True).call_rules == ("distinct", "new")  # variants keep them
+    assert isinstance(backend, LlamaCppBackend if engine == "llama.cpp" else LocalBackend)

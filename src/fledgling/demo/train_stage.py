@@ -118,6 +118,9 @@ def final_comparison(ctx: Any, task: str, tuned: Any) -> str:
         figures["copy_guard"] = copied
         ctx.console.print(f"  copied values held to the conversation: {copied['held']} tokens, the model's "
                           f"first choice refused {copied.get('refused', 0)} times (docs/engine.md)")
+    if copied.get("calls_dropped"):
+        ctx.console.print(f"  repeated calls left out of the answers: {copied['calls_dropped']} "
+                          f"(call rules {', '.join(getattr(tuned, 'call_rules', ()))}; docs/curation.md)")
     ctx.results.setdefault("final_comparison", {})[task] = figures
     ctx.console.print(f"  {task}, {metric} on {len(items)} test call items [95% CI]: " + "; ".join(parts))
     return f"{metric.replace('_', ' ')} on {len(items)} test call items [95% CI]: " + "; ".join(parts) + "."
