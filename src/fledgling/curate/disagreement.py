@@ -5,9 +5,13 @@ curation run: a multinomial logistic regression over hashed word unigrams and bi
 per *decision* the label makes — its class (which tool, or which structured class), and each
 closed-set field (an `enum` or boolean argument, a structured field with an enum). Each model
 is trained on `FOLDS - 1` folds and predicts the held-out fold, so every example is judged by a
-model that never saw it. An example labelled `i` is flagged when the model is confident in
-another value `j`: p(j) reaches the mean p(j) of the examples labelled `j` (the class's own
-threshold, as in confident learning) and `MIN_CONFIDENCE`, and p(i) is below `MAX_GIVEN`.
+model that never saw it; folds hold whole conversations (a hash of the session), and the cross-
+validation is repeated `REPEATS` times with other folds, the probabilities averaged. An example
+labelled `i` is flagged when the models are confident in another value `j`: for the class
+(which tool, or a text answer) p(j) >= `CLASS_CONFIDENCE` and p(i) < `CLASS_GIVEN`; for a
+field, p(j) >= `MIN_CONFIDENCE` and p(i) < `MAX_GIVEN`. The thresholds were chosen on the demo
+traffic of seeds 1-3 (docs/curation.md): the class's wrong labels (a text that only says "let
+me check", the wrong tool) sit at 70-90%, a field's at the edge of what the model can learn.
 
 The features say what the agent reacts to: the words of the last user message (`u:`), of what
 came after it in the turn (tool calls and results, `a:`), and the roles of those messages.
@@ -31,6 +35,10 @@ from fledgling.contracts import Contract
 from fledgling.curate.grounding import field_values
 
 FOLDS = 5
+REPEATS = 3
+"""cross-validation is repeated with this many fold assignments and the held-out probabilities
+averaged: one assignment's luck (which neighbours a call is held out with) moved single seeds'
+recall by up to 7 points"""
 DIM = 1 << 16
 L2 = 1.0
 MIN_EXAMPLES = 50
@@ -38,6 +46,7 @@ MIN_PER_VALUE = 3
 MIN_CONFIDENCE = 0.9
 MAX_GIVEN = 0.05
 MIN_AGREEMENT = 0.95
+CLASS_CONFIDENCE, CLASS_GIVEN = 0.7, 0.15
 ITERATIONS = 300
 STEP = 0.1
 CLASS = "class"
@@ -94,6 +103,7 @@ class DisagreementCheck:
     """decision -> its values in schema order (`closed_fields`): such a decision may also be
     judged as ordered (see `_ordinal`), when that agrees with more labels"""
     folds: int = FOLDS
+    repeats: int = REPEATS
     items: list[int] = field(default_factory=list)
     rows: list[bytes] = field(default_factory=list)
     labels: list[dict[str, str]] = field(default_factory=list)
@@ -102,10 +112,18 @@ class DisagreementCheck:
     agreement: dict[str, float] = field(default_factory=dict)
     """decision -> share of labels the out-of-fold models agree with (set by `flagged`)"""
 
-    def add(self, item: int, feats: bytes, pairs: Iterable[tuple[str, str]]) -> None:
+    groups: list[str | None] = field(default_factory=list)
+    """per example, what it is grouped by (its session): a group is held out whole"""
+
+    def add(self, item: int, feats: bytes, pairs: Iterable[tuple[str, str]], group: str | None = None) -> None:
+        """One kept example; `group` (its session or trace) keeps the examples of one conversation
+        in one fold, so no model judges a call after training on its conversation's other calls.
+        Folds are a hash of the group (else of the example's position), never the order calls
+        arrive in."""
         self.items.append(item)
         self.rows.append(feats)
         self.labels.append(dict(pairs))
+        self.groups.append(group)
 
     def flagged(self) -> dict[int, list[str]]:
         """item -> the decisions whose label the out-of-fold models contradict."""
@@ -113,7 +131,9 @@ class DisagreementCheck:
         if n < MIN_EXAMPLES:
             return {}
         x = _matrix(self.rows)
-        fold = np.arange(n) % self.folds
+        keys = [g if g is not None else f"#{i}" for i, g in enumerate(self.groups)]
+        folds = np.array([[zlib.crc32(f"{r}/{key}".encode()) % self.folds for key in keys]
+                          for r in range(self.repeats)], dtype=np.intp)
         out: dict[int, list[str]] = {}
         names = sorted({d for lab in self.labels for d in lab}, key=lambda d: (d == CLASS, d))
         seen: set[bytes] = set()
@@ -126,11 +146,12 @@ class DisagreementCheck:
             if len(kinds) < 2 or len(rows) < MIN_EXAMPLES or partition in seen:
                 continue  # nothing to judge, or the same decision under another name (a class field)
             seen.add(partition)
-            probs = _out_of_fold(x[rows], y, fold[rows], len(kinds))
+            probs = np.mean([_out_of_fold(x[rows], y, fold[rows], len(kinds)) for fold in folds], axis=0)
             agreement = float((probs.argmax(axis=1) == y).mean())
             order = self.orders.get(name, ())
             if len(order) >= 3 and set(kinds) <= set(order):
-                ranked = _ordinal(x[rows], y, fold[rows], [order.index(k) for k in kinds])
+                ranked = np.mean([_ordinal(x[rows], y, fold[rows], [order.index(k) for k in kinds])
+                                  for fold in folds], axis=0)
                 ranked_agreement = float((ranked.argmax(axis=1) == y).mean())
                 if ranked_agreement > agreement:
                     probs, agreement = ranked, ranked_agreement
@@ -138,9 +159,10 @@ class DisagreementCheck:
             if agreement < MIN_AGREEMENT:
                 continue  # a decision the cheap model cannot make: its contradictions mean little
             given = probs[np.arange(len(rows)), y]
-            confident = (probs >= MIN_CONFIDENCE) & (counts >= MIN_PER_VALUE)
+            at_least, at_most = (CLASS_CONFIDENCE, CLASS_GIVEN) if name == CLASS else (MIN_CONFIDENCE, MAX_GIVEN)
+            confident = (probs >= at_least) & (counts >= MIN_PER_VALUE)
             confident[np.arange(len(rows)), y] = False
-            hit = confident.any(axis=1) & (given < MAX_GIVEN)
+            hit = confident.any(axis=1) & (given < at_most)
             for r in np.flatnonzero(hit):
                 out.setdefault(self.items[rows[r]], []).append(name)
                 other = np.where(confident[r], probs[r], -1.0)

@@ -264,7 +264,7 @@ class _Run:
             self.grounding.add(item, p.grounding)
         self.repeats.add(p.repeats)
         if p.features:
-            self.model.add(item, p.features, p.decisions)
+            self.model.add(item, p.features, p.decisions, p.session_id or p.trace_id or p.call_id)
         cluster = self.deduper.add(p.exact, p.signature)
         self.clusters.setdefault(cluster, []).append(Member(item, p.exact, p.answer, p.cls, p.quality, p.tail))
         self.call_ids.append(p.call_id)
