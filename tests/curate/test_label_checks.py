@@ -132,6 +132,47 @@ def test_fold_models_flag_exactly_the_flipped_labels() -> None:
     assert {e[0][1:3] for e in check.evidence.values()} <= {('"billing"', '"shipping"'), ('"shipping"', '"billing"')}
 
 
+def test_fold_models_judge_the_same_whatever_order_the_calls_arrive_in() -> None:
+    """Folds hold whole conversations and come from a hash of the session, not the position: the
+    same examples added in another order are judged the same."""
+    flipped = {7, 33, 58, 91}
+    examples = []
+    for i in range(120):
+        true = "billing" if i % 2 else "shipping"
+        given = ("shipping" if true == "billing" else "billing") if i in flipped else true
+        messages, _ = _ticket(i, true)
+        answer = {"role": "assistant", "content": orjson.dumps({"category": given}).decode()}
+        examples.append((i, features(messages), decisions(answer, f"category={given}", {"$.category"}),
+                         f"session-{i // 3}"))
+    judged = []
+    for order in (examples, examples[::-1], examples[1::2] + examples[::2]):
+        check = DisagreementCheck()
+        for i, feats, pairs, session in order:
+            check.add(i, feats, pairs, session)
+        judged.append((check.flagged(), check.agreement))
+    assert set(judged[0][0]) == flipped
+    assert judged[1] == judged[0] and judged[2] == judged[0]
+
+
+def test_a_text_that_only_promises_to_look_is_flagged_as_the_class_it_should_be() -> None:
+    """The class decision is judged at 70% / 15% (a field at 90% / 5%): a text answer with no
+    call where such requests get the call is caught, though the models give the text 5%: other
+    requests like it, without the parcel number, are rightly answered in text (asking for it)."""
+    check = DisagreementCheck()
+    for i in range(150):
+        if i % 6 < 3:
+            user, cls = f"hi there, can you check my parcel {i}", "lookup_order"
+        elif i % 6 == 3:
+            user, cls = "hi there, can you check my parcel", "(no tool call)"  # which parcel? asked back
+        else:
+            user, cls = f"hi there, thanks {i}", "(no tool call)"
+        if i in (20, 74):
+            cls = "(no tool call)"  # planted: "Let me check that for you." and no call
+        check.add(i, features([{"role": "user", "content": user}]), (("class", cls),), f"s{i}")
+    assert set(check.flagged()) == {20, 74}
+    assert all(e[0][2] == "lookup_order" and e[0][3] >= 0.05 for e in check.evidence.values())  # past 5%
+
+
 def test_fold_models_judge_nothing_below_the_minimum_or_when_they_cannot_learn() -> None:
     small = DisagreementCheck()
     for i in range(20):
