@@ -110,13 +110,14 @@ def upstream() -> Iterator[tuple[FaultyUpstream, str]]:
         yield app, url + "/v1"
 
 
-def gateway_settings(upstream_url: str, workdir: Path, **gateway: Any) -> Settings:
+def gateway_settings(upstream_url: str, workdir: Path, *, timeout_s: float = UPSTREAM_TIMEOUT_S,
+                     **gateway: Any) -> Settings:
     return parse_settings({
         "models": {
             "llm": {"kind": "openai", "base_url": upstream_url, "usd_per_mtok_in": 2.5,
-                    "usd_per_mtok_out": 10.0, "timeout_s": UPSTREAM_TIMEOUT_S},
+                    "usd_per_mtok_out": 10.0, "timeout_s": timeout_s},
             "llm-keyed": {"kind": "openai", "base_url": upstream_url, "api_key_env": "TEST_UPSTREAM_KEY",
-                          "timeout_s": UPSTREAM_TIMEOUT_S},
+                          "timeout_s": timeout_s},
         },
         "tasks": {
             "support-agent": {"upstream": "llm"},
