@@ -444,7 +444,7 @@ def drop_repeated_calls(response: Response, request: Request, rules: Sequence[st
     """Leave out the calls of a decoded answer that `rules` forbid (a call made twice in it, or
     one its conversation already made: `fledgling.curate.repeats`); how many were left out."""
     calls = response.tool_calls
-    if not rules or not calls or len(calls) < 2 and "new" not in rules:
+    if not rules or not calls or len(calls) < 2:  # `keep` never leaves an answer without a call
         return 0
     kept = keep(request.messages, [(c.name, c.arguments) for c in calls], rules)
     response.tool_calls = [calls[i] for i in kept]
