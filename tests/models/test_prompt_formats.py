@@ -196,6 +196,23 @@ def test_a_date_field_admits_only_real_dates(tiny):
             assert not _accepts(book, compiled, f'{{"d":"{day}"}}', eos), day
 
 
+def test_a_length_bounded_string_admits_no_raw_control_character(tiny):
+    """xgrammar's own rule for a string with minLength/maxLength admits a raw tab or newline,
+    which JSON forbids inside a string: the answer then did not parse and came back as text."""
+    book = GrammarBook(tiny.tokenizer, tiny.model.config.vocab_size)
+    eos = tiny.tokenizer.eos_token_id
+    schema = {"type": "object", "required": ["s", "t"], "additionalProperties": False,
+              "properties": {"s": {"type": "string", "maxLength": 12}, "t": {"type": "string", "minLength": 2}}}
+    req = Request(messages=[{"role": "user", "content": "x"}], max_tokens=400,
+                  response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": schema}})
+    for compiled in book.attempts(req, prompt="compact"):
+        assert _accepts(book, compiled, '{"s":"a b","t":"cd"}', eos)
+        assert _accepts(book, compiled, '{"s":"","t":"' + "x" * 40 + '"}', eos)
+        for bad in ('{"s":"a\tb","t":"cd"}', '{"s":"a\nb","t":"cd"}', '{"s":"ab","t":"c\td"}',
+                    '{"s":"' + "x" * 13 + '","t":"cd"}', '{"s":"a","t":"c"}'):
+            assert not _accepts(book, compiled, bad, eos), bad
+
+
 def test_compact_answers_are_read_by_the_trainers_parser():
     tools = Request(messages=[], tools=TOOLS)
     resp, failed = _read_compact(f" {CALL}", tools, "stop")

@@ -42,7 +42,7 @@ from typing import Any
 
 from fledgling.calls import Request
 from fledgling.errors import ContractError
-from fledgling.models.grammar import CHAR_BYTES, STOP_TOKENS, GrammarBoundError, bound_schema_and_losses
+from fledgling.models.grammar import CHAR_BYTES, SAFE_CHARS, STOP_TOKENS, GrammarBoundError, bound_schema_and_losses
 from fledgling.models.prompting import function_specs, output_schema
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,10 @@ DATE_PATTERN = ("^([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-"
 
 
 def precise_formats(schema: Any) -> Any:
-    """`schema` with each `format: date` string written as `DATE_PATTERN` for the grammar."""
+    """`schema` with each `format: date` string written as `DATE_PATTERN` for the grammar, and
+    each plain string with a `minLength` or `maxLength` as a pattern of `SAFE_CHARS`: xgrammar's
+    own rule for a length-bounded string (0.2.9) admits raw control characters, a tab among them,
+    which JSON forbids inside a string, so the answer did not parse (it too admits no escapes)."""
     if isinstance(schema, list):
         return [precise_formats(s) for s in schema]
     if not isinstance(schema, dict):
@@ -113,6 +116,10 @@ def precise_formats(schema: Any) -> Any:
     if out.get("format") == "date" and "pattern" not in out:
         del out["format"]
         out["pattern"] = DATE_PATTERN
+    if out.get("type") == "string" and ("minLength" in out or "maxLength" in out) \
+            and not {"pattern", "format", "enum", "const"} & out.keys():
+        lo, hi = int(out.pop("minLength", 0)), out.pop("maxLength", None)
+        out["pattern"] = f"^{SAFE_CHARS}{{{lo},{'' if hi is None else int(hi)}}}$"
     return out
 
 
