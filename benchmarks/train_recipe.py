@@ -39,6 +39,10 @@ RECIPES: dict[str, dict[str, Any]] = {
     # the demo's recipes (demo/train_stage.py RECIPES["full"]): ticket-triage two epochs, support-agent three
     "all-2ep": {"max_examples": None, "epochs": 2, "rank": 16, "lr": 2e-3, "prompt": "lean"},
     "all-3ep": {"max_examples": None, "epochs": 3, "rank": 16, "lr": 2e-3, "prompt": "lean"},
+    # beside the demo's support-agent recipe: twice the rank, and every weight (full fine-tune)
+    "all-3ep-r32": {"max_examples": None, "epochs": 3, "rank": 32, "lr": 2e-3, "prompt": "lean"},
+    "full-all-3ep": {"max_examples": None, "epochs": 3, "method": "full", "rank": 16, "lr": 1e-4,
+                     "prompt": "lean"},
     "r32": {"max_examples": 400, "epochs": 1, "rank": 32, "lr": 2e-3, "prompt": "lean"},
     "r8": {"max_examples": 400, "epochs": 1, "rank": 8, "lr": 2e-3, "prompt": "lean"},
     "lr1e-3": {"max_examples": 400, "epochs": 1, "rank": 16, "lr": 1e-3, "prompt": "lean"},
@@ -125,7 +129,12 @@ def main() -> None:
     ap.add_argument("--recipes", default=None, help="comma-separated names (default: all)")
     ap.add_argument("--calls", type=int, default=6000, help="demo calls to generate (more -> more val items)")
     ap.add_argument("--val-items", type=int, default=120)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the demo traffic and its curation")
+    ap.add_argument("--train-seeds", default=None,
+                    help="comma-separated training seeds, each recipe trained once per seed (default: --seed); "
+                         "the spread of one recipe over seeds")
+    ap.add_argument("--test-every", action="store_true",
+                    help="also score every row on test (reported beside val, never chosen on)")
     ap.add_argument("--free", action="store_true", help="score without constrained decoding")
     ap.add_argument("--dry", action="store_true", help="tiny random model, a few examples: checks the script")
     args = ap.parse_args()
@@ -154,11 +163,14 @@ def main() -> None:
         print(f"{args.task}: {ds.counts['train']} train examples ({sum(checks['flagged'].values())} flagged "
               f"by the label checks, dropped from train/val), {len(items)} val call items; "
               f"load average {os.getloadavg()[0]:.2f}", flush=True)
+        seeds = [int(s) for s in args.train_seeds.split(",")] if args.train_seeds else [args.seed]
+        t_version, t_contract, t_items = val_call_items(store, args.task, val_items, split="test")
         rows = []
-        for name in names:
-            knobs = recipes[name]
+        for recipe, train_seed in [(n, s) for n in names for s in seeds]:
+            knobs = recipes[recipe]
+            name = recipe if len(seeds) == 1 else f"{recipe}@{train_seed}"
             spec = TrainSpec(task=args.task, base=base, batch_size=1, grad_accum=2, max_length=max_length,
-                             seed=args.seed, **knobs)
+                             seed=train_seed, **knobs)
             t0, c0 = time.perf_counter(), cpu_seconds()
             outcome = train(spec, store, dataset_dir=ds.path, out_dir=root / "runs" / name)
             wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
@@ -168,6 +180,12 @@ def main() -> None:
             m = outcome.result.metrics
             rows.append((name, knobs, m, cpu / 60, wall / 60, scores, outcome.run_id))
             print(_row(name, knobs, m, cpu / 60, wall / 60, scores, args.task), flush=True)
+            if args.test_every:
+                test = score(store, args.task, outcome.run_id, version=t_version, contract=t_contract,
+                             items=t_items, constrained=not (args.free or args.dry),
+                             max_new_tokens=max_new_tokens, split="test")
+                print(f"  {name} on {test['n']} test call items (reported, not chosen on): {METRIC[args.task]} "
+                      f"{_cell(test, METRIC[args.task])}, right tool {_cell(test, 'tool_name_match')}", flush=True)
             if m.get("eval_answer_exact_per_epoch"):
                 curve = ", ".join(f"{x:.1%}" for x in m["eval_answer_exact_per_epoch"])
                 print(f"  {name}: exact val answers per epoch (probe of {spec.probe_answers}): {curve}; "
@@ -181,7 +199,6 @@ def main() -> None:
         print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         # the recipe chosen on val (best val figure; the cheaper on a tie), then scored once on test
         best = max(rows, key=lambda r: (r[5].get(METRIC[args.task], (0.0,))[0], -r[3]))
-        t_version, t_contract, t_items = val_call_items(store, args.task, val_items, split="test")
         t0 = time.perf_counter()
         test = score(store, args.task, best[6], version=t_version, contract=t_contract, items=t_items,
                      constrained=not (args.free or args.dry), max_new_tokens=max_new_tokens, split="test")

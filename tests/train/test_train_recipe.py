@@ -37,3 +37,16 @@ def test_unknown_recipe_is_refused_in_one_line() -> None:
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_recipe.py"), "--recipes", "nope"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode != 0 and "unknown recipe nope" in run.stderr
+
+
+def test_dry_sweep_trains_a_recipe_once_per_seed_and_can_report_each_on_test() -> None:
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_recipe.py"), "--dry", "--recipes",
+                          "dry-a", "--train-seeds", "0,1", "--test-every"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    table = run.stdout[run.stdout.index("| recipe |"):]
+    assert [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| dry-")] == \
+        ["dry-a@0", "dry-a@1"]
+    tested = re.findall(r"(dry-a@\d) on \d+ test call items \(reported, not chosen on\): args_exact_match "
+                        r"\d+\.\d% \[", run.stdout)
+    assert tested == ["dry-a@0", "dry-a@1"]
