@@ -165,6 +165,15 @@ def main() -> None:
               f"load average {os.getloadavg()[0]:.2f}", flush=True)
         seeds = [int(s) for s in args.train_seeds.split(",")] if args.train_seeds else [args.seed]
         t_version, t_contract, t_items = val_call_items(store, args.task, val_items, split="test")
+        tested: dict[str, dict[str, Any]] = {}  # run id -> its test scores, each run scored on test once
+
+        def on_test(run_id: str) -> dict[str, Any]:
+            if run_id not in tested:
+                tested[run_id] = score(store, args.task, run_id, version=t_version, contract=t_contract,
+                                       items=t_items, constrained=not (args.free or args.dry),
+                                       max_new_tokens=max_new_tokens, split="test")
+            return tested[run_id]
+
         rows = []
         for recipe, train_seed in [(n, s) for n in names for s in seeds]:
             knobs = recipes[recipe]
@@ -181,9 +190,7 @@ def main() -> None:
             rows.append((name, knobs, m, cpu / 60, wall / 60, scores, outcome.run_id))
             print(_row(name, knobs, m, cpu / 60, wall / 60, scores, args.task), flush=True)
             if args.test_every:
-                test = score(store, args.task, outcome.run_id, version=t_version, contract=t_contract,
-                             items=t_items, constrained=not (args.free or args.dry),
-                             max_new_tokens=max_new_tokens, split="test")
+                test = on_test(outcome.run_id)
                 print(f"  {name} on {test['n']} test call items (reported, not chosen on): {METRIC[args.task]} "
                       f"{_cell(test, METRIC[args.task])}, right tool {_cell(test, 'tool_name_match')}", flush=True)
             if m.get("eval_answer_exact_per_epoch"):
@@ -200,8 +207,7 @@ def main() -> None:
         # the recipe chosen on val (best val figure; the cheaper on a tie), then scored once on test
         best = max(rows, key=lambda r: (r[5].get(METRIC[args.task], (0.0,))[0], -r[3]))
         t0 = time.perf_counter()
-        test = score(store, args.task, best[6], version=t_version, contract=t_contract, items=t_items,
-                     constrained=not (args.free or args.dry), max_new_tokens=max_new_tokens, split="test")
+        test = on_test(best[6])
         print(f"\nchosen on val: {best[0]}; on {test['n']} test call items: {METRIC[args.task]} "
               f"{_cell(test, METRIC[args.task])}, right tool {_cell(test, 'tool_name_match')} "
               f"({(time.perf_counter() - t0) / 60:.1f} min to score)")

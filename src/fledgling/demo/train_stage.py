@@ -58,8 +58,8 @@ def train_task(ctx: Any, task: str) -> str:
     recipe = RECIPES[task]["quick" if ctx.quick else "full"]
     spec = TrainSpec(task=task, max_length=MAX_LENGTH, batch_size=MICRO_BATCH, grad_accum=GRAD_ACCUM,
                      seed=ctx.seed, **recipe)
-    kind = "full fine-tune" if recipe.get("method") == "full" else "lora"
-    with TerminalView(ctx.console, title=f"{kind} {task}") as view:
+    method = "full fine-tune" if spec.method == "full" else f"LoRA r={spec.rank}"
+    with TerminalView(ctx.console, title=f"{method} {task}") as view:
         outcome = train(spec, ctx.store, dataset_dir=getattr(dataset, "path", None), view=view)
     entry = catalog.select_model(ctx.store, task, outcome.run_id)
     ctx.results.setdefault("trained", {})[task] = outcome
@@ -84,7 +84,6 @@ def train_task(ctx: Any, task: str) -> str:
     needs_call = tool_call_summary(ctx.results.get("report_data", {}).get(task) or {},
                                    {outcome.run_id: "tuned", BASE_SLM: "base", "recorded": "recorded LLM"})
     final = final_comparison(ctx, task, slm.variant(constrained=True, task=task, allow_text=allows_text(contract)))
-    method = "full fine-tune" if recipe.get("method") == "full" else f"LoRA r={recipe['rank']}"
     epochs = f"{recipe['epochs']} epoch" + ("s" if recipe["epochs"] > 1 else "")
     return (f"{task}: {method}, {epochs} on {m['train_examples']} examples in {m['train_runtime_s']:.0f} s; "
             f"success on the test items: {', '.join(scores)}.{needs_call} {final} Report: {'; '.join(verdicts)}.")
