@@ -219,7 +219,7 @@ STAGES: list[Stage] = [
     Stage("check", "Check recorded answers against the contracts", check),
     Stage("curate", "Curate each task into train/val/test datasets", curate_tasks),
     Stage("eval", "Evaluate the recorded LLM and the base SLM; write the reports", evaluate, uses_models=True),
-    Stage("train", "Train a LoRA specialist per task on CPU; evaluate it", train_candidate,
+    Stage("train", "Train a specialist per task on CPU (full fine-tune or LoRA); evaluate it", train_candidate,
           uses_models=True),
     Stage("stats", "What was captured", stats),
     Stage("canary", "Canary: support-agent's tuned SLM answers half the sessions, live", canary, uses_models=True),
