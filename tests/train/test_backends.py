@@ -148,3 +148,20 @@ def test_openai_failed_job_and_missing_key(store: Store, tmp_path: Path, monkeyp
             train(spec, store, dataset_dir=data, out_dir=tmp_path / "b")
     assert runs.list_runs(store)[0].state == "failed"
     assert [m.name for m in catalog.list_models(store) if not m.builtin] == []
+
+
+def test_runs_started_within_one_second_get_distinct_ids(store: Store, tmp_path: Path) -> None:
+    """Run ids are stamped to the second; a second run in that second (a sweep of quick dry runs)
+    must not take the first one's id, in the store or on disk."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    taken = [f"t-lora-{(now + timedelta(seconds=d)).strftime('%Y%m%d-%H%M%S')}" for d in range(3)]
+    for run_id in taken:
+        runs.start(store, run_id=run_id, task="t", backend="lora", base="b", run_dir=tmp_path / run_id, spec={})
+    second = runs.new_run_id(store, "t", "lora")
+    assert second.endswith("-2") and second.removesuffix("-2") in taken
+    (tmp_path / second).mkdir()
+    third = runs.new_run_id(store, "t", "lora", tmp_path)
+    # the same second as `second` (its "-2" is a directory now), or the clock moved on a second
+    assert third == second.removesuffix("-2") + "-3" or (third != second and third.removesuffix("-2") in taken)

@@ -48,7 +48,7 @@ def train(spec: TrainSpec, store: Store, *, dataset_dir: Path | None = None,
                                 "start a new one without --resume")
         run_id, run_dir = previous.id, Path(previous.run_dir)
     else:
-        run_id = runs.new_run_id(spec.task, spec.backend)
+        run_id = runs.new_run_id(store, spec.task, spec.backend, RUNS_DIR)
         run_dir = Path(out_dir) if out_dir else RUNS_DIR / run_id
         if run_dir.exists() and any(run_dir.iterdir()):
             raise TrainingError(f"{run_dir} is not empty; pick another --out or resume with --resume")

@@ -18,8 +18,15 @@ from fledgling.store import Store
 from fledgling.store.train_runs import TrainRun
 
 
-def new_run_id(task: str, backend: str) -> str:
-    return f"{task}-{backend}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
+def new_run_id(store: Store, task: str, backend: str, runs_dir: Path | None = None) -> str:
+    """`task-backend-YYYYmmdd-HHMMSS`, with `-2`, `-3`... when a run of that second exists already
+    (in the store or as a directory under `runs_dir`): two runs started within one second differ."""
+    base = f"{task}-{backend}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
+    run_id, n = base, 1
+    while store.train_runs.get(run_id) is not None or (runs_dir is not None and (runs_dir / run_id).exists()):
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
 
 
 def start(store: Store, *, run_id: str, task: str, backend: str, base: str, run_dir: Path,
